@@ -1,0 +1,15 @@
+//! Confab's domain types, shared by every layer: phone numbers, channels and
+//! the one message model both WhatsApp providers are translated into.
+//!
+//! Everything here is pure data that parses, never I/O.
+
+mod message;
+mod phone;
+mod status;
+
+pub use message::{
+    Button, Channel, Direction, Extra, InboundMessage, ListRow, ListSection, Location, Media,
+    MessageKind, OutboundContent, ProviderError, StatusUpdate, Template, TemplateSpec,
+};
+pub use phone::{PhoneError, PhoneNumber};
+pub use status::DeliveryStatus;

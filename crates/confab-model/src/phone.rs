@@ -1,0 +1,137 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A phone number in E.164 form (`+14155552671`).
+///
+/// Parsing accepts what providers and people write: a `whatsapp:` prefix
+/// (Twilio), digits without `+` (Meta's `wa_id`), spaces, dashes, dots and
+/// brackets. The country calling code must exist and the number must have
+/// 8 to 15 digits, as E.164 allows; numbers in fictional ranges such as
+/// 555 are accepted because test and sandbox numbers live there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("'{0}' is not a phone number in international form (e.g. +14155552671)")]
+    Invalid(String),
+}
+
+impl PhoneNumber {
+    pub fn parse(input: &str) -> Result<Self, PhoneError> {
+        let raw = input.trim();
+        let raw = raw.strip_prefix("whatsapp:").unwrap_or(raw).trim();
+        if raw.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        let invalid = || PhoneError::Invalid(truncate(input, 40));
+        let mut digits = String::with_capacity(16);
+        for (i, c) in raw.chars().enumerate() {
+            match c {
+                '0'..='9' => digits.push(c),
+                '+' if i == 0 => {}
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(invalid()),
+            }
+        }
+        if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+            return Err(invalid());
+        }
+        let candidate = format!("+{digits}");
+        let parsed = phonenumber::parse(None, &candidate).map_err(|_| invalid())?;
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        if e164 != candidate {
+            return Err(invalid());
+        }
+        Ok(PhoneNumber(e164))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digits without `+`, as Meta's Graph API writes a recipient.
+    pub fn digits(&self) -> &str {
+        &self.0[1..]
+    }
+
+    /// The address Twilio's WhatsApp API uses: `whatsapp:+14155552671`.
+    pub fn whatsapp_address(&self) -> String {
+        format!("whatsapp:{}", self.0)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PhoneNumber::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_forms_providers_send() {
+        for input in [
+            "+14155552671",
+            "whatsapp:+14155552671",
+            "14155552671",
+            "+1 (415) 555-2671",
+            " +1.415.555.2671 ",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(input).unwrap().as_str(),
+                "+14155552671",
+                "{input}"
+            );
+        }
+        assert_eq!(
+            PhoneNumber::parse("+27123456789").unwrap().digits(),
+            "27123456789"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+15550001111").unwrap().as_str(),
+            "+15550001111"
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_number() {
+        for input in [
+            "",
+            "  ",
+            "hello",
+            "+1",
+            "+12345",
+            "+1234567890123456",
+            "+0123456789",
+            "415-555-2671x",
+            "++14155552671",
+        ] {
+            assert!(PhoneNumber::parse(input).is_err(), "{input}");
+        }
+    }
+
+    #[test]
+    fn whatsapp_address_round_trips() {
+        let n = PhoneNumber::parse("+14155552671").unwrap();
+        assert_eq!(n.whatsapp_address(), "whatsapp:+14155552671");
+        assert_eq!(PhoneNumber::parse(&n.whatsapp_address()).unwrap(), n);
+    }
+}
