@@ -1,0 +1,210 @@
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::sql::{Bind, Filter, json_col, query, to_json};
+use crate::{Store, StoreError};
+
+/// A person we talk to, one per phone number across channels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Contact {
+    pub id: i64,
+    pub phone: String,
+    pub profile_name: Option<String>,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// Opens WhatsApp's 24-hour customer service window.
+    pub last_inbound_ms: Option<i64>,
+    pub last_read_ms: i64,
+    pub unread_count: i64,
+    pub opted_out: bool,
+    pub blocked: bool,
+    pub tags: Vec<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ContactFilter {
+    /// Matches part of the phone number or profile name, any case.
+    pub search: Option<String>,
+    pub tag: Option<String>,
+    pub opted_out: Option<bool>,
+    /// Contacts with an id below this one (the next page).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// What an operator may change on a contact; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPatch {
+    pub profile_name: Option<String>,
+    pub opted_out: Option<bool>,
+    pub blocked: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+const COLUMNS: &str = "c.id, c.phone, c.profile_name, c.first_seen_ms, c.last_seen_ms, c.last_inbound_ms, \
+     c.last_read_ms, c.opted_out, c.blocked, c.tags, c.attributes, c.created_ms, c.updated_ms, \
+     (SELECT COUNT(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'inbound' \
+      AND m.created_ms > c.last_read_ms) AS unread_count";
+
+fn from_row(row: &AnyRow) -> Result<Contact, StoreError> {
+    Ok(Contact {
+        id: row.try_get("id")?,
+        phone: row.try_get("phone")?,
+        profile_name: row.try_get("profile_name")?,
+        first_seen_ms: row.try_get("first_seen_ms")?,
+        last_seen_ms: row.try_get("last_seen_ms")?,
+        last_inbound_ms: row.try_get("last_inbound_ms")?,
+        last_read_ms: row.try_get("last_read_ms")?,
+        unread_count: row.try_get("unread_count")?,
+        opted_out: row.try_get::<i64, _>("opted_out")? != 0,
+        blocked: row.try_get::<i64, _>("blocked")? != 0,
+        tags: json_col(row, "tags")?,
+        attributes: json_col(row, "attributes")?,
+        created_ms: row.try_get("created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+impl Store {
+    pub async fn contact(&self, id: i64) -> Result<Contact, StoreError> {
+        let row = query(format!("SELECT {COLUMNS} FROM contacts c WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    pub async fn contact_by_phone(&self, phone: &str) -> Result<Option<Contact>, StoreError> {
+        let row = query(format!(
+            "SELECT {COLUMNS} FROM contacts c WHERE c.phone = $1"
+        ))
+        .bind(phone.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Newest contacts first; pass the last id of a page as `before_id`.
+    pub async fn contacts(&self, f: &ContactFilter) -> Result<Vec<Contact>, StoreError> {
+        let mut filter = Filter::default();
+        if let Some(s) = &f.search {
+            let pattern = format!("%{}%", s.to_lowercase());
+            let p = filter.next_placeholder();
+            filter.push(
+                &format!(
+                    "(LOWER(c.phone) LIKE {p} OR LOWER(COALESCE(c.profile_name, '')) LIKE {p})"
+                ),
+                Bind::Text(pattern),
+            );
+        }
+        if let Some(tag) = &f.tag {
+            // Tags are a JSON array of strings; the quoted form matches one element.
+            filter.push("c.tags LIKE {}", Bind::Text(format!("%{}%", to_json(tag))));
+        }
+        if let Some(o) = f.opted_out {
+            filter.push("c.opted_out = {}", Bind::I64(o as i64));
+        }
+        if let Some(b) = f.before_id {
+            filter.push("c.id < {}", Bind::I64(b));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contacts c{} ORDER BY c.id DESC LIMIT {}",
+            filter.where_sql(),
+            f.limit
+        );
+        let rows = filter.bind_all(query(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn update_contact(
+        &self,
+        id: i64,
+        patch: &ContactPatch,
+        now_ms: i64,
+    ) -> Result<Contact, StoreError> {
+        let mut sets = vec!["updated_ms = $1".to_string()];
+        let mut binds: Vec<Bind> = vec![Bind::I64(now_ms)];
+        let mut add = |col: &str, b: Bind| {
+            binds.push(b);
+            sets.push(format!("{col} = ${}", binds.len()));
+        };
+        if let Some(n) = &patch.profile_name {
+            add("profile_name", Bind::Text(n.clone()));
+        }
+        if let Some(o) = patch.opted_out {
+            add("opted_out", Bind::I64(o as i64));
+        }
+        if let Some(b) = patch.blocked {
+            add("blocked", Bind::I64(b as i64));
+        }
+        if let Some(t) = &patch.tags {
+            add("tags", Bind::Text(to_json(t)));
+        }
+        if let Some(a) = &patch.attributes {
+            add("attributes", Bind::Text(to_json(a)));
+        }
+        let sql = format!(
+            "UPDATE contacts SET {} WHERE id = ${}",
+            sets.join(", "),
+            binds.len() + 1
+        );
+        let mut q = query(sql);
+        for b in binds {
+            q = match b {
+                Bind::I64(v) => q.bind(v),
+                Bind::Text(v) => q.bind(v),
+            };
+        }
+        let done = q.bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.contact(id).await
+    }
+
+    /// Marks every inbound message up to `now_ms` as read.
+    pub async fn mark_read(&self, id: i64, now_ms: i64) -> Result<Contact, StoreError> {
+        let done =
+            sqlx::query("UPDATE contacts SET last_read_ms = $1, updated_ms = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.contact(id).await
+    }
+}
+
+impl Store {
+    /// The known contacts among these phone numbers, by phone.
+    pub async fn contacts_by_phones(
+        &self,
+        phones: &[&str],
+    ) -> Result<std::collections::HashMap<String, Contact>, StoreError> {
+        let mut out = std::collections::HashMap::with_capacity(phones.len());
+        for chunk in phones.chunks(crate::messages::CHUNK) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM contacts c WHERE c.phone IN ({})",
+                crate::sql::list(chunk.len(), 1)
+            );
+            let mut q = query(sql);
+            for p in chunk {
+                q = q.bind(p.to_string());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let c = from_row(&row)?;
+                out.insert(c.phone.clone(), c);
+            }
+        }
+        Ok(out)
+    }
+}

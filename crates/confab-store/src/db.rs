@@ -1,0 +1,228 @@
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+use crate::StoreError;
+
+/// The database engine behind the pool, for the few statements that differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Row locking for job claims: PostgreSQL lets concurrent workers skip
+    /// each other's rows; SQLite has a single writer and needs nothing.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// The handle every repository function hangs off. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+static DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Opens the database named by `url`: `sqlite://PATH`, `sqlite::memory:`
+    /// or `postgres://...`. A SQLite file and its folder are created if missing.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            (Backend::Sqlite, sqlite_url(rest)?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Open(
+                "DATABASE_URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| StoreError::Open(e.to_string()))?;
+        let memory = url.contains(":memory:");
+        let pool = AnyPoolOptions::new()
+            // An in-memory SQLite database exists once per connection.
+            .max_connections(match (backend, memory) {
+                (Backend::Sqlite, true) => 1,
+                (Backend::Sqlite, false) => 4,
+                (Backend::Postgres, _) => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; NORMAL sync is
+                        // durable across application crashes, and group commit
+                        // makes each fsync count for many messages.
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => include_str!("../migrations/sqlite/0001_messaging.sql"),
+            Backend::Postgres => include_str!("../migrations/postgres/0001_messaging.sql"),
+        };
+        let migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            "messaging".into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )]);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Stores `value` under `key` unless a value is there already, and
+    /// returns the one that is: replicas starting together agree on one.
+    pub async fn get_or_init_setting(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        self.get_setting(key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))
+    }
+}
+
+/// Normalises a SQLite URL so that the file is created when missing, and
+/// creates its folder.
+fn sqlite_url(rest: &str) -> Result<String, StoreError> {
+    if rest.contains(":memory:") {
+        return Ok(format!("sqlite:{rest}"));
+    }
+    let path = rest.trim_start_matches("//");
+    let (file, query) = match path.split_once('?') {
+        Some((f, q)) => (f, Some(q)),
+        None => (path, None),
+    };
+    if file.is_empty() {
+        return Err(StoreError::Open("the SQLite URL names no file".into()));
+    }
+    if let Some(dir) = Path::new(file).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let query = match query {
+        Some(q) if q.contains("mode=") => q.to_string(),
+        Some(q) => format!("{q}&mode=rwc"),
+        None => "mode=rwc".to_string(),
+    };
+    Ok(format!("sqlite://{file}?{query}"))
+}
+
+const TABLES: [&str; 7] = [
+    "contacts",
+    "messages",
+    "message_statuses",
+    "jobs",
+    "users",
+    "api_keys",
+    "settings",
+];
+
+impl Store {
+    /// Creates a PostgreSQL database next to this one (tests and setup tools).
+    pub async fn create_database(&self, name: &str) -> Result<(), StoreError> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::Open(format!(
+                "'{name}' is not a plain database name"
+            )));
+        }
+        crate::sql::query(format!("CREATE DATABASE {name}"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The number of rows in one of Confab's tables.
+    pub async fn count_rows(&self, table: &str) -> Result<i64, StoreError> {
+        if !TABLES.contains(&table) {
+            return Err(StoreError::NotFound);
+        }
+        let (n,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(
+            sqlite_url("///tmp/confab-url-test/x.db").unwrap(),
+            "sqlite:///tmp/confab-url-test/x.db?mode=rwc"
+        );
+        assert_eq!(sqlite_url("::memory:").unwrap(), "sqlite:::memory:");
+        assert_eq!(
+            sqlite_url("///tmp/a.db?mode=ro").unwrap(),
+            "sqlite:///tmp/a.db?mode=ro"
+        );
+        assert!(sqlite_url("//").is_err());
+    }
+}

@@ -1,0 +1,41 @@
+/// Errors of the storage layer. The server maps them to HTTP in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot open database: {0}")]
+    Open(String),
+}
+
+impl StoreError {
+    /// A unique-constraint violation, which callers turn into 409.
+    pub(crate) fn from_unique(e: sqlx::Error, what: &str) -> StoreError {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(what.to_string());
+        }
+        StoreError::Database(e)
+    }
+}
+
+impl StoreError {
+    /// The database is unreachable or overloaded, not the request at fault:
+    /// callers answer 503 and the client may retry.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            ) | StoreError::Open(_)
+        )
+    }
+}

@@ -1,0 +1,305 @@
+use std::collections::HashMap;
+
+use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
+use sqlx::{Any, Row, Transaction};
+
+use crate::messages::CHUNK;
+use crate::sql::{list, query, to_json, values};
+use crate::{Store, StoreError};
+
+/// The stored form of one inbound message of a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ingested {
+    pub message_id: i64,
+    pub contact_id: i64,
+    /// The provider delivered this message before; nothing new was stored.
+    pub duplicate: bool,
+    /// What the first delivery was answered with, if anything was recorded.
+    pub response: Option<String>,
+}
+
+/// What a delivery report did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusApplied {
+    /// The message moved forward to the reported status.
+    Advanced,
+    /// The message is already at or past it (a late or repeated report).
+    Stale,
+    /// No message carries that id yet; the report is kept and applied when
+    /// the send result naming the id is stored.
+    Unknown,
+}
+
+/// Creates or refreshes contacts by phone and returns their ids. With
+/// `inbound`, the contact's service window and last-seen time move to now.
+pub(crate) async fn upsert_contacts(
+    tx: &mut Transaction<'_, Any>,
+    contacts: &[(&str, Option<&str>)],
+    now_ms: i64,
+    inbound: bool,
+) -> Result<HashMap<String, i64>, StoreError> {
+    // One row per phone: PostgreSQL refuses to upsert a row twice in one statement.
+    let mut distinct: Vec<(&str, Option<&str>)> = Vec::with_capacity(contacts.len());
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
+    for &(phone, name) in contacts {
+        match seen.get(phone) {
+            Some(&i) => {
+                if name.is_some() {
+                    distinct[i].1 = name;
+                }
+            }
+            None => {
+                seen.insert(phone, distinct.len());
+                distinct.push((phone, name));
+            }
+        }
+    }
+    let mut ids = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(CHUNK) {
+        let update = if inbound {
+            "profile_name = COALESCE(excluded.profile_name, contacts.profile_name), \
+             last_seen_ms = excluded.last_seen_ms, last_inbound_ms = excluded.last_inbound_ms, \
+             updated_ms = excluded.updated_ms"
+        } else {
+            // Touching a row that exists makes RETURNING give its id on both backends.
+            "updated_ms = contacts.updated_ms"
+        };
+        let sql = format!(
+            "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) VALUES {} \
+             ON CONFLICT (phone) DO UPDATE SET {update} RETURNING id, phone",
+            values(chunk.len(), 7, 1)
+        );
+        let mut q = query(sql);
+        for (phone, name) in chunk {
+            q = q
+                .bind(phone.to_string())
+                .bind(name.map(str::to_string))
+                .bind(now_ms)
+                .bind(now_ms)
+                .bind(if inbound { Some(now_ms) } else { None })
+                .bind(now_ms)
+                .bind(now_ms);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            ids.insert(
+                row.try_get::<String, _>("phone")?,
+                row.try_get::<i64, _>("id")?,
+            );
+        }
+    }
+    Ok(ids)
+}
+
+/// What the store holds for one provider message id: message id, contact
+/// id, whether it was there before, and its recorded response.
+type StoredRow = (i64, i64, bool, Option<String>);
+
+impl Store {
+    /// Stores a batch of inbound messages in one transaction, in order, and
+    /// returns one result per message. A message whose provider id is known
+    /// (a redelivery, also within the batch) stores nothing new.
+    pub async fn ingest(
+        &self,
+        batch: &[InboundMessage],
+        now_ms: i64,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let contacts: Vec<(&str, Option<&str>)> = batch
+            .iter()
+            .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
+            .collect();
+        let contact_ids = upsert_contacts(&mut tx, &contacts, now_ms, true).await?;
+
+        let key = |m: &InboundMessage| (m.channel.as_str(), m.provider_message_id.clone());
+        let mut first: HashMap<(&str, String), usize> = HashMap::with_capacity(batch.len());
+        for (i, m) in batch.iter().enumerate() {
+            first.entry(key(m)).or_insert(i);
+        }
+        let mut unique: Vec<usize> = first.values().copied().collect();
+        unique.sort_unstable();
+
+        let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(batch.len());
+        for chunk in unique.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) VALUES {} \
+                 ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
+                values(chunk.len(), 12, 1)
+            );
+            let mut q = query(sql);
+            for &i in chunk {
+                let m = &batch[i];
+                let contact_id = contact_ids
+                    .get(m.from.as_str())
+                    .copied()
+                    .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
+                q = q
+                    .bind(contact_id)
+                    .bind(m.channel.as_str())
+                    .bind(Direction::Inbound.as_str())
+                    .bind(m.kind.as_str())
+                    .bind(m.text.clone())
+                    .bind(to_json(&m.media))
+                    .bind(to_json(&m.extra))
+                    .bind(DeliveryStatus::Received.as_str())
+                    .bind(DeliveryStatus::Received.rank())
+                    .bind(m.provider_message_id.clone())
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                stored.insert(
+                    (row.try_get("channel")?, row.try_get("provider_message_id")?),
+                    (row.try_get("id")?, row.try_get("contact_id")?, false, None),
+                );
+            }
+        }
+
+        // Whatever was not inserted was there before: read what it was.
+        let mut known: HashMap<&str, Vec<String>> = HashMap::new();
+        for &i in &unique {
+            let m = &batch[i];
+            if !stored.contains_key(&(
+                m.channel.as_str().to_string(),
+                m.provider_message_id.clone(),
+            )) {
+                known
+                    .entry(m.channel.as_str())
+                    .or_default()
+                    .push(m.provider_message_id.clone());
+            }
+        }
+        for (channel, ids) in known {
+            for chunk in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND provider_message_id IN ({})",
+                    list(chunk.len(), 2)
+                );
+                let mut q = query(sql).bind(channel.to_string());
+                for id in chunk {
+                    q = q.bind(id.clone());
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    stored.insert(
+                        (channel.to_string(), row.try_get("provider_message_id")?),
+                        (
+                            row.try_get("id")?,
+                            row.try_get("contact_id")?,
+                            true,
+                            row.try_get("response")?,
+                        ),
+                    );
+                }
+            }
+        }
+        tx.commit().await?;
+
+        batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let k = (
+                    m.channel.as_str().to_string(),
+                    m.provider_message_id.clone(),
+                );
+                let &(message_id, contact_id, dup, ref response) = stored
+                    .get(&k)
+                    .ok_or_else(|| StoreError::Corrupt("ingested message vanished".into()))?;
+                // A second copy within the same batch is a redelivery too.
+                let duplicate = dup || first.get(&key(m)) != Some(&i);
+                Ok(Ingested {
+                    message_id,
+                    contact_id,
+                    duplicate,
+                    response: response.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Records what an inbound message was answered with, so that a
+    /// redelivery is answered the same way.
+    pub async fn set_response(&self, message_id: i64, response: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET response = $1 WHERE id = $2 AND response IS NULL")
+            .bind(response.to_string())
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Applies delivery reports in one transaction. Each is kept in the
+    /// status history; a message only ever moves forward.
+    pub async fn apply_statuses(
+        &self,
+        updates: &[StatusUpdate],
+        now_ms: i64,
+    ) -> Result<Vec<StatusApplied>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(updates.len());
+        for u in updates {
+            let error = u.error.as_ref().map(to_json);
+            sqlx::query(
+                "INSERT INTO message_statuses (channel, provider_message_id, status, status_rank, error, received_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(u.channel.as_str())
+            .bind(u.provider_message_id.clone())
+            .bind(u.status.as_str())
+            .bind(u.status.rank())
+            .bind(error.clone())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let advanced = advance_status(
+                &mut tx,
+                u.channel.as_str(),
+                &u.provider_message_id,
+                u.status,
+                error,
+                now_ms,
+            )
+            .await?;
+            out.push(if advanced {
+                StatusApplied::Advanced
+            } else {
+                let exists: Option<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM messages WHERE channel = $1 AND provider_message_id = $2",
+                )
+                .bind(u.channel.as_str())
+                .bind(u.provider_message_id.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if exists.is_some() {
+                    StatusApplied::Stale
+                } else {
+                    StatusApplied::Unknown
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// Moves a message to `status` if that is progress; true when it moved.
+pub(crate) async fn advance_status(
+    tx: &mut Transaction<'_, Any>,
+    channel: &str,
+    provider_message_id: &str,
+    status: DeliveryStatus,
+    error: Option<String>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = $1, status_rank = $2, error = COALESCE($3, error), updated_ms = $4 \
+         WHERE channel = $5 AND provider_message_id = $6 AND status_rank < $2",
+    )
+    .bind(status.as_str())
+    .bind(status.rank())
+    .bind(error)
+    .bind(now_ms)
+    .bind(channel.to_string())
+    .bind(provider_message_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,29 @@
+//! Confab's storage: one set of repository functions over SQLite and
+//! PostgreSQL through sqlx's `Any` driver.
+//!
+//! Column conventions keep one SQL text valid on both backends: `$n`
+//! placeholders, timestamps as BIGINT Unix milliseconds, JSON as TEXT, flags
+//! as 0/1 integers, `RETURNING` instead of last-insert ids. What truly differs
+//! between the backends lives in [`Backend`].
+
+mod auth;
+mod contacts;
+mod db;
+mod error;
+mod inbound;
+mod jobs;
+mod messages;
+mod sql;
+
+pub use auth::{ApiKey, User};
+pub use contacts::{Contact, ContactFilter, ContactPatch};
+pub use db::{Backend, Store};
+pub use error::StoreError;
+pub use inbound::{Ingested, StatusApplied};
+pub use jobs::{ClaimedSend, JOB_SEND};
+pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
+
+/// Rows fetched per page when a caller asks for no limit, and the most a
+/// caller may ask for.
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;

@@ -1,0 +1,213 @@
+use confab_model::{
+    Channel, DeliveryStatus, Direction, Extra, Media, MessageKind, OutboundContent, PhoneNumber,
+    ProviderError,
+};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::sql::{Bind, Filter, json_col, opt_json_col, query, to_json, values};
+use crate::{JOB_SEND, Store, StoreError};
+
+/// A stored message, inbound or outbound.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Message {
+    pub id: i64,
+    pub contact_id: i64,
+    pub channel: Channel,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    pub media: Vec<Media>,
+    pub extra: Extra,
+    /// What we send, for outbound messages.
+    pub content: Option<OutboundContent>,
+    /// Our number the message goes out from.
+    pub sender: Option<String>,
+    pub status: DeliveryStatus,
+    pub provider_message_id: Option<String>,
+    pub error: Option<ProviderError>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub contact_id: Option<i64>,
+    pub direction: Option<Direction>,
+    pub status: Option<DeliveryStatus>,
+    pub channel: Option<Channel>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Messages with an id below this one (the next page, newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// One message to queue for sending.
+#[derive(Clone, Debug)]
+pub struct NewOutbound {
+    pub to: PhoneNumber,
+    pub channel: Channel,
+    pub sender: String,
+    pub content: OutboundContent,
+}
+
+/// What queuing one outbound message produced.
+#[derive(Clone, Debug)]
+pub struct SendOutcome {
+    pub message_id: i64,
+    pub contact_id: i64,
+}
+
+pub(crate) const COLUMNS: &str = "id, contact_id, channel, direction, kind, text, media, extra, content, sender, \
+     status, provider_message_id, error, created_ms, updated_ms";
+
+fn enum_col<T>(row: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let s: String = row.try_get(col)?;
+    parse(&s).ok_or_else(|| StoreError::Corrupt(format!("{col}: unknown value {s:?}")))
+}
+
+pub(crate) fn from_row(row: &AnyRow) -> Result<Message, StoreError> {
+    Ok(Message {
+        id: row.try_get("id")?,
+        contact_id: row.try_get("contact_id")?,
+        channel: enum_col(row, "channel", Channel::parse)?,
+        direction: enum_col(row, "direction", Direction::parse)?,
+        kind: enum_col(row, "kind", MessageKind::parse)?,
+        text: row.try_get("text")?,
+        media: json_col(row, "media")?,
+        extra: json_col(row, "extra")?,
+        content: opt_json_col(row, "content")?,
+        sender: row.try_get("sender")?,
+        status: enum_col(row, "status", DeliveryStatus::parse)?,
+        provider_message_id: row.try_get("provider_message_id")?,
+        error: opt_json_col(row, "error")?,
+        created_ms: row.try_get("created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+/// Rows per multi-row statement: well under SQLite's parameter limit.
+pub(crate) const CHUNK: usize = 200;
+
+impl Store {
+    pub async fn message(&self, id: i64) -> Result<Message, StoreError> {
+        let row = query(format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    /// Newest first; pass the last id of a page as `before_id`.
+    pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<Message>, StoreError> {
+        let mut filter = Filter::default();
+        if let Some(c) = f.contact_id {
+            filter.push("contact_id = {}", Bind::I64(c));
+        }
+        if let Some(d) = f.direction {
+            filter.push("direction = {}", Bind::Text(d.as_str().into()));
+        }
+        if let Some(s) = f.status {
+            filter.push("status = {}", Bind::Text(s.as_str().into()));
+        }
+        if let Some(c) = f.channel {
+            filter.push("channel = {}", Bind::Text(c.as_str().into()));
+        }
+        if let Some(t) = f.since_ms {
+            filter.push("created_ms >= {}", Bind::I64(t));
+        }
+        if let Some(t) = f.until_ms {
+            filter.push("created_ms < {}", Bind::I64(t));
+        }
+        if let Some(b) = f.before_id {
+            filter.push("id < {}", Bind::I64(b));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages{} ORDER BY id DESC LIMIT {}",
+            filter.where_sql(),
+            f.limit
+        );
+        let rows = filter.bind_all(query(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Queues outbound messages: each gets its contact (created when new), a
+    /// message row with status `queued` and a send job, all in one
+    /// transaction. Recipients must be distinct.
+    pub async fn enqueue_outbound(
+        &self,
+        items: &[NewOutbound],
+        now_ms: i64,
+    ) -> Result<Vec<SendOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(CHUNK) {
+            let phones: Vec<&str> = chunk.iter().map(|i| i.to.as_str()).collect();
+            let contact_ids = crate::inbound::upsert_contacts(
+                &mut tx,
+                &phones.iter().map(|p| (*p, None)).collect::<Vec<_>>(),
+                now_ms,
+                false,
+            )
+            .await?;
+            let sql = format!(
+                "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {} RETURNING id, contact_id",
+                values(chunk.len(), 13, 1)
+            );
+            let mut q = query(sql);
+            for item in chunk {
+                let contact_id = contact_ids[item.to.as_str()];
+                let media: Vec<Media> = item
+                    .content
+                    .media_url()
+                    .map(|u| {
+                        vec![Media {
+                            url: Some(u.to_string()),
+                            ..Default::default()
+                        }]
+                    })
+                    .unwrap_or_default();
+                q = q
+                    .bind(contact_id)
+                    .bind(item.channel.as_str())
+                    .bind(Direction::Outbound.as_str())
+                    .bind(item.content.kind().as_str())
+                    .bind(item.content.text())
+                    .bind(to_json(&media))
+                    .bind("{}")
+                    .bind(to_json(&item.content))
+                    .bind(item.sender.clone())
+                    .bind(DeliveryStatus::Queued.as_str())
+                    .bind(DeliveryStatus::Queued.rank())
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            let mut by_contact = std::collections::HashMap::with_capacity(rows.len());
+            for r in &rows {
+                by_contact.insert(
+                    r.try_get::<i64, _>("contact_id")?,
+                    r.try_get::<i64, _>("id")?,
+                );
+            }
+            let mut ids = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let contact_id = contact_ids[item.to.as_str()];
+                let message_id = *by_contact
+                    .get(&contact_id)
+                    .ok_or_else(|| StoreError::Corrupt("queued message has no id".into()))?;
+                ids.push(message_id);
+                out.push(SendOutcome {
+                    message_id,
+                    contact_id,
+                });
+            }
+            crate::jobs::insert_jobs(&mut tx, JOB_SEND, &ids, now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}

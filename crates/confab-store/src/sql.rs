@@ -1,0 +1,129 @@
+//! Small helpers for SQL that is built at run time (multi-row statements,
+//! optional filters). Only placeholders and fixed fragments are ever
+//! concatenated; values always travel as bound parameters.
+
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, Row};
+
+use crate::StoreError;
+
+pub(crate) type AnyQuery = Query<'static, Any, AnyArguments>;
+
+pub(crate) fn query(sql: String) -> AnyQuery {
+    sqlx::query(AssertSqlSafe(sql))
+}
+
+/// `($1,$2,$3),($4,$5,$6)` for `rows` rows of `cols` values each, numbered
+/// from `start`.
+pub(crate) fn values(rows: usize, cols: usize, start: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = start;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// `$a,$b,...` for an `IN (...)` list of `count` values from `start`.
+pub(crate) fn list(count: usize, start: usize) -> String {
+    (start..start + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A WHERE clause built from optional conditions, numbering placeholders.
+#[derive(Default)]
+pub(crate) struct Filter {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+pub(crate) enum Bind {
+    I64(i64),
+    Text(String),
+}
+
+impl Filter {
+    /// Adds a condition; `{}` in `clause` stands for the next placeholder.
+    pub fn push(&mut self, clause: &str, bind: Bind) {
+        let n = self.binds.len() + 1;
+        self.clauses.push(clause.replace("{}", &format!("${n}")));
+        self.binds.push(bind);
+    }
+
+    pub fn next_placeholder(&self) -> String {
+        format!("${}", self.binds.len() + 1)
+    }
+
+    pub fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    pub fn bind_all(self, mut q: AnyQuery) -> AnyQuery {
+        for b in self.binds {
+            q = match b {
+                Bind::I64(v) => q.bind(v),
+                Bind::Text(v) => q.bind(v),
+            };
+        }
+        q
+    }
+}
+
+/// Reads a JSON TEXT column into a type, naming the column if it is corrupt.
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(col)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+pub(crate) fn opt_json_col<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing our own plain data types cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_in_order() {
+        assert_eq!(values(2, 3, 1), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(values(1, 2, 4), "($4,$5)");
+        assert_eq!(list(3, 2), "$2,$3,$4");
+        let mut f = Filter::default();
+        f.push("a = {}", Bind::I64(1));
+        f.push("b < {}", Bind::Text("x".into()));
+        assert_eq!(f.where_sql(), " WHERE a = $1 AND b < $2");
+        assert_eq!(f.next_placeholder(), "$3");
+    }
+}
