@@ -1,0 +1,129 @@
+//! Building the server from settings, and running it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use confab_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::auth::{Jwt, LoginLimiter, random_secret};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::ingest::Ingest;
+use crate::worker::Worker;
+
+/// What every request handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    pub jwt: Arc<Jwt>,
+    pub login_limiter: Arc<LoginLimiter>,
+    pub ingest: Ingest,
+    pub metrics: PrometheusHandle,
+    pub started: Instant,
+    /// Wakes the outbox worker when new sends are queued.
+    pub wake: Arc<Notify>,
+}
+
+/// A built server: state, router and worker, not yet listening.
+pub struct App {
+    pub state: AppState,
+    worker: Worker,
+}
+
+impl App {
+    /// Opens and migrates the database and prepares everything `serve` runs.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
+        let store = Store::connect(&settings.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "DATABASE_URL: cannot open {}",
+                    crate::config::redact_url(&settings.database_url)
+                )
+            })?;
+        store
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        // Without a configured secret, replicas share one generated and kept
+        // in the database, so tokens survive restarts and work on every replica.
+        let secret = match &settings.jwt_secret {
+            Some(s) => s.clone(),
+            None => {
+                store
+                    .get_or_init_setting("jwt_secret", &random_secret())
+                    .await?
+            }
+        };
+        let jwt = Arc::new(Jwt::new(&secret, settings.jwt_ttl));
+        let settings = Arc::new(settings);
+        let ingest = Ingest::start(store.clone(), clock.clone());
+        let worker = Worker::new(store.clone(), settings.clone(), clock.clone());
+        let state = AppState {
+            store,
+            settings,
+            clock,
+            jwt,
+            login_limiter: Arc::new(LoginLimiter::default()),
+            ingest,
+            metrics: crate::metrics_setup::handle(),
+            started: Instant::now(),
+            wake: worker.waker(),
+        };
+        Ok(App { state, worker })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` turns true, then drains
+    /// requests in flight, stops the worker and closes the database.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let router = self.router();
+        let (stop_worker, worker_stopped) = watch::channel(false);
+        let worker = tokio::spawn(self.worker.run(worker_stopped));
+        let upkeep = {
+            let handle = self.state.metrics.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    handle.run_upkeep();
+                }
+            })
+        };
+        let mut signal = shutdown.clone();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        })
+        .await?;
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        let _ = stop_worker.send(true);
+        let _ = worker.await;
+        upkeep.abort();
+        self.state.store.close().await;
+        Ok(())
+    }
+}

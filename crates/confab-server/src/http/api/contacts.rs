@@ -1,0 +1,221 @@
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use confab_store::{Contact, ContactFilter, ContactPatch, MessageFilter};
+use serde::{Deserialize, Serialize};
+
+use super::messages::MessageOut;
+use super::{Page, cursor, limit};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ContactOut {
+    pub id: i64,
+    /// E.164, e.g. `+14155552671`.
+    pub phone: String,
+    pub profile_name: Option<String>,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    /// The last message from the contact; WhatsApp lets us answer freely for
+    /// 24 hours after it.
+    pub last_inbound_at: Option<String>,
+    pub service_window_open: bool,
+    pub unread_count: i64,
+    pub opted_out: bool,
+    pub blocked: bool,
+    pub tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+impl ContactOut {
+    pub fn new(c: Contact, now_ms: i64) -> ContactOut {
+        ContactOut {
+            id: c.id,
+            phone: c.phone,
+            profile_name: c.profile_name,
+            first_seen_at: rfc3339(c.first_seen_ms),
+            last_seen_at: rfc3339(c.last_seen_ms),
+            last_inbound_at: c.last_inbound_ms.map(rfc3339),
+            service_window_open: c.last_inbound_ms.is_some_and(|t| now_ms - t < WINDOW_MS),
+            unread_count: c.unread_count,
+            opted_out: c.opted_out,
+            blocked: c.blocked,
+            tags: c.tags,
+            attributes: c.attributes,
+            created_at: rfc3339(c.created_ms),
+            updated_at: rfc3339(c.updated_ms),
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Part of the phone number or profile name, any case.
+    pub search: Option<String>,
+    pub tag: Option<String>,
+    pub opted_out: Option<bool>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// List contacts, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(ListQuery),
+    responses((status = 200, body = Page<ContactOut>), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn list(
+    _: Principal,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Page<ContactOut>>> {
+    let limit = limit(q.limit)?;
+    let rows = state
+        .store
+        .contacts(&ContactFilter {
+            search: q.search.filter(|s| !s.trim().is_empty()),
+            tag: q.tag,
+            opted_out: q.opted_out,
+            before_id: cursor(q.cursor.as_deref())?,
+            limit: limit + 1,
+        })
+        .await?;
+    let now = state.clock.now_ms();
+    Ok(Json(Page::new(
+        rows,
+        limit,
+        |c| c.id,
+        |c| ContactOut::new(c, now),
+    )))
+}
+
+/// One contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = i64, Path)),
+    responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ContactOut>> {
+    let c = state.store.contact(id).await.map_err(not_found(id))?;
+    Ok(Json(ContactOut::new(c, state.clock.now_ms())))
+}
+
+fn not_found(id: i64) -> impl FnOnce(confab_store::StoreError) -> ApiError {
+    move |e| match e {
+        confab_store::StoreError::NotFound => {
+            ApiError::NotFound(format!("no contact with id {id}"))
+        }
+        e => e.into(),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactUpdate {
+    pub profile_name: Option<String>,
+    pub opted_out: Option<bool>,
+    pub blocked: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    #[schema(value_type = Object)]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Change a contact's name, flags, tags or attributes; fields left out stay.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = i64, Path)), request_body = ContactUpdate,
+    responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn update(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(u): Json<ContactUpdate>,
+) -> ApiResult<Json<ContactOut>> {
+    if let Some(tags) = &u.tags
+        && let Some(bad) = tags
+            .iter()
+            .find(|t| t.trim().is_empty() || t.chars().count() > 64)
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "tag {bad:?} must be 1 to 64 characters"
+        )));
+    }
+    if u.profile_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 256)
+    {
+        return Err(ApiError::Unprocessable(
+            "profile_name must be at most 256 characters".into(),
+        ));
+    }
+    let patch = ContactPatch {
+        profile_name: u.profile_name,
+        opted_out: u.opted_out,
+        blocked: u.blocked,
+        tags: u
+            .tags
+            .map(|t| t.into_iter().map(|s| s.trim().to_string()).collect()),
+        attributes: u.attributes,
+    };
+    let now = state.clock.now_ms();
+    let c = state
+        .store
+        .update_contact(id, &patch, now)
+        .await
+        .map_err(not_found(id))?;
+    Ok(Json(ContactOut::new(c, now)))
+}
+
+/// Mark every message from the contact as read.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/read", tag = "contacts", params(("id" = i64, Path)),
+    responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn mark_read(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ContactOut>> {
+    let now = state.clock.now_ms();
+    let c = state
+        .store
+        .mark_read(id, now)
+        .await
+        .map_err(not_found(id))?;
+    Ok(Json(ContactOut::new(c, now)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    pub limit: Option<i64>,
+    /// Messages older than this message id (or `next_cursor` of the last page).
+    pub before: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// The contact's messages in both directions, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/messages", tag = "contacts", params(("id" = i64, Path), HistoryQuery),
+    responses((status = 200, body = Page<MessageOut>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn history(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Json<Page<MessageOut>>> {
+    state.store.contact(id).await.map_err(not_found(id))?;
+    let limit = limit(q.limit)?;
+    let before = cursor(q.before.as_deref().or(q.cursor.as_deref()))?;
+    let rows = state
+        .store
+        .messages(&MessageFilter {
+            contact_id: Some(id),
+            before_id: before,
+            limit: limit + 1,
+            ..Default::default()
+        })
+        .await?;
+    Ok(Json(Page::new(rows, limit, |m| m.id, MessageOut::from)))
+}

@@ -1,0 +1,292 @@
+//! Provider webhooks: verify, parse, store durably, then acknowledge.
+//!
+//! Every path answers 403 and stores nothing when a signature is missing or
+//! wrong, and 4xx with a clear problem when the body is not what the provider
+//! sends. A 2xx is only given after the message is committed.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use confab_channels::{meta, twilio};
+use confab_model::Channel;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::IngestError;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/twilio", post(twilio_inbound))
+        .route("/webhooks/twilio/status", post(twilio_status))
+        .route("/webhooks/meta", get(meta_handshake).post(meta_inbound))
+}
+
+fn outcome(channel: Channel, what: &'static str) {
+    metrics::counter!("confab_webhooks_total", "channel" => channel.as_str(), "outcome" => what)
+        .increment(1);
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        // The provider retries a 503, so nothing it sent is lost.
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// The URL Twilio signed: the configured public URL, or the one the request
+/// was addressed to (behind a proxy, from `X-Forwarded-Proto`/`-Host`).
+fn public_url(state: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if let Some(base) = &state.settings.public_url {
+        return format!("{base}{path}");
+    }
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(',').next().unwrap_or(s).trim())
+    };
+    let proto = h("x-forwarded-proto").unwrap_or("http");
+    let host = h("x-forwarded-host")
+        .or_else(|| h("host"))
+        .unwrap_or("localhost");
+    format!("{proto}://{host}{path}")
+}
+
+/// Twilio signs the URL as it was configured, which may or may not spell the
+/// default port; its own libraries accept both forms, and so do we.
+fn url_variants(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_string()];
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if let Some(bare) = host.strip_suffix(port) {
+                out.push(format!("{scheme}{bare}{path}"));
+            } else if !host.contains(':') {
+                out.push(format!("{scheme}{host}{port}{path}"));
+            }
+        }
+    }
+    out
+}
+
+/// Reads a Twilio form body and checks its signature.
+fn twilio_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> ApiResult<Vec<(String, String)>> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        outcome(Channel::Twilio, "bad_request");
+        return Err(ApiError::UnsupportedMediaType(
+            "Twilio webhooks must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
+        outcome(Channel::Twilio, "bad_request");
+        ApiError::BadRequest(format!("the form body cannot be read: {e}"))
+    })?;
+    if let Some(token) = &state.settings.twilio_auth_token {
+        let given = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok());
+        let Some(given) = given else {
+            outcome(Channel::Twilio, "unsigned");
+            return Err(ApiError::Forbidden("missing X-Twilio-Signature".into()));
+        };
+        let url = public_url(state, headers, uri);
+        if !url_variants(&url)
+            .iter()
+            .any(|u| twilio::verify_signature(token, u, &params, given))
+        {
+            outcome(Channel::Twilio, "forged");
+            tracing::warn!(%url, "Twilio signature does not match; is PUBLIC_URL right?");
+            return Err(ApiError::Forbidden(
+                "X-Twilio-Signature does not match".into(),
+            ));
+        }
+    }
+    Ok(params)
+}
+
+fn twiml(body: String) -> Response {
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    resp
+}
+
+/// An inbound WhatsApp message from Twilio (form-encoded, signed with
+/// `X-Twilio-Signature`). Answers TwiML.
+#[utoipa::path(post, path = "/webhooks/twilio", tag = "webhooks",
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+pub async fn twilio_inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let params = twilio_form(&state, &headers, &uri, &body)?;
+    let msg = twilio::parse_inbound(&params).map_err(|e| {
+        outcome(Channel::Twilio, "bad_request");
+        ApiError::BadRequest(e.to_string())
+    })?;
+    let stored = state.ingest.store(msg).await?;
+    outcome(
+        Channel::Twilio,
+        if stored.duplicate {
+            "duplicate"
+        } else {
+            "stored"
+        },
+    );
+    // A redelivery is answered as the first delivery was.
+    Ok(twiml(stored.response.unwrap_or_else(|| twilio::twiml(&[]))))
+}
+
+/// A delivery status callback from Twilio (`MessageSid`, `MessageStatus`, `ErrorCode`).
+#[utoipa::path(post, path = "/webhooks/twilio/status", tag = "webhooks",
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+pub async fn twilio_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let params = twilio_form(&state, &headers, &uri, &body)?;
+    let update = twilio::parse_status(&params).map_err(|e| {
+        outcome(Channel::Twilio, "bad_request");
+        ApiError::BadRequest(e.to_string())
+    })?;
+    if let Some(update) = update {
+        state
+            .store
+            .apply_statuses(&[update], state.clock.now_ms())
+            .await?;
+    }
+    outcome(Channel::Twilio, "status");
+    Ok(twiml(twilio::twiml(&[])))
+}
+
+#[derive(Deserialize)]
+pub struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// Meta's subscription handshake: echoes `hub.challenge` when
+/// `hub.verify_token` matches.
+#[utoipa::path(get, path = "/webhooks/meta", tag = "webhooks",
+    params(("hub.mode" = String, Query), ("hub.verify_token" = String, Query), ("hub.challenge" = String, Query)),
+    responses((status = 200, content_type = "text/plain"), (status = 403, body = crate::error::Problem)))]
+pub async fn meta_handshake(
+    State(state): State<AppState>,
+    Query(q): Query<Handshake>,
+) -> ApiResult<String> {
+    let expected = state.settings.meta_verify_token.as_deref().ok_or_else(|| {
+        ApiError::Forbidden("WHATSAPP_WEBHOOK_VERIFY_TOKEN is not configured".into())
+    })?;
+    meta::verify_handshake(
+        q.mode.as_deref(),
+        q.token.as_deref(),
+        q.challenge.as_deref(),
+        expected,
+    )
+    .ok_or_else(|| {
+        ApiError::Forbidden("verification failed: wrong hub.mode or hub.verify_token".into())
+    })
+}
+
+/// Messages and statuses from the Meta WhatsApp Cloud API, batched, signed
+/// with `X-Hub-Signature-256`.
+#[utoipa::path(post, path = "/webhooks/meta", tag = "webhooks", request_body(content_type = "application/json", content = Object),
+    responses((status = 200, content_type = "text/plain"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+pub async fn meta_inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<&'static str> {
+    if let Some(secret) = &state.settings.meta_app_secret {
+        let given = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        let Some(given) = given else {
+            outcome(Channel::Meta, "unsigned");
+            return Err(ApiError::Forbidden("missing X-Hub-Signature-256".into()));
+        };
+        if !meta::verify_signature(secret, &body, given) {
+            outcome(Channel::Meta, "forged");
+            return Err(ApiError::Forbidden(
+                "X-Hub-Signature-256 does not match".into(),
+            ));
+        }
+    }
+    let batch = meta::parse_webhook(&body).map_err(|e| {
+        outcome(Channel::Meta, "bad_request");
+        ApiError::BadRequest(e.to_string())
+    })?;
+    // Every message goes to the group-commit writer at once; we answer when
+    // all of them are stored.
+    let results =
+        futures::future::join_all(batch.messages.into_iter().map(|m| state.ingest.store(m))).await;
+    for r in results {
+        let stored = r?;
+        outcome(
+            Channel::Meta,
+            if stored.duplicate {
+                "duplicate"
+            } else {
+                "stored"
+            },
+        );
+    }
+    if !batch.statuses.is_empty() {
+        state
+            .store
+            .apply_statuses(&batch.statuses, state.clock.now_ms())
+            .await?;
+        outcome(Channel::Meta, "status");
+    }
+    Ok("OK")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_variants;
+
+    #[test]
+    fn default_ports_are_tried_both_ways() {
+        assert_eq!(
+            url_variants("https://example.com/webhooks/twilio?x=1"),
+            [
+                "https://example.com/webhooks/twilio?x=1",
+                "https://example.com:443/webhooks/twilio?x=1"
+            ]
+        );
+        assert_eq!(
+            url_variants("https://example.com:443/a"),
+            ["https://example.com:443/a", "https://example.com/a"]
+        );
+        assert_eq!(
+            url_variants("http://127.0.0.1:8000/a"),
+            ["http://127.0.0.1:8000/a"]
+        );
+    }
+}

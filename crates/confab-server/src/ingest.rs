@@ -1,0 +1,94 @@
+//! Group commit for inbound messages.
+//!
+//! Webhook handlers hand their parsed messages to one writer task and wait.
+//! The writer takes every message waiting, stores them all in one
+//! transaction, then answers each handler: one commit (one fsync on SQLite)
+//! serves many requests, and nothing is acknowledged before it is durable.
+
+use std::sync::Arc;
+
+use confab_model::InboundMessage;
+use confab_store::{Ingested, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+
+/// Messages stored per transaction at most.
+const MAX_BATCH: usize = 512;
+
+type Reply = oneshot::Sender<Result<Ingested, Arc<StoreError>>>;
+
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<(InboundMessage, Reply)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("storage failed: {0}")]
+    Store(Arc<StoreError>),
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+impl Ingest {
+    /// Starts the writer task. It ends when every `Ingest` handle is dropped.
+    pub fn start(store: Store, clock: Arc<dyn Clock>) -> Ingest {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
+        tokio::spawn(writer(store, clock, rx));
+        Ingest { tx }
+    }
+
+    /// Stores one message durably and returns what was stored.
+    pub async fn store(&self, msg: InboundMessage) -> Result<Ingested, IngestError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((msg, reply))
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        rx.await
+            .map_err(|_| IngestError::Closed)?
+            .map_err(IngestError::Store)
+    }
+}
+
+async fn writer(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<(InboundMessage, Reply)>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    while let Some((msg, reply)) = rx.recv().await {
+        batch.push(msg);
+        replies.push(reply);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((msg, reply)) => {
+                    batch.push(msg);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = store.ingest(&batch, clock.now_ms()).await;
+        metrics::histogram!("confab_ingest_batch_size").record(batch.len() as f64);
+        metrics::histogram!("confab_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(stored) => {
+                for (reply, s) in replies.drain(..).zip(stored) {
+                    let _ = reply.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = batch.len(), "storing inbound messages failed");
+                let e = Arc::new(e);
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,17 @@
+//! Confab's runtime: the HTTP server (webhooks, `/api/v1`, operations), the
+//! outbox worker, authentication and settings. It wires the channel
+//! adapters and the store together and owns the transactions.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+mod http;
+pub mod ingest;
+mod metrics_setup;
+mod openapi;
+pub mod worker;
+
+pub use app::{App, AppState};
+pub use config::{RawSettings, Settings};

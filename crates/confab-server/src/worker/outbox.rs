@@ -1,0 +1,287 @@
+//! Delivers queued messages through the providers.
+//!
+//! Jobs are leased from the database, so several replicas can share the
+//! work and a crashed worker's jobs come back when the lease runs out. A
+//! message the provider accepted is never sent again: its provider id is
+//! stored in the same transaction that finishes the job.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_channels::meta::MetaClient;
+use confab_channels::twilio::TwilioClient;
+use confab_channels::{SendError, Sent};
+use confab_model::{Channel, PhoneNumber, ProviderError};
+use confab_store::{ClaimedSend, Store};
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore, watch};
+
+use super::TokenBucket;
+use crate::clock::Clock;
+use crate::config::Settings;
+
+/// Sends in flight at once, across senders.
+const MAX_IN_FLIGHT: usize = 32;
+/// How often to look for due jobs when nobody wakes us.
+const POLL: Duration = Duration::from_millis(250);
+
+pub struct Worker {
+    store: Store,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+    twilio: Option<Arc<TwilioClient>>,
+    meta: Option<Arc<MetaClient>>,
+    wake: Arc<Notify>,
+}
+
+/// The delay before retry number `attempt` (1-based): exponential from
+/// `base`, capped at ten minutes, with jitter so that retries of many
+/// messages spread out, and never sooner than the provider asked.
+pub fn backoff(base: Duration, attempt: i64, retry_after: Option<Duration>) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32);
+    let capped = exp.min(Duration::from_secs(600));
+    let jittered = capped.mul_f64(rand::rng().random_range(0.5..=1.0));
+    jittered.max(retry_after.unwrap_or_default())
+}
+
+impl Worker {
+    pub fn new(store: Store, settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Worker {
+        let http = confab_channels::http_client(settings.provider_timeout);
+        Worker {
+            twilio: settings
+                .twilio
+                .clone()
+                .map(|c| Arc::new(TwilioClient::new(c, http.clone()))),
+            meta: settings
+                .meta
+                .clone()
+                .map(|c| Arc::new(MetaClient::new(c, http.clone()))),
+            store,
+            settings,
+            clock,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A handle that makes the worker look for work at once.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let now = this.clock.now_ms();
+            let lease = now + this.settings.outbox_lease.as_millis() as i64;
+            let claimed = match this
+                .store
+                .claim_sends(now, lease, MAX_IN_FLIGHT as i64)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming outbox jobs failed");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                this.report_depth().await;
+                tokio::select! {
+                    _ = this.wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let mut pending = claimed.into_iter();
+            while let Some(job) = pending.next() {
+                // Pace per sender number before the send goes out.
+                let sender = job.message.sender.clone().unwrap_or_default();
+                let rate = match job.message.channel {
+                    Channel::Twilio => this.settings.twilio_send_rate,
+                    Channel::Meta => this.settings.meta_send_rate,
+                };
+                let bucket = buckets
+                    .entry(sender)
+                    .or_insert_with(|| TokenBucket::new(rate));
+                let mut stopped = false;
+                while let Err(wait) = bucket.try_take(Instant::now()) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => { stopped = true; break; }
+                    }
+                }
+                if stopped || *stop.borrow() {
+                    // Give the leases back so a restart sends at once.
+                    let ids: Vec<i64> = std::iter::once(job.job_id)
+                        .chain(pending.map(|j| j.job_id))
+                        .collect();
+                    let _ = this.store.release_jobs(&ids).await;
+                    break;
+                }
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = this.clone();
+                tokio::spawn(async move {
+                    worker.deliver(job).await;
+                    drop(permit);
+                });
+            }
+            this.report_depth().await;
+        }
+        // Let sends in flight finish and record their results.
+        let _ = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
+    }
+
+    async fn report_depth(&self) {
+        if let Ok((n, _)) = self.store.outbox_depth().await {
+            metrics::gauge!("confab_outbox_depth").set(n as f64);
+        }
+    }
+
+    async fn deliver(&self, job: ClaimedSend) {
+        let channel = job.message.channel;
+        let started = Instant::now();
+        let result = self.send(&job).await;
+        metrics::histogram!("confab_send_duration_seconds", "channel" => channel.as_str())
+            .record(started.elapsed().as_secs_f64());
+        let now = self.clock.now_ms();
+        let (outcome, stored) = match result {
+            Ok(sent) => {
+                tracing::debug!(message = job.message.id, provider_id = %sent.provider_message_id, "sent");
+                ("accepted", self.record_accepted(&job, &sent).await)
+            }
+            Err(SendError::Permanent(error)) => {
+                tracing::warn!(message = job.message.id, code = ?error.code, error = %error.message, "send refused by provider");
+                (
+                    "failed",
+                    self.store
+                        .send_failed(job.job_id, job.message.id, &error, now)
+                        .await,
+                )
+            }
+            Err(SendError::Retryable {
+                message,
+                retry_after,
+            }) if job.attempt < self.settings.send_max_attempts => {
+                let delay = backoff(self.settings.send_retry_base, job.attempt, retry_after);
+                tracing::info!(message = job.message.id, attempt = job.attempt, delay_ms = delay.as_millis() as u64, error = %message, "send will be retried");
+                (
+                    "retry",
+                    self.store
+                        .send_retry(job.job_id, now + delay.as_millis() as i64, &message)
+                        .await,
+                )
+            }
+            Err(SendError::Retryable { message, .. }) => {
+                let error = ProviderError {
+                    code: None,
+                    message: format!("gave up after {} attempts: {message}", job.attempt),
+                };
+                tracing::warn!(message = job.message.id, error = %error.message, "send abandoned");
+                (
+                    "failed",
+                    self.store
+                        .send_failed(job.job_id, job.message.id, &error, now)
+                        .await,
+                )
+            }
+        };
+        metrics::counter!("confab_sends_total", "channel" => channel.as_str(), "outcome" => outcome).increment(1);
+        if let Err(e) = stored {
+            // The lease runs out and the job is tried again.
+            tracing::error!(message = job.message.id, error = %e, "recording a send result failed");
+        }
+    }
+
+    /// Stores the provider's id. The message went out, so this must not be
+    /// lost to a passing database error: retry it for as long as the lease
+    /// would otherwise hand the job to someone else.
+    async fn record_accepted(
+        &self,
+        job: &ClaimedSend,
+        sent: &Sent,
+    ) -> Result<(), confab_store::StoreError> {
+        let deadline = Instant::now() + self.settings.outbox_lease / 2;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self
+                .store
+                .send_accepted(
+                    job.job_id,
+                    job.message.id,
+                    &sent.provider_message_id,
+                    self.clock.now_ms(),
+                )
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() + delay < deadline => {
+                    tracing::warn!(error = %e, "storing a send result failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn send(&self, job: &ClaimedSend) -> Result<Sent, SendError> {
+        let permanent = |message: String| {
+            SendError::Permanent(ProviderError {
+                code: None,
+                message,
+            })
+        };
+        let content = job
+            .message
+            .content
+            .as_ref()
+            .ok_or_else(|| permanent("the message has no content to send".into()))?;
+        let to = PhoneNumber::parse(&job.to_phone).map_err(|e| permanent(e.to_string()))?;
+        match job.message.channel {
+            Channel::Twilio => {
+                let client = self
+                    .twilio
+                    .as_ref()
+                    .ok_or_else(|| permanent("Twilio is not configured for sending".into()))?;
+                let callback = self
+                    .settings
+                    .public_url
+                    .as_ref()
+                    .map(|u| format!("{u}/webhooks/twilio/status"));
+                client.send(&to, content, callback.as_deref()).await
+            }
+            Channel::Meta => {
+                let client = self.meta.as_ref().ok_or_else(|| {
+                    permanent("Meta WhatsApp is not configured for sending".into())
+                })?;
+                client.send(&to, content).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        let base = Duration::from_secs(1);
+        for attempt in 1..=5 {
+            let full = Duration::from_secs(1 << (attempt - 1));
+            let d = backoff(base, attempt, None);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(base, 30, None) <= Duration::from_secs(600));
+        assert!(backoff(base, 1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+    }
+}

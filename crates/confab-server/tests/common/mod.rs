@@ -1,0 +1,240 @@
+//! The harness every server test uses: a fresh database (SQLite, or
+//! PostgreSQL when `TEST_DATABASE_URL` names one), the real server on port 0,
+//! and fake providers at the HTTP level.
+#![allow(dead_code)]
+
+pub mod fake;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_server::clock::ShiftedClock;
+use confab_server::config::{RawSettings, Settings};
+use confab_server::{App, auth};
+use confab_store::Store;
+use tokio::sync::watch;
+
+pub const AUTH_TOKEN: &str = "12345abcdef";
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const APP_SECRET: &str = "meta-app-secret";
+pub const VERIFY_TOKEN: &str = "verify-me";
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+
+/// A database for one test, dropped by nobody: CI removes leftover
+/// PostgreSQL test databases before and after the suite.
+pub async fn fresh_database() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        Some(admin) => {
+            let name = format!("confab_t_{}", &id[..16]);
+            let store = Store::connect(&admin)
+                .await
+                .expect("TEST_DATABASE_URL must be reachable");
+            store
+                .create_database(&name)
+                .await
+                .expect("create test database");
+            store.close().await;
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+        None => {
+            let dir = std::env::temp_dir().join("confab-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}/{id}.db", dir.display())
+        }
+    }
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+}
+
+/// Settings for a test: signed webhooks on both channels; sending through
+/// the fakes when given.
+pub fn settings(db: &str, twilio_api: Option<&str>, meta_api: Option<&str>) -> RawSettings {
+    let mut r = RawSettings {
+        database_url: Some(db.to_string()),
+        twilio_auth_token: Some(AUTH_TOKEN.into()),
+        whatsapp_app_secret: Some(APP_SECRET.into()),
+        whatsapp_webhook_verify_token: Some(VERIFY_TOKEN.into()),
+        send_retry_base_ms: Some("50".into()),
+        send_max_attempts: Some("4".into()),
+        provider_timeout_seconds: Some("2".into()),
+        outbox_lease_seconds: Some("5".into()),
+        twilio_send_rate: Some("1000".into()),
+        whatsapp_send_rate: Some("1000".into()),
+        ..Default::default()
+    };
+    if let Some(url) = twilio_api {
+        r.twilio_account_sid = Some(ACCOUNT_SID.into());
+        r.twilio_whatsapp_number = Some("whatsapp:+14155238886".into());
+        r.twilio_api_url = Some(url.into());
+    }
+    if let Some(url) = meta_api {
+        r.whatsapp_access_token = Some("meta-access-token".into());
+        r.whatsapp_phone_number_id = Some(PHONE_NUMBER_ID.into());
+        r.whatsapp_api_url = Some(url.into());
+    }
+    r
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub store: Store,
+    pub clock: ShiftedClock,
+    pub raw: RawSettings,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(raw: RawSettings) -> TestApp {
+    let clock = ShiftedClock::default();
+    spawn_app_with_clock(raw, clock).await
+}
+
+pub async fn spawn_app_with_clock(raw: RawSettings, clock: ShiftedClock) -> TestApp {
+    let settings = Settings::from_raw(&raw).expect("test settings are valid");
+    let app = App::build_with_clock(settings, Arc::new(clock.clone()))
+        .await
+        .expect("app builds");
+    let store = app.state.store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(app.serve(listener, stopped));
+    TestApp {
+        addr,
+        url: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        store,
+        clock,
+        raw,
+        stop,
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// Stops the server as a deployment would (SIGTERM), waiting for it.
+    pub async fn stop(mut self) -> RawSettings {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+        self.raw.clone()
+    }
+
+    /// Signs and posts a Twilio webhook to `path`.
+    pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let url = format!("{}{path}", self.url);
+        let sig = confab_channels::twilio::signature(AUTH_TOKEN, &url, &params);
+        self.http
+            .post(&url)
+            .header("X-Twilio-Signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A Twilio inbound text from `from` with a unique message SID.
+    pub async fn twilio_text(&self, from: &str, body: &str, sid: &str) -> reqwest::Response {
+        self.twilio(
+            "/webhooks/twilio",
+            &[
+                ("From", &format!("whatsapp:{from}")),
+                ("To", "whatsapp:+14155238886"),
+                ("Body", body),
+                ("MessageSid", sid),
+                ("ProfileName", "Test User"),
+                ("NumMedia", "0"),
+            ],
+        )
+        .await
+    }
+
+    pub async fn meta(&self, body: &[u8]) -> reqwest::Response {
+        self.http
+            .post(format!("{}/webhooks/meta", self.url))
+            .header(
+                "X-Hub-Signature-256",
+                confab_channels::meta::signature(APP_SECRET, body),
+            )
+            .header("Content-Type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// An API key for `/api/v1`, made the way `confab key create` makes one.
+    pub async fn api_key(&self) -> String {
+        let (key, hash) = auth::new_api_key();
+        self.store.create_api_key("test", &hash, 0).await.unwrap();
+        key
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn post(
+        &self,
+        key: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Waits until `check` holds, polling; panics after `secs`.
+    pub async fn eventually<F, Fut>(&self, secs: u64, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while tokio::time::Instant::now() < deadline {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    pub async fn count(&self, sql_table: &str) -> i64 {
+        self.store.count_rows(sql_table).await.unwrap()
+    }
+}
