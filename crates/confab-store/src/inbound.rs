@@ -122,7 +122,7 @@ impl Store {
         for chunk in unique.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) VALUES {} \
-                 ON CONFLICT (channel, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
+                 ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
                 values(chunk.len(), 12, 1)
             );
             let mut q = query(sql);
@@ -171,7 +171,7 @@ impl Store {
         for (channel, ids) in known {
             for chunk in ids.chunks(CHUNK) {
                 let sql = format!(
-                    "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND provider_message_id IN ({})",
+                    "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND direction = 'inbound' AND provider_message_id IN ({})",
                     list(chunk.len(), 2)
                 );
                 let mut q = query(sql).bind(channel.to_string());
@@ -262,7 +262,7 @@ impl Store {
                 StatusApplied::Advanced
             } else {
                 let exists: Option<(i64,)> = sqlx::query_as(
-                    "SELECT id FROM messages WHERE channel = $1 AND provider_message_id = $2",
+                    "SELECT id FROM messages WHERE channel = $1 AND direction = 'outbound' AND provider_message_id = $2",
                 )
                 .bind(u.channel.as_str())
                 .bind(u.provider_message_id.clone())
@@ -291,7 +291,7 @@ pub(crate) async fn advance_status(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE messages SET status = $1, status_rank = $2, error = COALESCE($3, error), updated_ms = $4 \
-         WHERE channel = $5 AND provider_message_id = $6 AND status_rank < $2",
+         WHERE channel = $5 AND direction = 'outbound' AND provider_message_id = $6 AND status_rank < $2",
     )
     .bind(status.as_str())
     .bind(status.rank())

@@ -111,7 +111,7 @@ fn success(kind: Kind, n: usize) -> (StatusCode, String) {
     match kind {
         Kind::Twilio => (
             StatusCode::CREATED,
-            serde_json::json!({"sid": format!("SM{n:032x}"), "status": "queued"}).to_string(),
+            serde_json::json!({"sid": format!("SMfa{n:030x}"), "status": "queued"}).to_string(),
         ),
         Kind::Meta => (
             StatusCode::OK,

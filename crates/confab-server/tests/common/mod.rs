@@ -100,6 +100,13 @@ pub async fn spawn_app(raw: RawSettings) -> TestApp {
 }
 
 pub async fn spawn_app_with_clock(raw: RawSettings, clock: ShiftedClock) -> TestApp {
+    // TEST_LOG=debug shows the server's logs for a failing test.
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let settings = Settings::from_raw(&raw).expect("test settings are valid");
     let app = App::build_with_clock(settings, Arc::new(clock.clone()))
         .await
@@ -134,14 +141,19 @@ impl TestApp {
         self.raw.clone()
     }
 
-    /// Signs and posts a Twilio webhook to `path`.
+    /// Signs and posts a Twilio webhook to `path`, as Twilio would.
     pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
         let params: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let url = format!("{}{path}", self.url);
-        let sig = confab_channels::twilio::signature(AUTH_TOKEN, &url, &params);
+        // Twilio signs the URL it was given: the public one when configured.
+        let signed = format!(
+            "{}{path}",
+            self.raw.public_url.as_deref().unwrap_or(&self.url)
+        );
+        let sig = confab_channels::twilio::signature(AUTH_TOKEN, &signed, &params);
         self.http
             .post(&url)
             .header("X-Twilio-Signature", sig)
@@ -232,6 +244,11 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("timed out waiting for: {what}");
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        use confab_server::clock::Clock;
+        self.clock.now_ms()
     }
 
     pub async fn count(&self, sql_table: &str) -> i64 {

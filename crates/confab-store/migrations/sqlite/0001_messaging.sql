@@ -35,7 +35,7 @@ CREATE TABLE messages (
     response            TEXT,
     created_ms          BIGINT  NOT NULL,
     updated_ms          BIGINT  NOT NULL,
-    UNIQUE (channel, provider_message_id)
+    UNIQUE (channel, direction, provider_message_id)
 );
 CREATE INDEX messages_contact ON messages (contact_id, id);
 CREATE INDEX messages_created ON messages (created_ms);

@@ -1,0 +1,109 @@
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn handshake_echoes_the_challenge_only_for_the_right_token() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let url = |token: &str| {
+        format!(
+            "{}/webhooks/meta?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444",
+            app.url
+        )
+    };
+    let r = app.http.get(url(VERIFY_TOKEN)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "1158201444");
+    assert_eq!(
+        app.http.get(url("wrong")).send().await.unwrap().status(),
+        403
+    );
+    let r = app
+        .http
+        .get(format!(
+            "{}/webhooks/meta?hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1",
+            app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn signed_batches_are_stored_and_redeliveries_ignored() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let body = std::fs::read("tests/data/meta_text_message.json").unwrap();
+    for _ in 0..3 {
+        let r = app.meta(&body).await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(app.count("messages").await, 1);
+    let key = app.api_key().await;
+    let (_, c) = app.get(&key, "/api/v1/contacts").await;
+    assert_eq!(c["items"][0]["phone"], "+16505551234");
+    assert_eq!(c["items"][0]["profile_name"], "Sheena Nelson");
+
+    // Two entries, three messages of different kinds, and a status.
+    let value = |messages: serde_json::Value| {
+        json!({"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+               "contacts": [{"profile": {"name": "Kai"}, "wa_id": "27123456789"}], "messages": messages})
+    };
+    let batch = json!({"object": "whatsapp_business_account", "entry": [
+        {"id": "1", "changes": [{"field": "messages", "value": value(json!([
+            {"from": "27123456789", "id": "wamid.A", "timestamp": "1749416383", "type": "text", "text": {"body": "first"}},
+            {"from": "27123456789", "id": "wamid.B", "timestamp": "1749416384", "type": "interactive",
+             "interactive": {"type": "list_reply", "list_reply": {"id": "opt_2", "title": "Order status"}}}
+        ]))}]},
+        {"id": "2", "changes": [{"field": "messages", "value": value(json!([
+            {"from": "27123456789", "id": "wamid.C", "timestamp": "1749416385", "type": "location",
+             "location": {"latitude": -26.2041, "longitude": 28.0473, "name": "Factory"}}
+        ]))}]}
+    ]});
+    assert_eq!(app.meta(batch.to_string().as_bytes()).await.status(), 200);
+    let (_, m) = app.get(&key, "/api/v1/messages?limit=3").await;
+    let items = m["items"].as_array().unwrap();
+    assert_eq!(items[2]["text"], "first");
+    assert_eq!(items[1]["kind"], "interactive");
+    assert_eq!(items[1]["extra"]["reply_id"], "opt_2");
+    assert_eq!(items[0]["kind"], "location");
+    assert_eq!(items[0]["extra"]["location"]["name"], "Factory");
+}
+
+#[tokio::test]
+async fn forged_unsigned_and_malformed_posts_store_nothing() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let body = std::fs::read("tests/data/meta_text_message.json").unwrap();
+    let post = |sig: Option<String>, body: Vec<u8>| {
+        let mut req = app
+            .http
+            .post(format!("{}/webhooks/meta", app.url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(s) = sig {
+            req = req.header("X-Hub-Signature-256", s);
+        }
+        req.send()
+    };
+    assert_eq!(post(None, body.clone()).await.unwrap().status(), 403);
+    let forged = confab_channels::meta::signature("another-secret", &body);
+    assert_eq!(
+        post(Some(forged), body.clone()).await.unwrap().status(),
+        403
+    );
+    let mut tampered = body.clone();
+    let sig = confab_channels::meta::signature(APP_SECRET, &body);
+    tampered.extend_from_slice(b" ");
+    assert_eq!(post(Some(sig), tampered).await.unwrap().status(), 403);
+    let junk = b"{not json".to_vec();
+    let r = post(
+        Some(confab_channels::meta::signature(APP_SECRET, &junk)),
+        junk,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(app.count("messages").await, 0);
+}

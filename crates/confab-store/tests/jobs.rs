@@ -1,0 +1,120 @@
+use confab_model::{Channel, OutboundContent, PhoneNumber};
+use confab_store::{NewOutbound, Store};
+
+async fn store() -> Store {
+    let url = match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        Some(admin) => {
+            let name = format!(
+                "confab_t_{}",
+                uuid::Uuid::new_v4()
+                    .simple()
+                    .to_string()
+                    .get(..16)
+                    .unwrap_or("x")
+            );
+            let s = Store::connect(&admin).await.unwrap();
+            s.create_database(&name).await.unwrap();
+            s.close().await;
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+        None => {
+            let dir = std::env::temp_dir().join("confab-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}/{}.db", dir.display(), uuid::Uuid::new_v4())
+        }
+    };
+    let s = Store::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+fn outbound(phone: &str) -> NewOutbound {
+    NewOutbound {
+        to: PhoneNumber::parse(phone).unwrap(),
+        channel: Channel::Twilio,
+        sender: "+14155238886".into(),
+        content: OutboundContent::Text { body: "x".into() },
+    }
+}
+
+#[tokio::test]
+async fn a_leased_job_is_not_claimed_again_until_the_lease_ends() {
+    let s = store().await;
+    s.enqueue_outbound(&[outbound("+14155552671"), outbound("+14155552672")], 1_000)
+        .await
+        .unwrap();
+    let first = s.claim_sends(2_000, 7_000, 10).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].attempt, 1);
+    assert!(s.claim_sends(2_001, 7_001, 10).await.unwrap().is_empty());
+    assert!(s.claim_sends(6_999, 12_000, 10).await.unwrap().is_empty());
+    let again = s.claim_sends(7_000, 12_000, 10).await.unwrap();
+    assert_eq!(again.len(), 2, "the lease ran out");
+    assert_eq!(again[0].attempt, 2);
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_share_a_job() {
+    let s = store().await;
+    let items: Vec<_> = (0..300)
+        .map(|i| outbound(&format!("+1415555{:04}", i)))
+        .collect();
+    s.enqueue_outbound(&items, 1_000).await.unwrap();
+    let claims = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = s.claim_sends(2_000, 60_000, 7).await.unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                mine.extend(batch.into_iter().map(|c| c.job_id));
+            }
+            mine
+        })
+    });
+    let mut all: Vec<i64> = Vec::new();
+    for c in claims {
+        all.extend(c.await.unwrap());
+    }
+    assert_eq!(all.len(), 300);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 300);
+}
+
+#[tokio::test]
+async fn accepted_sends_finish_the_job_and_apply_early_reports() {
+    let s = store().await;
+    let q = s
+        .enqueue_outbound(&[outbound("+14155552671")], 1_000)
+        .await
+        .unwrap();
+    let job = s.claim_sends(2_000, 60_000, 10).await.unwrap().remove(0);
+    // The delivery report beats the send result.
+    let early = confab_model::StatusUpdate {
+        channel: Channel::Twilio,
+        provider_message_id: "SMabc".into(),
+        status: confab_model::DeliveryStatus::Delivered,
+        error: None,
+    };
+    let applied = s.apply_statuses(&[early], 2_500).await.unwrap();
+    assert_eq!(applied, [confab_store::StatusApplied::Unknown]);
+    s.send_accepted(job.job_id, q[0].message_id, "SMabc", 3_000)
+        .await
+        .unwrap();
+    let m = s.message(q[0].message_id).await.unwrap();
+    assert_eq!(m.status, confab_model::DeliveryStatus::Delivered);
+    assert_eq!(m.provider_message_id.as_deref(), Some("SMabc"));
+    assert_eq!(s.count_rows("jobs").await.unwrap(), 0);
+    assert!(
+        s.claim_sends(100_000, 200_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
