@@ -3,7 +3,6 @@ use std::collections::HashMap;
 use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
 use sqlx::{Any, Row, Transaction};
 
-use crate::messages::CHUNK;
 use crate::sql::{list, query, to_json, values};
 use crate::{Store, StoreError};
 
@@ -55,7 +54,7 @@ pub(crate) async fn upsert_contacts(
         }
     }
     let mut ids = HashMap::with_capacity(distinct.len());
-    for chunk in distinct.chunks(CHUNK) {
+    for chunk in crate::sql::shaped_chunks(&distinct) {
         let update = if inbound {
             "profile_name = COALESCE(excluded.profile_name, contacts.profile_name), \
              last_seen_ms = excluded.last_seen_ms, last_inbound_ms = excluded.last_inbound_ms, \
@@ -119,7 +118,7 @@ impl Store {
         unique.sort_unstable();
 
         let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(batch.len());
-        for chunk in unique.chunks(CHUNK) {
+        for chunk in crate::sql::shaped_chunks(&unique) {
             let sql = format!(
                 "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) VALUES {} \
                  ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
@@ -169,7 +168,7 @@ impl Store {
             }
         }
         for (channel, ids) in known {
-            for chunk in ids.chunks(CHUNK) {
+            for chunk in crate::sql::shaped_chunks(&ids) {
                 let sql = format!(
                     "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND direction = 'inbound' AND provider_message_id IN ({})",
                     list(chunk.len(), 2)
@@ -214,17 +213,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Records what an inbound message was answered with, so that a
-    /// redelivery is answered the same way.
-    pub async fn set_response(&self, message_id: i64, response: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET response = $1 WHERE id = $2 AND response IS NULL")
-            .bind(response.to_string())
-            .bind(message_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Applies delivery reports in one transaction. Each is kept in the

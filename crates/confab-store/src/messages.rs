@@ -88,9 +88,6 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<Message, StoreError> {
     })
 }
 
-/// Rows per multi-row statement: well under SQLite's parameter limit.
-pub(crate) const CHUNK: usize = 200;
-
 impl Store {
     pub async fn message(&self, id: i64) -> Result<Message, StoreError> {
         let row = query(format!("SELECT {COLUMNS} FROM messages WHERE id = $1"))
@@ -144,7 +141,7 @@ impl Store {
     ) -> Result<Vec<SendOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(items.len());
-        for chunk in items.chunks(CHUNK) {
+        for chunk in crate::sql::shaped_chunks(&items) {
             let phones: Vec<&str> = chunk.iter().map(|i| i.to.as_str()).collect();
             let contact_ids = crate::inbound::upsert_contacts(
                 &mut tx,

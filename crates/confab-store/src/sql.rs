@@ -37,6 +37,28 @@ pub(crate) fn values(rows: usize, cols: usize, start: usize) -> String {
     s
 }
 
+/// Splits rows into chunks of 128, 64, 32, ... 1 rows. Multi-row statements
+/// then come in eight shapes only, which the driver's prepared-statement
+/// cache keeps; a new shape per batch size would be parsed every time.
+pub(crate) fn shaped_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let n = if items.len() >= MAX_ROWS {
+            MAX_ROWS
+        } else {
+            1 << items.len().ilog2()
+        };
+        let (head, tail) = items.split_at(n);
+        items = tail;
+        Some(head)
+    })
+}
+
+/// Rows per multi-row statement at most: well under SQLite's parameter limit.
+pub(crate) const MAX_ROWS: usize = 128;
+
 /// `$a,$b,...` for an `IN (...)` list of `count` values from `start`.
 pub(crate) fn list(count: usize, start: usize) -> String {
     (start..start + count)
@@ -125,5 +147,14 @@ mod tests {
         f.push("b < {}", Bind::Text("x".into()));
         assert_eq!(f.where_sql(), " WHERE a = $1 AND b < $2");
         assert_eq!(f.next_placeholder(), "$3");
+    }
+
+    #[test]
+    fn chunks_come_in_few_shapes() {
+        let v: Vec<u32> = (0..333).collect();
+        let sizes: Vec<usize> = shaped_chunks(&v).map(|c| c.len()).collect();
+        assert_eq!(sizes, [128, 128, 64, 8, 4, 1]);
+        assert_eq!(shaped_chunks(&v).flatten().copied().collect::<Vec<_>>(), v);
+        assert_eq!(shaped_chunks::<u32>(&[]).count(), 0);
     }
 }

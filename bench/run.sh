@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the inbound-webhook benchmark against a fresh `confab serve`:
+#   bash bench/run.sh            # SQLite
+#   bash bench/run.sh postgres   # PostgreSQL (PG_ADMIN_URL, default postgres://root@127.0.0.1:5432/test)
+# Prints throughput (closed loop), latency at a fixed 1,000 messages/s
+# (open loop) and the server's peak RSS. Everything stays on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backend="${1:-sqlite}"
+messages="${MESSAGES:-100000}"
+contacts="${CONTACTS:-2000}"
+concurrency="${CONCURRENCY:-128}"
+port="${BENCH_PORT:-18080}"
+token="bench-auth-token"
+work="$(mktemp -d)"
+trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release -q -p confab -p confab-bench
+
+case "$backend" in
+    sqlite) db="sqlite://$work/bench.db" ;;
+    postgres)
+        admin="${PG_ADMIN_URL:-postgres://root@127.0.0.1:5432/test}"
+        psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench" -qc "CREATE DATABASE confab_bench"
+        db="${admin%/*}/confab_bench" ;;
+    *) echo "usage: bench/run.sh [sqlite|postgres]" >&2; exit 2 ;;
+esac
+
+run_server() {
+    DATABASE_URL="$db" HOST=127.0.0.1 PORT="$port" TWILIO_AUTH_TOKEN="$token" RUST_LOG=warn \
+        target/release/confab serve >"$work/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do
+        curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+run_server
+echo "== $backend: throughput, $messages messages from $contacts contacts, $concurrency in flight"
+target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+    --contacts "$contacts" --messages "$messages" --concurrency "$concurrency" --pid "$server"
+echo
+echo "== $backend: latency at 1,000 messages/s for 20 s"
+target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+    --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server"
+echo
+echo "stored: $(curl -s "http://127.0.0.1:$port/metrics" | grep -E '^confab_webhooks_total\{channel="twilio",outcome="stored"\}' || true)"
