@@ -1,7 +1,7 @@
 //! `confab`: the one binary. Subcommands serve the platform, migrate the
 //! database and create the first credentials.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -122,15 +122,20 @@ fn now_ms() -> i64 {
     confab_server::clock::SystemClock.now_ms()
 }
 
+/// The password from a prompt that does not echo it, or from piped stdin.
 fn read_password() -> anyhow::Result<String> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Password: ");
-        std::io::stderr().flush()?;
-    }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
-    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    let pw = if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        if rpassword::prompt_password("Again: ")? != first {
+            anyhow::bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
     if pw.chars().count() < 8 {
         anyhow::bail!("the password must be at least 8 characters");
     }

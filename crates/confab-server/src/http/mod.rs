@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(problem_details))
         .layer(middleware::from_fn(track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 

@@ -1,0 +1,132 @@
+//! The binary as an operator runs it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn confab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_confab"));
+    // Only what a test sets reaches the binary, not the developer's `.env`.
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.current_dir(std::env::temp_dir());
+    c
+}
+
+fn temp_db() -> String {
+    let dir = std::env::temp_dir().join("confab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}/cli-{}.db", dir.display(), uuid::Uuid::new_v4())
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    for (var, value) in [
+        ("PORT", "eighty"),
+        ("TWILIO_ACCOUNT_SID", "nope"),
+        ("DATABASE_URL", "mysql://x"),
+        ("WHATSAPP_API_URL", "ftp://x"),
+    ] {
+        let out = confab()
+            .arg("serve")
+            .env(var, value)
+            .env(
+                "DATABASE_URL",
+                if var == "DATABASE_URL" {
+                    value.to_string()
+                } else {
+                    temp_db()
+                },
+            )
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{var}: {err}");
+        assert!(lines[0].contains(var), "{var}: {err}");
+    }
+}
+
+#[test]
+fn migrate_user_and_key_make_the_first_credentials() {
+    let db = temp_db();
+    let out = confab()
+        .args(["migrate"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut child = confab()
+        .args([
+            "user",
+            "add",
+            "ana",
+            "--role",
+            "admin",
+            "--database-url",
+            &db,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("user ana created"));
+
+    // The same name twice is refused.
+    let again = confab()
+        .args(["user", "add", "ana", "--database-url", &db])
+        .stdin(Stdio::piped())
+        .output_with(b"another-password\n");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let short = confab()
+        .args(["user", "add", "bob", "--database-url", &db])
+        .stdin(Stdio::piped())
+        .output_with(b"short\n");
+    assert!(!short.status.success());
+
+    let out = confab()
+        .args(["key", "create", "factory"])
+        .env("DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout.lines().last().unwrap();
+    assert!(key.starts_with("cfb_") && !key.contains(' '), "{stdout}");
+}
+
+trait OutputWith {
+    fn output_with(&mut self, input: &[u8]) -> std::process::Output;
+}
+
+impl OutputWith for Command {
+    fn output_with(&mut self, input: &[u8]) -> std::process::Output {
+        let mut child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
