@@ -191,7 +191,7 @@ impl Store {
         phones: &[&str],
     ) -> Result<std::collections::HashMap<String, Contact>, StoreError> {
         let mut out = std::collections::HashMap::with_capacity(phones.len());
-        for chunk in crate::sql::shaped_chunks(&phones) {
+        for chunk in crate::sql::shaped_chunks(phones) {
             let sql = format!(
                 "SELECT {COLUMNS} FROM contacts c WHERE c.phone IN ({})",
                 crate::sql::list(chunk.len(), 1)

@@ -25,7 +25,7 @@ pub(crate) async fn insert_jobs(
     ref_ids: &[i64],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    for chunk in crate::sql::shaped_chunks(&ref_ids) {
+    for chunk in crate::sql::shaped_chunks(ref_ids) {
         let sql = format!(
             "INSERT INTO jobs (kind, ref_id, run_at_ms, created_ms) VALUES {}",
             values(chunk.len(), 4, 1)
@@ -212,7 +212,7 @@ impl Store {
     /// Gives back leases this worker holds, at shutdown, so another worker
     /// (or this one after a restart) can send at once.
     pub async fn release_jobs(&self, job_ids: &[i64]) -> Result<(), StoreError> {
-        for chunk in crate::sql::shaped_chunks(&job_ids) {
+        for chunk in crate::sql::shaped_chunks(job_ids) {
             let sql = format!(
                 "UPDATE jobs SET locked_until_ms = 0 WHERE id IN ({})",
                 list(chunk.len(), 1)

@@ -141,7 +141,7 @@ impl Store {
     ) -> Result<Vec<SendOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(items.len());
-        for chunk in crate::sql::shaped_chunks(&items) {
+        for chunk in crate::sql::shaped_chunks(items) {
             let phones: Vec<&str> = chunk.iter().map(|i| i.to.as_str()).collect();
             let contact_ids = crate::inbound::upsert_contacts(
                 &mut tx,
