@@ -439,3 +439,69 @@ async fn docs_health_and_metrics_are_served() {
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn contacts_can_be_named_by_phone_as_well_as_id() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    app.twilio_text("+27123456789", "hi", "SM1").await;
+    app.twilio_text("+14155552671", "other", "SM2").await;
+    let key = app.api_key().await;
+    let (s, c) = app.get(&key, "/api/v1/contacts/+27123456789").await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["phone"], "+27123456789");
+    assert_eq!(c["unread_count"], 1);
+    let (s, c) = app
+        .post(&key, "/api/v1/contacts/+27123456789/read", json!(null))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(c["unread_count"], 0);
+    let (_, h) = app
+        .get(&key, "/api/v1/contacts/+27123456789/messages")
+        .await;
+    assert_eq!(h["items"][0]["text"], "hi");
+    let (_, m) = app.get(&key, "/api/v1/messages?phone=%2B27123456789").await;
+    assert_eq!(m["items"].as_array().unwrap().len(), 1);
+    let (_, m) = app
+        .get(&key, "/api/v1/messages?phone=%2B4915112345678")
+        .await;
+    assert_eq!(m["items"].as_array().unwrap().len(), 0);
+    assert_eq!(app.get(&key, "/api/v1/messages?phone=abc").await.0, 400);
+    assert_eq!(
+        app.get(&key, "/api/v1/contacts/+4915112345678").await.0,
+        404
+    );
+    assert_eq!(app.get(&key, "/api/v1/contacts/nobody").await.0, 400);
+}
+
+#[tokio::test]
+async fn nul_characters_are_refused_by_the_api_and_dropped_from_webhooks() {
+    let app = spawn_app(settings(
+        &fresh_database().await,
+        Some("http://127.0.0.1:9"),
+        None,
+    ))
+    .await;
+    let r = app.twilio_text("+14155552671", "bad\0byte", "SM\u{0}1").await;
+    assert_eq!(r.status(), 200);
+    let key = app.api_key().await;
+    let (_, m) = app.get(&key, "/api/v1/messages").await;
+    assert_eq!(m["items"][0]["text"], "badbyte");
+    assert_eq!(m["items"][0]["provider_message_id"], "SM1");
+    let (s, p) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+14155552671", "text": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{p}");
+    let r = app
+        .http
+        .patch(format!("{}/api/v1/contacts/+14155552671", app.url))
+        .bearer_auth(&key)
+        .json(&json!({"profile_name": "x\u{0}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}

@@ -446,3 +446,29 @@ async fn a_bulk_of_ten_thousand_is_queued_in_one_call() {
     assert_eq!(app.count("contacts").await, 10_000);
     assert!(app.count("messages").await == 10_000);
 }
+
+#[tokio::test]
+async fn a_provider_that_times_out_is_tried_again() {
+    let fake = FakeProvider::start(Kind::Twilio).await;
+    // Longer than the client's 2 s timeout in the test settings.
+    fake.script([Reply {
+        delay: Duration::from_secs(3),
+        ..Reply::status(200, "")
+    }]);
+    let app = spawn_app(settings(&fresh_database().await, Some(&fake.url), None)).await;
+    contact_writes(&app, "+14155552671", 1).await;
+    let key = app.api_key().await;
+    let (_, m) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+14155552671", "text": "slow"}),
+        )
+        .await;
+    wait_status(&app, &key, m["id"].as_i64().unwrap(), "accepted").await;
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the timed-out request, then the retry"
+    );
+}

@@ -29,6 +29,25 @@ pub enum StatusApplied {
     Unknown,
 }
 
+/// PostgreSQL cannot store NUL characters in TEXT. Providers never send
+/// them in earnest, so they are dropped (on both backends alike) rather than
+/// failing the whole batch.
+fn has_nul(m: &InboundMessage) -> bool {
+    let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    m.provider_message_id.contains('\0') || nul(&m.text) || nul(&m.profile_name) || nul(&m.to)
+}
+
+fn without_nul(m: &InboundMessage) -> InboundMessage {
+    let strip = |s: &Option<String>| s.as_deref().map(crate::sql::text);
+    InboundMessage {
+        provider_message_id: crate::sql::text(&m.provider_message_id),
+        text: strip(&m.text),
+        profile_name: strip(&m.profile_name),
+        to: strip(&m.to),
+        ..m.clone()
+    }
+}
+
 /// Creates or refreshes contacts by phone and returns their ids. With
 /// `inbound`, the contact's service window and last-seen time move to now.
 pub(crate) async fn upsert_contacts(
@@ -102,6 +121,13 @@ impl Store {
         batch: &[InboundMessage],
         now_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
+        let cleaned: Vec<InboundMessage>;
+        let batch = if batch.iter().any(has_nul) {
+            cleaned = batch.iter().map(without_nul).collect();
+            &cleaned
+        } else {
+            batch
+        };
         let mut tx = self.pool.begin().await?;
         let contacts: Vec<(&str, Option<&str>)> = batch
             .iter()
@@ -226,26 +252,20 @@ impl Store {
         let mut out = Vec::with_capacity(updates.len());
         for u in updates {
             let error = u.error.as_ref().map(to_json);
+            let pid = crate::sql::text(&u.provider_message_id);
             sqlx::query(
                 "INSERT INTO message_statuses (channel, provider_message_id, status, status_rank, error, received_ms) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(u.channel.as_str())
-            .bind(u.provider_message_id.clone())
+            .bind(pid.clone())
             .bind(u.status.as_str())
             .bind(u.status.rank())
             .bind(error.clone())
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            let advanced = advance_status(
-                &mut tx,
-                u.channel.as_str(),
-                &u.provider_message_id,
-                u.status,
-                error,
-                now_ms,
-            )
-            .await?;
+            let advanced =
+                advance_status(&mut tx, u.channel.as_str(), &pid, u.status, error, now_ms).await?;
             out.push(if advanced {
                 StatusApplied::Advanced
             } else {
@@ -253,7 +273,7 @@ impl Store {
                     "SELECT id FROM messages WHERE channel = $1 AND direction = 'outbound' AND provider_message_id = $2",
                 )
                 .bind(u.channel.as_str())
-                .bind(u.provider_message_id.clone())
+                .bind(pid.clone())
                 .fetch_optional(&mut *tx)
                 .await?;
                 if exists.is_some() {

@@ -39,6 +39,16 @@ pub(crate) async fn insert_jobs(
     Ok(())
 }
 
+/// Removes a done job and commits the transaction that recorded its result.
+async fn finish_job(mut tx: Transaction<'_, Any>, job_id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 impl Store {
     /// Leases up to `limit` due send jobs until `lease_until_ms`. A job
     /// leased by a worker that died becomes due again when its lease ends.
@@ -158,12 +168,7 @@ impl Store {
                 .await?;
             }
         }
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        finish_job(tx, job_id).await
     }
 
     /// The send failed for good: the message is `failed` with the error.
@@ -183,12 +188,7 @@ impl Store {
             .bind(message_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        finish_job(tx, job_id).await
     }
 
     /// The send may work later: release the lease and try again at `run_at_ms`.

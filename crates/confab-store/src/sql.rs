@@ -110,6 +110,12 @@ impl Filter {
     }
 }
 
+/// Text from outside without NUL characters, which PostgreSQL cannot store
+/// in TEXT; SQLite gets the same so that both backends keep the same data.
+pub(crate) fn text(s: &str) -> String {
+    s.replace('\0', "")
+}
+
 /// Reads a JSON TEXT column into a type, naming the column if it is corrupt.
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(
     row: &AnyRow,

@@ -27,7 +27,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(problem_details))
         .layer(middleware::from_fn(track))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Spans name the path only: query strings can carry tokens (Meta's
+        // hub.verify_token), and secrets stay out of logs.
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 

@@ -118,6 +118,24 @@ fn twilio_form(
     Ok(params)
 }
 
+/// `twilio::parse_inbound` or `twilio::parse_status`.
+type TwilioParser<T> = fn(&[(String, String)]) -> Result<T, confab_channels::ParseError>;
+
+/// A checked Twilio form, parsed by `parse`; what it cannot read is a 400.
+fn twilio_parse<T>(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+    parse: TwilioParser<T>,
+) -> ApiResult<T> {
+    let params = twilio_form(state, headers, uri, body)?;
+    parse(&params).map_err(|e| {
+        outcome(Channel::Twilio, "bad_request");
+        ApiError::BadRequest(e.to_string())
+    })
+}
+
 fn twiml(body: String) -> Response {
     let mut resp = body.into_response();
     resp.headers_mut().insert(
@@ -138,11 +156,7 @@ pub async fn twilio_inbound(
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let params = twilio_form(&state, &headers, &uri, &body)?;
-    let msg = twilio::parse_inbound(&params).map_err(|e| {
-        outcome(Channel::Twilio, "bad_request");
-        ApiError::BadRequest(e.to_string())
-    })?;
+    let msg = twilio_parse(&state, &headers, &uri, &body, twilio::parse_inbound)?;
     let stored = state.ingest.store(msg).await?;
     outcome(
         Channel::Twilio,
@@ -166,11 +180,7 @@ pub async fn twilio_status(
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let params = twilio_form(&state, &headers, &uri, &body)?;
-    let update = twilio::parse_status(&params).map_err(|e| {
-        outcome(Channel::Twilio, "bad_request");
-        ApiError::BadRequest(e.to_string())
-    })?;
+    let update = twilio_parse(&state, &headers, &uri, &body, twilio::parse_status)?;
     if let Some(update) = update {
         state
             .store

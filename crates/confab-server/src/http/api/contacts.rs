@@ -1,9 +1,10 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use confab_model::PhoneNumber;
 use confab_store::{Contact, ContactFilter, ContactPatch, MessageFilter};
 use serde::{Deserialize, Serialize};
 
-use super::messages::MessageOut;
+use super::messages::{MessageOut, check_len};
 use super::{Page, cursor, limit};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -95,24 +96,43 @@ pub async fn list(
 }
 
 /// One contact.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")),
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
     _: Principal,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(key): Path<String>,
 ) -> ApiResult<Json<ContactOut>> {
-    let c = state.store.contact(id).await.map_err(not_found(id))?;
+    let c = resolve(&state, &key).await?;
     Ok(Json(ContactOut::new(c, state.clock.now_ms())))
 }
 
-fn not_found(id: i64) -> impl FnOnce(confab_store::StoreError) -> ApiError {
-    move |e| match e {
-        confab_store::StoreError::NotFound => {
-            ApiError::NotFound(format!("no contact with id {id}"))
-        }
-        e => e.into(),
+/// The contact a path names: by id, or by phone number in international
+/// form (`/contacts/+27123456789/read`).
+pub async fn resolve(state: &AppState, key: &str) -> ApiResult<Contact> {
+    let missing = || ApiError::NotFound(format!("no contact {key}"));
+    // Rust's integer parse takes a leading '+', which marks a phone here.
+    if let Some(id) = key
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| key.parse::<i64>().ok())
+        .flatten()
+    {
+        return match state.store.contact(id).await {
+            Err(confab_store::StoreError::NotFound) => Err(missing()),
+            other => Ok(other?),
+        };
     }
+    let phone = PhoneNumber::parse(key).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "'{key}' is neither a contact id nor a phone number like +14155552671"
+        ))
+    })?;
+    state
+        .store
+        .contact_by_phone(phone.as_str())
+        .await?
+        .ok_or_else(missing)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -127,30 +147,19 @@ pub struct ContactUpdate {
 }
 
 /// Change a contact's name, flags, tags or attributes; fields left out stay.
-#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = i64, Path)), request_body = ContactUpdate,
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")), request_body = ContactUpdate,
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn update(
     _: Principal,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(key): Path<String>,
     Json(u): Json<ContactUpdate>,
 ) -> ApiResult<Json<ContactOut>> {
-    if let Some(tags) = &u.tags
-        && let Some(bad) = tags
-            .iter()
-            .find(|t| t.trim().is_empty() || t.chars().count() > 64)
-    {
-        return Err(ApiError::Unprocessable(format!(
-            "tag {bad:?} must be 1 to 64 characters"
-        )));
+    for tag in u.tags.iter().flatten() {
+        check_len("a tag", tag, 64)?;
     }
-    if u.profile_name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > 256)
-    {
-        return Err(ApiError::Unprocessable(
-            "profile_name must be at most 256 characters".into(),
-        ));
+    if let Some(name) = &u.profile_name {
+        check_len("profile_name", name, 256)?;
     }
     let patch = ContactPatch {
         profile_name: u.profile_name,
@@ -161,29 +170,23 @@ pub async fn update(
             .map(|t| t.into_iter().map(|s| s.trim().to_string()).collect()),
         attributes: u.attributes,
     };
+    let id = resolve(&state, &key).await?.id;
     let now = state.clock.now_ms();
-    let c = state
-        .store
-        .update_contact(id, &patch, now)
-        .await
-        .map_err(not_found(id))?;
+    let c = state.store.update_contact(id, &patch, now).await?;
     Ok(Json(ContactOut::new(c, now)))
 }
 
 /// Mark every message from the contact as read.
-#[utoipa::path(post, path = "/api/v1/contacts/{id}/read", tag = "contacts", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/read", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")),
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn mark_read(
     _: Principal,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(key): Path<String>,
 ) -> ApiResult<Json<ContactOut>> {
+    let id = resolve(&state, &key).await?.id;
     let now = state.clock.now_ms();
-    let c = state
-        .store
-        .mark_read(id, now)
-        .await
-        .map_err(not_found(id))?;
+    let c = state.store.mark_read(id, now).await?;
     Ok(Json(ContactOut::new(c, now)))
 }
 
@@ -197,15 +200,15 @@ pub struct HistoryQuery {
 }
 
 /// The contact's messages in both directions, newest first.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}/messages", tag = "contacts", params(("id" = i64, Path), HistoryQuery),
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/messages", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671"), HistoryQuery),
     responses((status = 200, body = Page<MessageOut>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn history(
     _: Principal,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(key): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Page<MessageOut>>> {
-    state.store.contact(id).await.map_err(not_found(id))?;
+    let id = resolve(&state, &key).await?.id;
     let limit = limit(q.limit)?;
     let before = cursor(q.before.as_deref().or(q.cursor.as_deref()))?;
     let rows = state

@@ -70,6 +70,8 @@ impl From<Message> for MessageOut {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub contact_id: Option<i64>,
+    /// The contact's phone number, in international form.
+    pub phone: Option<String>,
     /// `inbound` or `outbound`.
     pub direction: Option<String>,
     pub status: Option<String>,
@@ -114,8 +116,25 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<MessageOut>>> {
     let limit = limit(q.limit)?;
+    let contact_id = match &q.phone {
+        None => q.contact_id,
+        Some(p) => {
+            let phone =
+                PhoneNumber::parse(p).map_err(|e| ApiError::BadRequest(format!("phone: {e}")))?;
+            match state.store.contact_by_phone(phone.as_str()).await? {
+                Some(c) if q.contact_id.is_none_or(|id| id == c.id) => Some(c.id),
+                // Nobody with that number (or another contact id): no messages.
+                _ => {
+                    return Ok(Json(Page {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    }));
+                }
+            }
+        }
+    };
     let filter = MessageFilter {
-        contact_id: q.contact_id,
+        contact_id,
         direction: parse_enum(
             "direction",
             q.direction.as_deref(),
@@ -262,10 +281,15 @@ fn channel(settings: &Settings, requested: Option<&str>) -> ApiResult<(Channel, 
     Ok((channel, sender))
 }
 
-fn check_len(name: &str, s: &str, max: usize) -> ApiResult<()> {
+pub fn check_len(name: &str, s: &str, max: usize) -> ApiResult<()> {
     let n = s.chars().count();
     if s.trim().is_empty() {
         return Err(unprocessable(format!("{name} must not be empty")));
+    }
+    if s.contains('\0') {
+        return Err(unprocessable(format!(
+            "{name} must not contain NUL characters"
+        )));
     }
     if n > max {
         return Err(unprocessable(format!(
