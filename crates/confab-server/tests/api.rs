@@ -481,7 +481,9 @@ async fn nul_characters_are_refused_by_the_api_and_dropped_from_webhooks() {
         None,
     ))
     .await;
-    let r = app.twilio_text("+14155552671", "bad\0byte", "SM\u{0}1").await;
+    let r = app
+        .twilio_text("+14155552671", "bad\0byte", "SM\u{0}1")
+        .await;
     assert_eq!(r.status(), 200);
     let key = app.api_key().await;
     let (_, m) = app.get(&key, "/api/v1/messages").await;
