@@ -472,3 +472,43 @@ async fn a_provider_that_times_out_is_tried_again() {
         "the timed-out request, then the retry"
     );
 }
+
+#[tokio::test]
+async fn a_contact_who_opts_out_while_a_send_waits_gets_nothing() {
+    let fake = FakeProvider::start(Kind::Twilio).await;
+    fake.script([Reply::status(503, r#"{"code": 20503, "message": "busy"}"#)]);
+    let mut raw = settings(&fresh_database().await, Some(&fake.url), None);
+    raw.send_retry_base_ms = Some("2000".into());
+    let app = spawn_app(raw).await;
+    contact_writes(&app, "+14155552671", 1).await;
+    let key = app.api_key().await;
+    let (_, m) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+14155552671", "text": "promo"}),
+        )
+        .await;
+    app.eventually(5, "the first attempt", || async {
+        fake.requests().len() == 1
+    })
+    .await;
+    let r = app
+        .http
+        .patch(format!("{}/api/v1/contacts/+14155552671", app.url))
+        .bearer_auth(&key)
+        .json(&json!({"opted_out": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = wait_status(&app, &key, m["id"].as_i64().unwrap(), "failed").await;
+    assert!(
+        m["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("opted out"),
+        "{m}"
+    );
+    assert_eq!(fake.requests().len(), 1, "the retry never went out");
+}

@@ -389,3 +389,25 @@ async fn status_callbacks_only_move_forward() {
     assert_eq!(m["status"], "failed", "failed is final");
     assert_eq!(app.count("message_statuses").await, 6);
 }
+
+#[tokio::test]
+async fn a_late_redelivery_does_not_reopen_the_service_window() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    app.twilio_text("+14155552671", "hello", &sid(1)).await;
+    let key = app.api_key().await;
+    let (_, before) = app.get(&key, "/api/v1/contacts/+14155552671").await;
+    app.clock.advance_ms(25 * 3600 * 1000);
+    assert_eq!(
+        app.twilio_text("+14155552671", "hello", &sid(1))
+            .await
+            .status(),
+        200
+    );
+    let (_, after) = app.get(&key, "/api/v1/contacts/+14155552671").await;
+    assert_eq!(after["last_inbound_at"], before["last_inbound_at"]);
+    assert_eq!(after["service_window_open"], false);
+    // A new message does open it.
+    app.twilio_text("+14155552671", "again", &sid(2)).await;
+    let (_, now) = app.get(&key, "/api/v1/contacts/+14155552671").await;
+    assert_eq!(now["service_window_open"], true);
+}

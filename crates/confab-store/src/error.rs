@@ -28,6 +28,13 @@ impl StoreError {
 }
 
 impl StoreError {
+    /// PostgreSQL broke a deadlock or a serialization conflict by aborting
+    /// this transaction; running it again is safe.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40P01") | Some("40001")))
+    }
+
     /// The database is unreachable or overloaded, not the request at fault:
     /// callers answer 503 and the client may retry.
     pub fn is_unavailable(&self) -> bool {

@@ -48,8 +48,9 @@ fn without_nul(m: &InboundMessage) -> InboundMessage {
     }
 }
 
-/// Creates or refreshes contacts by phone and returns their ids. With
-/// `inbound`, the contact's service window and last-seen time move to now.
+/// Finds or creates contacts by phone and returns their ids. A contact that
+/// exists is left as it is (see `refresh_contacts`); a new one created for an
+/// inbound message starts with its service window open.
 pub(crate) async fn upsert_contacts(
     tx: &mut Transaction<'_, Any>,
     contacts: &[(&str, Option<&str>)],
@@ -72,19 +73,14 @@ pub(crate) async fn upsert_contacts(
             }
         }
     }
+    // Rows are locked in phone order, so concurrent writers cannot deadlock.
+    distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let mut ids = HashMap::with_capacity(distinct.len());
     for chunk in crate::sql::shaped_chunks(&distinct) {
-        let update = if inbound {
-            "profile_name = COALESCE(excluded.profile_name, contacts.profile_name), \
-             last_seen_ms = excluded.last_seen_ms, last_inbound_ms = excluded.last_inbound_ms, \
-             updated_ms = excluded.updated_ms"
-        } else {
-            // Touching a row that exists makes RETURNING give its id on both backends.
-            "updated_ms = contacts.updated_ms"
-        };
+        // Touching a row that exists makes RETURNING give its id on both backends.
         let sql = format!(
             "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) VALUES {} \
-             ON CONFLICT (phone) DO UPDATE SET {update} RETURNING id, phone",
+             ON CONFLICT (phone) DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, phone",
             values(chunk.len(), 7, 1)
         );
         let mut q = query(sql);
@@ -108,6 +104,40 @@ pub(crate) async fn upsert_contacts(
     Ok(ids)
 }
 
+/// Moves the last-seen time and the 24-hour service window of contacts who
+/// sent a new message (a redelivery does not reopen the window), and takes
+/// their latest profile name.
+async fn refresh_contacts(
+    tx: &mut Transaction<'_, Any>,
+    contacts: &mut [(i64, Option<&str>)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    contacts.sort_unstable_by_key(|c| c.0);
+    for chunk in crate::sql::shaped_chunks(contacts) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT))",
+                    2 * i + 2,
+                    2 * i + 3
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE contacts SET profile_name = COALESCE(v.column2, contacts.profile_name), \
+             last_seen_ms = $1, last_inbound_ms = $1, updated_ms = $1 \
+             FROM (VALUES {}) AS v WHERE contacts.id = v.column1",
+            rows.join(",")
+        );
+        let mut q = query(sql).bind(now_ms);
+        for (id, name) in chunk {
+            q = q.bind(*id).bind(name.map(str::to_string));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// What the store holds for one provider message id: message id, contact
 /// id, whether it was there before, and its recorded response.
 type StoredRow = (i64, i64, bool, Option<String>);
@@ -117,6 +147,14 @@ impl Store {
     /// returns one result per message. A message whose provider id is known
     /// (a redelivery, also within the batch) stores nothing new.
     pub async fn ingest(
+        &self,
+        batch: &[InboundMessage],
+        now_ms: i64,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        crate::retry_conflicts(|| self.ingest_once(batch, now_ms)).await
+    }
+
+    async fn ingest_once(
         &self,
         batch: &[InboundMessage],
         now_ms: i64,
@@ -178,6 +216,22 @@ impl Store {
                 );
             }
         }
+
+        let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
+        let mut seen = std::collections::HashSet::with_capacity(stored.len());
+        for &i in unique.iter().rev() {
+            let m = &batch[i];
+            let k = (
+                m.channel.as_str().to_string(),
+                m.provider_message_id.clone(),
+            );
+            if let Some(&(_, contact_id, _, _)) = stored.get(&k)
+                && seen.insert(contact_id)
+            {
+                fresh.push((contact_id, m.profile_name.as_deref()));
+            }
+        }
+        refresh_contacts(&mut tx, &mut fresh, now_ms).await?;
 
         // Whatever was not inserted was there before: read what it was.
         let mut known: HashMap<&str, Vec<String>> = HashMap::new();
@@ -248,11 +302,20 @@ impl Store {
         updates: &[StatusUpdate],
         now_ms: i64,
     ) -> Result<Vec<StatusApplied>, StoreError> {
+        let cleaned: Vec<(String, Option<String>)> = updates
+            .iter()
+            .map(|u| {
+                (
+                    crate::sql::text(&u.provider_message_id),
+                    u.error.as_ref().map(to_json),
+                )
+            })
+            .collect();
+        // The history row is committed before the message is looked at, and
+        // `send_accepted` looks at the history only after committing the id:
+        // whichever comes second sees the other, so no report is lost.
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(updates.len());
-        for u in updates {
-            let error = u.error.as_ref().map(to_json);
-            let pid = crate::sql::text(&u.provider_message_id);
+        for (u, (pid, error)) in updates.iter().zip(&cleaned) {
             sqlx::query(
                 "INSERT INTO message_statuses (channel, provider_message_id, status, status_rank, error, received_ms) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -264,9 +327,27 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-            let advanced =
-                advance_status(&mut tx, u.channel.as_str(), &pid, u.status, error, now_ms).await?;
-            out.push(if advanced {
+        }
+        tx.commit().await?;
+
+        // Each update is its own statement, taken in id order so that two
+        // requests touching the same messages cannot deadlock.
+        let mut order: Vec<usize> = (0..updates.len()).collect();
+        order.sort_by(|&a, &b| cleaned[a].0.cmp(&cleaned[b].0));
+        let mut out = vec![StatusApplied::Unknown; updates.len()];
+        let mut conn = self.pool.acquire().await?;
+        for i in order {
+            let (u, (pid, error)) = (&updates[i], &cleaned[i]);
+            let advanced = advance_status(
+                &mut conn,
+                u.channel.as_str(),
+                pid,
+                u.status,
+                error.clone(),
+                now_ms,
+            )
+            .await?;
+            out[i] = if advanced {
                 StatusApplied::Advanced
             } else {
                 let exists: Option<(i64,)> = sqlx::query_as(
@@ -274,23 +355,22 @@ impl Store {
                 )
                 .bind(u.channel.as_str())
                 .bind(pid.clone())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
                 if exists.is_some() {
                     StatusApplied::Stale
                 } else {
                     StatusApplied::Unknown
                 }
-            });
+            };
         }
-        tx.commit().await?;
         Ok(out)
     }
 }
 
 /// Moves a message to `status` if that is progress; true when it moved.
 pub(crate) async fn advance_status(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut sqlx::AnyConnection,
     channel: &str,
     provider_message_id: &str,
     status: DeliveryStatus,
@@ -307,7 +387,7 @@ pub(crate) async fn advance_status(
     .bind(now_ms)
     .bind(channel.to_string())
     .bind(provider_message_id.to_string())
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -13,10 +13,15 @@ pub const JOB_SEND: &str = "send";
 #[derive(Clone, Debug)]
 pub struct ClaimedSend {
     pub job_id: i64,
+    /// The lease this claim holds; every result names it, so a worker whose
+    /// lease ran out cannot overwrite the work of the one that took over.
+    pub lease: i64,
     /// How many times this job has been claimed, this claim included.
     pub attempt: i64,
     pub message: Message,
     pub to_phone: String,
+    /// The contact opted out or was blocked after the message was queued.
+    pub contact_refuses: bool,
 }
 
 pub(crate) async fn insert_jobs(
@@ -36,16 +41,6 @@ pub(crate) async fn insert_jobs(
         }
         q.execute(&mut **tx).await?;
     }
-    Ok(())
-}
-
-/// Removes a done job and commits the transaction that recorded its result.
-async fn finish_job(mut tx: Transaction<'_, Any>, job_id: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM jobs WHERE id = $1")
-        .bind(job_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -86,7 +81,7 @@ impl Store {
             ));
         }
         let sql = format!(
-            "SELECT m.{}, c.phone AS to_phone FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
+            "SELECT m.{}, c.phone AS to_phone, c.opted_out + c.blocked AS refuses FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
             crate::messages::COLUMNS.replace(", ", ", m."),
             list(jobs.len(), 1)
         );
@@ -97,17 +92,20 @@ impl Store {
         let mut by_id = std::collections::HashMap::new();
         for row in q.fetch_all(&self.pool).await? {
             let m = from_row(&row)?;
-            by_id.insert(m.id, (m, row.try_get::<String, _>("to_phone")?));
+            let refuses = row.try_get::<i64, _>("refuses")? > 0;
+            by_id.insert(m.id, (m, row.try_get::<String, _>("to_phone")?, refuses));
         }
         let mut out = Vec::with_capacity(jobs.len());
         jobs.sort_by_key(|j| j.0);
         for (job_id, message_id, attempt) in jobs {
             match by_id.remove(&message_id) {
-                Some((message, to_phone)) => out.push(ClaimedSend {
+                Some((message, to_phone, contact_refuses)) => out.push(ClaimedSend {
                     job_id,
+                    lease: lease_until_ms,
                     attempt,
                     message,
                     to_phone,
+                    contact_refuses,
                 }),
                 None => {
                     // The message is gone; so is the point of the job.
@@ -121,8 +119,9 @@ impl Store {
         Ok(out)
     }
 
-    /// The provider accepted the message: store its id, finish the job, and
-    /// apply any delivery report that arrived before this result did.
+    /// The provider accepted the message: store its id and finish the job,
+    /// then apply any delivery report that arrived before this result did.
+    /// The id is kept if one is stored already: a message has one send.
     pub async fn send_accepted(
         &self,
         job_id: i64,
@@ -131,99 +130,152 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("UPDATE messages SET provider_message_id = $1, updated_ms = $2 WHERE id = $3 RETURNING channel")
-            .bind(provider_message_id.to_string())
-            .bind(now_ms)
-            .bind(message_id)
-            .fetch_one(&mut *tx)
+        let row = sqlx::query(
+            "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1), updated_ms = $2 \
+             WHERE id = $3 RETURNING channel, provider_message_id",
+        )
+        .bind(provider_message_id.to_string())
+        .bind(now_ms)
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM jobs WHERE id = $1")
+            .bind(job_id)
+            .execute(&mut *tx)
             .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(());
+        };
         let channel: String = row.try_get("channel")?;
+        let pid: String = row.try_get("provider_message_id")?;
         advance_status(
             &mut tx,
             &channel,
-            provider_message_id,
+            &pid,
             DeliveryStatus::Accepted,
             None,
             now_ms,
         )
         .await?;
+        tx.commit().await?;
+        // Read the reports only after the id is committed: a report stored
+        // meanwhile either sees the id or is seen here (see apply_statuses).
         let early = sqlx::query(
-            "SELECT status, error FROM message_statuses WHERE channel = $1 AND provider_message_id = $2 ORDER BY status_rank DESC LIMIT 1",
+            "SELECT status, error FROM message_statuses WHERE channel = $1 AND provider_message_id = $2 \
+             ORDER BY status_rank DESC LIMIT 1",
         )
         .bind(channel.clone())
-        .bind(provider_message_id.to_string())
-        .fetch_optional(&mut *tx)
+        .bind(pid.clone())
+        .fetch_optional(&self.pool)
         .await?;
-        if let Some(r) = early {
-            let status: String = r.try_get("status")?;
-            if let Some(status) = DeliveryStatus::parse(&status) {
-                advance_status(
-                    &mut tx,
-                    &channel,
-                    provider_message_id,
-                    status,
-                    r.try_get("error")?,
-                    now_ms,
-                )
-                .await?;
-            }
+        if let Some(r) = early
+            && let Some(status) = DeliveryStatus::parse(&r.try_get::<String, _>("status")?)
+        {
+            let mut conn = self.pool.acquire().await?;
+            advance_status(
+                &mut conn,
+                &channel,
+                &pid,
+                status,
+                r.try_get("error")?,
+                now_ms,
+            )
+            .await?;
         }
-        finish_job(tx, job_id).await
+        Ok(())
     }
 
     /// The send failed for good: the message is `failed` with the error.
+    /// False when the lease was lost and another worker owns the job.
     pub async fn send_failed(
         &self,
         job_id: i64,
+        lease: i64,
         message_id: i64,
         error: &ProviderError,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE messages SET status = $1, status_rank = $2, error = $3, updated_ms = $4 WHERE id = $5 AND status_rank < $2")
-            .bind(DeliveryStatus::Failed.as_str())
-            .bind(DeliveryStatus::Failed.rank())
-            .bind(to_json(error))
-            .bind(now_ms)
-            .bind(message_id)
+        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
+            .bind(job_id)
+            .bind(lease)
             .execute(&mut *tx)
             .await?;
-        finish_job(tx, job_id).await
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE messages SET status = $1, status_rank = $2, error = $3, updated_ms = $4 \
+             WHERE id = $5 AND status_rank < $2",
+        )
+        .bind(DeliveryStatus::Failed.as_str())
+        .bind(DeliveryStatus::Failed.rank())
+        .bind(to_json(error))
+        .bind(now_ms)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// The send may work later: release the lease and try again at `run_at_ms`.
+    /// The send may work later: give the lease back and try again at
+    /// `run_at_ms`. False when the lease was lost.
     pub async fn send_retry(
         &self,
         job_id: i64,
+        lease: i64,
         run_at_ms: i64,
         error: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET run_at_ms = $1, locked_until_ms = 0, last_error = $2 WHERE id = $3",
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET run_at_ms = $1, locked_until_ms = 0, last_error = $2 WHERE id = $3 AND locked_until_ms = $4",
         )
         .bind(run_at_ms)
         .bind(error.to_string())
         .bind(job_id)
+        .bind(lease)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Puts a claimed job back untried, due at `run_at_ms` (its sender's
+    /// pace): the claim does not count as an attempt.
+    pub async fn defer_send(
+        &self,
+        job_id: i64,
+        lease: i64,
+        run_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET run_at_ms = $1, locked_until_ms = 0, attempts = attempts - 1 WHERE id = $2 AND locked_until_ms = $3",
+        )
+        .bind(run_at_ms)
+        .bind(job_id)
+        .bind(lease)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Gives back leases this worker holds, at shutdown, so another worker
-    /// (or this one after a restart) can send at once.
-    pub async fn release_jobs(&self, job_ids: &[i64]) -> Result<(), StoreError> {
-        for chunk in crate::sql::shaped_chunks(job_ids) {
-            let sql = format!(
-                "UPDATE jobs SET locked_until_ms = 0 WHERE id IN ({})",
-                list(chunk.len(), 1)
-            );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&self.pool).await?;
-        }
-        Ok(())
+    /// Extends a lease this worker still holds; the new lease on success.
+    pub async fn extend_lease(
+        &self,
+        job_id: i64,
+        lease: i64,
+        until_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET locked_until_ms = $1 WHERE id = $2 AND locked_until_ms = $3",
+        )
+        .bind(until_ms)
+        .bind(job_id)
+        .bind(lease)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then_some(until_ms))
     }
 
     /// Send jobs waiting, and the earliest time one of them is due.

@@ -23,6 +23,26 @@ pub use inbound::{Ingested, StatusApplied};
 pub use jobs::{ClaimedSend, JOB_SEND};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 
+/// Runs a transaction again when the database aborted it to break a
+/// deadlock or a serialization conflict with a concurrent writer.
+pub(crate) async fn retry_conflicts<T, F, Fut>(mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(e) if e.is_conflict() && tries < 4 => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "transaction conflicted; running it again");
+                tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Rows fetched per page when a caller asks for no limit, and the most a
 /// caller may ask for.
 pub const DEFAULT_PAGE: i64 = 50;

@@ -139,6 +139,14 @@ impl Store {
         items: &[NewOutbound],
         now_ms: i64,
     ) -> Result<Vec<SendOutcome>, StoreError> {
+        crate::retry_conflicts(|| self.enqueue_once(items, now_ms)).await
+    }
+
+    async fn enqueue_once(
+        &self,
+        items: &[NewOutbound],
+        now_ms: i64,
+    ) -> Result<Vec<SendOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(items.len());
         for chunk in crate::sql::shaped_chunks(items) {

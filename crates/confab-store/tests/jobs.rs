@@ -118,3 +118,45 @@ async fn accepted_sends_finish_the_job_and_apply_early_reports() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_lost_lease_cannot_record_a_result() {
+    let s = store().await;
+    let q = s
+        .enqueue_outbound(&[outbound("+14155552671")], 1_000)
+        .await
+        .unwrap();
+    let old = s.claim_sends(2_000, 3_000, 10).await.unwrap().remove(0);
+    // The lease ran out and another worker took the job.
+    let new = s.claim_sends(3_000, 9_000, 10).await.unwrap().remove(0);
+    let err = confab_model::ProviderError {
+        code: None,
+        message: "x".into(),
+    };
+    assert!(
+        !s.send_failed(old.job_id, old.lease, q[0].message_id, &err, 3_500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.send_retry(old.job_id, old.lease, 4_000, "x")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.extend_lease(old.job_id, old.lease, 10_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.message(q[0].message_id).await.unwrap().status,
+        confab_model::DeliveryStatus::Queued
+    );
+    assert_eq!(
+        s.extend_lease(new.job_id, new.lease, 10_000).await.unwrap(),
+        Some(10_000)
+    );
+    // Deferring for pace does not count as an attempt.
+    s.defer_send(new.job_id, 10_000, 11_000).await.unwrap();
+    let again = s.claim_sends(11_000, 20_000, 10).await.unwrap().remove(0);
+    assert_eq!(again.attempt, 2);
+}

@@ -42,7 +42,12 @@ pub fn backoff(base: Duration, attempt: i64, retry_after: Option<Duration>) -> D
     let exp = base.saturating_mul(1u32 << attempt.clamp(1, 16).saturating_sub(1) as u32);
     let capped = exp.min(Duration::from_secs(600));
     let jittered = capped.mul_f64(rand::rng().random_range(0.5..=1.0));
-    jittered.max(retry_after.unwrap_or_default())
+    // A provider asking for more than an hour is capped there.
+    jittered.max(
+        retry_after
+            .unwrap_or_default()
+            .min(Duration::from_secs(3600)),
+    )
 }
 
 impl Worker {
@@ -77,11 +82,21 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
+            // Claim only what can go out now: a job is leased while it is
+            // being sent, never while it waits for a slot or its pace.
+            let first = tokio::select! {
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = stop.changed() => continue,
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
+            }
             let now = this.clock.now_ms();
             let lease = now + this.settings.outbox_lease.as_millis() as i64;
             let claimed = match this
                 .store
-                .claim_sends(now, lease, MAX_IN_FLIGHT as i64)
+                .claim_sends(now, lease, permits.len() as i64)
                 .await
             {
                 Ok(c) => c,
@@ -91,6 +106,7 @@ impl Worker {
                 }
             };
             if claimed.is_empty() {
+                drop(permits);
                 this.report_depth().await;
                 tokio::select! {
                     _ = this.wake.notified() => {}
@@ -99,40 +115,37 @@ impl Worker {
                 }
                 continue;
             }
-            let mut pending = claimed.into_iter();
-            while let Some(job) = pending.next() {
-                // Pace per sender number before the send goes out.
+            let mut deferred: HashMap<String, u32> = HashMap::new();
+            for job in claimed {
+                let Some(permit) = permits.pop() else { break };
                 let sender = job.message.sender.clone().unwrap_or_default();
                 let rate = match job.message.channel {
                     Channel::Twilio => this.settings.twilio_send_rate,
                     Channel::Meta => this.settings.meta_send_rate,
                 };
                 let bucket = buckets
-                    .entry(sender)
+                    .entry(sender.clone())
                     .or_insert_with(|| TokenBucket::new(rate));
-                let mut stopped = false;
-                while let Err(wait) = bucket.try_take(Instant::now()) {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => { stopped = true; break; }
+                match bucket.try_take(Instant::now()) {
+                    Ok(()) => {
+                        let worker = this.clone();
+                        tokio::spawn(async move {
+                            worker.deliver(job).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(wait) => {
+                        // Over this sender's pace: back in the queue, spread
+                        // out at the pace so the next claims find sendable work.
+                        let k = deferred.entry(sender).or_default();
+                        let at = now
+                            + (wait.as_secs_f64() * 1000.0 + f64::from(*k) * 1000.0 / rate) as i64;
+                        *k += 1;
+                        if let Err(e) = this.store.defer_send(job.job_id, job.lease, at).await {
+                            tracing::warn!(error = %e, "deferring a paced send failed; its lease will run out");
+                        }
                     }
                 }
-                if stopped || *stop.borrow() {
-                    // Give the leases back so a restart sends at once.
-                    let ids: Vec<i64> = std::iter::once(job.job_id)
-                        .chain(pending.map(|j| j.job_id))
-                        .collect();
-                    let _ = this.store.release_jobs(&ids).await;
-                    break;
-                }
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let worker = this.clone();
-                tokio::spawn(async move {
-                    worker.deliver(job).await;
-                    drop(permit);
-                });
             }
             this.report_depth().await;
         }
@@ -148,6 +161,25 @@ impl Worker {
 
     async fn deliver(&self, job: ClaimedSend) {
         let channel = job.message.channel;
+        if job.contact_refuses {
+            // Opted out or blocked since the message was queued.
+            let error = ProviderError {
+                code: None,
+                message: "not sent: the contact opted out or is blocked".into(),
+            };
+            let stored = self
+                .store
+                .send_failed(
+                    job.job_id,
+                    job.lease,
+                    job.message.id,
+                    &error,
+                    self.clock.now_ms(),
+                )
+                .await;
+            self.finish(&job, "refused", stored.map(|_| ()));
+            return;
+        }
         let started = Instant::now();
         let result = self.send(&job).await;
         metrics::histogram!("confab_send_duration_seconds", "channel" => channel.as_str())
@@ -160,12 +192,11 @@ impl Worker {
             }
             Err(SendError::Permanent(error)) => {
                 tracing::warn!(message = job.message.id, code = ?error.code, error = %error.message, "send refused by provider");
-                (
-                    "failed",
-                    self.store
-                        .send_failed(job.job_id, job.message.id, &error, now)
-                        .await,
-                )
+                let r = self
+                    .store
+                    .send_failed(job.job_id, job.lease, job.message.id, &error, now)
+                    .await;
+                ("failed", r.map(|_| ()))
             }
             Err(SendError::Retryable {
                 message,
@@ -173,12 +204,16 @@ impl Worker {
             }) if job.attempt < self.settings.send_max_attempts => {
                 let delay = backoff(self.settings.send_retry_base, job.attempt, retry_after);
                 tracing::info!(message = job.message.id, attempt = job.attempt, delay_ms = delay.as_millis() as u64, error = %message, "send will be retried");
-                (
-                    "retry",
-                    self.store
-                        .send_retry(job.job_id, now + delay.as_millis() as i64, &message)
-                        .await,
-                )
+                let r = self
+                    .store
+                    .send_retry(
+                        job.job_id,
+                        job.lease,
+                        now + delay.as_millis() as i64,
+                        &message,
+                    )
+                    .await;
+                ("retry", r.map(|_| ()))
             }
             Err(SendError::Retryable { message, .. }) => {
                 let error = ProviderError {
@@ -186,15 +221,23 @@ impl Worker {
                     message: format!("gave up after {} attempts: {message}", job.attempt),
                 };
                 tracing::warn!(message = job.message.id, error = %error.message, "send abandoned");
-                (
-                    "failed",
-                    self.store
-                        .send_failed(job.job_id, job.message.id, &error, now)
-                        .await,
-                )
+                let r = self
+                    .store
+                    .send_failed(job.job_id, job.lease, job.message.id, &error, now)
+                    .await;
+                ("failed", r.map(|_| ()))
             }
         };
-        metrics::counter!("confab_sends_total", "channel" => channel.as_str(), "outcome" => outcome).increment(1);
+        self.finish(&job, outcome, stored);
+    }
+
+    fn finish(
+        &self,
+        job: &ClaimedSend,
+        outcome: &'static str,
+        stored: Result<(), confab_store::StoreError>,
+    ) {
+        metrics::counter!("confab_sends_total", "channel" => job.message.channel.as_str(), "outcome" => outcome).increment(1);
         if let Err(e) = stored {
             // The lease runs out and the job is tried again.
             tracing::error!(message = job.message.id, error = %e, "recording a send result failed");
@@ -202,33 +245,35 @@ impl Worker {
     }
 
     /// Stores the provider's id. The message went out, so this must not be
-    /// lost to a passing database error: retry it for as long as the lease
-    /// would otherwise hand the job to someone else.
+    /// lost to a passing database error: keep trying, and keep the lease,
+    /// for as long as the database refuses.
     async fn record_accepted(
         &self,
         job: &ClaimedSend,
         sent: &Sent,
     ) -> Result<(), confab_store::StoreError> {
-        let deadline = Instant::now() + self.settings.outbox_lease / 2;
+        let mut lease = job.lease;
         let mut delay = Duration::from_millis(50);
         loop {
-            match self
+            let now = self.clock.now_ms();
+            let err = match self
                 .store
-                .send_accepted(
-                    job.job_id,
-                    job.message.id,
-                    &sent.provider_message_id,
-                    self.clock.now_ms(),
-                )
+                .send_accepted(job.job_id, job.message.id, &sent.provider_message_id, now)
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(e) if Instant::now() + delay < deadline => {
-                    tracing::warn!(error = %e, "storing a send result failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => return Err(e),
+                Err(e) => e,
+            };
+            tracing::warn!(error = %err, "storing a send result failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+            let until = self.clock.now_ms() + self.settings.outbox_lease.as_millis() as i64;
+            match self.store.extend_lease(job.job_id, lease, until).await {
+                Ok(Some(l)) => lease = l,
+                // Someone else holds the job now: nothing more this worker can do.
+                Ok(None) => return Err(err),
+                // The database is still away; nobody else can claim the job either.
+                Err(_) => {}
             }
         }
     }
@@ -283,5 +328,9 @@ mod tests {
         }
         assert!(backoff(base, 30, None) <= Duration::from_secs(600));
         assert!(backoff(base, 1, Some(Duration::from_secs(30))) >= Duration::from_secs(30));
+        assert_eq!(
+            backoff(base, 1, Some(Duration::from_secs(u64::MAX / 4))),
+            Duration::from_secs(3600)
+        );
     }
 }
