@@ -108,11 +108,21 @@ impl Jwt {
     }
 }
 
-/// Slows password guessing: after `MAX_FAILURES` wrong passwords for one
-/// username within `WINDOW`, logins for it are refused until the window ends.
-#[derive(Default)]
+/// Slows password guessing: after `MAX_FAILURES` failed logins for one
+/// username within `WINDOW`, logins for it are refused until the window
+/// ends. Also bounds how many password checks run at once.
 pub struct LoginLimiter {
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    pub verifying: tokio::sync::Semaphore,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter {
+            failures: Mutex::default(),
+            verifying: tokio::sync::Semaphore::new(4),
+        }
+    }
 }
 
 const MAX_FAILURES: u32 = 5;
@@ -120,14 +130,24 @@ const WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl LoginLimiter {
     /// Seconds to wait before this username may try again, if it must.
-    pub fn blocked_for(&self, username: &str) -> Option<u64> {
+    fn blocked_for(&self, username: &str) -> Option<u64> {
         let map = self.failures.lock().ok()?;
         let (n, since) = map.get(username)?;
         let left = WINDOW.checked_sub(since.elapsed())?;
         (*n >= MAX_FAILURES).then(|| left.as_secs().max(1))
     }
 
-    pub fn failed(&self, username: &str) {
+    /// Counts a login attempt, unless the username is locked; a successful
+    /// login clears the count.
+    pub fn attempt(&self, username: &str) -> Result<(), u64> {
+        if let Some(wait) = self.blocked_for(username) {
+            return Err(wait);
+        }
+        self.failed(username);
+        Ok(())
+    }
+
+    fn failed(&self, username: &str) {
         if let Ok(mut map) = self.failures.lock() {
             if map.len() > 100_000 {
                 map.retain(|_, (_, since)| since.elapsed() < WINDOW);
@@ -238,12 +258,10 @@ mod tests {
     #[test]
     fn limiter_blocks_after_repeated_failures() {
         let l = LoginLimiter::default();
-        for _ in 0..MAX_FAILURES - 1 {
-            l.failed("bob");
+        for _ in 0..MAX_FAILURES {
+            assert!(l.attempt("bob").is_ok());
         }
-        assert!(l.blocked_for("bob").is_none());
-        l.failed("bob");
-        assert!(l.blocked_for("bob").unwrap() > 0);
+        assert!(l.attempt("bob").unwrap_err() > 0);
         assert!(l.blocked_for("alice").is_none());
         l.succeeded("bob");
         assert!(l.blocked_for("bob").is_none());

@@ -81,6 +81,25 @@ async fn writer(
                     let _ = reply.send(Ok(s));
                 }
             }
+            Err(e) if batch.len() > 1 && !e.is_unavailable() => {
+                // One message the database refuses must not fail the others
+                // that share its transaction: store each on its own.
+                tracing::warn!(error = %e, batch = batch.len(), "a batch failed; storing its messages one by one");
+                for (msg, reply) in batch.drain(..).zip(replies.drain(..)) {
+                    let one = store
+                        .ingest(std::slice::from_ref(&msg), clock.now_ms())
+                        .await;
+                    let one = one.and_then(|v| {
+                        v.into_iter()
+                            .next()
+                            .ok_or_else(|| StoreError::Corrupt("ingest returned nothing".into()))
+                    });
+                    let _ = reply.send(one.map_err(|e| {
+                        tracing::error!(error = %e, "storing an inbound message failed");
+                        Arc::new(e)
+                    }));
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, batch = batch.len(), "storing inbound messages failed");
                 let e = Arc::new(e);

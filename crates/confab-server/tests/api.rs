@@ -507,3 +507,51 @@ async fn nul_characters_are_refused_by_the_api_and_dropped_from_webhooks() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+#[tokio::test]
+async fn guesses_sent_at_once_are_limited_like_guesses_in_a_row() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let hash = confab_server::auth::hash_password("correct horse battery".into())
+        .await
+        .unwrap();
+    app.store
+        .create_user("ana", &hash, "admin", 0)
+        .await
+        .unwrap();
+    let guesses = (0..20).map(|i| {
+        app.http
+            .post(format!("{}/api/v1/auth/login", app.url))
+            .json(&json!({"username": "ana", "password": format!("guess-{i}")}))
+            .send()
+    });
+    let codes: Vec<u16> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 401).count(), 5, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 15, "{codes:?}");
+}
+
+#[tokio::test]
+async fn nul_characters_in_bodies_and_queries_are_refused() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&json!({"username": "a\u{0}", "password": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(app.get(&key, "/api/v1/contacts?search=%00").await.0, 400);
+    let (s, _) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+14155552671", "template": {"name": "x\u{0}", "language": "en"}}),
+        )
+        .await;
+    assert_eq!(s, 422);
+}

@@ -411,3 +411,20 @@ async fn a_late_redelivery_does_not_reopen_the_service_window() {
     let (_, now) = app.get(&key, "/api/v1/contacts/+14155552671").await;
     assert_eq!(now["service_window_open"], true);
 }
+
+#[tokio::test]
+async fn an_absurdly_long_message_id_is_refused() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let long = format!("SM{}", "x".repeat(3000));
+    let r = app.twilio_text("+14155552671", "hi", &long).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.count("messages").await, 0);
+    let r = app
+        .twilio(
+            "/webhooks/twilio/status",
+            &[("MessageSid", &long), ("MessageStatus", "delivered")],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.count("message_statuses").await, 0);
+}

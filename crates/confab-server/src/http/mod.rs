@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(refuse_nul_in_query))
         .layer(middleware::from_fn(problem_details))
         .layer(middleware::from_fn(track))
         // Spans name the path only: query strings can carry tokens (Meta's
@@ -50,6 +51,17 @@ async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("confab_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// A NUL character in a query string can only be an attack or a mistake, and
+/// no database text column can hold one.
+async fn refuse_nul_in_query(req: Request, next: Next) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    if query.contains("%00") || query.contains('\0') {
+        return ApiError::BadRequest("the query string must not contain NUL characters".into())
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Turns the plain-text rejections of axum's extractors (bad JSON, wrong

@@ -136,6 +136,21 @@ fn twilio_parse<T>(
     })
 }
 
+/// Longest provider message id accepted. Real ids are far shorter (Twilio
+/// 34 characters, Meta about 60); a longer one is not from a provider and
+/// would not fit the database's unique index.
+const MAX_PROVIDER_ID: usize = 256;
+
+fn check_id(channel: Channel, id: &str) -> ApiResult<()> {
+    if id.chars().count() > MAX_PROVIDER_ID {
+        outcome(channel, "bad_request");
+        return Err(ApiError::BadRequest(format!(
+            "message id is longer than {MAX_PROVIDER_ID} characters"
+        )));
+    }
+    Ok(())
+}
+
 fn twiml(body: String) -> Response {
     let mut resp = body.into_response();
     resp.headers_mut().insert(
@@ -157,6 +172,7 @@ pub async fn twilio_inbound(
     body: Bytes,
 ) -> ApiResult<Response> {
     let msg = twilio_parse(&state, &headers, &uri, &body, twilio::parse_inbound)?;
+    check_id(Channel::Twilio, &msg.provider_message_id)?;
     let stored = state.ingest.store(msg).await?;
     outcome(
         Channel::Twilio,
@@ -181,6 +197,9 @@ pub async fn twilio_status(
     body: Bytes,
 ) -> ApiResult<Response> {
     let update = twilio_parse(&state, &headers, &uri, &body, twilio::parse_status)?;
+    if let Some(u) = &update {
+        check_id(Channel::Twilio, &u.provider_message_id)?;
+    }
     if let Some(update) = update {
         state
             .store
@@ -252,6 +271,14 @@ pub async fn meta_inbound(
         outcome(Channel::Meta, "bad_request");
         ApiError::BadRequest(e.to_string())
     })?;
+    for id in batch
+        .messages
+        .iter()
+        .map(|m| &m.provider_message_id)
+        .chain(batch.statuses.iter().map(|s| &s.provider_message_id))
+    {
+        check_id(Channel::Meta, id)?;
+    }
     // Every message goes to the group-commit writer at once; we answer when
     // all of them are stored.
     let results =

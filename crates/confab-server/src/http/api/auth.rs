@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::Body;
 use crate::app::AppState;
 use crate::auth::{hash_password, random_secret, verify_password};
 use crate::error::{ApiError, ApiResult};
@@ -37,19 +38,33 @@ async fn dummy_hash() -> String {
     responses((status = 200, body = Token), (status = 401, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
-    Json(req): Json<Login>,
+    Body(req): Body<Login>,
 ) -> ApiResult<Json<Token>> {
-    if let Some(wait) = state.login_limiter.blocked_for(&req.username) {
-        return Err(ApiError::TooManyRequests(wait));
+    if req.username.chars().count() > 256 || req.password.len() > 1024 {
+        return Err(ApiError::Unauthorized("wrong username or password".into()));
     }
+    // The attempt counts before the password is checked, so guesses sent
+    // all at once are limited like guesses sent one after another.
+    state
+        .login_limiter
+        .attempt(&req.username)
+        .map_err(ApiError::TooManyRequests)?;
     let user = state.store.user_by_name(&req.username).await?;
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
         None => dummy_hash().await,
     };
+    // Each check takes Argon2's memory; only a few run at once.
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        state.login_limiter.verifying.acquire(),
+    )
+    .await
+    .map_err(|_| ApiError::Unavailable("too many logins at once; try again shortly".into()))?
+    .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
     let ok = verify_password(req.password, hash).await && user.is_some();
+    drop(permit);
     let Some(user) = user.filter(|_| ok) else {
-        state.login_limiter.failed(&req.username);
         metrics::counter!("confab_logins_total", "outcome" => "failed").increment(1);
         return Err(ApiError::Unauthorized("wrong username or password".into()));
     };

@@ -5,7 +5,7 @@ use confab_store::{Contact, ContactFilter, ContactPatch, MessageFilter};
 use serde::{Deserialize, Serialize};
 
 use super::messages::{MessageOut, check_len};
-use super::{Page, cursor, limit};
+use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
@@ -153,7 +153,7 @@ pub async fn update(
     _: Principal,
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Json(u): Json<ContactUpdate>,
+    Body(u): Body<ContactUpdate>,
 ) -> ApiResult<Json<ContactOut>> {
     for tag in u.tags.iter().flatten() {
         check_len("a tag", tag, 64)?;

@@ -11,7 +11,7 @@ use confab_store::{Contact, Message, MessageFilter, NewOutbound};
 use serde::{Deserialize, Serialize};
 
 use super::contacts::WINDOW_MS;
-use super::{Page, cursor, limit};
+use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock::{parse_time, rfc3339};
@@ -286,11 +286,6 @@ pub fn check_len(name: &str, s: &str, max: usize) -> ApiResult<()> {
     if s.trim().is_empty() {
         return Err(unprocessable(format!("{name} must not be empty")));
     }
-    if s.contains('\0') {
-        return Err(unprocessable(format!(
-            "{name} must not contain NUL characters"
-        )));
-    }
     if n > max {
         return Err(unprocessable(format!(
             "{name} is {n} characters; at most {max} are allowed"
@@ -444,7 +439,7 @@ fn refusal(contact: Option<&Contact>, content: &OutboundContent, now_ms: i64) ->
 pub async fn send(
     _: Principal,
     State(state): State<AppState>,
-    Json(req): Json<SendRequest>,
+    Body(req): Body<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let to = PhoneNumber::parse(&req.to).map_err(|e| unprocessable(format!("to: {e}")))?;
     let (channel, sender) = channel(&state.settings, req.channel.as_deref())?;
@@ -485,7 +480,7 @@ pub async fn send(
 pub async fn send_bulk(
     _: Principal,
     State(state): State<AppState>,
-    Json(req): Json<BulkRequest>,
+    Body(req): Body<BulkRequest>,
 ) -> ApiResult<(StatusCode, Json<BulkResponse>)> {
     if req.to.is_empty() || req.to.len() > MAX_BULK {
         return Err(unprocessable(format!(

@@ -6,8 +6,11 @@ pub mod contacts;
 pub mod messages;
 
 use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -22,6 +25,40 @@ pub fn routes() -> Router<AppState> {
         .route("/messages", get(messages::list).post(messages::send))
         .route("/messages/bulk", post(messages::send_bulk))
         .route("/messages/{id}", get(messages::get))
+}
+
+/// A JSON request body: axum's extractor (415 without a JSON content type,
+/// 400 for bad JSON, 413 over the size limit), then 422 for text holding a
+/// NUL character, which no database text column can store, or for a body
+/// that does not fit `T`.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if has_nul(&value) {
+            return Err(
+                ApiError::Unprocessable("text must not contain NUL characters".into())
+                    .into_response(),
+            );
+        }
+        T::deserialize(value).map(Body).map_err(|e| {
+            ApiError::Unprocessable(format!("the body does not fit: {e}")).into_response()
+        })
+    }
+}
+
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// A page of a list, newest first. Pass `next_cursor` as `cursor` to read on;
