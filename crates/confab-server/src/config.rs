@@ -385,6 +385,9 @@ impl Settings {
         if self.meta_app_secret.is_none() {
             w.push("WHATSAPP_APP_SECRET is not set: Meta webhooks are accepted without signature checks (local development only)".into());
         }
+        if self.twilio.is_some() && self.public_url.is_none() {
+            w.push("PUBLIC_URL is not set: Twilio sends carry no status callback, so their delivery status stays 'accepted' unless the callback is set on the Twilio sender".into());
+        }
         w
     }
 }

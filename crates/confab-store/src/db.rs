@@ -71,10 +71,11 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; NORMAL sync is
-                        // durable across application crashes, and group commit
-                        // makes each fsync count for many messages.
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
+                        // WAL lets readers run beside the writer. FULL syncs the
+                        // log at every commit, so an acknowledged webhook
+                        // survives a power cut too; group commit makes each
+                        // fsync count for many messages.
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
                             .await?;
                     }
                     Ok(())
