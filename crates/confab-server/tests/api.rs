@@ -151,16 +151,9 @@ async fn contacts_search_page_update_and_read() {
         "profile names match in any case"
     );
 
-    let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/{id}", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"tags": ["operator", "night"], "attributes": {"shift": "B"}, "profile_name": "Thandi"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let c: serde_json::Value = r.json().await.unwrap();
+    let r = app.patch(&key, &format!("/api/v1/contacts/{id}"), json!({"tags": ["operator", "night"], "attributes": {"shift": "B"}, "profile_name": "Thandi"})).await;
+    assert_eq!(r.0, 200);
+    let c = r.1;
     assert_eq!(c["tags"], json!(["operator", "night"]));
     assert_eq!(c["attributes"]["shift"], "B");
     assert_eq!(c["profile_name"], "Thandi");
@@ -168,23 +161,21 @@ async fn contacts_search_page_update_and_read() {
     assert_eq!(tagged["items"].as_array().unwrap().len(), 1);
 
     let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/{id}", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"nickname": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422, "unknown fields are refused");
+        .patch(
+            &key,
+            &format!("/api/v1/contacts/{id}"),
+            json!({"nickname": "x"}),
+        )
+        .await;
+    assert_eq!(r.0, 422, "unknown fields are refused");
     let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/999999", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"blocked": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+        .patch(
+            &key,
+            &"/api/v1/contacts/999999".to_string(),
+            json!({"blocked": true}),
+        )
+        .await;
+    assert_eq!(r.0, 404);
 
     let (s, c) = app
         .post(&key, &format!("/api/v1/contacts/{id}/read"), json!(null))
@@ -498,14 +489,13 @@ async fn nul_characters_are_refused_by_the_api_and_dropped_from_webhooks() {
         .await;
     assert_eq!(s, 422, "{p}");
     let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/+14155552671", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"profile_name": "x\u{0}"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
+        .patch(
+            &key,
+            &"/api/v1/contacts/+14155552671".to_string(),
+            json!({"profile_name": "x\u{0}"}),
+        )
+        .await;
+    assert_eq!(r.0, 422);
 }
 
 #[tokio::test]

@@ -355,26 +355,24 @@ async fn the_service_window_opted_out_and_blocked_contacts_are_respected() {
 
     let contact_id = m["contact_id"].as_i64().unwrap();
     let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/{contact_id}", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"opted_out": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .patch(
+            &key,
+            &format!("/api/v1/contacts/{contact_id}"),
+            json!({"opted_out": true}),
+        )
+        .await;
+    assert_eq!(r.0, 200);
     let (s, p) = app.post(&key, "/api/v1/messages", template.clone()).await;
     assert_eq!(s, 409);
     assert!(p["detail"].as_str().unwrap().contains("opted out"));
     let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/{contact_id}", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"opted_out": false, "blocked": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .patch(
+            &key,
+            &format!("/api/v1/contacts/{contact_id}"),
+            json!({"opted_out": false, "blocked": true}),
+        )
+        .await;
+    assert_eq!(r.0, 200);
     let (s, p) = app.post(&key, "/api/v1/messages", template).await;
     assert_eq!(s, 409);
     assert!(p["detail"].as_str().unwrap().contains("blocked"));
@@ -494,14 +492,13 @@ async fn a_contact_who_opts_out_while_a_send_waits_gets_nothing() {
     })
     .await;
     let r = app
-        .http
-        .patch(format!("{}/api/v1/contacts/+14155552671", app.url))
-        .bearer_auth(&key)
-        .json(&json!({"opted_out": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .patch(
+            &key,
+            &"/api/v1/contacts/+14155552671".to_string(),
+            json!({"opted_out": true}),
+        )
+        .await;
+    assert_eq!(r.0, 200);
     let m = wait_status(&app, &key, m["id"].as_i64().unwrap(), "failed").await;
     assert!(
         m["error"]["message"]

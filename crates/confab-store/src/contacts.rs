@@ -50,7 +50,7 @@ pub struct ContactPatch {
 const COLUMNS: &str = "c.id, c.phone, c.profile_name, c.first_seen_ms, c.last_seen_ms, c.last_inbound_ms, \
      c.last_read_ms, c.opted_out, c.blocked, c.tags, c.attributes, c.created_ms, c.updated_ms, \
      (SELECT COUNT(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'inbound' \
-      AND m.created_ms > c.last_read_ms) AS unread_count";
+      AND m.id > c.read_up_to_id) AS unread_count";
 
 fn from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
@@ -169,14 +169,17 @@ impl Store {
         self.contact(id).await
     }
 
-    /// Marks every inbound message up to `now_ms` as read.
+    /// Marks every inbound message received so far as read.
     pub async fn mark_read(&self, id: i64, now_ms: i64) -> Result<Contact, StoreError> {
-        let done =
-            sqlx::query("UPDATE contacts SET last_read_ms = $1, updated_ms = $1 WHERE id = $2")
-                .bind(now_ms)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE contacts SET last_read_ms = $1, updated_ms = $1, read_up_to_id = COALESCE(\
+             (SELECT MAX(m.id) FROM messages m WHERE m.contact_id = $2 AND m.direction = 'inbound'), 0) \
+             WHERE id = $2",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -92,17 +92,32 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let sql = match self.backend {
-            Backend::Sqlite => include_str!("../migrations/sqlite/0001_messaging.sql"),
-            Backend::Postgres => include_str!("../migrations/postgres/0001_messaging.sql"),
+        let sql: [&'static str; 2] = match self.backend {
+            Backend::Sqlite => [
+                include_str!("../migrations/sqlite/0001_messaging.sql"),
+                include_str!("../migrations/sqlite/0002_read_marks.sql"),
+            ],
+            Backend::Postgres => [
+                include_str!("../migrations/postgres/0001_messaging.sql"),
+                include_str!("../migrations/postgres/0002_read_marks.sql"),
+            ],
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "messaging".into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )]);
+        let names = ["messaging", "read marks"];
+        let migrator = Migrator::with_migrations(
+            sql.into_iter()
+                .zip(names)
+                .enumerate()
+                .map(|(i, (sql, name))| {
+                    Migration::new(
+                        i as i64 + 1,
+                        name.into(),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
+                })
+                .collect(),
+        );
         migrator.run(&self.pool).await?;
         Ok(())
     }
