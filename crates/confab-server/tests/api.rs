@@ -169,11 +169,7 @@ async fn contacts_search_page_update_and_read() {
         .await;
     assert_eq!(r.0, 422, "unknown fields are refused");
     let r = app
-        .patch(
-            &key,
-            &"/api/v1/contacts/999999".to_string(),
-            json!({"blocked": true}),
-        )
+        .patch(&key, "/api/v1/contacts/999999", json!({"blocked": true}))
         .await;
     assert_eq!(r.0, 404);
 
@@ -491,7 +487,7 @@ async fn nul_characters_are_refused_by_the_api_and_dropped_from_webhooks() {
     let r = app
         .patch(
             &key,
-            &"/api/v1/contacts/+14155552671".to_string(),
+            "/api/v1/contacts/+14155552671",
             json!({"profile_name": "x\u{0}"}),
         )
         .await;

@@ -494,7 +494,7 @@ async fn a_contact_who_opts_out_while_a_send_waits_gets_nothing() {
     let r = app
         .patch(
             &key,
-            &"/api/v1/contacts/+14155552671".to_string(),
+            "/api/v1/contacts/+14155552671",
             json!({"opted_out": true}),
         )
         .await;
