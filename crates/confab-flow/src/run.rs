@@ -1,0 +1,213 @@
+//! The state of one contact in one flow, what moves it, and what it asks
+//! the runtime to do.
+
+use confab_model::OutboundContent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::answer::Reply;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for the contact's answer.
+    WaitingInput,
+    /// Waiting for the result of a request (record, HTTP).
+    WaitingEffect,
+    /// Waiting for a timer.
+    WaitingTimer,
+    /// A person has the conversation; the bot is silent.
+    HandedOff,
+    Completed,
+    Failed,
+    /// Stopped for inactivity.
+    Expired,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::WaitingInput => "waiting_input",
+            RunStatus::WaitingEffect => "waiting_effect",
+            RunStatus::WaitingTimer => "waiting_timer",
+            RunStatus::HandedOff => "handed_off",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::WaitingInput,
+            RunStatus::WaitingEffect,
+            RunStatus::WaitingTimer,
+            RunStatus::HandedOff,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Expired,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// The run is over: a new message starts a new one.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Expired
+        )
+    }
+}
+
+/// Where to come back to when a subflow ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    pub flow: String,
+    pub next: Option<String>,
+}
+
+/// One contact in one flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// The flow the run is in now (a subflow while one runs).
+    pub flow: String,
+    pub node: Option<String>,
+    pub status: RunStatus,
+    /// Variables: answers, records, anything `set` stores, and `contact`.
+    pub vars: Map<String, Value>,
+    /// Invalid answers at the current question.
+    pub tries: u32,
+    /// Flows to return to, innermost last.
+    pub stack: Vec<Frame>,
+    /// The timer the run waits for; a timer with another token is stale.
+    pub timer: Option<u64>,
+    /// The next timer token.
+    pub timers: u64,
+}
+
+impl Run {
+    /// A run of `flow` for a contact, before its first step.
+    pub fn new(flow: &str, contact: Value) -> Run {
+        let mut vars = Map::new();
+        vars.insert("contact".into(), contact);
+        Run {
+            flow: flow.into(),
+            node: None,
+            status: RunStatus::WaitingInput,
+            vars,
+            tries: 0,
+            stack: Vec::new(),
+            timer: None,
+            timers: 0,
+        }
+    }
+
+    /// The flow the contact started in (the bottom of the subflow stack).
+    pub fn root_flow(&self) -> &str {
+        self.stack
+            .first()
+            .map(|f| f.flow.as_str())
+            .unwrap_or(&self.flow)
+    }
+}
+
+/// What moves a run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Begin at the flow's start.
+    Start,
+    /// A message from the contact.
+    Message(Reply),
+    /// A timer the run set went off.
+    Timer(u64),
+    /// The result of the request the run waits for.
+    Result(EffectResult),
+    /// An operator hands the conversation back to the bot.
+    Resume,
+}
+
+/// The outcome of a [`Request`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EffectResult {
+    /// The saved or updated record (with its `id`), or none when missing.
+    Record {
+        record: Option<Value>,
+    },
+    /// Records found, newest first.
+    Records {
+        records: Vec<Value>,
+    },
+    Http {
+        status: u16,
+        body: Value,
+    },
+    /// The request could not be carried out.
+    Failed {
+        error: String,
+    },
+}
+
+/// A request whose result the run waits for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    SaveRecord {
+        collection: String,
+        fields: Map<String, Value>,
+    },
+    FindRecords {
+        collection: String,
+        filter: Map<String, Value>,
+        limit: u32,
+    },
+    UpdateRecord {
+        collection: String,
+        id: Value,
+        fields: Map<String, Value>,
+    },
+    Http {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Option<Value>,
+        timeout_ms: u64,
+    },
+}
+
+/// What the runtime does for a step, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    Send {
+        content: OutboundContent,
+    },
+    /// Fire `Input::Timer(token)` at `at_ms` (durably).
+    StartTimer {
+        token: u64,
+        at_ms: i64,
+    },
+    /// The bot stops answering until an operator resumes the run.
+    Handoff,
+    /// No proactive message may go to the contact (until `OptIn`).
+    OptOut,
+    OptIn,
+    /// Carry this out and step again with its result.
+    Request {
+        request: Request,
+    },
+}
+
+/// What happened, for the run's event log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Entered { node: String },
+    Input { text: String },
+    Invalid { node: String, code: String },
+    Command { name: String },
+    Effect { kind: String },
+    Error { message: String },
+    Ignored { reason: String },
+}
