@@ -4,11 +4,13 @@
 
 pub mod answer;
 pub mod check;
+pub mod collection;
 pub mod definition;
 pub mod engine;
 pub mod load;
 pub mod run;
 pub mod template;
+pub mod transcript;
 
 pub use answer::Reply;
 pub use check::{Problem, check};
