@@ -92,25 +92,41 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let sql: [&'static str; 2] = match self.backend {
-            Backend::Sqlite => [
-                include_str!("../migrations/sqlite/0001_messaging.sql"),
-                include_str!("../migrations/sqlite/0002_read_marks.sql"),
+        let migrations: &[(&str, &str)] = match self.backend {
+            Backend::Sqlite => &[
+                (
+                    "messaging",
+                    include_str!("../migrations/sqlite/0001_messaging.sql"),
+                ),
+                (
+                    "read marks",
+                    include_str!("../migrations/sqlite/0002_read_marks.sql"),
+                ),
+                ("flows", include_str!("../migrations/sqlite/0003_flows.sql")),
             ],
-            Backend::Postgres => [
-                include_str!("../migrations/postgres/0001_messaging.sql"),
-                include_str!("../migrations/postgres/0002_read_marks.sql"),
+            Backend::Postgres => &[
+                (
+                    "messaging",
+                    include_str!("../migrations/postgres/0001_messaging.sql"),
+                ),
+                (
+                    "read marks",
+                    include_str!("../migrations/postgres/0002_read_marks.sql"),
+                ),
+                (
+                    "flows",
+                    include_str!("../migrations/postgres/0003_flows.sql"),
+                ),
             ],
         };
-        let names = ["messaging", "read marks"];
         let migrator = Migrator::with_migrations(
-            sql.into_iter()
-                .zip(names)
+            migrations
+                .iter()
                 .enumerate()
-                .map(|(i, (sql, name))| {
+                .map(|(i, (name, sql))| {
                     Migration::new(
                         i as i64 + 1,
-                        name.into(),
+                        (*name).into(),
                         MigrationType::Simple,
                         sql.into_sql_str(),
                         false,
@@ -183,7 +199,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 11] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -191,6 +207,10 @@ const TABLES: [&str; 7] = [
     "users",
     "api_keys",
     "settings",
+    "flow_versions",
+    "runs",
+    "run_events",
+    "records",
 ];
 
 impl Store {

@@ -151,150 +151,157 @@ impl Store {
         batch: &[InboundMessage],
         now_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
-        crate::retry_conflicts(|| self.ingest_once(batch, now_ms)).await
+        crate::retry_conflicts(|| async {
+            let mut tx = self.pool.begin().await?;
+            let stored = ingest_in(&mut tx, batch, now_ms).await?;
+            tx.commit().await?;
+            Ok(stored)
+        })
+        .await
+    }
+}
+
+/// Stores a batch of inbound messages within `tx` (see [`Store::ingest`]).
+pub(crate) async fn ingest_in(
+    tx: &mut Transaction<'_, Any>,
+    batch: &[InboundMessage],
+    now_ms: i64,
+) -> Result<Vec<Ingested>, StoreError> {
+    let cleaned: Vec<InboundMessage>;
+    let batch = if batch.iter().any(has_nul) {
+        cleaned = batch.iter().map(without_nul).collect();
+        &cleaned
+    } else {
+        batch
+    };
+    let contacts: Vec<(&str, Option<&str>)> = batch
+        .iter()
+        .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
+        .collect();
+    let contact_ids = upsert_contacts(tx, &contacts, now_ms, true).await?;
+
+    let key = |m: &InboundMessage| (m.channel.as_str(), m.provider_message_id.clone());
+    let mut first: HashMap<(&str, String), usize> = HashMap::with_capacity(batch.len());
+    for (i, m) in batch.iter().enumerate() {
+        first.entry(key(m)).or_insert(i);
+    }
+    let mut unique: Vec<usize> = first.values().copied().collect();
+    unique.sort_unstable();
+
+    let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(batch.len());
+    for chunk in crate::sql::shaped_chunks(&unique) {
+        let sql = format!(
+            "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) VALUES {} \
+             ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
+            values(chunk.len(), 12, 1)
+        );
+        let mut q = query(sql);
+        for &i in chunk {
+            let m = &batch[i];
+            let contact_id = contact_ids
+                .get(m.from.as_str())
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
+            q = q
+                .bind(contact_id)
+                .bind(m.channel.as_str())
+                .bind(Direction::Inbound.as_str())
+                .bind(m.kind.as_str())
+                .bind(m.text.clone())
+                .bind(to_json(&m.media))
+                .bind(to_json(&m.extra))
+                .bind(DeliveryStatus::Received.as_str())
+                .bind(DeliveryStatus::Received.rank())
+                .bind(m.provider_message_id.clone())
+                .bind(now_ms)
+                .bind(now_ms);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            stored.insert(
+                (row.try_get("channel")?, row.try_get("provider_message_id")?),
+                (row.try_get("id")?, row.try_get("contact_id")?, false, None),
+            );
+        }
     }
 
-    async fn ingest_once(
-        &self,
-        batch: &[InboundMessage],
-        now_ms: i64,
-    ) -> Result<Vec<Ingested>, StoreError> {
-        let cleaned: Vec<InboundMessage>;
-        let batch = if batch.iter().any(has_nul) {
-            cleaned = batch.iter().map(without_nul).collect();
-            &cleaned
-        } else {
-            batch
-        };
-        let mut tx = self.pool.begin().await?;
-        let contacts: Vec<(&str, Option<&str>)> = batch
-            .iter()
-            .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
-            .collect();
-        let contact_ids = upsert_contacts(&mut tx, &contacts, now_ms, true).await?;
-
-        let key = |m: &InboundMessage| (m.channel.as_str(), m.provider_message_id.clone());
-        let mut first: HashMap<(&str, String), usize> = HashMap::with_capacity(batch.len());
-        for (i, m) in batch.iter().enumerate() {
-            first.entry(key(m)).or_insert(i);
+    let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
+    let mut seen = std::collections::HashSet::with_capacity(stored.len());
+    for &i in unique.iter().rev() {
+        let m = &batch[i];
+        let k = (
+            m.channel.as_str().to_string(),
+            m.provider_message_id.clone(),
+        );
+        if let Some(&(_, contact_id, _, _)) = stored.get(&k)
+            && seen.insert(contact_id)
+        {
+            fresh.push((contact_id, m.profile_name.as_deref()));
         }
-        let mut unique: Vec<usize> = first.values().copied().collect();
-        unique.sort_unstable();
+    }
+    refresh_contacts(tx, &mut fresh, now_ms).await?;
 
-        let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(batch.len());
-        for chunk in crate::sql::shaped_chunks(&unique) {
+    // Whatever was not inserted was there before: read what it was.
+    let mut known: HashMap<&str, Vec<String>> = HashMap::new();
+    for &i in &unique {
+        let m = &batch[i];
+        if !stored.contains_key(&(
+            m.channel.as_str().to_string(),
+            m.provider_message_id.clone(),
+        )) {
+            known
+                .entry(m.channel.as_str())
+                .or_default()
+                .push(m.provider_message_id.clone());
+        }
+    }
+    for (channel, ids) in known {
+        for chunk in crate::sql::shaped_chunks(&ids) {
             let sql = format!(
-                "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) VALUES {} \
-                 ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
-                values(chunk.len(), 12, 1)
+                "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND direction = 'inbound' AND provider_message_id IN ({})",
+                list(chunk.len(), 2)
             );
-            let mut q = query(sql);
-            for &i in chunk {
-                let m = &batch[i];
-                let contact_id = contact_ids
-                    .get(m.from.as_str())
-                    .copied()
-                    .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
-                q = q
-                    .bind(contact_id)
-                    .bind(m.channel.as_str())
-                    .bind(Direction::Inbound.as_str())
-                    .bind(m.kind.as_str())
-                    .bind(m.text.clone())
-                    .bind(to_json(&m.media))
-                    .bind(to_json(&m.extra))
-                    .bind(DeliveryStatus::Received.as_str())
-                    .bind(DeliveryStatus::Received.rank())
-                    .bind(m.provider_message_id.clone())
-                    .bind(now_ms)
-                    .bind(now_ms);
+            let mut q = query(sql).bind(channel.to_string());
+            for id in chunk {
+                q = q.bind(id.clone());
             }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in q.fetch_all(&mut **tx).await? {
                 stored.insert(
-                    (row.try_get("channel")?, row.try_get("provider_message_id")?),
-                    (row.try_get("id")?, row.try_get("contact_id")?, false, None),
+                    (channel.to_string(), row.try_get("provider_message_id")?),
+                    (
+                        row.try_get("id")?,
+                        row.try_get("contact_id")?,
+                        true,
+                        row.try_get("response")?,
+                    ),
                 );
             }
         }
+    }
 
-        let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
-        let mut seen = std::collections::HashSet::with_capacity(stored.len());
-        for &i in unique.iter().rev() {
-            let m = &batch[i];
+    batch
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
             let k = (
                 m.channel.as_str().to_string(),
                 m.provider_message_id.clone(),
             );
-            if let Some(&(_, contact_id, _, _)) = stored.get(&k)
-                && seen.insert(contact_id)
-            {
-                fresh.push((contact_id, m.profile_name.as_deref()));
-            }
-        }
-        refresh_contacts(&mut tx, &mut fresh, now_ms).await?;
-
-        // Whatever was not inserted was there before: read what it was.
-        let mut known: HashMap<&str, Vec<String>> = HashMap::new();
-        for &i in &unique {
-            let m = &batch[i];
-            if !stored.contains_key(&(
-                m.channel.as_str().to_string(),
-                m.provider_message_id.clone(),
-            )) {
-                known
-                    .entry(m.channel.as_str())
-                    .or_default()
-                    .push(m.provider_message_id.clone());
-            }
-        }
-        for (channel, ids) in known {
-            for chunk in crate::sql::shaped_chunks(&ids) {
-                let sql = format!(
-                    "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND direction = 'inbound' AND provider_message_id IN ({})",
-                    list(chunk.len(), 2)
-                );
-                let mut q = query(sql).bind(channel.to_string());
-                for id in chunk {
-                    q = q.bind(id.clone());
-                }
-                for row in q.fetch_all(&mut *tx).await? {
-                    stored.insert(
-                        (channel.to_string(), row.try_get("provider_message_id")?),
-                        (
-                            row.try_get("id")?,
-                            row.try_get("contact_id")?,
-                            true,
-                            row.try_get("response")?,
-                        ),
-                    );
-                }
-            }
-        }
-        tx.commit().await?;
-
-        batch
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let k = (
-                    m.channel.as_str().to_string(),
-                    m.provider_message_id.clone(),
-                );
-                let &(message_id, contact_id, dup, ref response) = stored
-                    .get(&k)
-                    .ok_or_else(|| StoreError::Corrupt("ingested message vanished".into()))?;
-                // A second copy within the same batch is a redelivery too.
-                let duplicate = dup || first.get(&key(m)) != Some(&i);
-                Ok(Ingested {
-                    message_id,
-                    contact_id,
-                    duplicate,
-                    response: response.clone(),
-                })
+            let &(message_id, contact_id, dup, ref response) = stored
+                .get(&k)
+                .ok_or_else(|| StoreError::Corrupt("ingested message vanished".into()))?;
+            // A second copy within the same batch is a redelivery too.
+            let duplicate = dup || first.get(&key(m)) != Some(&i);
+            Ok(Ingested {
+                message_id,
+                contact_id,
+                duplicate,
+                response: response.clone(),
             })
-            .collect()
-    }
+        })
+        .collect()
+}
 
+impl Store {
     /// Applies delivery reports in one transaction. Each is kept in the
     /// status history; a message only ever moves forward.
     pub async fn apply_statuses(

@@ -8,6 +8,17 @@ use crate::{Store, StoreError};
 
 /// The job kind that sends one outbound message.
 pub const JOB_SEND: &str = "send";
+/// The job kind that fires a run's timer.
+pub const JOB_TIMER: &str = "timer";
+
+/// A due timer a worker has leased.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimedTimer {
+    pub job_id: i64,
+    pub lease: i64,
+    pub run_id: i64,
+    pub token: u64,
+}
 
 /// A send job a worker has leased, with the message it sends.
 #[derive(Clone, Debug)]
@@ -276,6 +287,40 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok((done.rows_affected() > 0).then_some(until_ms))
+    }
+
+    /// Leases due timers until `lease_until_ms`.
+    pub async fn claim_timers(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedTimer>, StoreError> {
+        let sql = format!(
+            "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE kind = $2 AND run_at_ms <= $3 AND locked_until_ms <= $3 \
+                          ORDER BY run_at_ms, id LIMIT $4{}) \
+             AND locked_until_ms <= $3 RETURNING id, ref_id, payload",
+            self.backend().skip_locked()
+        );
+        let rows = query(sql)
+            .bind(lease_until_ms)
+            .bind(JOB_TIMER)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let payload: Option<String> = r.try_get("payload")?;
+                Ok(ClaimedTimer {
+                    job_id: r.try_get("id")?,
+                    lease: lease_until_ms,
+                    run_id: r.try_get("ref_id")?,
+                    token: payload.and_then(|p| p.parse().ok()).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     /// Send jobs waiting, and the earliest time one of them is due.

@@ -3,8 +3,8 @@ use confab_model::{
     ProviderError,
 };
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use crate::sql::{Bind, Filter, json_col, opt_json_col, query, to_json, values};
 use crate::{JOB_SEND, Store, StoreError};
@@ -139,80 +139,85 @@ impl Store {
         items: &[NewOutbound],
         now_ms: i64,
     ) -> Result<Vec<SendOutcome>, StoreError> {
-        crate::retry_conflicts(|| self.enqueue_once(items, now_ms)).await
+        crate::retry_conflicts(|| async {
+            let mut tx = self.pool.begin().await?;
+            let queued = enqueue_in(&mut tx, items, now_ms).await?;
+            tx.commit().await?;
+            Ok(queued)
+        })
+        .await
     }
+}
 
-    async fn enqueue_once(
-        &self,
-        items: &[NewOutbound],
-        now_ms: i64,
-    ) -> Result<Vec<SendOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(items.len());
-        for chunk in crate::sql::shaped_chunks(items) {
-            let phones: Vec<&str> = chunk.iter().map(|i| i.to.as_str()).collect();
-            let contact_ids = crate::inbound::upsert_contacts(
-                &mut tx,
-                &phones.iter().map(|p| (*p, None)).collect::<Vec<_>>(),
-                now_ms,
-                false,
-            )
-            .await?;
-            let sql = format!(
-                "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {} RETURNING id, contact_id",
-                values(chunk.len(), 13, 1)
-            );
-            let mut q = query(sql);
-            for item in chunk {
-                let contact_id = contact_ids[item.to.as_str()];
-                let media: Vec<Media> = item
-                    .content
-                    .media_url()
-                    .map(|u| {
-                        vec![Media {
-                            url: Some(u.to_string()),
-                            ..Default::default()
-                        }]
-                    })
-                    .unwrap_or_default();
-                q = q
-                    .bind(contact_id)
-                    .bind(item.channel.as_str())
-                    .bind(Direction::Outbound.as_str())
-                    .bind(item.content.kind().as_str())
-                    .bind(item.content.text())
-                    .bind(to_json(&media))
-                    .bind("{}")
-                    .bind(to_json(&item.content))
-                    .bind(item.sender.clone())
-                    .bind(DeliveryStatus::Queued.as_str())
-                    .bind(DeliveryStatus::Queued.rank())
-                    .bind(now_ms)
-                    .bind(now_ms);
-            }
-            let rows = q.fetch_all(&mut *tx).await?;
-            let mut by_contact = std::collections::HashMap::with_capacity(rows.len());
-            for r in &rows {
-                by_contact.insert(
-                    r.try_get::<i64, _>("contact_id")?,
-                    r.try_get::<i64, _>("id")?,
-                );
-            }
-            let mut ids = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                let contact_id = contact_ids[item.to.as_str()];
-                let message_id = *by_contact
-                    .get(&contact_id)
-                    .ok_or_else(|| StoreError::Corrupt("queued message has no id".into()))?;
-                ids.push(message_id);
-                out.push(SendOutcome {
-                    message_id,
-                    contact_id,
-                });
-            }
-            crate::jobs::insert_jobs(&mut tx, JOB_SEND, &ids, now_ms).await?;
+/// Queues outbound messages within `tx` (see [`Store::enqueue_outbound`]).
+pub(crate) async fn enqueue_in(
+    tx: &mut Transaction<'_, Any>,
+    items: &[NewOutbound],
+    now_ms: i64,
+) -> Result<Vec<SendOutcome>, StoreError> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in crate::sql::shaped_chunks(items) {
+        let phones: Vec<&str> = chunk.iter().map(|i| i.to.as_str()).collect();
+        let contact_ids = crate::inbound::upsert_contacts(
+            tx,
+            &phones.iter().map(|p| (*p, None)).collect::<Vec<_>>(),
+            now_ms,
+            false,
+        )
+        .await?;
+        let sql = format!(
+            "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {} RETURNING id, contact_id",
+            values(chunk.len(), 13, 1)
+        );
+        let mut q = query(sql);
+        for item in chunk {
+            let contact_id = contact_ids[item.to.as_str()];
+            let media: Vec<Media> = item
+                .content
+                .media_url()
+                .map(|u| {
+                    vec![Media {
+                        url: Some(u.to_string()),
+                        ..Default::default()
+                    }]
+                })
+                .unwrap_or_default();
+            q = q
+                .bind(contact_id)
+                .bind(item.channel.as_str())
+                .bind(Direction::Outbound.as_str())
+                .bind(item.content.kind().as_str())
+                .bind(item.content.text())
+                .bind(to_json(&media))
+                .bind("{}")
+                .bind(to_json(&item.content))
+                .bind(item.sender.clone())
+                .bind(DeliveryStatus::Queued.as_str())
+                .bind(DeliveryStatus::Queued.rank())
+                .bind(now_ms)
+                .bind(now_ms);
         }
-        tx.commit().await?;
-        Ok(out)
+        let rows = q.fetch_all(&mut **tx).await?;
+        let mut by_contact = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            by_contact.insert(
+                r.try_get::<i64, _>("contact_id")?,
+                r.try_get::<i64, _>("id")?,
+            );
+        }
+        let mut ids = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            let contact_id = contact_ids[item.to.as_str()];
+            let message_id = *by_contact
+                .get(&contact_id)
+                .ok_or_else(|| StoreError::Corrupt("queued message has no id".into()))?;
+            ids.push(message_id);
+            out.push(SendOutcome {
+                message_id,
+                contact_id,
+            });
+        }
+        crate::jobs::insert_jobs(tx, JOB_SEND, &ids, now_ms).await?;
     }
+    Ok(out)
 }

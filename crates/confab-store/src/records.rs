@@ -1,0 +1,280 @@
+//! Collection records: JSON documents filtered by field. The caller checks
+//! records against their collection; field names reaching SQL are the
+//! collection's own (lowercase letters, digits, underscores).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::sql::{AnyQuery, query};
+use crate::{Backend, Store, StoreError, Tx};
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Record {
+    pub id: i64,
+    pub collection: String,
+    pub contact_id: Option<i64>,
+    pub data: Map<String, Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// Which records to list.
+#[derive(Clone, Debug, Default)]
+pub struct RecordFilter {
+    /// Field equals value (compared as text, as JSON writes it).
+    pub fields: Vec<(String, Value)>,
+    pub contact_id: Option<i64>,
+    /// Records with an id below this one (the next page, newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+fn from_row(r: &AnyRow) -> Result<Record, StoreError> {
+    Ok(Record {
+        id: r.try_get("id")?,
+        collection: r.try_get("collection")?,
+        contact_id: r.try_get("contact_id")?,
+        data: crate::sql::json_col(r, "data")?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+fn is_field_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A field's value as text, the same on both backends: strings as they are,
+/// numbers and booleans as JSON writes them.
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// SQL giving field `$n` of `data` as text; the dialect seam for JSON.
+fn field_sql(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "(CASE json_type(data, ${n}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(data, ${n}) AS TEXT) END)"
+        ),
+        Backend::Postgres => format!("(CAST(data AS jsonb) ->> ${n})"),
+    }
+}
+
+fn field_param(backend: Backend, name: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("$.{name}"),
+        Backend::Postgres => name.to_string(),
+    }
+}
+
+fn select(backend: Backend, collection: &str, f: &RecordFilter) -> Result<AnyQuery, StoreError> {
+    let mut clauses = vec!["collection = $1".to_string()];
+    let mut binds: Vec<Option<String>> = vec![Some(collection.to_string())];
+    for (name, value) in &f.fields {
+        if !is_field_name(name) {
+            return Err(StoreError::NotFound);
+        }
+        binds.push(Some(field_param(backend, name)));
+        let field = field_sql(backend, binds.len());
+        match text_of(value) {
+            Some(t) => {
+                binds.push(Some(t));
+                clauses.push(format!("{field} = ${}", binds.len()));
+            }
+            None => clauses.push(format!("{field} IS NULL")),
+        }
+    }
+    let mut sql = format!(
+        "SELECT id, collection, contact_id, data, created_ms, updated_ms FROM records WHERE {}",
+        clauses.join(" AND ")
+    );
+    if f.contact_id.is_some() {
+        sql.push_str(&format!(" AND contact_id = ${}", binds.len() + 1));
+    }
+    if f.before_id.is_some() {
+        sql.push_str(&format!(
+            " AND id < ${}",
+            binds.len() + 1 + usize::from(f.contact_id.is_some())
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        f.limit.clamp(1, 10_000)
+    ));
+    let mut q = query(sql);
+    for b in binds {
+        q = q.bind(b);
+    }
+    if let Some(c) = f.contact_id {
+        q = q.bind(c);
+    }
+    if let Some(b) = f.before_id {
+        q = q.bind(b);
+    }
+    Ok(q)
+}
+
+impl Tx {
+    pub async fn insert_record(
+        &mut self,
+        collection: &str,
+        contact_id: Option<i64>,
+        data: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Record, StoreError> {
+        insert(&mut self.inner, collection, contact_id, data, now_ms).await
+    }
+
+    pub async fn find_records(
+        &mut self,
+        collection: &str,
+        f: &RecordFilter,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows = select(self.backend, collection, f)?
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Merges `changes` into a record; `None` when there is no such record.
+    pub async fn update_record(
+        &mut self,
+        collection: &str,
+        id: i64,
+        changes: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Option<Record>, StoreError> {
+        update(&mut self.inner, collection, id, changes, false, now_ms).await
+    }
+}
+
+async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    collection: &str,
+    contact_id: Option<i64>,
+    data: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<Record, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO records (collection, contact_id, data, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4) \
+         RETURNING id, collection, contact_id, data, created_ms, updated_ms",
+    )
+    .bind(collection.to_string())
+    .bind(contact_id)
+    .bind(crate::sql::to_json(data))
+    .bind(now_ms)
+    .fetch_one(conn)
+    .await?;
+    from_row(&row)
+}
+
+async fn update(
+    conn: &mut sqlx::AnyConnection,
+    collection: &str,
+    id: i64,
+    changes: &Map<String, Value>,
+    replace: bool,
+    now_ms: i64,
+) -> Result<Option<Record>, StoreError> {
+    let row = sqlx::query("SELECT data FROM records WHERE id = $1 AND collection = $2")
+        .bind(id)
+        .bind(collection.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut data: Map<String, Value> = if replace {
+        Map::new()
+    } else {
+        crate::sql::json_col(&row, "data")?
+    };
+    for (k, v) in changes {
+        if v.is_null() {
+            data.remove(k);
+        } else {
+            data.insert(k.clone(), v.clone());
+        }
+    }
+    let row = sqlx::query(
+        "UPDATE records SET data = $1, updated_ms = $2 WHERE id = $3 \
+         RETURNING id, collection, contact_id, data, created_ms, updated_ms",
+    )
+    .bind(crate::sql::to_json(&data))
+    .bind(now_ms)
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Some(from_row(&row)?))
+}
+
+impl Store {
+    pub async fn insert_record(
+        &self,
+        collection: &str,
+        contact_id: Option<i64>,
+        data: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Record, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        insert(&mut conn, collection, contact_id, data, now_ms).await
+    }
+
+    pub async fn record(&self, collection: &str, id: i64) -> Result<Record, StoreError> {
+        let row = sqlx::query("SELECT id, collection, contact_id, data, created_ms, updated_ms FROM records WHERE id = $1 AND collection = $2")
+            .bind(id)
+            .bind(collection.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    /// Newest first.
+    pub async fn records(
+        &self,
+        collection: &str,
+        f: &RecordFilter,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows = select(self.backend(), collection, f)?
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Changes fields (`replace`: the record becomes exactly `changes`).
+    pub async fn update_record(
+        &self,
+        collection: &str,
+        id: i64,
+        changes: &Map<String, Value>,
+        replace: bool,
+        now_ms: i64,
+    ) -> Result<Record, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = update(&mut tx, collection, id, changes, replace, now_ms)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    pub async fn delete_record(&self, collection: &str, id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM records WHERE id = $1 AND collection = $2")
+            .bind(id)
+            .bind(collection.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

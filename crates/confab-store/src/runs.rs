@@ -1,0 +1,315 @@
+//! Flow versions, runs and their event logs.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::sql::{Bind, Filter, list, query};
+use crate::{Store, StoreError, Tx};
+
+/// One contact in one flow, as stored. `state` is the engine's run as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredRun {
+    pub id: i64,
+    pub contact_id: i64,
+    pub flow_id: String,
+    pub flow_version: i64,
+    pub status: String,
+    pub node: Option<String>,
+    #[serde(skip)]
+    pub state: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub contact_id: Option<i64>,
+    pub flow_id: Option<String>,
+    pub status: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub event: String,
+    pub created_ms: i64,
+}
+
+/// How a flow's runs ended up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FlowStats {
+    /// Runs by status.
+    pub by_status: HashMap<String, i64>,
+    /// Runs that stopped at a node and went no further (expired, failed, or
+    /// abandoned for a newer run), by node.
+    pub dropped_at: HashMap<String, i64>,
+}
+
+const COLUMNS: &str =
+    "id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms";
+
+fn from_row(r: &AnyRow) -> Result<StoredRun, StoreError> {
+    Ok(StoredRun {
+        id: r.try_get("id")?,
+        contact_id: r.try_get("contact_id")?,
+        flow_id: r.try_get("flow_id")?,
+        flow_version: r.try_get("flow_version")?,
+        status: r.try_get("status")?,
+        node: r.try_get("node")?,
+        state: r.try_get("state")?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}
+
+impl Tx {
+    /// The latest run of each of these contacts.
+    pub async fn current_runs(
+        &mut self,
+        contact_ids: &[i64],
+    ) -> Result<HashMap<i64, StoredRun>, StoreError> {
+        let mut out = HashMap::with_capacity(contact_ids.len());
+        for chunk in crate::sql::shaped_chunks(contact_ids) {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE contact_id IN ({}) GROUP BY contact_id)",
+                list(chunk.len(), 1)
+            );
+            let mut q = query(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *self.inner).await? {
+                let run = from_row(&row)?;
+                out.insert(run.contact_id, run);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn run(&mut self, id: i64) -> Result<StoredRun, StoreError> {
+        let row = query(format!("SELECT {COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *self.inner)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_run(
+        &mut self,
+        contact_id: i64,
+        flow_id: &str,
+        flow_version: i64,
+        status: &str,
+        node: Option<&str>,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(contact_id)
+        .bind(flow_id.to_string())
+        .bind(flow_version)
+        .bind(status.to_string())
+        .bind(node.map(str::to_string))
+        .bind(state.to_string())
+        .bind(now_ms)
+        .fetch_one(&mut *self.inner)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn update_run(
+        &mut self,
+        id: i64,
+        status: &str,
+        node: Option<&str>,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = $1, node = $2, state = $3, updated_ms = $4 WHERE id = $5",
+        )
+        .bind(status.to_string())
+        .bind(node.map(str::to_string))
+        .bind(state.to_string())
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends events (run id, event as JSON) in order.
+    pub async fn insert_events(
+        &mut self,
+        events: &[(i64, String)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in crate::sql::shaped_chunks(events) {
+            let sql = format!(
+                "INSERT INTO run_events (run_id, event, created_ms) VALUES {}",
+                crate::sql::values(chunk.len(), 3, 1)
+            );
+            let mut q = query(sql);
+            for (run_id, event) in chunk {
+                q = q.bind(*run_id).bind(event.clone()).bind(now_ms);
+            }
+            q.execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The version of `flow_id` whose definition has `hash`, publishing it
+    /// as the next version when it is new.
+    pub async fn publish_flow(
+        &self,
+        flow_id: &str,
+        hash: &str,
+        definition: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        crate::retry_conflicts(|| async {
+            let mut tx = self.pool.begin().await?;
+            let latest = sqlx::query("SELECT version, hash FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT 1")
+                .bind(flow_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let version = match latest {
+                Some(r) if r.try_get::<String, _>("hash")? == hash => return Ok(r.try_get("version")?),
+                Some(r) => r.try_get::<i64, _>("version")? + 1,
+                None => 1,
+            };
+            // Replicas loading the same flow at once agree on one version.
+            let inserted = sqlx::query(
+                "INSERT INTO flow_versions (flow_id, version, definition, hash, created_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (flow_id, version) DO NOTHING",
+            )
+            .bind(flow_id.to_string())
+            .bind(version)
+            .bind(definition.to_string())
+            .bind(hash.to_string())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::Conflict(format!("flow {flow_id} version {version}")));
+            }
+            Ok(version)
+        })
+        .await
+    }
+
+    /// The definition (JSON) of one version of a flow.
+    pub async fn flow_definition(
+        &self,
+        flow_id: &str,
+        version: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT definition FROM flow_versions WHERE flow_id = $1 AND version = $2",
+        )
+        .bind(flow_id.to_string())
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn run(&self, id: i64) -> Result<StoredRun, StoreError> {
+        let row = query(format!("SELECT {COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
+
+    /// Newest first; pass the last id of a page as `before_id`.
+    pub async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError> {
+        let mut filter = Filter::default();
+        if let Some(c) = f.contact_id {
+            filter.push("contact_id = {}", Bind::I64(c));
+        }
+        if let Some(id) = &f.flow_id {
+            filter.push("flow_id = {}", Bind::Text(id.clone()));
+        }
+        if let Some(s) = &f.status {
+            filter.push("status = {}", Bind::Text(s.clone()));
+        }
+        if let Some(b) = f.before_id {
+            filter.push("id < {}", Bind::I64(b));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM runs{} ORDER BY id DESC LIMIT {}",
+            filter.where_sql(),
+            f.limit
+        );
+        let rows = filter.bind_all(query(sql)).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// A run's events, oldest first, at most `limit`.
+    pub async fn run_events(
+        &self,
+        run_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event, created_ms FROM run_events WHERE run_id = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(run_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEvent {
+                    id: r.try_get("id")?,
+                    event: r.try_get("event")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn flow_stats(&self, flow_id: &str) -> Result<FlowStats, StoreError> {
+        let mut stats = FlowStats::default();
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM runs WHERE flow_id = $1 GROUP BY status",
+        )
+        .bind(flow_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            stats
+                .by_status
+                .insert(r.try_get("status")?, r.try_get("n")?);
+        }
+        // A run dropped off where it stopped if it did not finish and is not
+        // its contact's current run any more, or it expired or failed.
+        let rows = sqlx::query(
+            "SELECT node, COUNT(*) AS n FROM runs r WHERE flow_id = $1 AND node IS NOT NULL AND \
+             (status IN ('expired', 'failed') OR (status <> 'completed' AND id < (SELECT MAX(id) FROM runs WHERE contact_id = r.contact_id))) \
+             GROUP BY node",
+        )
+        .bind(flow_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            stats.dropped_at.insert(r.try_get("node")?, r.try_get("n")?);
+        }
+        Ok(stats)
+    }
+}

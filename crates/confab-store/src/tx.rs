@@ -1,0 +1,193 @@
+//! A transaction the runtime drives: an inbound batch, the flow steps it
+//! causes, their records, replies and timers, all committed together.
+
+use confab_model::{Channel, DeliveryStatus, Direction, InboundMessage, OutboundContent};
+use sqlx::{Any, Row, Transaction};
+
+use crate::sql::{query, to_json, values};
+use crate::{Backend, Ingested, NewOutbound, SendOutcome, Store, StoreError};
+
+pub struct Tx {
+    pub(crate) inner: Transaction<'static, Any>,
+    pub(crate) backend: Backend,
+}
+
+impl Store {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+            backend: self.backend(),
+        })
+    }
+}
+
+/// A message already handed to the provider in the webhook's answer
+/// (TwiML): kept in the history, never sent by the outbox.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub contact_id: i64,
+    pub channel: Channel,
+    pub sender: Option<String>,
+    pub content: OutboundContent,
+}
+
+impl Tx {
+    /// Removes a timer job that has fired, if this worker still holds it.
+    pub async fn finish_timer(&mut self, job_id: i64, lease: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
+            .bind(job_id)
+            .bind(lease)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    pub async fn ingest(
+        &mut self,
+        batch: &[InboundMessage],
+        now_ms: i64,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        crate::inbound::ingest_in(&mut self.inner, batch, now_ms).await
+    }
+
+    pub async fn enqueue_outbound(
+        &mut self,
+        items: &[NewOutbound],
+        now_ms: i64,
+    ) -> Result<Vec<SendOutcome>, StoreError> {
+        crate::messages::enqueue_in(&mut self.inner, items, now_ms).await
+    }
+
+    /// Serialises this transaction with every other one touching these
+    /// contacts, across replicas: PostgreSQL advisory locks held until
+    /// commit, taken in id order. SQLite has one writer and needs none.
+    pub async fn lock_contacts(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(id)
+                .execute(&mut *self.inner)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores replies sent in a webhook's answer, in order.
+    pub async fn record_replies(
+        &mut self,
+        replies: &[Reply],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in crate::sql::shaped_chunks(replies) {
+            let sql = format!(
+                "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {}",
+                values(chunk.len(), 13, 1)
+            );
+            let mut q = query(sql);
+            for r in chunk {
+                let media: Vec<confab_model::Media> = r
+                    .content
+                    .media_url()
+                    .map(|u| {
+                        vec![confab_model::Media {
+                            url: Some(u.to_string()),
+                            ..Default::default()
+                        }]
+                    })
+                    .unwrap_or_default();
+                q = q
+                    .bind(r.contact_id)
+                    .bind(r.channel.as_str())
+                    .bind(Direction::Outbound.as_str())
+                    .bind(r.content.kind().as_str())
+                    .bind(r.content.text())
+                    .bind(to_json(&media))
+                    .bind("{}")
+                    .bind(to_json(&r.content))
+                    .bind(r.sender.clone())
+                    .bind(DeliveryStatus::Accepted.as_str())
+                    .bind(DeliveryStatus::Accepted.rank())
+                    .bind(now_ms)
+                    .bind(now_ms);
+            }
+            q.execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
+    /// Records what an inbound message was answered with, so that a
+    /// redelivery is answered the same way.
+    pub async fn set_response(
+        &mut self,
+        message_id: i64,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET response = $1 WHERE id = $2")
+            .bind(response.to_string())
+            .bind(message_id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_opted_out(
+        &mut self,
+        contact_id: i64,
+        opted_out: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE contacts SET opted_out = $1, updated_ms = $2 WHERE id = $3")
+            .bind(i64::from(opted_out))
+            .bind(now_ms)
+            .bind(contact_id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets (or replaces) the one timer a run may wait for.
+    pub async fn schedule_timer(
+        &mut self,
+        run_id: i64,
+        token: u64,
+        at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO jobs (kind, ref_id, run_at_ms, created_ms, payload) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (kind, ref_id) DO UPDATE SET run_at_ms = excluded.run_at_ms, payload = excluded.payload, \
+             locked_until_ms = 0, attempts = 0",
+        )
+        .bind(crate::jobs::JOB_TIMER)
+        .bind(run_id)
+        .bind(at_ms)
+        .bind(now_ms)
+        .bind(token.to_string())
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the contact was opted out, and whether they are blocked.
+    pub async fn contact_flags(&mut self, contact_id: i64) -> Result<(bool, bool), StoreError> {
+        let row = sqlx::query("SELECT opted_out, blocked FROM contacts WHERE id = $1")
+            .bind(contact_id)
+            .fetch_optional(&mut *self.inner)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((
+            row.try_get::<i64, _>("opted_out")? != 0,
+            row.try_get::<i64, _>("blocked")? != 0,
+        ))
+    }
+}

@@ -1,0 +1,32 @@
+use confab_store::Store;
+
+#[allow(dead_code)]
+pub async fn store() -> Store {
+    let url = match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        Some(admin) => {
+            let name = format!(
+                "confab_t_{}",
+                uuid::Uuid::new_v4()
+                    .simple()
+                    .to_string()
+                    .get(..16)
+                    .unwrap_or("x")
+            );
+            let s = Store::connect(&admin).await.unwrap();
+            s.create_database(&name).await.unwrap();
+            s.close().await;
+            format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+        }
+        None => {
+            let dir = std::env::temp_dir().join("confab-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}/{}.db", dir.display(), uuid::Uuid::new_v4())
+        }
+    };
+    let s = Store::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}

@@ -1,0 +1,174 @@
+mod common;
+
+use common::store;
+use serde_json::{Map, Value, json};
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn records_are_found_by_field_alike_on_both_backends() {
+    let s = store().await;
+    let mut tx = s.begin().await.unwrap();
+    for (n, status, progress, urgent) in [
+        ("ORD-1", "In Progress", 75, true),
+        ("ORD-2", "ON HOLD", 10, false),
+        ("ORD-3", "In Progress", 75, false),
+    ] {
+        tx.insert_record("orders", None, &obj(json!({"order_number": n, "status": status, "progress": progress, "urgent": urgent})), 1_000).await.unwrap();
+    }
+    tx.insert_record(
+        "tickets",
+        None,
+        &obj(json!({"order_number": "ORD-1"})),
+        1_000,
+    )
+    .await
+    .unwrap();
+    let find = |fields: Vec<(&str, Value)>| confab_store::RecordFilter {
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |rs: Vec<confab_store::Record>| {
+        rs.into_iter()
+            .map(|r| r.data["order_number"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(tx
+            .find_records("orders", &find(vec![("order_number", json!("ORD-2"))]))
+            .await
+            .unwrap()),
+        [json!("ORD-2")]
+    );
+    assert_eq!(
+        ids(tx
+            .find_records("orders", &find(vec![("progress", json!(75))]))
+            .await
+            .unwrap()),
+        [json!("ORD-3"), json!("ORD-1")]
+    );
+    assert_eq!(
+        ids(tx
+            .find_records("orders", &find(vec![("urgent", json!(true))]))
+            .await
+            .unwrap()),
+        [json!("ORD-1")]
+    );
+    assert_eq!(
+        ids(tx
+            .find_records(
+                "orders",
+                &find(vec![
+                    ("status", json!("In Progress")),
+                    ("urgent", json!(false))
+                ])
+            )
+            .await
+            .unwrap()),
+        [json!("ORD-3")]
+    );
+    assert_eq!(
+        tx.find_records("orders", &find(vec![("missing_field", Value::Null)]))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        tx.find_records("orders", &find(vec![("bad name'", json!(1))]))
+            .await
+            .is_err()
+    );
+    let changed = tx
+        .update_record(
+            "orders",
+            2,
+            &obj(json!({"status": "Done", "progress": null})),
+            2_000,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        changed.data,
+        obj(json!({"order_number": "ORD-2", "status": "Done", "urgent": false}))
+    );
+    assert!(
+        tx.update_record("tickets", 2, &obj(json!({"x": 1})), 2_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "the id is of another collection"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(s.record("orders", 2).await.unwrap().updated_ms, 2_000);
+}
+
+#[tokio::test]
+async fn flow_versions_change_only_with_the_definition() {
+    let s = store().await;
+    assert_eq!(s.publish_flow("f", "h1", "{\"a\":1}", 1).await.unwrap(), 1);
+    assert_eq!(s.publish_flow("f", "h1", "{\"a\":1}", 2).await.unwrap(), 1);
+    assert_eq!(s.publish_flow("f", "h2", "{\"a\":2}", 3).await.unwrap(), 2);
+    assert_eq!(s.publish_flow("g", "h2", "{}", 3).await.unwrap(), 1);
+    assert_eq!(
+        s.flow_definition("f", 1).await.unwrap().as_deref(),
+        Some("{\"a\":1}")
+    );
+    assert_eq!(s.flow_definition("f", 3).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_current_run_is_a_contacts_latest() {
+    let s = store().await;
+    let mut tx = s.begin().await.unwrap();
+    let msg = |from: &str, id: &str| confab_model::InboundMessage {
+        channel: confab_model::Channel::Twilio,
+        provider_message_id: id.into(),
+        from: confab_model::PhoneNumber::parse(from).unwrap(),
+        to: None,
+        profile_name: None,
+        kind: confab_model::MessageKind::Text,
+        text: Some("hi".into()),
+        media: vec![],
+        extra: Default::default(),
+    };
+    let stored = tx
+        .ingest(&[msg("+14155552671", "SM1"), msg("+14155552672", "SM2")], 1)
+        .await
+        .unwrap();
+    let (a, b) = (stored[0].contact_id, stored[1].contact_id);
+    tx.lock_contacts(&[b, a]).await.unwrap();
+    let r1 = tx
+        .insert_run(a, "f", 1, "completed", None, "{}", 1)
+        .await
+        .unwrap();
+    let r2 = tx
+        .insert_run(a, "f", 1, "waiting_input", Some("q"), "{}", 2)
+        .await
+        .unwrap();
+    tx.update_run(r2, "waiting_input", Some("q2"), "{\"x\":1}", 3)
+        .await
+        .unwrap();
+    tx.insert_events(
+        &[(r1, "{\"type\":\"entered\"}".into()), (r2, "{}".into())],
+        3,
+    )
+    .await
+    .unwrap();
+    let current = tx.current_runs(&[a, b]).await.unwrap();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[&a].id, r2);
+    assert_eq!(current[&a].node.as_deref(), Some("q2"));
+    tx.commit().await.unwrap();
+    assert_eq!(s.run_events(r1, 10).await.unwrap().len(), 1);
+    let stats = s.flow_stats("f").await.unwrap();
+    assert_eq!(stats.by_status["completed"], 1);
+    assert_eq!(stats.by_status["waiting_input"], 1);
+}
