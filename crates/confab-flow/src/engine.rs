@@ -232,6 +232,7 @@ impl Stepper<'_> {
         let root = self.run.root_flow().to_string();
         let contact = self.run.vars.get("contact").cloned().unwrap_or(Value::Null);
         self.run = Run::new(&root, contact);
+        self.events.push(Event::Started { flow: root });
         let start = self.flow()?.start_node().map(str::to_string);
         self.go(start)
     }
@@ -290,7 +291,7 @@ impl Stepper<'_> {
                 });
                 self.restart()
             }
-            RunStatus::Failed => self.restart(),
+            RunStatus::Failed | RunStatus::Cancelled => self.restart(),
             RunStatus::HandedOff => {
                 self.events.push(Event::Ignored {
                     reason: "a person has this conversation".into(),

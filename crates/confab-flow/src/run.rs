@@ -22,6 +22,8 @@ pub enum RunStatus {
     Failed,
     /// Stopped for inactivity.
     Expired,
+    /// Stopped by an operator.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -34,6 +36,7 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Expired => "expired",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -46,6 +49,7 @@ impl RunStatus {
             RunStatus::Completed,
             RunStatus::Failed,
             RunStatus::Expired,
+            RunStatus::Cancelled,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -203,11 +207,30 @@ pub enum Effect {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Entered { node: String },
-    Input { text: String },
-    Invalid { node: String, code: String },
-    Command { name: String },
-    Effect { kind: String },
-    Error { message: String },
-    Ignored { reason: String },
+    /// A new run began (the first step, or a restart): the one before it ends here.
+    Started {
+        flow: String,
+    },
+    Entered {
+        node: String,
+    },
+    Input {
+        text: String,
+    },
+    Invalid {
+        node: String,
+        code: String,
+    },
+    Command {
+        name: String,
+    },
+    Effect {
+        kind: String,
+    },
+    Error {
+        message: String,
+    },
+    Ignored {
+        reason: String,
+    },
 }

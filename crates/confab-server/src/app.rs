@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::auth::{Jwt, LoginLimiter, random_secret};
+use crate::catalog::Registry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::ingest::Ingest;
+use crate::runtime::Runtime;
 use crate::worker::Worker;
 
 /// What every request handler can reach. Cheap to clone.
@@ -29,6 +31,8 @@ pub struct AppState {
     pub started: Instant,
     /// Wakes the outbox worker when new sends are queued.
     pub wake: Arc<Notify>,
+    pub registry: Arc<Registry>,
+    pub runtime: Arc<Runtime>,
 }
 
 /// A built server: state, router and worker, not yet listening.
@@ -70,9 +74,35 @@ impl App {
             }
         };
         let jwt = Arc::new(Jwt::new(&secret, settings.jwt_ttl));
+        let (registry, report) =
+            Registry::load(store.clone(), Some(&settings.flows_dir), clock.now_ms()).await?;
+        for p in &report.problems {
+            tracing::warn!("flows: {p}");
+        }
+        tracing::info!(flows = ?report.flows, "flows loaded");
+        if !registry
+            .catalog()
+            .flows
+            .contains_key(&settings.default_flow)
+        {
+            anyhow::bail!(
+                "DEFAULT_FLOW: no flow {:?} is loaded (loaded: {})",
+                settings.default_flow,
+                report.flows.join(", ")
+            );
+        }
+        let registry = Arc::new(registry);
         let settings = Arc::new(settings);
-        let ingest = Ingest::start(store.clone(), clock.clone());
         let worker = Worker::new(store.clone(), settings.clone(), clock.clone());
+        let runtime = Arc::new(Runtime {
+            store: store.clone(),
+            registry: registry.clone(),
+            settings: settings.clone(),
+            clock: clock.clone(),
+            default_flow: settings.default_flow.clone(),
+            wake: worker.waker(),
+        });
+        let ingest = Ingest::start(runtime.clone());
         let state = AppState {
             store,
             settings,
@@ -83,6 +113,8 @@ impl App {
             metrics: crate::metrics_setup::handle(),
             started: Instant::now(),
             wake: worker.waker(),
+            registry,
+            runtime: runtime.clone(),
         };
         Ok(App { state, worker })
     }
@@ -100,6 +132,10 @@ impl App {
     ) -> anyhow::Result<()> {
         let router = self.router();
         let (stop_worker, worker_stopped) = watch::channel(false);
+        let timers = tokio::spawn(crate::worker::run_jobs(
+            self.state.runtime.clone(),
+            worker_stopped.clone(),
+        ));
         let worker = tokio::spawn(self.worker.run(worker_stopped));
         let upkeep = {
             let handle = self.state.metrics.clone();
@@ -122,6 +158,7 @@ impl App {
         let _ = shutdown.wait_for(|stop| *stop).await;
         let _ = stop_worker.send(true);
         let _ = worker.await;
+        let _ = timers.await;
         upkeep.abort();
         self.state.store.close().await;
         Ok(())

@@ -35,6 +35,8 @@ pub struct RawSettings {
     pub send_retry_base_ms: Option<String>,
     pub outbox_lease_seconds: Option<String>,
     pub provider_timeout_seconds: Option<String>,
+    pub flows_dir: Option<String>,
+    pub default_flow: Option<String>,
 }
 
 impl RawSettings {
@@ -65,6 +67,8 @@ impl RawSettings {
             send_retry_base_ms: v("SEND_RETRY_BASE_MS"),
             outbox_lease_seconds: v("OUTBOX_LEASE_SECONDS"),
             provider_timeout_seconds: v("PROVIDER_TIMEOUT_SECONDS"),
+            flows_dir: v("FLOWS_DIR"),
+            default_flow: v("DEFAULT_FLOW"),
         }
     }
 }
@@ -110,6 +114,10 @@ pub struct Settings {
     pub send_retry_base: Duration,
     pub outbox_lease: Duration,
     pub provider_timeout: Duration,
+    /// Flows and collections that add to or override the bundled ones.
+    pub flows_dir: std::path::PathBuf,
+    /// The flow a contact without a run starts in.
+    pub default_flow: String,
 }
 
 impl fmt::Debug for Settings {
@@ -373,6 +381,15 @@ impl Settings {
             )?),
             outbox_lease: Duration::from_secs(lease),
             provider_timeout: Duration::from_secs(timeout.max(1)),
+            flows_dir: r
+                .flows_dir
+                .clone()
+                .unwrap_or_else(|| "./flows".into())
+                .into(),
+            default_flow: r
+                .default_flow
+                .clone()
+                .unwrap_or_else(|| "product_review".into()),
         })
     }
 

@@ -1,17 +1,17 @@
 //! Group commit for inbound messages.
 //!
 //! Webhook handlers hand their parsed messages to one writer task and wait.
-//! The writer takes every message waiting, stores them all in one
-//! transaction, then answers each handler: one commit (one fsync on SQLite)
+//! The writer takes every message waiting, stores them and steps their
+//! flows in one transaction (see `runtime`), then answers each handler: one commit (one fsync on SQLite)
 //! serves many requests, and nothing is acknowledged before it is durable.
 
 use std::sync::Arc;
 
 use confab_model::InboundMessage;
-use confab_store::{Ingested, Store, StoreError};
+use confab_store::{Ingested, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::clock::Clock;
+use crate::runtime::Runtime;
 
 /// Messages stored per transaction at most.
 const MAX_BATCH: usize = 512;
@@ -33,9 +33,9 @@ pub enum IngestError {
 
 impl Ingest {
     /// Starts the writer task. It ends when every `Ingest` handle is dropped.
-    pub fn start(store: Store, clock: Arc<dyn Clock>) -> Ingest {
+    pub fn start(runtime: Arc<Runtime>) -> Ingest {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        tokio::spawn(writer(store, clock, rx));
+        tokio::spawn(writer(runtime, rx));
         Ingest { tx }
     }
 
@@ -52,11 +52,7 @@ impl Ingest {
     }
 }
 
-async fn writer(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    mut rx: mpsc::Receiver<(InboundMessage, Reply)>,
-) {
+async fn writer(runtime: Arc<Runtime>, mut rx: mpsc::Receiver<(InboundMessage, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((msg, reply)) = rx.recv().await {
@@ -72,7 +68,7 @@ async fn writer(
             }
         }
         let started = std::time::Instant::now();
-        let result = store.ingest(&batch, clock.now_ms()).await;
+        let result = runtime.process(&batch).await;
         metrics::histogram!("confab_ingest_batch_size").record(batch.len() as f64);
         metrics::histogram!("confab_ingest_commit_seconds").record(started.elapsed().as_secs_f64());
         match result {
@@ -86,9 +82,7 @@ async fn writer(
                 // that share its transaction: store each on its own.
                 tracing::warn!(error = %e, batch = batch.len(), "a batch failed; storing its messages one by one");
                 for (msg, reply) in batch.drain(..).zip(replies.drain(..)) {
-                    let one = store
-                        .ingest(std::slice::from_ref(&msg), clock.now_ms())
-                        .await;
+                    let one = runtime.process(std::slice::from_ref(&msg)).await;
                     let one = one.and_then(|v| {
                         v.into_iter()
                             .next()

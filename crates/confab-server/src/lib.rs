@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -11,6 +12,7 @@ mod http;
 pub mod ingest;
 mod metrics_setup;
 mod openapi;
+pub mod runtime;
 pub mod worker;
 
 pub use app::{App, AppState};

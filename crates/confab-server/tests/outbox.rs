@@ -291,6 +291,7 @@ async fn a_crashed_workers_lease_runs_out_and_the_send_happens() {
                 content: confab_model::OutboundContent::Text {
                     body: "after the crash".into(),
                 },
+                reply_to: None,
             }],
             now,
         )

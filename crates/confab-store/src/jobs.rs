@@ -8,16 +8,21 @@ use crate::{Store, StoreError};
 
 /// The job kind that sends one outbound message.
 pub const JOB_SEND: &str = "send";
-/// The job kind that fires a run's timer.
+/// The job kind that fires a run's timer (payload: the timer's token).
 pub const JOB_TIMER: &str = "timer";
+/// The job kind that carries out a run's request outside any transaction,
+/// an HTTP call (payload: the request as JSON).
+pub const JOB_EFFECT: &str = "effect";
 
-/// A due timer a worker has leased.
+/// A due timer or effect job a worker has leased.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ClaimedTimer {
+pub struct ClaimedJob {
     pub job_id: i64,
     pub lease: i64,
+    /// The run it belongs to.
     pub run_id: i64,
-    pub token: u64,
+    pub payload: Option<String>,
+    pub attempt: i64,
 }
 
 /// A send job a worker has leased, with the message it sends.
@@ -31,7 +36,8 @@ pub struct ClaimedSend {
     pub attempt: i64,
     pub message: Message,
     pub to_phone: String,
-    /// The contact opted out or was blocked after the message was queued.
+    /// The contact was blocked, or opted out and this is no answer to them,
+    /// after the message was queued.
     pub contact_refuses: bool,
 }
 
@@ -92,7 +98,7 @@ impl Store {
             ));
         }
         let sql = format!(
-            "SELECT m.{}, c.phone AS to_phone, c.opted_out + c.blocked AS refuses FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
+            "SELECT m.{}, c.phone AS to_phone, c.opted_out, c.blocked FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
             crate::messages::COLUMNS.replace(", ", ", m."),
             list(jobs.len(), 1)
         );
@@ -103,7 +109,10 @@ impl Store {
         let mut by_id = std::collections::HashMap::new();
         for row in q.fetch_all(&self.pool).await? {
             let m = from_row(&row)?;
-            let refuses = row.try_get::<i64, _>("refuses")? > 0;
+            // Opted-out contacts still get answers to what they write (the
+            // answer names the message it replies to); blocked ones get nothing.
+            let refuses = row.try_get::<i64, _>("blocked")? != 0
+                || (row.try_get::<i64, _>("opted_out")? != 0 && m.extra.context_id.is_none());
             by_id.insert(m.id, (m, row.try_get::<String, _>("to_phone")?, refuses));
         }
         let mut out = Vec::with_capacity(jobs.len());
@@ -289,35 +298,36 @@ impl Store {
         Ok((done.rows_affected() > 0).then_some(until_ms))
     }
 
-    /// Leases due timers until `lease_until_ms`.
-    pub async fn claim_timers(
+    /// Leases due jobs of `kind` (timers, effects) until `lease_until_ms`.
+    pub async fn claim_jobs(
         &self,
+        kind: &str,
         now_ms: i64,
         lease_until_ms: i64,
         limit: i64,
-    ) -> Result<Vec<ClaimedTimer>, StoreError> {
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         let sql = format!(
             "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE kind = $2 AND run_at_ms <= $3 AND locked_until_ms <= $3 \
                           ORDER BY run_at_ms, id LIMIT $4{}) \
-             AND locked_until_ms <= $3 RETURNING id, ref_id, payload",
+             AND locked_until_ms <= $3 RETURNING id, ref_id, payload, attempts",
             self.backend().skip_locked()
         );
         let rows = query(sql)
             .bind(lease_until_ms)
-            .bind(JOB_TIMER)
+            .bind(kind.to_string())
             .bind(now_ms)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
             .map(|r| {
-                let payload: Option<String> = r.try_get("payload")?;
-                Ok(ClaimedTimer {
+                Ok(ClaimedJob {
                     job_id: r.try_get("id")?,
                     lease: lease_until_ms,
                     run_id: r.try_get("ref_id")?,
-                    token: payload.and_then(|p| p.parse().ok()).unwrap_or(0),
+                    payload: r.try_get("payload")?,
+                    attempt: r.try_get("attempts")?,
                 })
             })
             .collect()

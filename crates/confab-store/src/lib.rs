@@ -23,11 +23,11 @@ pub use contacts::{Contact, ContactFilter, ContactPatch};
 pub use db::{Backend, Store};
 pub use error::StoreError;
 pub use inbound::{Ingested, StatusApplied};
-pub use jobs::{ClaimedSend, ClaimedTimer, JOB_SEND, JOB_TIMER};
+pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
 pub use runs::{FlowStats, RunFilter, StoredEvent, StoredRun};
-pub use tx::{Reply, Tx};
+pub use tx::{ContactState, Reply, Tx};
 
 /// Runs a transaction again when the database aborted it to break a
 /// deadlock or a serialization conflict with a concurrent writer.

@@ -51,6 +51,8 @@ pub struct NewOutbound {
     pub channel: Channel,
     pub sender: String,
     pub content: OutboundContent,
+    /// The provider id of the inbound message this answers, if it does.
+    pub reply_to: Option<String>,
 }
 
 /// What queuing one outbound message produced.
@@ -189,7 +191,10 @@ pub(crate) async fn enqueue_in(
                 .bind(item.content.kind().as_str())
                 .bind(item.content.text())
                 .bind(to_json(&media))
-                .bind("{}")
+                .bind(to_json(&Extra {
+                    context_id: item.reply_to.clone(),
+                    ..Default::default()
+                }))
                 .bind(to_json(&item.content))
                 .bind(item.sender.clone())
                 .bind(DeliveryStatus::Queued.as_str())

@@ -7,6 +7,15 @@ use sqlx::{Any, Row, Transaction};
 use crate::sql::{query, to_json, values};
 use crate::{Backend, Ingested, NewOutbound, SendOutcome, Store, StoreError};
 
+/// What the runtime needs to know of a contact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactState {
+    pub phone: String,
+    pub name: Option<String>,
+    pub blocked: bool,
+    pub opted_out: bool,
+}
+
 pub struct Tx {
     pub(crate) inner: Transaction<'static, Any>,
     pub(crate) backend: Backend,
@@ -32,16 +41,6 @@ pub struct Reply {
 }
 
 impl Tx {
-    /// Removes a timer job that has fired, if this worker still holds it.
-    pub async fn finish_timer(&mut self, job_id: i64, lease: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
-            .bind(job_id)
-            .bind(lease)
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
     pub async fn commit(self) -> Result<(), StoreError> {
         self.inner.commit().await?;
         Ok(())
@@ -163,31 +162,87 @@ impl Tx {
         at_ms: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        self.schedule(
+            crate::jobs::JOB_TIMER,
+            run_id,
+            &token.to_string(),
+            at_ms,
+            now_ms,
+        )
+        .await
+    }
+
+    /// Queues a request (an HTTP call) for a worker to carry out after commit.
+    pub async fn schedule_effect(
+        &mut self,
+        run_id: i64,
+        request: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.schedule(crate::jobs::JOB_EFFECT, run_id, request, now_ms, now_ms)
+            .await
+    }
+
+    /// Removes a job that is done, if this worker still holds it.
+    pub async fn finish_job(&mut self, job_id: i64, lease: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
+            .bind(job_id)
+            .bind(lease)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn schedule(
+        &mut self,
+        kind: &str,
+        run_id: i64,
+        payload: &str,
+        at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO jobs (kind, ref_id, run_at_ms, created_ms, payload) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (kind, ref_id) DO UPDATE SET run_at_ms = excluded.run_at_ms, payload = excluded.payload, \
              locked_until_ms = 0, attempts = 0",
         )
-        .bind(crate::jobs::JOB_TIMER)
+        .bind(kind.to_string())
         .bind(run_id)
         .bind(at_ms)
         .bind(now_ms)
-        .bind(token.to_string())
+        .bind(payload.to_string())
         .execute(&mut *self.inner)
         .await?;
         Ok(())
     }
 
-    /// Whether the contact was opted out, and whether they are blocked.
-    pub async fn contact_flags(&mut self, contact_id: i64) -> Result<(bool, bool), StoreError> {
-        let row = sqlx::query("SELECT opted_out, blocked FROM contacts WHERE id = $1")
-            .bind(contact_id)
-            .fetch_optional(&mut *self.inner)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        Ok((
-            row.try_get::<i64, _>("opted_out")? != 0,
-            row.try_get::<i64, _>("blocked")? != 0,
-        ))
+    /// Phone, profile name and flags of these contacts.
+    pub async fn contact_states(
+        &mut self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, ContactState>, StoreError> {
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in crate::sql::shaped_chunks(ids) {
+            let sql = format!(
+                "SELECT id, phone, profile_name, blocked, opted_out FROM contacts WHERE id IN ({})",
+                crate::sql::list(chunk.len(), 1)
+            );
+            let mut q = query(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut *self.inner).await? {
+                out.insert(
+                    r.try_get("id")?,
+                    ContactState {
+                        phone: r.try_get("phone")?,
+                        name: r.try_get("profile_name")?,
+                        blocked: r.try_get::<i64, _>("blocked")? != 0,
+                        opted_out: r.try_get::<i64, _>("opted_out")? != 0,
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 }

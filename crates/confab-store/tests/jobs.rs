@@ -9,6 +9,7 @@ fn outbound(phone: &str) -> NewOutbound {
         channel: Channel::Twilio,
         sender: "+14155238886".into(),
         content: OutboundContent::Text { body: "x".into() },
+        reply_to: None,
     }
 }
 

@@ -1,7 +1,10 @@
-//! Background work inside `serve`: the outbox sender.
+//! Background work inside `serve`: the outbox sender, and the timers and
+//! requests of runs.
 
+mod jobs;
 mod outbox;
 mod pacing;
 
+pub use jobs::run_jobs;
 pub use outbox::{Worker, backoff};
 pub use pacing::TokenBucket;

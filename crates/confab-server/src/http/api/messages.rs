@@ -457,6 +457,7 @@ pub async fn send(
                 channel,
                 sender,
                 content,
+                reply_to: None,
             }],
             now,
         )
@@ -533,6 +534,7 @@ pub async fn send_bulk(
                         channel,
                         sender: sender.clone(),
                         content: content.clone(),
+                        reply_to: None,
                     });
                 }
             },

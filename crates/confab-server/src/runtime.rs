@@ -1,0 +1,704 @@
+//! Where flows meet the world: inbound messages step their contacts' runs,
+//! and the effects (replies, records, timers, requests) are carried out in
+//! the same transaction that stores the message.
+//!
+//! Per contact, one step at a time in arrival order: the batch is walked in
+//! order, and on PostgreSQL every contact in it is locked for the
+//! transaction, so replicas serialise too.
+
+use std::sync::Arc;
+
+use confab_channels::twilio;
+use confab_flow::{
+    Effect, EffectResult, Event, Input, Outcome, Reply, Request, Run, RunStatus, step,
+};
+use confab_model::{Channel, InboundMessage, OutboundContent, PhoneNumber};
+use confab_store::{
+    ContactState, Ingested, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx,
+};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::catalog::{Catalog, Pinned, Registry};
+use crate::clock::Clock;
+use crate::config::Settings;
+
+/// Requests a step may chain within one input (a find, then a save...).
+const MAX_REQUESTS: usize = 20;
+
+pub struct Runtime {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    pub default_flow: String,
+    pub wake: Arc<Notify>,
+}
+
+/// Why a run could not be moved.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Flow(String),
+}
+
+/// How a run's messages leave: in the webhook's answer, or via the outbox.
+enum Route<'a> {
+    /// Twilio: the answer to the webhook carries the replies (TwiML).
+    Twiml(&'a InboundMessage),
+    /// Meta, or no inbound message at all: queued for the outbox worker.
+    Outbox {
+        channel: Channel,
+        sender: String,
+        reply_to: Option<String>,
+    },
+}
+
+/// A run's contact, as flows see it (`contact.phone`, `contact.name`).
+fn contact_json(id: i64, c: &ContactState, channel: Channel, via: Option<&str>) -> Value {
+    json!({"id": id, "phone": c.phone, "name": c.name, "channel": channel.as_str(), "via": via})
+}
+
+pub fn record_json(r: &Record) -> Value {
+    let mut m = r.data.clone();
+    m.insert("id".into(), Value::from(r.id));
+    m.insert(
+        "contact_id".into(),
+        r.contact_id.map(Value::from).unwrap_or(Value::Null),
+    );
+    m.insert(
+        "created_at".into(),
+        Value::String(crate::clock::rfc3339(r.created_ms)),
+    );
+    m.insert(
+        "updated_at".into(),
+        Value::String(crate::clock::rfc3339(r.updated_ms)),
+    );
+    Value::Object(m)
+}
+
+fn reply_of(m: &InboundMessage) -> Reply {
+    Reply {
+        text: m.text.clone(),
+        kind: Some(m.kind),
+        reply_id: m.extra.reply_id.clone(),
+        media: m
+            .media
+            .iter()
+            .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
+            .collect(),
+    }
+}
+
+impl Runtime {
+    /// Stores an inbound batch and steps the runs of its new messages, all
+    /// in one transaction; Twilio messages get their TwiML answer in
+    /// `Ingested::response`.
+    pub async fn process(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.process_once(batch).await {
+                Err(e) if e.is_conflict() && tries < 4 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn process_once(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let mut stored = tx.ingest(batch, now).await?;
+        let fresh: Vec<usize> = (0..batch.len()).filter(|&i| !stored[i].duplicate).collect();
+        if fresh.is_empty() {
+            tx.commit().await?;
+            return Ok(stored);
+        }
+        let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
+        tx.lock_contacts(&contacts).await?;
+        let states = tx.contact_states(&contacts).await?;
+        let mut runs = tx.current_runs(&contacts).await?;
+        let catalog = self.registry.catalog();
+        let mut queued = false;
+        for i in fresh {
+            let m = &batch[i];
+            let contact_id = stored[i].contact_id;
+            let Some(state) = states.get(&contact_id) else {
+                continue;
+            };
+            if state.blocked {
+                // Stored, never answered.
+                continue;
+            }
+            let existing = runs.remove(&contact_id);
+            let route = match m.channel {
+                Channel::Twilio => Route::Twiml(m),
+                Channel::Meta => Route::Outbox {
+                    channel: Channel::Meta,
+                    sender: self.sender(Channel::Meta, m.to.as_deref()),
+                    reply_to: Some(m.provider_message_id.clone()),
+                },
+            };
+            let (run, input) = match existing {
+                Some(row) => match serde_json::from_str::<Run>(&row.state) {
+                    Ok(run) => (Some((row, run)), Input::Message(reply_of(m))),
+                    Err(e) => {
+                        tracing::error!(run = row.id, error = %e, "a stored run cannot be read; starting afresh");
+                        (None, Input::Start)
+                    }
+                },
+                None => (None, Input::Start),
+            };
+            let contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
+            let outcome = self
+                .advance(
+                    &mut tx, &catalog, contact_id, contact, run, input, &route, now,
+                )
+                .await;
+            match outcome {
+                Ok((row, sent, twiml)) => {
+                    queued |= sent;
+                    if let Some(t) = twiml {
+                        tx.set_response(stored[i].message_id, &t).await?;
+                        stored[i].response = Some(t);
+                    }
+                    runs.insert(contact_id, row);
+                }
+                Err(RuntimeError::Store(e)) => return Err(e),
+                Err(RuntimeError::Flow(e)) => {
+                    tracing::error!(contact = contact_id, error = %e, "no flow can answer this message");
+                }
+            }
+        }
+        tx.commit().await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(stored)
+    }
+
+    /// The number we send from on a channel.
+    fn sender(&self, channel: Channel, inbound_to: Option<&str>) -> String {
+        match channel {
+            Channel::Twilio => self.settings.twilio.as_ref().map(|t| t.from.to_string()),
+            Channel::Meta => self
+                .settings
+                .meta
+                .as_ref()
+                .map(|m| m.phone_number_id.clone()),
+        }
+        .or_else(|| inbound_to.map(|t| t.strip_prefix("whatsapp:").unwrap_or(t).to_string()))
+        .unwrap_or_default()
+    }
+
+    /// Steps one run (a new one of the default flow when `run` is none),
+    /// carries out what it asks within `tx`, and stores it. Returns the
+    /// stored run, whether anything was queued for the outbox, and the
+    /// TwiML answer when the route is a webhook's.
+    #[allow(clippy::too_many_arguments)]
+    async fn advance(
+        &self,
+        tx: &mut Tx,
+        catalog: &Catalog,
+        contact_id: i64,
+        contact: Value,
+        run: Option<(StoredRun, Run)>,
+        input: Input,
+        route: &Route<'_>,
+        now: i64,
+    ) -> Result<(StoredRun, bool, Option<String>), RuntimeError> {
+        let (mut row, run) = match run {
+            Some((row, run)) => (Some(row), run),
+            None => (None, Run::new(&self.default_flow, contact)),
+        };
+        let root_id = run.root_flow().to_string();
+        let version = match &row {
+            Some(r) if r.flow_id == root_id => r.flow_version,
+            _ => catalog
+                .flows
+                .get(&root_id)
+                .map(|(v, _)| *v)
+                .ok_or_else(|| RuntimeError::Flow(format!("flow {root_id} is not loaded")))?,
+        };
+        let root = self
+            .registry
+            .version(&root_id, version)
+            .await
+            .map_err(|e| RuntimeError::Flow(e.to_string()))?
+            .ok_or_else(|| {
+                RuntimeError::Flow(format!("flow {root_id} version {version} is gone"))
+            })?;
+        let flows = Pinned {
+            root: &root,
+            catalog,
+        };
+
+        let mut outcome = step(&flows, run, input, now);
+        let mut effects = Vec::new();
+        let mut events = Vec::new();
+        let mut pending_http = None;
+        for _ in 0..MAX_REQUESTS {
+            effects.append(&mut outcome.effects.clone());
+            events.append(&mut outcome.events.clone());
+            let Some(request) = outcome.request().cloned() else {
+                break;
+            };
+            if let Request::Http { .. } = request {
+                // Carried out by a worker after commit: no network call
+                // while the transaction holds the contact.
+                pending_http = Some(request);
+                break;
+            }
+            let result = self.execute(tx, catalog, contact_id, &request, now).await?;
+            outcome = step(&flows, outcome.run, Input::Result(result), now);
+        }
+        let Outcome { run, .. } = outcome;
+
+        // A restart (or a first step) begins a new stored run.
+        let started = events.iter().any(|e| matches!(e, Event::Started { .. }));
+        let state = serde_json::to_string(&run).map_err(|e| RuntimeError::Flow(e.to_string()))?;
+        let flow_version = if started {
+            catalog
+                .flows
+                .get(run.root_flow())
+                .map(|(v, _)| *v)
+                .unwrap_or(version)
+        } else {
+            version
+        };
+        let run_id = match row.as_ref() {
+            Some(r) if !started => {
+                tx.update_run(r.id, run.status.as_str(), run.node.as_deref(), &state, now)
+                    .await?;
+                r.id
+            }
+            _ => {
+                tx.insert_run(
+                    contact_id,
+                    run.root_flow(),
+                    flow_version,
+                    run.status.as_str(),
+                    run.node.as_deref(),
+                    &state,
+                    now,
+                )
+                .await?
+            }
+        };
+        let stored = StoredRun {
+            id: run_id,
+            contact_id,
+            flow_id: run.root_flow().to_string(),
+            flow_version,
+            status: run.status.as_str().to_string(),
+            node: run.node.clone(),
+            state,
+            created_ms: row
+                .take()
+                .filter(|_| !started)
+                .map_or(now, |r| r.created_ms),
+            updated_ms: now,
+        };
+        let encoded: Vec<(i64, String)> = events
+            .iter()
+            .map(|e| (run_id, serde_json::to_string(e).unwrap_or_default()))
+            .collect();
+        tx.insert_events(&encoded, now).await?;
+        if let Some(request) = pending_http {
+            tx.schedule_effect(
+                run_id,
+                &serde_json::to_string(&request).unwrap_or_default(),
+                now,
+            )
+            .await?;
+        }
+
+        let mut replies: Vec<OutboundContent> = Vec::new();
+        for e in effects {
+            match e {
+                Effect::Send { content } => replies.push(content),
+                Effect::StartTimer { token, at_ms } => {
+                    tx.schedule_timer(run_id, token, at_ms, now).await?
+                }
+                Effect::OptOut => tx.set_opted_out(contact_id, true, now).await?,
+                Effect::OptIn => tx.set_opted_out(contact_id, false, now).await?,
+                Effect::Handoff | Effect::Request { .. } => {}
+            }
+        }
+        let (queued, twiml) = self
+            .deliver(tx, contact_id, &run, replies, route, now)
+            .await?;
+        Ok((stored, queued, twiml))
+    }
+
+    async fn deliver(
+        &self,
+        tx: &mut Tx,
+        contact_id: i64,
+        run: &Run,
+        replies: Vec<OutboundContent>,
+        route: &Route<'_>,
+        now: i64,
+    ) -> Result<(bool, Option<String>), RuntimeError> {
+        match route {
+            Route::Twiml(m) => {
+                let twiml = twilio::twiml(&replies);
+                let history: Vec<confab_store::Reply> = replies
+                    .into_iter()
+                    .map(|content| confab_store::Reply {
+                        contact_id,
+                        channel: Channel::Twilio,
+                        sender: Some(self.sender(Channel::Twilio, m.to.as_deref())),
+                        content,
+                    })
+                    .collect();
+                tx.record_replies(&history, now).await?;
+                Ok((false, Some(twiml)))
+            }
+            Route::Outbox {
+                channel,
+                sender,
+                reply_to,
+            } => {
+                if replies.is_empty() {
+                    return Ok((false, None));
+                }
+                let phone = run
+                    .vars
+                    .get("contact")
+                    .and_then(|c| c.get("phone"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let to = PhoneNumber::parse(phone)
+                    .map_err(|e| RuntimeError::Flow(format!("the run's contact: {e}")))?;
+                let items: Vec<NewOutbound> = replies
+                    .into_iter()
+                    .map(|content| NewOutbound {
+                        to: to.clone(),
+                        channel: *channel,
+                        sender: sender.clone(),
+                        content,
+                        reply_to: reply_to.clone(),
+                    })
+                    .collect();
+                // Recipients must be distinct per call: one call per message keeps their order.
+                for item in items {
+                    tx.enqueue_outbound(std::slice::from_ref(&item), now)
+                        .await?;
+                }
+                Ok((true, None))
+            }
+        }
+    }
+
+    /// Carries out a record request within the transaction.
+    async fn execute(
+        &self,
+        tx: &mut Tx,
+        catalog: &Catalog,
+        contact_id: i64,
+        request: &Request,
+        now: i64,
+    ) -> Result<EffectResult, RuntimeError> {
+        let collection = |name: &str| {
+            catalog
+                .collections
+                .get(name)
+                .ok_or_else(|| format!("collection {name} is not declared"))
+        };
+        let failed = |error: String| Ok(EffectResult::Failed { error });
+        match request {
+            Request::SaveRecord {
+                collection: name,
+                fields,
+            } => {
+                let c = match collection(name) {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                let data = match c.check(fields, false) {
+                    Ok(d) => d,
+                    Err(e) => return failed(format!("{name}: {e}")),
+                };
+                let r = tx.insert_record(name, Some(contact_id), &data, now).await?;
+                Ok(EffectResult::Record {
+                    record: Some(record_json(&r)),
+                })
+            }
+            Request::FindRecords {
+                collection: name,
+                filter,
+                limit,
+            } => {
+                let c = match collection(name) {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                let mut fields = Vec::new();
+                for (k, v) in filter {
+                    if k == "contact_id" {
+                        continue;
+                    }
+                    if !c.fields.contains_key(k) {
+                        return failed(format!("{name} has no field {k}"));
+                    }
+                    fields.push((k.clone(), v.clone()));
+                }
+                let contact = filter.get("contact_id").and_then(Value::as_i64);
+                let f = RecordFilter {
+                    fields,
+                    contact_id: contact,
+                    before_id: None,
+                    limit: i64::from(*limit),
+                };
+                let records = tx.find_records(name, &f).await?;
+                Ok(EffectResult::Records {
+                    records: records.iter().map(record_json).collect(),
+                })
+            }
+            Request::UpdateRecord {
+                collection: name,
+                id,
+                fields,
+            } => {
+                let c = match collection(name) {
+                    Ok(c) => c,
+                    Err(e) => return failed(e),
+                };
+                let changes = match c.check(fields, true) {
+                    Ok(d) => d,
+                    Err(e) => return failed(format!("{name}: {e}")),
+                };
+                let Some(id) = id
+                    .as_i64()
+                    .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+                else {
+                    return Ok(EffectResult::Record { record: None });
+                };
+                let r = tx.update_record(name, id, &changes, now).await?;
+                Ok(EffectResult::Record {
+                    record: r.as_ref().map(record_json),
+                })
+            }
+            Request::Http { .. } => {
+                failed("an HTTP request cannot run inside a transaction".into())
+            }
+        }
+    }
+
+    /// Moves a stored run by an input that is not a message (a timer, a
+    /// request's result, an operator's resume); what it sends goes through
+    /// the outbox. A run that is no longer its contact's current one is left alone.
+    pub async fn continue_run(
+        &self,
+        run_id: i64,
+        input: Input,
+        job: Option<(i64, i64)>,
+    ) -> Result<bool, RuntimeError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let row = tx.run(run_id).await?;
+        tx.lock_contacts(&[row.contact_id]).await?;
+        if let Some((job_id, lease)) = job
+            && !tx.finish_job(job_id, lease).await?
+        {
+            // Another worker took this job over; it will do the step.
+            return Ok(false);
+        }
+        let current = tx.current_runs(&[row.contact_id]).await?;
+        if current.get(&row.contact_id).map(|r| r.id) != Some(run_id) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let run: Run = serde_json::from_str(&row.state)
+            .map_err(|e| RuntimeError::Flow(format!("run {run_id}: {e}")))?;
+        let channel = run
+            .vars
+            .get("contact")
+            .and_then(|c| c.get("channel"))
+            .and_then(Value::as_str)
+            .and_then(Channel::parse)
+            .unwrap_or(Channel::Twilio);
+        let via = run
+            .vars
+            .get("contact")
+            .and_then(|c| c.get("via"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let route = Route::Outbox {
+            channel,
+            sender: self.sender(channel, via.as_deref()),
+            reply_to: None,
+        };
+        let catalog = self.registry.catalog();
+        let contact = run.vars.get("contact").cloned().unwrap_or(Value::Null);
+        let (_, queued, _) = self
+            .advance(
+                &mut tx,
+                &catalog,
+                row.contact_id,
+                contact,
+                Some((row, run)),
+                input,
+                &route,
+                now,
+            )
+            .await?;
+        tx.commit().await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(true)
+    }
+
+    /// Starts `flow` for a contact (an operator's or another system's
+    /// request); its messages go through the outbox.
+    pub async fn start_run(
+        &self,
+        contact_id: i64,
+        flow: &str,
+        channel: Channel,
+    ) -> Result<StoredRun, RuntimeError> {
+        let now = self.clock.now_ms();
+        let catalog = self.registry.catalog();
+        if !catalog.flows.contains_key(flow) {
+            return Err(RuntimeError::Flow(format!("no flow {flow}")));
+        }
+        let mut tx = self.store.begin().await?;
+        tx.lock_contacts(&[contact_id]).await?;
+        let states = tx.contact_states(&[contact_id]).await?;
+        let state = states.get(&contact_id).ok_or(StoreError::NotFound)?;
+        let contact = contact_json(contact_id, state, channel, None);
+        let route = Route::Outbox {
+            channel,
+            sender: self.sender(channel, None),
+            reply_to: None,
+        };
+        let run = Run::new(flow, contact.clone());
+        // The new run is stored as the contact's current one by `advance`.
+        let fresh = StoredRun {
+            id: 0,
+            contact_id,
+            flow_id: flow.into(),
+            flow_version: catalog.flows[flow].0,
+            status: RunStatus::WaitingInput.as_str().into(),
+            node: None,
+            state: String::new(),
+            created_ms: now,
+            updated_ms: now,
+        };
+        let (row, queued, _) = self
+            .advance(
+                &mut tx,
+                &catalog,
+                contact_id,
+                contact,
+                Some((fresh, run)),
+                Input::Start,
+                &route,
+                now,
+            )
+            .await?;
+        tx.commit().await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(row)
+    }
+
+    /// Stops a run for good.
+    pub async fn cancel_run(&self, run_id: i64) -> Result<StoredRun, RuntimeError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let row = tx.run(run_id).await?;
+        let mut run: Run = serde_json::from_str(&row.state)
+            .map_err(|e| RuntimeError::Flow(format!("run {run_id}: {e}")))?;
+        if run.status.is_finished() {
+            return Err(RuntimeError::Flow(format!(
+                "run {run_id} is already {}",
+                run.status.as_str()
+            )));
+        }
+        run.status = RunStatus::Cancelled;
+        run.timer = None;
+        let state = serde_json::to_string(&run).map_err(|e| RuntimeError::Flow(e.to_string()))?;
+        tx.update_run(
+            run_id,
+            run.status.as_str(),
+            run.node.as_deref(),
+            &state,
+            now,
+        )
+        .await?;
+        tx.insert_events(
+            &[(
+                run_id,
+                json!({"type": "command", "name": "cancel"}).to_string(),
+            )],
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(StoredRun {
+            status: run.status.as_str().into(),
+            state,
+            updated_ms: now,
+            ..row
+        })
+    }
+}
+
+/// The result of an HTTP request a flow asked for, as the engine takes it.
+pub async fn perform_http(http: &reqwest::Client, request: &Request) -> EffectResult {
+    let Request::Http {
+        method,
+        url,
+        headers,
+        body,
+        timeout_ms,
+    } = request
+    else {
+        return EffectResult::Failed {
+            error: "not an HTTP request".into(),
+        };
+    };
+    let Ok(method) = reqwest::Method::from_bytes(method.as_bytes()) else {
+        return EffectResult::Failed {
+            error: format!("method {method} is not supported"),
+        };
+    };
+    let mut req = http
+        .request(method, url)
+        .timeout(std::time::Duration::from_millis((*timeout_ms).max(1)));
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            // A flow stores at most 256 KiB of an answer.
+            let bytes = resp
+                .bytes()
+                .await
+                .map(|b| b.slice(..b.len().min(256 * 1024)))
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            EffectResult::Http { status, body }
+        }
+        Err(e) => EffectResult::Failed {
+            error: if e.is_timeout() {
+                "the request timed out".into()
+            } else {
+                format!("the request failed: {e}")
+            },
+        },
+    }
+}

@@ -1,0 +1,275 @@
+//! Bots through the real server: flows answering webhooks.
+mod common;
+
+use std::time::Duration;
+
+use common::fake::{FakeProvider, Kind};
+use common::*;
+use serde_json::json;
+
+fn sid(n: u32) -> String {
+    format!("SM{n:032x}")
+}
+
+async fn bot(flow: &str, twilio: Option<&str>, meta: Option<&str>) -> TestApp {
+    let mut raw = settings(&fresh_database().await, twilio, meta);
+    raw.default_flow = Some(flow.into());
+    raw.flows_dir = None;
+    if flow != "product_review" {
+        raw.flows_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flows").into());
+    }
+    spawn_app(raw).await
+}
+
+/// The texts of a TwiML answer, in order.
+fn said(twiml: &str) -> Vec<String> {
+    twiml
+        .split("<Body>")
+        .skip(1)
+        .map(|p| {
+            p.split("</Body>")
+                .next()
+                .unwrap_or("")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .collect()
+}
+
+async fn talk(app: &TestApp, from: &str, text: &str, n: u32) -> Vec<String> {
+    let r = app.twilio_text(from, text, &sid(n)).await;
+    assert_eq!(r.status(), 200);
+    said(&r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_review_bot_runs_over_signed_twilio_webhooks() {
+    let app = bot("product_review", None, None).await;
+    let ana = "+15551234567";
+    assert!(talk(&app, ana, "hi", 1).await[0].contains("What's your name?"));
+    assert_eq!(
+        talk(&app, ana, "A", 2).await[0],
+        "Your name needs at least 2 characters. What should we call you?"
+    );
+    assert_eq!(
+        talk(&app, ana, "Ana", 3).await,
+        ["Nice to meet you, Ana! Which product would you like to review?"]
+    );
+    // A redelivery is answered as before and does not move the flow.
+    let again = app
+        .twilio_text(ana, "Ana", &sid(3))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        said(&again),
+        ["Nice to meet you, Ana! Which product would you like to review?"]
+    );
+    assert!(talk(&app, ana, "Kettle", 4).await[0].starts_with("What do you think of Kettle?"));
+    assert!(talk(&app, ana, "Boils fast and quietly.", 5).await[0].contains("May we contact you"));
+    assert!(talk(&app, ana, "yes", 6).await[0].contains("How would you like us to reach you?"));
+    let done = talk(&app, ana, "email", 7).await;
+    assert!(done[0].contains("we'll reach you by Email."), "{done:?}");
+
+    let records = app
+        .store
+        .records(
+            "reviews",
+            &confab_store::RecordFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    let r = &records[0].data;
+    assert_eq!(r["contact_number"], ana);
+    assert_eq!(r["user_name"], "Ana");
+    assert_eq!(r["product_name"], "Kettle");
+    assert_eq!(r["product_review"], "Boils fast and quietly.");
+    assert_eq!(r["preferred_contact_again"], true);
+    assert_eq!(r["preferred_contact_method"], "Email");
+    assert!(talk(&app, ana, "thanks", 8).await[0].contains("You have already reviewed Kettle"));
+
+    // The history holds both sides of the conversation.
+    let key = app.api_key().await;
+    let (_, h) = app
+        .get(&key, "/api/v1/contacts/+15551234567/messages?limit=100")
+        .await;
+    let items = h["items"].as_array().unwrap();
+    assert_eq!(
+        items.iter().filter(|m| m["direction"] == "inbound").count(),
+        8
+    );
+    assert!(
+        items
+            .iter()
+            .filter(|m| m["direction"] == "outbound")
+            .count()
+            >= 9
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_resumes_where_it_stopped_after_a_restart() {
+    let app = bot("product_review", None, None).await;
+    let ana = "+15551234567";
+    talk(&app, ana, "hi", 1).await;
+    talk(&app, ana, "Ana", 2).await;
+    let raw = app.stop().await;
+    let app = spawn_app(raw).await;
+    assert!(talk(&app, ana, "Kettle", 3).await[0].starts_with("What do you think of Kettle?"));
+}
+
+#[tokio::test]
+async fn one_contacts_messages_are_processed_one_at_a_time_in_arrival_order() {
+    let app = bot("counter", None, None).await;
+    let from = "+14155552671";
+    let app = &app;
+    let sends = (1..=50).map(|n| async move {
+        (
+            n,
+            app.twilio_text(from, &format!("m{n}"), &sid(n))
+                .await
+                .text()
+                .await
+                .unwrap(),
+        )
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut numbers: Vec<u32> = answers
+        .iter()
+        .map(|(_, t)| said(t)[0].parse().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (1..=50).collect::<Vec<_>>(),
+        "every message got its own step"
+    );
+    // Arrival order: the message stored k-th got answer k.
+    let key = app.api_key().await;
+    let (_, msgs) = app
+        .get(&key, "/api/v1/messages?direction=inbound&limit=100")
+        .await;
+    let mut stored: Vec<(i64, String)> = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    stored.sort();
+    for (k, (_, text)) in stored.iter().enumerate() {
+        let n: u32 = text[1..].parse().unwrap();
+        let answer = &answers.iter().find(|(m, _)| *m == n).unwrap().1;
+        assert_eq!(
+            said(answer)[0],
+            (k + 1).to_string(),
+            "message {text} arrived {}th",
+            k + 1
+        );
+    }
+}
+
+#[tokio::test]
+async fn meta_contacts_get_their_replies_through_the_outbox() {
+    let fake = FakeProvider::start(Kind::Meta).await;
+    let app = bot("product_review", None, Some(&fake.url)).await;
+    assert_eq!(
+        app.meta(&std::fs::read("tests/data/meta_text_message.json").unwrap())
+            .await
+            .status(),
+        200
+    );
+    app.eventually(10, "the greeting is sent", || async {
+        !fake.requests().is_empty()
+    })
+    .await;
+    let body = fake.requests()[0].json();
+    assert_eq!(body["to"], "16505551234");
+    assert!(
+        body["text"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("What's your name?")
+    );
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn stop_opts_the_contact_out_and_start_back_in() {
+    let app = bot("product_review", None, None).await;
+    let key = app.api_key().await;
+    talk(&app, "+15551234567", "hi", 1).await;
+    let r = talk(&app, "+15551234567", "stop", 2).await;
+    assert!(r[0].contains("You will not get any more messages"));
+    assert_eq!(
+        app.get(&key, "/api/v1/contacts/+15551234567").await.1["opted_out"],
+        true
+    );
+    talk(&app, "+15551234567", "START", 3).await;
+    assert_eq!(
+        app.get(&key, "/api/v1/contacts/+15551234567").await.1["opted_out"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn blocked_contacts_are_stored_and_never_answered() {
+    let app = bot("product_review", None, None).await;
+    let key = app.api_key().await;
+    talk(&app, "+15551234567", "hi", 1).await;
+    app.patch(
+        &key,
+        "/api/v1/contacts/+15551234567",
+        json!({"blocked": true}),
+    )
+    .await;
+    assert_eq!(
+        talk(&app, "+15551234567", "Ana", 2).await,
+        Vec::<String>::new()
+    );
+    let (_, m) = app.get(&key, "/api/v1/messages?direction=inbound").await;
+    assert_eq!(m["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn timers_and_web_calls_move_runs_on_their_own() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let service = FakeProvider::start(Kind::Meta).await;
+    let app = bot("later", Some(&twilio.url), None).await;
+    // The flow calls `{{ contact.name }}/hook`: the profile name is the service's URL.
+    let r = app
+        .twilio(
+            "/webhooks/twilio",
+            &[
+                ("From", "whatsapp:+14155552671"),
+                ("Body", "hi"),
+                ("MessageSid", &sid(1)),
+                ("ProfileName", &service.url),
+            ],
+        )
+        .await;
+    assert_eq!(said(&r.text().await.unwrap()), ["Back in a second."]);
+    app.eventually(15, "the report after the wait and the call", || async {
+        !twilio.requests().is_empty()
+    })
+    .await;
+    let call = &service.requests()[0];
+    assert_eq!(call.path, "/hook");
+    assert_eq!(call.json()["phone"], "+14155552671");
+    let sent = twilio.requests()[0].form_value("Body").unwrap();
+    assert!(sent.starts_with("The service says "), "{sent}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(twilio.requests().len(), 1);
+}
