@@ -59,7 +59,7 @@ impl RunStatus {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Expired
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Expired | RunStatus::Cancelled
         )
     }
 }

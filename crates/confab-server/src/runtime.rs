@@ -216,8 +216,10 @@ impl Runtime {
             None => (None, Run::new(&self.default_flow, contact)),
         };
         let root_id = run.root_flow().to_string();
+        // A run in progress keeps the version it began on; a finished one
+        // that a new message restarts takes the live version.
         let version = match &row {
-            Some(r) if r.flow_id == root_id => r.flow_version,
+            Some(r) if r.flow_id == root_id && !run.status.is_finished() => r.flow_version,
             _ => catalog
                 .flows
                 .get(&root_id)

@@ -211,3 +211,15 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// The contact with this phone number, created when new; its id.
+    pub async fn ensure_contact(&self, phone: &str, now_ms: i64) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids = crate::inbound::upsert_contacts(&mut tx, &[(phone, None)], now_ms, false).await?;
+        tx.commit().await?;
+        ids.get(phone)
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))
+    }
+}

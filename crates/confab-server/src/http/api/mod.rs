@@ -2,8 +2,10 @@
 //! token (a JWT from login, or an API key).
 
 pub mod auth;
+pub mod collections;
 pub mod contacts;
 pub mod messages;
+pub mod runs;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
@@ -25,6 +27,25 @@ pub fn routes() -> Router<AppState> {
         .route("/messages", get(messages::list).post(messages::send))
         .route("/messages/bulk", post(messages::send_bulk))
         .route("/messages/{id}", get(messages::get))
+        .route("/runs", get(runs::list).post(runs::start))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/resume", post(runs::resume))
+        .route("/flows", get(runs::flows))
+        .route("/flows/reload", post(runs::reload))
+        .route("/flows/{id}/stats", get(runs::stats))
+        .route("/collections", get(collections::list_collections))
+        .route(
+            "/collections/{name}/records",
+            get(collections::list).post(collections::create),
+        )
+        .route(
+            "/collections/{name}/records/{id}",
+            get(collections::get)
+                .put(collections::replace)
+                .patch(collections::patch)
+                .delete(collections::delete),
+        )
 }
 
 /// A JSON request body: axum's extractor (415 without a JSON content type,

@@ -1,0 +1,290 @@
+//! Collection records: what flows save (reviews, tickets...), readable and
+//! editable by operators and other systems, and exportable as CSV.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use confab_flow::collection::Collection;
+use confab_store::{Record, RecordFilter};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{Body, Page, cursor, limit};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::runtime::record_json;
+
+/// Query parameters that are not field filters.
+const RESERVED: [&str; 4] = ["limit", "cursor", "contact_id", "format"];
+/// Most records one CSV export holds.
+const MAX_EXPORT: i64 = 10_000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CollectionOut {
+    pub name: String,
+    pub description: Option<String>,
+    /// Field name to its type and rules.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
+}
+
+/// The collections declared next to the flows.
+#[utoipa::path(get, path = "/api/v1/collections", tag = "collections", responses((status = 200, body = Vec<CollectionOut>)), security(("bearer" = [])))]
+pub async fn list_collections(
+    _: Principal,
+    State(state): State<AppState>,
+) -> Json<Vec<CollectionOut>> {
+    let catalog = state.registry.catalog();
+    let mut out: Vec<CollectionOut> = catalog
+        .collections
+        .values()
+        .map(|c| CollectionOut {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            fields: serde_json::to_value(&c.fields).unwrap_or_default(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(out)
+}
+
+fn collection(state: &AppState, name: &str) -> ApiResult<Collection> {
+    state
+        .registry
+        .catalog()
+        .collections
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no collection {name}")))
+}
+
+fn checked(
+    c: &Collection,
+    fields: &Map<String, Value>,
+    partial: bool,
+) -> ApiResult<Map<String, Value>> {
+    c.check(fields, partial)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
+fn not_found(name: &str, id: i64) -> impl FnOnce(confab_store::StoreError) -> ApiError + '_ {
+    move |e| match e {
+        confab_store::StoreError::NotFound => {
+            ApiError::NotFound(format!("no record {id} in {name}"))
+        }
+        e => e.into(),
+    }
+}
+
+/// Records, newest first; any other query parameter filters by that field
+/// (`?status=ON%20HOLD`). `format=csv` exports them as CSV.
+#[utoipa::path(get, path = "/api/v1/collections/{name}/records", tag = "collections",
+    params(("name" = String, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("contact_id" = Option<i64>, Query), ("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses((status = 200, body = Page<Object>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn list(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let c = collection(&state, &name)?;
+    let mut fields = Vec::new();
+    for (k, v) in &q {
+        if RESERVED.contains(&k.as_str()) {
+            continue;
+        }
+        if !c.fields.contains_key(k) {
+            return Err(ApiError::BadRequest(format!(
+                "collection {name} has no field {k} to filter by"
+            )));
+        }
+        fields.push((k.clone(), Value::String(v.clone())));
+    }
+    let contact_id = q
+        .get("contact_id")
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("contact_id must be a number".into()))
+        })
+        .transpose()?;
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "format {other:?} is not json or csv"
+            )));
+        }
+    };
+    let limit = if csv {
+        MAX_EXPORT
+    } else {
+        limit(q.get("limit").map(|l| l.parse().unwrap_or(0)))?
+    };
+    let filter = RecordFilter {
+        fields,
+        contact_id,
+        before_id: cursor(q.get("cursor").map(String::as_str))?,
+        limit: limit + 1,
+    };
+    let rows = state.store.records(&name, &filter).await?;
+    if csv {
+        let mut resp = to_csv(&c, &rows[..rows.len().min(MAX_EXPORT as usize)]).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\"")) {
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        return Ok(resp);
+    }
+    Ok(Json(Page::new(rows, limit, |r| r.id, |r| record_json(&r))).into_response())
+}
+
+/// RFC 4180 CSV; a cell that a spreadsheet would run as a formula is
+/// prefixed with an apostrophe.
+fn to_csv(c: &Collection, rows: &[Record]) -> String {
+    let mut columns = vec![
+        "id".to_string(),
+        "contact_id".into(),
+        "created_at".into(),
+        "updated_at".into(),
+    ];
+    columns.extend(c.fields.keys().cloned());
+    let cell = |v: &Value| -> String {
+        let s = match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let s = if s.starts_with(['=', '+', '-', '@']) && !matches!(v, Value::Number(_)) {
+            format!("'{s}")
+        } else {
+            s
+        };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
+        }
+    };
+    let mut out = columns.join(",");
+    out.push_str("\r\n");
+    for r in rows {
+        let json = record_json(r);
+        let line: Vec<String> = columns
+            .iter()
+            .map(|k| cell(json.get(k).unwrap_or(&Value::Null)))
+            .collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Store a record; 422 names the field that does not fit.
+#[utoipa::path(post, path = "/api/v1/collections/{name}/records", tag = "collections", params(("name" = String, Path)),
+    request_body(content = Object), responses((status = 201, body = Object), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn create(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Body(fields): Body<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let c = collection(&state, &name)?;
+    let data = checked(&c, &fields, false)?;
+    let contact_id = match fields.get("contact_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let id = v.as_i64().ok_or_else(|| {
+                ApiError::Unprocessable("contact_id: must be a contact id".into())
+            })?;
+            state
+                .store
+                .contact(id)
+                .await
+                .map_err(|_| ApiError::Unprocessable(format!("contact_id: no contact {id}")))?;
+            Some(id)
+        }
+    };
+    let r = state
+        .store
+        .insert_record(&name, contact_id, &data, state.clock.now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(record_json(&r))))
+}
+
+#[utoipa::path(get, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get(
+    _: Principal,
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
+    collection(&state, &name)?;
+    let r = state
+        .store
+        .record(&name, id)
+        .await
+        .map_err(not_found(&name, id))?;
+    Ok(Json(record_json(&r)))
+}
+
+/// Replace a record's fields.
+#[utoipa::path(put, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
+    request_body(content = Object), responses((status = 200, body = Object), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn replace(
+    _: Principal,
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+    Body(fields): Body<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let c = collection(&state, &name)?;
+    let data = checked(&c, &fields, false)?;
+    let r = state
+        .store
+        .update_record(&name, id, &data, true, state.clock.now_ms())
+        .await
+        .map_err(not_found(&name, id))?;
+    Ok(Json(record_json(&r)))
+}
+
+/// Change some of a record's fields (null removes one).
+#[utoipa::path(patch, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
+    request_body(content = Object), responses((status = 200, body = Object), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn patch(
+    _: Principal,
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+    Body(fields): Body<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let c = collection(&state, &name)?;
+    let changes = checked(&c, &fields, true)?;
+    let r = state
+        .store
+        .update_record(&name, id, &changes, false, state.clock.now_ms())
+        .await
+        .map_err(not_found(&name, id))?;
+    Ok(Json(record_json(&r)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn delete(
+    _: Principal,
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    collection(&state, &name)?;
+    state
+        .store
+        .delete_record(&name, id)
+        .await
+        .map_err(not_found(&name, id))?;
+    Ok(StatusCode::NO_CONTENT)
+}

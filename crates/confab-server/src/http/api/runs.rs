@@ -1,0 +1,330 @@
+//! Runs: where each contact is in which flow, with the event log; start,
+//! cancel and resume them; flow statistics.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use confab_flow::{Input, RunStatus};
+use confab_model::Channel;
+use confab_store::{RunFilter, StoredRun};
+use serde::{Deserialize, Serialize};
+
+use super::{Body, Page, cursor, limit};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::runtime::RuntimeError;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunOut {
+    pub id: i64,
+    pub contact_id: i64,
+    pub flow: String,
+    /// The flow version the run is pinned to.
+    pub flow_version: i64,
+    /// waiting_input, waiting_effect, waiting_timer, handed_off, completed,
+    /// failed, expired or cancelled.
+    pub status: String,
+    /// The node the run is at.
+    pub node: Option<String>,
+    /// Answers and other variables.
+    #[schema(value_type = Object)]
+    pub variables: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The event log, oldest first (only when one run is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub events: Option<Vec<serde_json::Value>>,
+}
+
+impl RunOut {
+    fn new(r: StoredRun) -> RunOut {
+        let variables = serde_json::from_str::<serde_json::Value>(&r.state)
+            .ok()
+            .and_then(|s| s.get("vars").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        RunOut {
+            id: r.id,
+            contact_id: r.contact_id,
+            flow: r.flow_id,
+            flow_version: r.flow_version,
+            status: r.status,
+            node: r.node,
+            variables,
+            created_at: rfc3339(r.created_ms),
+            updated_at: rfc3339(r.updated_ms),
+            events: None,
+        }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> ApiError {
+        match e {
+            RuntimeError::Store(e) => e.into(),
+            RuntimeError::Flow(e) => ApiError::Conflict(e),
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub contact_id: Option<i64>,
+    pub flow: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(ListQuery),
+    responses((status = 200, body = Page<RunOut>)), security(("bearer" = [])))]
+pub async fn list(
+    _: Principal,
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Page<RunOut>>> {
+    if let Some(s) = &q.status
+        && RunStatus::parse(s).is_none()
+    {
+        return Err(ApiError::BadRequest(format!(
+            "status {s:?} is not a run status"
+        )));
+    }
+    let limit = limit(q.limit)?;
+    let rows = state
+        .store
+        .runs(&RunFilter {
+            contact_id: q.contact_id,
+            flow_id: q.flow,
+            status: q.status,
+            before_id: cursor(q.cursor.as_deref())?,
+            limit: limit + 1,
+        })
+        .await?;
+    Ok(Json(Page::new(rows, limit, |r| r.id, RunOut::new)))
+}
+
+async fn load(state: &AppState, id: i64) -> ApiResult<StoredRun> {
+    match state.store.run(id).await {
+        Err(confab_store::StoreError::NotFound) => {
+            Err(ApiError::NotFound(format!("no run with id {id}")))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// One run with its event log.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)),
+    responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn get(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RunOut>> {
+    let run = load(&state, id).await?;
+    let events = state.store.run_events(id, 1000).await?;
+    let mut out = RunOut::new(run);
+    out.events = Some(
+        events
+            .into_iter()
+            .map(|e| {
+                let mut v = serde_json::from_str::<serde_json::Value>(&e.event).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("at".into(), rfc3339(e.created_ms).into());
+                }
+                v
+            })
+            .collect(),
+    );
+    Ok(Json(out))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// A contact id, or a phone number in international form (the contact is
+    /// created if new).
+    pub contact: String,
+    pub flow: String,
+    /// `twilio` or `meta`: how the flow's messages go out; the configured one
+    /// when only one is.
+    pub channel: Option<String>,
+}
+
+/// Start a flow for a contact: its messages go through the outbox (outside
+/// the 24-hour window only templates reach the contact).
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = StartRun,
+    responses((status = 201, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn start(
+    _: Principal,
+    State(state): State<AppState>,
+    Body(req): Body<StartRun>,
+) -> ApiResult<(StatusCode, Json<RunOut>)> {
+    let channel = match req.channel.as_deref() {
+        Some(c) => Channel::parse(c)
+            .ok_or_else(|| ApiError::Unprocessable("channel must be twilio or meta".into()))?,
+        None => match (
+            state.settings.twilio.is_some(),
+            state.settings.meta.is_some(),
+        ) {
+            (false, true) => Channel::Meta,
+            _ => Channel::Twilio,
+        },
+    };
+    let contact_id = match super::contacts::resolve(&state, &req.contact).await {
+        Ok(c) => c.id,
+        Err(ApiError::NotFound(_)) if req.contact.starts_with('+') => {
+            let phone = confab_model::PhoneNumber::parse(&req.contact)
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            state
+                .store
+                .ensure_contact(phone.as_str(), state.clock.now_ms())
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
+    let run = state
+        .runtime
+        .start_run(contact_id, &req.flow, channel)
+        .await?;
+    Ok((StatusCode::CREATED, Json(RunOut::new(run))))
+}
+
+/// Stop a run for good.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
+    responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn cancel(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RunOut>> {
+    load(&state, id).await?;
+    Ok(Json(RunOut::new(state.runtime.cancel_run(id).await?)))
+}
+
+/// Hand a handed-off conversation back to the bot.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/resume", tag = "runs", params(("id" = i64, Path)),
+    responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn resume(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<RunOut>> {
+    let run = load(&state, id).await?;
+    if run.status != RunStatus::HandedOff.as_str() {
+        return Err(ApiError::Conflict(format!(
+            "run {id} is {}, not handed off",
+            run.status
+        )));
+    }
+    if !state.runtime.continue_run(id, Input::Resume, None).await? {
+        return Err(ApiError::Conflict(format!(
+            "run {id} is no longer its contact's current run"
+        )));
+    }
+    Ok(Json(RunOut::new(load(&state, id).await?)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FlowStatsOut {
+    pub flow: String,
+    pub version: Option<i64>,
+    pub started: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub expired: i64,
+    pub cancelled: i64,
+    pub in_progress: i64,
+    /// Runs that stopped at a node and went no further, by node.
+    #[schema(value_type = Object)]
+    pub dropped_at: std::collections::HashMap<String, i64>,
+}
+
+/// How a flow's runs ended up, and where contacts dropped off.
+#[utoipa::path(get, path = "/api/v1/flows/{id}/stats", tag = "runs", params(("id" = String, Path)),
+    responses((status = 200, body = FlowStatsOut)), security(("bearer" = [])))]
+pub async fn stats(
+    _: Principal,
+    State(state): State<AppState>,
+    Path(flow): Path<String>,
+) -> ApiResult<Json<FlowStatsOut>> {
+    let version = state.registry.catalog().flows.get(&flow).map(|(v, _)| *v);
+    let s = state.store.flow_stats(&flow).await?;
+    if version.is_none() && s.by_status.is_empty() {
+        return Err(ApiError::NotFound(format!("no flow {flow}")));
+    }
+    let n = |k: &str| s.by_status.get(k).copied().unwrap_or(0);
+    let finished = ["completed", "failed", "expired", "cancelled"];
+    Ok(Json(FlowStatsOut {
+        started: s.by_status.values().sum(),
+        completed: n("completed"),
+        failed: n("failed"),
+        expired: n("expired"),
+        cancelled: n("cancelled"),
+        in_progress: s
+            .by_status
+            .iter()
+            .filter(|(k, _)| !finished.contains(&k.as_str()))
+            .map(|(_, v)| v)
+            .sum(),
+        dropped_at: s.dropped_at,
+        flow,
+        version,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FlowOut {
+    pub id: String,
+    pub version: i64,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// The flow's definition, as JSON.
+    #[schema(value_type = Object)]
+    pub definition: serde_json::Value,
+}
+
+/// The flows live now.
+#[utoipa::path(get, path = "/api/v1/flows", tag = "runs", responses((status = 200, body = Vec<FlowOut>)), security(("bearer" = [])))]
+pub async fn flows(_: Principal, State(state): State<AppState>) -> ApiResult<Json<Vec<FlowOut>>> {
+    let catalog = state.registry.catalog();
+    let mut out: Vec<FlowOut> = catalog
+        .flows
+        .iter()
+        .map(|(id, (v, f))| FlowOut {
+            id: id.clone(),
+            version: *v,
+            name: f.name.clone(),
+            description: f.description.clone(),
+            definition: serde_json::to_value(f.as_ref()).unwrap_or_default(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(out))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReloadOut {
+    /// Flows live after the reload, with their versions.
+    pub flows: Vec<String>,
+    /// Files that could not be loaded (their previous versions stay live).
+    pub problems: Vec<String>,
+}
+
+/// Read the flows directory again; a broken file keeps its previous version live.
+#[utoipa::path(post, path = "/api/v1/flows/reload", tag = "runs", responses((status = 200, body = ReloadOut)), security(("bearer" = [])))]
+pub async fn reload(_: Principal, State(state): State<AppState>) -> ApiResult<Json<ReloadOut>> {
+    let report = state
+        .registry
+        .reload(state.clock.now_ms())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(ReloadOut {
+        flows: report.flows,
+        problems: report.problems,
+    }))
+}

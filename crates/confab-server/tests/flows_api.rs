@@ -1,0 +1,346 @@
+//! Runs, flows and collections through the API.
+mod common;
+
+use common::fake::{FakeProvider, Kind};
+use common::*;
+use serde_json::json;
+
+async fn app_with(flow: &str, flows_dir: Option<String>, twilio: Option<&str>) -> TestApp {
+    let mut raw = settings(&fresh_database().await, twilio, None);
+    raw.default_flow = Some(flow.into());
+    raw.flows_dir = flows_dir;
+    spawn_app(raw).await
+}
+
+#[tokio::test]
+async fn runs_show_where_each_contact_is_with_events_and_stats() {
+    let app = app_with("product_review", None, None).await;
+    let key = app.api_key().await;
+    app.twilio_text("+15551234567", "hi", "SM1").await;
+    app.twilio_text("+15551234567", "Ana", "SM2").await;
+    let (_, flows) = app.get(&key, "/api/v1/flows").await;
+    assert_eq!(flows[0]["id"], "product_review");
+    assert_eq!(flows[0]["version"], 1);
+    let (_, runs) = app.get(&key, "/api/v1/runs?flow=product_review").await;
+    let run = &runs["items"][0];
+    assert_eq!(run["status"], "waiting_input");
+    assert_eq!(run["node"], "ask_product");
+    assert_eq!(run["variables"]["user_name"], "Ana");
+    let (_, one) = app.get(&key, &format!("/api/v1/runs/{}", run["id"])).await;
+    let kinds: Vec<&str> = one["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["started", "entered", "input", "entered"], "{one}");
+    app.twilio_text("+15551234567", "restart", "SM3").await;
+    let (_, stats) = app.get(&key, "/api/v1/flows/product_review/stats").await;
+    assert_eq!(stats["started"], 2);
+    assert_eq!(stats["in_progress"], 2);
+    assert_eq!(stats["dropped_at"]["ask_product"], 1);
+    assert_eq!(app.get(&key, "/api/v1/flows/nope/stats").await.0, 404);
+    assert_eq!(app.get(&key, "/api/v1/runs?status=dancing").await.0, 400);
+}
+
+#[tokio::test]
+async fn records_are_checked_listed_changed_and_exported() {
+    let app = app_with("product_review", None, None).await;
+    let key = app.api_key().await;
+    let review = json!({"contact_number": "+15551234567", "user_name": "Ana", "product_name": "Kettle", "product_review": "Boils, fast!", "preferred_contact_again": false});
+    let (s, p) = app
+        .post(
+            &key,
+            "/api/v1/collections/reviews/records",
+            json!({"user_name": "Ana"}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("contact_number"),
+        "{p}"
+    );
+    let (s, p) = app.post(&key, "/api/v1/collections/reviews/records", json!({"user_name": "x".repeat(200), "contact_number": "1", "product_name": "p", "product_review": "r", "preferred_contact_again": true})).await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("user_name: is longer than 128"),
+        "{p}"
+    );
+    let (s, r) = app
+        .post(&key, "/api/v1/collections/reviews/records", review.clone())
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    let mut other = review.clone();
+    other["user_name"] = json!("=cmd|' /C calc'!A0");
+    other["product_name"] = json!("Toaster");
+    assert_eq!(
+        app.post(&key, "/api/v1/collections/reviews/records", other)
+            .await
+            .0,
+        201
+    );
+
+    let (_, page) = app
+        .get(
+            &key,
+            "/api/v1/collections/reviews/records?product_name=Kettle",
+        )
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["user_name"], "Ana");
+    assert_eq!(
+        app.get(&key, "/api/v1/collections/reviews/records?colour=red")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        app.get(&key, "/api/v1/collections/nothing/records").await.0,
+        404
+    );
+
+    let (s, r) = app
+        .patch(
+            &key,
+            &format!("/api/v1/collections/reviews/records/{id}"),
+            json!({"preferred_contact_method": "Email"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["preferred_contact_method"], "Email");
+    assert_eq!(r["user_name"], "Ana");
+    let (s, _) = app
+        .patch(
+            &key,
+            &format!("/api/v1/collections/reviews/records/{id}"),
+            json!({"preferred_contact_again": "maybe"}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let r = app
+        .http
+        .put(format!(
+            "{}/api/v1/collections/reviews/records/{id}",
+            app.url
+        ))
+        .bearer_auth(&key)
+        .json(&review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        r.get("preferred_contact_method").is_none(),
+        "PUT replaces: {r}"
+    );
+
+    let csv = app
+        .http
+        .get(format!(
+            "{}/api/v1/collections/reviews/records?format=csv",
+            app.url
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,contact_id,created_at,updated_at,contact_number,preferred_contact_again,preferred_contact_method,product_name,product_review,user_name"
+    );
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[1].contains("'=cmd|' /C calc'!A0"),
+        "formulas are defused: {}",
+        lines[1]
+    );
+    assert!(lines[2].contains("\"Boils, fast!\""), "{}", lines[2]);
+
+    let r = app
+        .http
+        .delete(format!(
+            "{}/api/v1/collections/reviews/records/{id}",
+            app.url
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        app.get(&key, &format!("/api/v1/collections/reviews/records/{id}"))
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn operators_start_cancel_and_resume_runs() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flows").to_string();
+    let app = app_with("desk", Some(dir), Some(&twilio.url)).await;
+    let key = app.api_key().await;
+    // A contact talks to the desk flow and is handed to a person.
+    app.twilio_text("+14155552671", "hi", "SM1").await;
+    let (_, runs) = app.get(&key, "/api/v1/runs").await;
+    let run = runs["items"][0].clone();
+    assert_eq!(run["status"], "handed_off");
+    // The bot stays silent while a person has the conversation.
+    let r = app.twilio_text("+14155552671", "hello?", "SM2").await;
+    assert!(!r.text().await.unwrap().contains("<Message>"));
+    let (s, resumed) = app
+        .post(
+            &key,
+            &format!("/api/v1/runs/{}/resume", run["id"]),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, 200, "{resumed}");
+    assert_eq!(resumed["status"], "completed");
+    app.eventually(10, "the bot's return message", || async {
+        !twilio.requests().is_empty()
+    })
+    .await;
+    assert_eq!(
+        twilio.requests()[0].form_value("Body").unwrap(),
+        "The bot is back. Anything else, send hi."
+    );
+    let (s, _) = app
+        .post(
+            &key,
+            &format!("/api/v1/runs/{}/resume", run["id"]),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // Start a flow for a new number, then cancel it.
+    let (s, started) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"contact": "+27123456789", "flow": "quiet"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{started}");
+    assert_eq!(started["status"], "completed");
+    let (s, started) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"contact": "+27123456789", "flow": "counter"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(started["status"], "waiting_input");
+    let (s, cancelled) = app
+        .post(
+            &key,
+            &format!("/api/v1/runs/{}/cancel", started["id"]),
+            json!(null),
+        )
+        .await;
+    assert_eq!((s, cancelled["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(
+        app.post(
+            &key,
+            &format!("/api/v1/runs/{}/cancel", started["id"]),
+            json!(null)
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        app.post(
+            &key,
+            "/api/v1/runs",
+            json!({"contact": "+27123456789", "flow": "nope"})
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        app.post(&key, "/api/v1/runs/424242/cancel", json!(null))
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_reload_takes_new_flows_and_keeps_the_last_good_version_of_a_broken_one() {
+    let dir = std::env::temp_dir().join(format!("confab-flows-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("hello.yaml"),
+        "id: hello\nnodes:\n  - { id: a, type: end, text: Hello v1 }\n",
+    )
+    .unwrap();
+    let app = app_with("hello", Some(dir.display().to_string()), None).await;
+    let key = app.api_key().await;
+    assert!(
+        app.twilio_text("+14155552671", "hi", "SM1")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Hello v1")
+    );
+    std::fs::write(
+        dir.join("hello.yaml"),
+        "id: hello\nnodes:\n  - { id: a, type: end, text: Hello v2 }\n",
+    )
+    .unwrap();
+    let (s, report) = app.post(&key, "/api/v1/flows/reload", json!(null)).await;
+    assert_eq!(s, 200);
+    assert!(
+        report["flows"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hello v2")),
+        "{report}"
+    );
+    assert!(
+        app.twilio_text("+14155552671", "hi", "SM2")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Hello v2")
+    );
+    std::fs::write(
+        dir.join("hello.yaml"),
+        "id: hello\nnodes:\n  - { id: a, type: send, text: Broken, next: nowhere }\n",
+    )
+    .unwrap();
+    let (_, report) = app.post(&key, "/api/v1/flows/reload", json!(null)).await;
+    assert!(
+        report["problems"].to_string().contains("unknown node"),
+        "{report}"
+    );
+    assert!(
+        report["flows"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("hello v2"))
+    );
+    assert!(
+        app.twilio_text("+14155552671", "hi", "SM3")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Hello v2")
+    );
+}
