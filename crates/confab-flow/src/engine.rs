@@ -265,6 +265,8 @@ impl Stepper<'_> {
                 });
                 return Ok(());
             }
+            // While a person has the conversation, only stop and start are the bot's.
+            _ if self.run.status == RunStatus::HandedOff => {}
             "restart" => {
                 self.events.push(Event::Command {
                     name: "restart".into(),
@@ -274,7 +276,9 @@ impl Stepper<'_> {
             _ => {}
         }
         let root = self.flows.flow(self.run.root_flow());
-        if root.is_some_and(|f| f.menu_keywords.iter().any(|k| normalise(k) == word)) {
+        let handed_off = self.run.status == RunStatus::HandedOff;
+        if !handed_off && root.is_some_and(|f| f.menu_keywords.iter().any(|k| normalise(k) == word))
+        {
             self.events.push(Event::Command { name: word });
             return self.restart();
         }

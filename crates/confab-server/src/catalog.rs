@@ -19,6 +19,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../flows/product_review.yaml"),
     ),
     (
+        "pms_menu.yaml",
+        include_str!("../../../flows/pms_menu.yaml"),
+    ),
+    (
         "collections.yaml",
         include_str!("../../../flows/collections.yaml"),
     ),
@@ -277,8 +281,10 @@ mod tests {
             .collect();
         let (flows, collections, problems) = build(&files, None);
         assert_eq!(problems, Vec::<String>::new());
-        assert!(flows.contains_key("product_review"));
-        assert!(collections.contains_key("reviews"));
+        assert!(flows.contains_key("product_review") && flows.contains_key("pms_menu"));
+        for c in ["reviews", "orders", "defects", "tickets"] {
+            assert!(collections.contains_key(c), "{c}");
+        }
     }
 
     #[test]

@@ -19,8 +19,14 @@ async fn runs_show_where_each_contact_is_with_events_and_stats() {
     app.twilio_text("+15551234567", "hi", "SM1").await;
     app.twilio_text("+15551234567", "Ana", "SM2").await;
     let (_, flows) = app.get(&key, "/api/v1/flows").await;
-    assert_eq!(flows[0]["id"], "product_review");
-    assert_eq!(flows[0]["version"], 1);
+    let ids: Vec<&str> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["pms_menu", "product_review"]);
+    assert_eq!(flows[1]["version"], 1);
     let (_, runs) = app.get(&key, "/api/v1/runs?flow=product_review").await;
     let run = &runs["items"][0];
     assert_eq!(run["status"], "waiting_input");
