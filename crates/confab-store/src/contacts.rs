@@ -215,7 +215,7 @@ impl Store {
 impl Store {
     /// The contact with this phone number, created when new; its id.
     pub async fn ensure_contact(&self, phone: &str, now_ms: i64) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let ids = crate::inbound::upsert_contacts(&mut tx, &[(phone, None)], now_ms, false).await?;
         tx.commit().await?;
         ids.get(phone)

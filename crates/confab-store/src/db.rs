@@ -91,6 +91,19 @@ impl Store {
         self.backend
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (BEGIN IMMEDIATE): a deferred one that reads first cannot upgrade
+    /// to writing once another connection has written, and fails at once
+    /// instead of waiting its turn.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrations: &[(&str, &str)] = match self.backend {
             Backend::Sqlite => &[

@@ -152,7 +152,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
         crate::retry_conflicts(|| async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let stored = ingest_in(&mut tx, batch, now_ms).await?;
             tx.commit().await?;
             Ok(stored)
@@ -321,7 +321,7 @@ impl Store {
         // The history row is committed before the message is looked at, and
         // `send_accepted` looks at the history only after committing the id:
         // whichever comes second sees the other, so no report is lost.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (u, (pid, error)) in updates.iter().zip(&cleaned) {
             sqlx::query(
                 "INSERT INTO message_statuses (channel, provider_message_id, status, status_rank, error, received_ms) VALUES ($1, $2, $3, $4, $5, $6)",

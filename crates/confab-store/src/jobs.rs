@@ -149,7 +149,7 @@ impl Store {
         provider_message_id: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1), updated_ms = $2 \
              WHERE id = $3 RETURNING channel, provider_message_id",
@@ -216,7 +216,7 @@ impl Store {
         error: &ProviderError,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
             .bind(job_id)
             .bind(lease)

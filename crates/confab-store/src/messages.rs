@@ -142,7 +142,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<SendOutcome>, StoreError> {
         crate::retry_conflicts(|| async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let queued = enqueue_in(&mut tx, items, now_ms).await?;
             tx.commit().await?;
             Ok(queued)

@@ -258,7 +258,7 @@ impl Store {
         replace: bool,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let r = update(&mut tx, collection, id, changes, replace, now_ms)
             .await?
             .ok_or(StoreError::NotFound)?;

@@ -180,7 +180,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         crate::retry_conflicts(|| async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             let latest = sqlx::query("SELECT version, hash FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT 1")
                 .bind(flow_id.to_string())
                 .fetch_optional(&mut *tx)

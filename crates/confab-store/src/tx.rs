@@ -24,7 +24,7 @@ pub struct Tx {
 impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(Tx {
-            inner: self.pool.begin().await?,
+            inner: self.write_tx().await?,
             backend: self.backend(),
         })
     }
