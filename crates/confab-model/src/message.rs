@@ -29,7 +29,12 @@ macro_rules! string_enum {
 
 string_enum!(
     /// The provider a message travels through.
-    Channel { Twilio = "twilio", Meta = "meta" }
+    Channel {
+        Twilio = "twilio",
+        Meta = "meta",
+        /// `confab chat`: a terminal standing in for a phone.
+        Simulator = "simulator",
+    }
 );
 
 string_enum!(Direction { Inbound = "inbound", Outbound = "outbound" });
@@ -215,7 +220,7 @@ impl Template {
                     variables: self.variables.as_ref(),
                 })
             }
-            Channel::Meta => {
+            Channel::Meta | Channel::Simulator => {
                 let name = self
                     .name
                     .as_deref()

@@ -44,6 +44,14 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 for `now_ms` shifted by whole days, at 16:00 UTC (the end of a
+/// working day), so that demo dates read naturally.
+pub fn shift_days(now_ms: i64, days: i64) -> String {
+    let day_ms = 86_400_000;
+    let midnight = now_ms.div_euclid(day_ms) * day_ms;
+    rfc3339(midnight + days * day_ms + 16 * 3_600_000)
+}
+
 /// Reads a timestamp a client gave: RFC 3339, or Unix milliseconds.
 pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(ms) = s.parse::<i64>() {
@@ -72,5 +80,7 @@ mod tests {
         );
         assert_eq!(parse_time("1700000000123"), Some(1_700_000_000_123));
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(shift_days(1_768_746_622_000, 7), "2026-01-25T16:00:00Z");
+        assert_eq!(shift_days(1_768_746_622_000, -1), "2026-01-17T16:00:00Z");
     }
 }

@@ -37,6 +37,7 @@ pub struct RawSettings {
     pub provider_timeout_seconds: Option<String>,
     pub flows_dir: Option<String>,
     pub default_flow: Option<String>,
+    pub run_timeout_minutes: Option<String>,
 }
 
 impl RawSettings {
@@ -69,6 +70,7 @@ impl RawSettings {
             provider_timeout_seconds: v("PROVIDER_TIMEOUT_SECONDS"),
             flows_dir: v("FLOWS_DIR"),
             default_flow: v("DEFAULT_FLOW"),
+            run_timeout_minutes: v("RUN_TIMEOUT_MINUTES"),
         }
     }
 }
@@ -118,6 +120,8 @@ pub struct Settings {
     pub flows_dir: std::path::PathBuf,
     /// The flow a contact without a run starts in.
     pub default_flow: String,
+    /// A run waiting this long for an answer expires; `None`: never.
+    pub run_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Settings {
@@ -390,6 +394,15 @@ impl Settings {
                 .default_flow
                 .clone()
                 .unwrap_or_else(|| "product_review".into()),
+            run_timeout: match parse_num::<u64>(
+                "RUN_TIMEOUT_MINUTES",
+                &r.run_timeout_minutes,
+                1440,
+                "a number of minutes",
+            )? {
+                0 => None,
+                m => Some(Duration::from_secs(m.saturating_mul(60))),
+            },
         })
     }
 

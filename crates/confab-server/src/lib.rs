@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod error;
 mod http;
 pub mod ingest;

@@ -44,10 +44,11 @@ pub enum RuntimeError {
     Flow(String),
 }
 
-/// How a run's messages leave: in the webhook's answer, or via the outbox.
+/// How a run's messages leave: in the answer to the message, or via the outbox.
 enum Route<'a> {
-    /// Twilio: the answer to the webhook carries the replies (TwiML).
-    Twiml(&'a InboundMessage),
+    /// Twilio (TwiML in the webhook's answer) and the simulator (the
+    /// replies as JSON): the answer carries the replies.
+    Inline(&'a InboundMessage),
     /// Meta, or no inbound message at all: queued for the outbox worker.
     Outbox {
         channel: Channel,
@@ -136,7 +137,7 @@ impl Runtime {
             }
             let existing = runs.remove(&contact_id);
             let route = match m.channel {
-                Channel::Twilio => Route::Twiml(m),
+                Channel::Twilio | Channel::Simulator => Route::Inline(m),
                 Channel::Meta => Route::Outbox {
                     channel: Channel::Meta,
                     sender: self.sender(Channel::Meta, m.to.as_deref()),
@@ -145,6 +146,11 @@ impl Runtime {
             };
             let (run, input) = match existing {
                 Some(row) => match serde_json::from_str::<Run>(&row.state) {
+                    // A contact whose run is over, in a flow that is not the
+                    // default, starts the default flow.
+                    Ok(run) if run.status.is_finished() && run.root_flow() != self.default_flow => {
+                        (None, Input::Start)
+                    }
                     Ok(run) => (Some((row, run)), Input::Message(reply_of(m))),
                     Err(e) => {
                         tracing::error!(run = row.id, error = %e, "a stored run cannot be read; starting afresh");
@@ -190,6 +196,7 @@ impl Runtime {
                 .meta
                 .as_ref()
                 .map(|m| m.phone_number_id.clone()),
+            Channel::Simulator => Some("simulator".into()),
         }
         .or_else(|| inbound_to.map(|t| t.strip_prefix("whatsapp:").unwrap_or(t).to_string()))
         .unwrap_or_default()
@@ -347,19 +354,22 @@ impl Runtime {
         now: i64,
     ) -> Result<(bool, Option<String>), RuntimeError> {
         match route {
-            Route::Twiml(m) => {
-                let twiml = twilio::twiml(&replies);
+            Route::Inline(m) => {
+                let answer = match m.channel {
+                    Channel::Twilio => twilio::twiml(&replies),
+                    _ => serde_json::to_string(&replies).unwrap_or_default(),
+                };
                 let history: Vec<confab_store::Reply> = replies
                     .into_iter()
                     .map(|content| confab_store::Reply {
                         contact_id,
-                        channel: Channel::Twilio,
-                        sender: Some(self.sender(Channel::Twilio, m.to.as_deref())),
+                        channel: m.channel,
+                        sender: Some(self.sender(m.channel, m.to.as_deref())),
                         content,
                     })
                     .collect();
                 tx.record_replies(&history, now).await?;
-                Ok((false, Some(twiml)))
+                Ok((false, Some(answer)))
             }
             Route::Outbox {
                 channel,
@@ -610,6 +620,52 @@ impl Runtime {
             self.wake.notify_one();
         }
         Ok(row)
+    }
+
+    /// Expires runs that have waited for an answer longer than the
+    /// inactivity timeout; the contact's next message starts afresh and is
+    /// told so. Returns how many expired.
+    pub async fn expire_idle(&self) -> Result<usize, RuntimeError> {
+        let Some(timeout) = self.settings.run_timeout else {
+            return Ok(0);
+        };
+        let now = self.clock.now_ms();
+        let cutoff = now - timeout.as_millis() as i64;
+        let mut expired = 0;
+        for row in self.store.idle_runs(cutoff, 100).await? {
+            let mut tx = self.store.begin().await?;
+            tx.lock_contacts(&[row.contact_id]).await?;
+            let row = tx.run(row.id).await?;
+            // It may have moved since it was listed.
+            if row.status != RunStatus::WaitingInput.as_str() || row.updated_ms >= cutoff {
+                continue;
+            }
+            let mut run: Run = serde_json::from_str(&row.state)
+                .map_err(|e| RuntimeError::Flow(format!("run {}: {e}", row.id)))?;
+            run.status = RunStatus::Expired;
+            run.timer = None;
+            let state =
+                serde_json::to_string(&run).map_err(|e| RuntimeError::Flow(e.to_string()))?;
+            tx.update_run(
+                row.id,
+                run.status.as_str(),
+                run.node.as_deref(),
+                &state,
+                now,
+            )
+            .await?;
+            tx.insert_events(
+                &[(
+                    row.id,
+                    json!({"type": "command", "name": "expire"}).to_string(),
+                )],
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            expired += 1;
+        }
+        Ok(expired)
     }
 
     /// Stops a run for good.

@@ -273,3 +273,29 @@ async fn timers_and_web_calls_move_runs_on_their_own() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(twilio.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn an_idle_run_expires_and_the_next_message_starts_afresh() {
+    let mut raw = settings(&fresh_database().await, None, None);
+    raw.default_flow = Some("product_review".into());
+    raw.flows_dir = None;
+    raw.run_timeout_minutes = Some("30".into());
+    let app = spawn_app(raw).await;
+    let key = app.api_key().await;
+    talk(&app, "+15551234567", "hi", 1).await;
+    talk(&app, "+15551234567", "Ana", 2).await;
+    app.clock.advance_ms(31 * 60 * 1000);
+    app.eventually(10, "the run expires", || async {
+        app.get(&key, "/api/v1/runs").await.1["items"][0]["status"] == "expired"
+    })
+    .await;
+    let r = talk(&app, "+15551234567", "Kettle", 3).await;
+    assert_eq!(
+        r[0],
+        "It has been a while since we last spoke, so let's start again."
+    );
+    assert!(r[1].contains("What's your name?"), "{r:?}");
+    let (_, stats) = app.get(&key, "/api/v1/flows/product_review/stats").await;
+    assert_eq!(stats["expired"], 1);
+    assert_eq!(stats["dropped_at"]["ask_product"], 1);
+}

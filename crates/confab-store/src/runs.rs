@@ -170,6 +170,22 @@ impl Tx {
 }
 
 impl Store {
+    /// Runs waiting for an answer since before `cutoff_ms`, oldest first.
+    pub async fn idle_runs(
+        &self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let rows = query(format!(
+            "SELECT {COLUMNS} FROM runs WHERE status = 'waiting_input' AND updated_ms < $1 ORDER BY updated_ms LIMIT $2"
+        ))
+        .bind(cutoff_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// The version of `flow_id` whose definition has `hash`, publishing it
     /// as the next version when it is new.
     pub async fn publish_flow(

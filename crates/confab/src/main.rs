@@ -1,7 +1,12 @@
 //! `confab`: the one binary. Subcommands serve the platform, migrate the
-//! database and create the first credentials.
+//! database, create the first credentials, check and test flows, and chat
+//! with a bot from the terminal.
+
+mod chat;
+mod flow_cmd;
 
 use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +42,69 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Check, test and reload flows.
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
+    /// Talk to a bot from the terminal, as a contact would (same engine and database).
+    Chat {
+        /// The flow to talk to [default: DEFAULT_FLOW]
+        #[arg(long)]
+        flow: Option<String>,
+        /// The phone number you write from.
+        #[arg(long, default_value = "+15551234567")]
+        from: String,
+        /// Your WhatsApp profile name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        flows: FlowsArgs,
+    },
+    /// Load demo orders for the pms_menu bot into the database in use.
+    Demo {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        flows: FlowsArgs,
+    },
+}
+
+#[derive(Args)]
+struct FlowsArgs {
+    /// Flow and collection files that add to or override the bundled ones [default: ./flows]
+    #[arg(long, env = "FLOWS_DIR")]
+    flows_dir: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum FlowCommand {
+    /// Check flow and collection files; exits non-zero on any problem.
+    Validate {
+        /// Files to check [default: every file in FLOWS_DIR]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        flows: FlowsArgs,
+    },
+    /// Run conversation transcripts; exits non-zero when one fails.
+    Test {
+        /// Transcripts [default: every one under FLOWS_DIR/tests]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        flows: FlowsArgs,
+    },
+    /// Print the JSON Schema of flow files.
+    Schema,
+    /// Ask a running server to read its flows again (as SIGHUP does).
+    Reload {
+        #[arg(long, env = "CONFAB_URL", default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// An API key (confab key create).
+        #[arg(long, env = "CONFAB_API_KEY", hide_env_values = true)]
+        key: String,
+    },
 }
 
 #[derive(Args)]
@@ -62,6 +130,14 @@ struct ServeArgs {
     /// Write logs as JSON lines.
     #[arg(long, env = "LOG_JSON")]
     log_json: bool,
+    /// The flow a contact without a conversation starts in [default: product_review]
+    #[arg(long, env = "DEFAULT_FLOW")]
+    default_flow: Option<String>,
+    #[command(flatten)]
+    flows: FlowsArgs,
+    /// Load demo orders for the pms_menu bot before serving.
+    #[arg(long)]
+    demo: bool,
 }
 
 #[derive(Subcommand)]
@@ -150,12 +226,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 raw.host = args.host.clone().or(raw.host.take());
                 raw.port = args.port.clone().or(raw.port.take());
                 raw.public_url = args.public_url.clone().or(raw.public_url.take());
+                raw.default_flow = args.default_flow.clone().or(raw.default_flow.take());
+                raw.flows_dir = args.flows.flows_dir.clone().or(raw.flows_dir.take());
             })?;
             for w in settings.warnings() {
                 tracing::warn!("{w}");
             }
             let addr = format!("{}:{}", settings.host, settings.port);
             let app = App::build(settings).await?;
+            if args.demo {
+                let added = confab_server::demo::load_demo_orders(
+                    &app.state.store,
+                    &app.state.registry.catalog(),
+                    now_ms(),
+                )
+                .await?;
+                tracing::info!(added, "demo orders loaded");
+            }
+            let registry = app.state.registry.clone();
+            tokio::spawn(reload_on_hangup(registry));
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("HOST/PORT: cannot listen on {addr}"))?;
@@ -187,6 +276,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("user {} created with role {}", user.username, user.role);
             Ok(())
         }
+        Command::Flow { command } => {
+            let ok = match command {
+                FlowCommand::Validate { files, flows } => {
+                    flow_cmd::validate(&files, &flows_dir(&flows))?
+                }
+                FlowCommand::Test { files, flows } => flow_cmd::test(&files, &flows_dir(&flows))?,
+                FlowCommand::Schema => {
+                    flow_cmd::schema()?;
+                    true
+                }
+                FlowCommand::Reload { url, key } => flow_cmd::reload(&url, &key).await?,
+            };
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Chat {
+            flow,
+            from,
+            name,
+            db,
+            flows,
+        } => {
+            let settings = settings(&db, |raw| {
+                raw.flows_dir = flows.flows_dir.clone().or(raw.flows_dir.take())
+            })?;
+            chat::chat(settings, flow, &from, name).await
+        }
+        Command::Demo { db, flows } => {
+            let settings = settings(&db, |raw| {
+                raw.flows_dir = flows.flows_dir.clone().or(raw.flows_dir.take())
+            })?;
+            let store = open(&db).await?;
+            let (registry, _) = confab_server::catalog::Registry::load(
+                store.clone(),
+                Some(&settings.flows_dir),
+                now_ms(),
+            )
+            .await?;
+            let added =
+                confab_server::demo::load_demo_orders(&store, &registry.catalog(), now_ms())
+                    .await?;
+            println!(
+                "{added} demo order(s) added: ORD-12345 (on track), ORD-12346 (completed), ORD-12347 (at risk), ORD-12348 (late)"
+            );
+            Ok(())
+        }
         Command::Key {
             command: KeyCommand::Create { name, db },
         } => {
@@ -201,6 +338,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn flows_dir(args: &FlowsArgs) -> PathBuf {
+    args.flows_dir
+        .clone()
+        .unwrap_or_else(|| "./flows".into())
+        .into()
+}
+
+/// SIGHUP reads the flows again; a broken file keeps its previous version.
+async fn reload_on_hangup(registry: std::sync::Arc<confab_server::catalog::Registry>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match registry.reload(now_ms()).await {
+                Ok(report) => {
+                    for p in &report.problems {
+                        tracing::warn!("flows: {p}");
+                    }
+                    tracing::info!(flows = ?report.flows, "flows reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "reloading flows failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = registry;
 }
 
 async fn shutdown_signal() {

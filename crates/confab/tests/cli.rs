@@ -130,3 +130,89 @@ impl OutputWith for Command {
         child.wait_with_output().unwrap()
     }
 }
+
+fn repo_flows() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../flows").to_string()
+}
+
+#[test]
+fn flow_validate_names_file_node_and_problem() {
+    let dir = std::env::temp_dir().join(format!("confab-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "id: bad\nnodes:\n  - { id: a, type: ask, text: \"?\", save_as: x, answer: { kind: text, pattern: \"([\" }, next: gone }\n").unwrap();
+    let out = confab()
+        .args(["flow", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "{}: node a: next names unknown node \"gone\"",
+            bad.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("pattern \"([\" is not a valid regular expression"),
+        "{text}"
+    );
+    let out = confab()
+        .args([
+            "flow",
+            "validate",
+            &format!("{}/product_review.yaml", repo_flows()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn flow_test_runs_the_bundled_transcripts() {
+    let out = confab()
+        .args(["flow", "test", "--flows-dir", &repo_flows()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+    let schema = confab().args(["flow", "schema"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert!(v["$defs"]["Node"].is_object());
+}
+
+#[test]
+fn chat_talks_to_a_bot_from_the_terminal() {
+    let db = temp_db();
+    let out = confab()
+        .args(["demo", "--database-url", &db])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("4 demo order(s) added"));
+    let out = confab()
+        .args([
+            "chat",
+            "--flow",
+            "pms_menu",
+            "--from",
+            "+27123456789",
+            "--database-url",
+            &db,
+        ])
+        .stdin(Stdio::piped())
+        .output_with(b"hi\n2\nORD-12345\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("bot> 🏭 Production assistant"), "{text}");
+    assert!(
+        text.contains("Status: In Progress") && text.contains("SLA: ✅ On track"),
+        "{text}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Timers and requests of runs: a timer that went off, or an HTTP call a
 //! flow asked for, moves its run on. Both are leased jobs, like sends.
+//! Runs idle past the inactivity timeout are expired here too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +13,24 @@ use crate::runtime::{Runtime, perform_http};
 
 const POLL: Duration = Duration::from_millis(250);
 const BATCH: i64 = 32;
+/// How often to look for runs idle past the inactivity timeout.
+const EXPIRY_EVERY: Duration = Duration::from_secs(2);
 
 /// Fires due timers and carries out queued requests until `stop`.
 pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let http = confab_channels::http_client(Duration::from_secs(60));
+    let mut next_expiry = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
+        }
+        if tokio::time::Instant::now() >= next_expiry {
+            next_expiry = tokio::time::Instant::now() + EXPIRY_EVERY;
+            match runtime.expire_idle().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "idle runs expired"),
+                Err(e) => tracing::warn!(error = %e, "expiring idle runs failed"),
+            }
         }
         let mut did = 0;
         for kind in [JOB_TIMER, JOB_EFFECT] {

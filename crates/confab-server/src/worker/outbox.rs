@@ -121,7 +121,7 @@ impl Worker {
                 let sender = job.message.sender.clone().unwrap_or_default();
                 let rate = match job.message.channel {
                     Channel::Twilio => this.settings.twilio_send_rate,
-                    Channel::Meta => this.settings.meta_send_rate,
+                    Channel::Meta | Channel::Simulator => this.settings.meta_send_rate,
                 };
                 let bucket = buckets
                     .entry(sender.clone())
@@ -304,6 +304,9 @@ impl Worker {
                     .map(|u| format!("{u}/webhooks/twilio/status"));
                 client.send(&to, content, callback.as_deref()).await
             }
+            Channel::Simulator => Err(permanent(
+                "the simulator has no outbox: its replies are printed in the chat".into(),
+            )),
             Channel::Meta => {
                 let client = self.meta.as_ref().ok_or_else(|| {
                     permanent("Meta WhatsApp is not configured for sending".into())

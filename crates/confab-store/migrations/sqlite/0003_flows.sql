@@ -24,6 +24,7 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_contact ON runs (contact_id, id);
 CREATE INDEX runs_flow ON runs (flow_id, status);
+CREATE INDEX runs_idle ON runs (status, updated_ms);
 
 CREATE TABLE run_events (
     id         INTEGER PRIMARY KEY,

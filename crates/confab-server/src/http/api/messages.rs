@@ -274,6 +274,7 @@ fn channel(settings: &Settings, requested: Option<&str>) -> ApiResult<(Channel, 
             .as_ref()
             .map(|t| t.from.as_str().to_string()),
         Channel::Meta => settings.meta.as_ref().map(|m| m.phone_number_id.clone()),
+        Channel::Simulator => None,
     };
     let sender = sender.ok_or_else(|| {
         ApiError::Conflict(format!("channel {channel} is not configured for sending"))

@@ -1,0 +1,93 @@
+//! `confab chat`: a terminal standing in for a phone, over the same engine
+//! and database as `serve`.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use confab_model::{Channel, Extra, InboundMessage, MessageKind, OutboundContent, PhoneNumber};
+use confab_server::catalog::Registry;
+use confab_server::clock::{Clock, SystemClock};
+use confab_server::config::Settings;
+use confab_server::runtime::Runtime;
+use confab_store::Store;
+
+fn show(content: &OutboundContent) -> String {
+    match content {
+        OutboundContent::Media { kind, url, caption } => {
+            format!(
+                "[{kind}: {url}]{}",
+                caption
+                    .as_ref()
+                    .map(|c| format!(" {c}"))
+                    .unwrap_or_default()
+            )
+        }
+        other => other.text().unwrap_or_default(),
+    }
+}
+
+pub async fn chat(
+    settings: Settings,
+    flow: Option<String>,
+    from: &str,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let from = PhoneNumber::parse(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let store = Store::connect(&settings.database_url).await?;
+    store.migrate().await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (registry, report) =
+        Registry::load(store.clone(), Some(&settings.flows_dir), clock.now_ms()).await?;
+    for p in &report.problems {
+        eprintln!("warning: flows: {p}");
+    }
+    let default_flow = flow.unwrap_or_else(|| settings.default_flow.clone());
+    if !registry.catalog().flows.contains_key(&default_flow) {
+        anyhow::bail!(
+            "no flow {default_flow:?} (loaded: {})",
+            report.flows.join(", ")
+        );
+    }
+    let runtime = Runtime {
+        store: store.clone(),
+        registry: Arc::new(registry),
+        settings: Arc::new(settings),
+        clock,
+        default_flow: default_flow.clone(),
+        wake: Default::default(),
+    };
+    eprintln!("Chatting with flow {default_flow} as {from}. Type a message; Ctrl-D ends.");
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        eprint!("you> ");
+        std::io::stderr().flush()?;
+        line.clear();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let text = line.trim_end_matches(['\r', '\n']).to_string();
+        let msg = InboundMessage {
+            channel: Channel::Simulator,
+            provider_message_id: format!("chat-{}", uuid::Uuid::new_v4()),
+            from: from.clone(),
+            to: None,
+            profile_name: name.clone(),
+            kind: MessageKind::Text,
+            text: Some(text),
+            media: Vec::new(),
+            extra: Extra::default(),
+        };
+        let stored = runtime.process(std::slice::from_ref(&msg)).await?;
+        let replies: Vec<OutboundContent> = stored
+            .first()
+            .and_then(|s| s.response.as_deref())
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default();
+        for r in &replies {
+            println!("bot> {}", show(r).replace('\n', "\n     "));
+        }
+    }
+    store.close().await;
+    Ok(())
+}
