@@ -87,6 +87,22 @@ pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
             p(Some(n.id()), problem);
         }
     }
+    for t in &flow.triggers {
+        if t.value.trim().is_empty() {
+            p(None, "a trigger has an empty value".into());
+        }
+        if t.kind == crate::definition::TriggerKind::Regex
+            && let Err(e) = regex::Regex::new(&t.value)
+        {
+            p(
+                None,
+                format!(
+                    "trigger pattern {:?} is not a valid regular expression: {e}",
+                    t.value
+                ),
+            );
+        }
+    }
     if let Some(t) = &flow.when_completed
         && let Err(e) = templates().template_variables(t)
     {

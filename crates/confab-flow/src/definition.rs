@@ -32,7 +32,36 @@ pub struct Flow {
     /// send `restart`). Without it, a finished contact starts over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when_completed: Option<String>,
+    /// Words that start this flow for any contact not already in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
     pub nodes: Vec<Node>,
+}
+
+/// A keyword trigger: a message matching it starts the flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// How `value` is compared with the whole message (trimmed).
+    #[serde(rename = "match", default)]
+    pub kind: TriggerKind,
+    pub value: String,
+    #[serde(default)]
+    pub case_sensitive: bool,
+    /// Among triggers of several flows that match, the highest wins.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    #[default]
+    Exact,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Regex,
 }
 
 /// One step of a flow. `next` names the node that follows; a node without

@@ -8,6 +8,7 @@ pub mod collection;
 pub mod definition;
 pub mod engine;
 pub mod load;
+pub mod routing;
 pub mod run;
 pub mod template;
 pub mod transcript;

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 
 use crate::answer::Reply;
 use crate::collection::Collection;
+use crate::definition::Flow;
 use crate::engine::{Flows, step};
+use crate::routing::choose;
 use crate::run::{EffectResult, Input, Request, Run};
 use crate::template::time_text;
 
@@ -197,7 +199,7 @@ impl<'a> MemoryRecords<'a> {
 
 /// A contact talking to flows, in memory: the same routing as the runtime.
 pub struct Simulator<'a> {
-    flows: &'a dyn Flows,
+    flows: &'a HashMap<String, Flow>,
     pub records: MemoryRecords<'a>,
     pub run: Option<Run>,
     pub now_ms: i64,
@@ -207,7 +209,7 @@ pub struct Simulator<'a> {
 
 impl<'a> Simulator<'a> {
     pub fn new(
-        flows: &'a dyn Flows,
+        flows: &'a HashMap<String, Flow>,
         collections: &'a HashMap<String, Collection>,
         default_flow: &str,
         contact: Value,
@@ -225,13 +227,18 @@ impl<'a> Simulator<'a> {
 
     /// What the bot answers to `reply`.
     pub fn say(&mut self, reply: Reply) -> Vec<OutboundContent> {
-        let (run, input) = match self.run.take() {
-            Some(run) => (run, Input::Message(reply)),
-            None => (
-                Run::new(&self.default_flow, self.contact.clone()),
-                Input::Start,
-            ),
-        };
+        let all: Vec<&Flow> = self.flows.values().collect();
+        let (run, input) =
+            match choose(&all, &self.default_flow, self.run.as_ref(), reply.trimmed()) {
+                Some(flow) => (Run::new(&flow, self.contact.clone()), Input::Start),
+                None => match self.run.take() {
+                    Some(run) => (run, Input::Message(reply)),
+                    None => (
+                        Run::new(&self.default_flow, self.contact.clone()),
+                        Input::Start,
+                    ),
+                },
+            };
         let mut sent = Vec::new();
         let mut outcome = step(self.flows, run, input, self.now_ms);
         loop {
@@ -250,7 +257,7 @@ impl<'a> Simulator<'a> {
 /// Runs a transcript; the error tells the conversation so far and what differed.
 pub fn run_transcript(
     t: &Transcript,
-    flows: &dyn Flows,
+    flows: &HashMap<String, Flow>,
     collections: &HashMap<String, Collection>,
 ) -> Result<(), String> {
     let now = t.now.as_deref().unwrap_or(DEFAULT_NOW);

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use confab_channels::twilio;
+use confab_flow::routing::choose;
 use confab_flow::{
     Effect, EffectResult, Event, Input, Outcome, Reply, Request, Run, RunStatus, step,
 };
@@ -42,6 +43,12 @@ pub enum RuntimeError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Flow(String),
+}
+
+/// The run a step moves: the contact's stored one, or a new one of a flow.
+enum Target {
+    Existing(StoredRun, Run),
+    Fresh(String),
 }
 
 /// How a run's messages leave: in the answer to the message, or via the outbox.
@@ -124,6 +131,8 @@ impl Runtime {
         let states = tx.contact_states(&contacts).await?;
         let mut runs = tx.current_runs(&contacts).await?;
         let catalog = self.registry.catalog();
+        let flow_list: Vec<&confab_flow::Flow> =
+            catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
         let mut queued = false;
         for i in fresh {
             let m = &batch[i];
@@ -144,25 +153,34 @@ impl Runtime {
                     reply_to: Some(m.provider_message_id.clone()),
                 },
             };
-            let (run, input) = match existing {
-                Some(row) => match serde_json::from_str::<Run>(&row.state) {
-                    // A contact whose run is over, in a flow that is not the
-                    // default, starts the default flow.
-                    Ok(run) if run.status.is_finished() && run.root_flow() != self.default_flow => {
-                        (None, Input::Start)
-                    }
-                    Ok(run) => (Some((row, run)), Input::Message(reply_of(m))),
-                    Err(e) => {
-                        tracing::error!(run = row.id, error = %e, "a stored run cannot be read; starting afresh");
-                        (None, Input::Start)
-                    }
+            let current = existing.and_then(|row| match serde_json::from_str::<Run>(&row.state) {
+                Ok(run) => Some((row, run)),
+                Err(e) => {
+                    tracing::error!(run = row.id, error = %e, "a stored run cannot be read; starting afresh");
+                    None
+                }
+            });
+            let text = m
+                .text
+                .as_deref()
+                .or(m.extra.reply_id.as_deref())
+                .unwrap_or("");
+            let (target, input) = match choose(
+                &flow_list,
+                &self.default_flow,
+                current.as_ref().map(|(_, r)| r),
+                text,
+            ) {
+                Some(flow) => (Target::Fresh(flow), Input::Start),
+                None => match current {
+                    Some((row, run)) => (Target::Existing(row, run), Input::Message(reply_of(m))),
+                    None => (Target::Fresh(self.default_flow.clone()), Input::Start),
                 },
-                None => (None, Input::Start),
             };
             let contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
             let outcome = self
                 .advance(
-                    &mut tx, &catalog, contact_id, contact, run, input, &route, now,
+                    &mut tx, &catalog, contact_id, contact, target, input, &route, now,
                 )
                 .await;
             match outcome {
@@ -213,14 +231,14 @@ impl Runtime {
         catalog: &Catalog,
         contact_id: i64,
         contact: Value,
-        run: Option<(StoredRun, Run)>,
+        target: Target,
         input: Input,
         route: &Route<'_>,
         now: i64,
     ) -> Result<(StoredRun, bool, Option<String>), RuntimeError> {
-        let (mut row, run) = match run {
-            Some((row, run)) => (Some(row), run),
-            None => (None, Run::new(&self.default_flow, contact)),
+        let (mut row, run) = match target {
+            Target::Existing(row, run) => (Some(row), run),
+            Target::Fresh(flow) => (None, Run::new(&flow, contact)),
         };
         let root_id = run.root_flow().to_string();
         // A run in progress keeps the version it began on; a finished one
@@ -554,7 +572,7 @@ impl Runtime {
                 &catalog,
                 row.contact_id,
                 contact,
-                Some((row, run)),
+                Target::Existing(row, run),
                 input,
                 &route,
                 now,
@@ -590,26 +608,13 @@ impl Runtime {
             sender: self.sender(channel, None),
             reply_to: None,
         };
-        let run = Run::new(flow, contact.clone());
-        // The new run is stored as the contact's current one by `advance`.
-        let fresh = StoredRun {
-            id: 0,
-            contact_id,
-            flow_id: flow.into(),
-            flow_version: catalog.flows[flow].0,
-            status: RunStatus::WaitingInput.as_str().into(),
-            node: None,
-            state: String::new(),
-            created_ms: now,
-            updated_ms: now,
-        };
         let (row, queued, _) = self
             .advance(
                 &mut tx,
                 &catalog,
                 contact_id,
                 contact,
-                Some((fresh, run)),
+                Target::Fresh(flow.to_string()),
                 Input::Start,
                 &route,
                 now,

@@ -299,3 +299,42 @@ async fn an_idle_run_expires_and_the_next_message_starts_afresh() {
     assert_eq!(stats["expired"], 1);
     assert_eq!(stats["dropped_at"]["ask_product"], 1);
 }
+
+#[tokio::test]
+async fn keyword_triggers_start_another_flow() {
+    let app = bot("product_review", None, None).await;
+    assert!(talk(&app, "+15551234567", "hi", 1).await[0].contains("What's your name?"));
+    assert!(talk(&app, "+15551234567", "factory", 2).await[0].contains("Production assistant"));
+    assert!(talk(&app, "+15551234567", "Review", 3).await[0].contains("What's your name?"));
+}
+
+#[tokio::test]
+async fn a_record_that_does_not_fit_fails_the_run_politely_and_stores_nothing() {
+    let app = bot("bad_record", None, None).await;
+    talk(&app, "+15551234567", "hi", 1).await;
+    let r = talk(&app, "+15551234567", "great", 2).await;
+    assert_eq!(r, [confab_flow::engine::ERROR_TEXT]);
+    let records = app
+        .store
+        .records(
+            "reviews",
+            &confab_store::RecordFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(records.is_empty());
+    let key = app.api_key().await;
+    let (_, runs) = app.get(&key, "/api/v1/runs").await;
+    let run = &runs["items"][0];
+    assert_eq!(run["status"], "failed");
+    let (_, one) = app.get(&key, &format!("/api/v1/runs/{}", run["id"])).await;
+    assert!(
+        one["events"]
+            .to_string()
+            .contains("contact_number: is required"),
+        "{one}"
+    );
+}

@@ -1,0 +1,150 @@
+//! Which flow a message goes to: the contact's run, or a flow it starts
+//! (a keyword trigger, or the default flow for a contact with no run).
+
+use crate::definition::{Flow, Trigger, TriggerKind};
+use crate::run::{Run, RunStatus};
+
+fn matches(t: &Trigger, text: &str) -> bool {
+    let text = text.trim();
+    if t.kind == TriggerKind::Regex {
+        let src = if t.case_sensitive {
+            t.value.clone()
+        } else {
+            format!("(?i){}", t.value)
+        };
+        return regex::Regex::new(&src).is_ok_and(|re| re.is_match(text));
+    }
+    let (text, value) = if t.case_sensitive {
+        (text.to_string(), t.value.clone())
+    } else {
+        (text.to_lowercase(), t.value.to_lowercase())
+    };
+    match t.kind {
+        TriggerKind::Exact => text == value,
+        TriggerKind::Contains => text.contains(&value),
+        TriggerKind::StartsWith => text.starts_with(&value),
+        TriggerKind::EndsWith => text.ends_with(&value),
+        TriggerKind::Regex => false,
+    }
+}
+
+/// The flow whose trigger matches `text`: highest priority first, then by
+/// flow id, so the choice never depends on load order.
+pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
+    flows
+        .iter()
+        .flat_map(|f| {
+            f.triggers
+                .iter()
+                .filter(|t| matches(t, text))
+                .map(move |t| (t.priority, *f))
+        })
+        .max_by(|(pa, fa), (pb, fb)| pa.cmp(pb).then_with(|| fb.id.cmp(&fa.id)))
+        .map(|(_, f)| f)
+}
+
+/// Where a message goes: `Some(flow)` starts that flow afresh, `None`
+/// hands the message to the contact's current run.
+pub fn choose(
+    flows: &[&Flow],
+    default_flow: &str,
+    current: Option<&Run>,
+    text: &str,
+) -> Option<String> {
+    if current.is_some_and(|r| r.status == RunStatus::HandedOff) {
+        return None;
+    }
+    if let Some(f) = triggered(flows, text) {
+        let already_in = current.is_some_and(|r| !r.status.is_finished() && r.root_flow() == f.id);
+        return (!already_in).then(|| f.id.clone());
+    }
+    match current {
+        None => Some(default_flow.to_string()),
+        Some(r) if r.status.is_finished() && r.root_flow() != default_flow => {
+            Some(default_flow.to_string())
+        }
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_flow;
+
+    fn flow(id: &str, triggers: &str) -> Flow {
+        parse_flow(
+            "t.yaml",
+            &format!("id: {id}\ntriggers: {triggers}\nnodes:\n  - {{ id: a, type: end }}\n"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn triggers_match_by_kind_case_and_priority() {
+        let a = flow(
+            "a",
+            "[{ match: exact, value: Orders }, { match: starts_with, value: 'track ', priority: 1 }]",
+        );
+        let b = flow(
+            "b",
+            "[{ match: contains, value: order, priority: 5 }, { match: regex, value: '^ORD-\\d+$', case_sensitive: true }]",
+        );
+        let c = flow(
+            "c",
+            "[{ match: ends_with, value: '?', priority: -1 }, { match: exact, value: Help, case_sensitive: true }]",
+        );
+        let all = [&a, &b, &c];
+        let pick = |t: &str| triggered(&all, t).map(|f| f.id.clone());
+        assert_eq!(
+            pick(" orders "),
+            Some("b".into()),
+            "both match; b has the higher priority"
+        );
+        assert_eq!(pick("track my parcel"), Some("a".into()));
+        assert_eq!(pick("ORD-123"), Some("b".into()));
+        assert_eq!(pick("ord-123"), None, "case-sensitive regex");
+        assert_eq!(pick("why?"), Some("c".into()));
+        assert_eq!(pick("help"), None);
+        assert_eq!(pick("Help"), Some("c".into()));
+    }
+
+    #[test]
+    fn the_current_run_keeps_its_messages_unless_a_trigger_names_another_flow() {
+        let a = flow("a", "[{ value: start a }]");
+        let all = [&a];
+        let mut run = Run::new("default", serde_json::json!({}));
+        run.node = Some("q".into());
+        assert_eq!(
+            choose(&all, "default", None, "hello"),
+            Some("default".into())
+        );
+        assert_eq!(choose(&all, "default", Some(&run), "hello"), None);
+        assert_eq!(
+            choose(&all, "default", Some(&run), "start a"),
+            Some("a".into())
+        );
+        let mut in_a = Run::new("a", serde_json::json!({}));
+        in_a.node = Some("q".into());
+        assert_eq!(
+            choose(&all, "default", Some(&in_a), "START A"),
+            None,
+            "already in a"
+        );
+        in_a.status = RunStatus::Completed;
+        assert_eq!(
+            choose(&all, "default", Some(&in_a), "hello"),
+            Some("default".into())
+        );
+        assert_eq!(
+            choose(&all, "default", Some(&in_a), "start a"),
+            Some("a".into())
+        );
+        run.status = RunStatus::HandedOff;
+        assert_eq!(
+            choose(&all, "default", Some(&run), "start a"),
+            None,
+            "a person has it"
+        );
+    }
+}
