@@ -47,7 +47,7 @@ pub enum RuntimeError {
 
 /// The run a step moves: the contact's stored one, or a new one of a flow.
 enum Target {
-    Existing(StoredRun, Run),
+    Existing(Box<(StoredRun, Run)>),
     Fresh(String),
 }
 
@@ -173,7 +173,10 @@ impl Runtime {
             ) {
                 Some(flow) => (Target::Fresh(flow), Input::Start),
                 None => match current {
-                    Some((row, run)) => (Target::Existing(row, run), Input::Message(reply_of(m))),
+                    Some(existing) => (
+                        Target::Existing(Box::new(existing)),
+                        Input::Message(reply_of(m)),
+                    ),
                     None => (Target::Fresh(self.default_flow.clone()), Input::Start),
                 },
             };
@@ -237,7 +240,10 @@ impl Runtime {
         now: i64,
     ) -> Result<(StoredRun, bool, Option<String>), RuntimeError> {
         let (mut row, run) = match target {
-            Target::Existing(row, run) => (Some(row), run),
+            Target::Existing(existing) => {
+                let (row, run) = *existing;
+                (Some(row), run)
+            }
             Target::Fresh(flow) => (None, Run::new(&flow, contact)),
         };
         let root_id = run.root_flow().to_string();
@@ -572,7 +578,7 @@ impl Runtime {
                 &catalog,
                 row.contact_id,
                 contact,
-                Target::Existing(row, run),
+                Target::Existing(Box::new((row, run))),
                 input,
                 &route,
                 now,
