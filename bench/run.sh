@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the inbound-webhook benchmark against a fresh `confab serve`:
+# Runs the inbound-webhook benchmarks against a fresh `confab serve`:
 #   bash bench/run.sh            # SQLite
 #   bash bench/run.sh postgres   # PostgreSQL (PG_ADMIN_URL, default postgres://root@127.0.0.1:5432/test)
-# Prints throughput (closed loop), latency at a fixed 1,000 messages/s
+# 1. the messaging core: a flow that never answers, so each webhook is
+#    verified, parsed, stored and acknowledged;
+# 2. flows: every contact walks the product review survey (bench/review_walk.txt),
+#    each webhook a flow step answered in TwiML.
+# Each prints throughput (closed loop), latency at a fixed 1,000 messages/s
 # (open loop) and the server's peak RSS. Everything stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +33,7 @@ esac
 
 run_server() {
     DATABASE_URL="$db" HOST=127.0.0.1 PORT="$port" TWILIO_AUTH_TOKEN="$token" RUST_LOG=warn \
+        FLOWS_DIR=bench/flows DEFAULT_FLOW="$1" \
         target/release/confab serve >"$work/server.log" 2>&1 &
     server=$!
     for _ in $(seq 1 100); do
@@ -38,13 +43,21 @@ run_server() {
     echo "server did not start:" >&2; cat "$work/server.log" >&2; exit 1
 }
 
-run_server
-echo "== $backend: throughput, $messages messages from $contacts contacts, $concurrency in flight"
-target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
-    --contacts "$contacts" --messages "$messages" --concurrency "$concurrency" --pid "$server"
-echo
-echo "== $backend: latency at 1,000 messages/s for 20 s"
-target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
-    --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server"
-echo
-echo "stored: $(curl -s "http://127.0.0.1:$port/metrics" | grep -E '^confab_webhooks_total\{channel="twilio",outcome="stored"\}' || true)"
+bench() { # title, extra bench flags...
+    local title=$1; shift
+    echo "== $backend, $title: throughput, $messages messages from $contacts contacts, $concurrency in flight"
+    target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+        --contacts "$contacts" --messages "$messages" --concurrency "$concurrency" --pid "$server" "$@"
+    echo
+    echo "== $backend, $title: latency at 1,000 messages/s for 20 s"
+    target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+        --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server" "$@"
+    echo
+}
+
+run_server quiet
+bench "messaging core"
+kill "$server"; wait "$server" 2>/dev/null || true
+
+run_server product_review
+bench "review flow steps" --bodies bench/review_walk.txt

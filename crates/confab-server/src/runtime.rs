@@ -45,6 +45,25 @@ pub enum RuntimeError {
     Flow(String),
 }
 
+/// Writes of a batch's steps, made together at its end: one multi-row
+/// statement each instead of one per message.
+#[derive(Default)]
+struct Pending {
+    runs: Vec<(i64, String, Option<String>, String)>,
+    events: Vec<(i64, String)>,
+    replies: Vec<confab_store::Reply>,
+    responses: Vec<(i64, String)>,
+}
+
+impl Pending {
+    async fn flush(self, tx: &mut Tx, now: i64) -> Result<(), StoreError> {
+        tx.update_runs(&self.runs, now).await?;
+        tx.insert_events(&self.events, now).await?;
+        tx.record_replies(&self.replies, now).await?;
+        tx.set_responses(&self.responses).await
+    }
+}
+
 /// The run a step moves: the contact's stored one, or a new one of a flow.
 enum Target {
     Existing(Box<(StoredRun, Run)>),
@@ -134,6 +153,7 @@ impl Runtime {
         let flow_list: Vec<&confab_flow::Flow> =
             catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
         let mut queued = false;
+        let mut pending = Pending::default();
         for i in fresh {
             let m = &batch[i];
             let contact_id = stored[i].contact_id;
@@ -183,15 +203,23 @@ impl Runtime {
             let contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
             let outcome = self
                 .advance(
-                    &mut tx, &catalog, contact_id, contact, target, input, &route, now,
+                    &mut tx,
+                    &mut pending,
+                    &catalog,
+                    contact_id,
+                    contact,
+                    target,
+                    input,
+                    &route,
+                    now,
                 )
                 .await;
             match outcome {
-                Ok((row, sent, twiml)) => {
+                Ok((row, sent, answer)) => {
                     queued |= sent;
-                    if let Some(t) = twiml {
-                        tx.set_response(stored[i].message_id, &t).await?;
-                        stored[i].response = Some(t);
+                    if let Some(a) = answer {
+                        pending.responses.push((stored[i].message_id, a.clone()));
+                        stored[i].response = Some(a);
                     }
                     runs.insert(contact_id, row);
                 }
@@ -201,6 +229,7 @@ impl Runtime {
                 }
             }
         }
+        pending.flush(&mut tx, now).await?;
         tx.commit().await?;
         if queued {
             self.wake.notify_one();
@@ -231,6 +260,7 @@ impl Runtime {
     async fn advance(
         &self,
         tx: &mut Tx,
+        pending: &mut Pending,
         catalog: &Catalog,
         contact_id: i64,
         contact: Value,
@@ -305,8 +335,12 @@ impl Runtime {
         };
         let run_id = match row.as_ref() {
             Some(r) if !started => {
-                tx.update_run(r.id, run.status.as_str(), run.node.as_deref(), &state, now)
-                    .await?;
+                pending.runs.push((
+                    r.id,
+                    run.status.as_str().to_string(),
+                    run.node.clone(),
+                    state.clone(),
+                ));
                 r.id
             }
             _ => {
@@ -336,11 +370,11 @@ impl Runtime {
                 .map_or(now, |r| r.created_ms),
             updated_ms: now,
         };
-        let encoded: Vec<(i64, String)> = events
-            .iter()
-            .map(|e| (run_id, serde_json::to_string(e).unwrap_or_default()))
-            .collect();
-        tx.insert_events(&encoded, now).await?;
+        pending.events.extend(
+            events
+                .iter()
+                .map(|e| (run_id, serde_json::to_string(e).unwrap_or_default())),
+        );
         if let Some(request) = pending_http {
             tx.schedule_effect(
                 run_id,
@@ -363,14 +397,16 @@ impl Runtime {
             }
         }
         let (queued, twiml) = self
-            .deliver(tx, contact_id, &run, replies, route, now)
+            .deliver(tx, pending, contact_id, &run, replies, route, now)
             .await?;
         Ok((stored, queued, twiml))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         tx: &mut Tx,
+        pending: &mut Pending,
         contact_id: i64,
         run: &Run,
         replies: Vec<OutboundContent>,
@@ -378,6 +414,7 @@ impl Runtime {
         now: i64,
     ) -> Result<(bool, Option<String>), RuntimeError> {
         match route {
+            Route::Inline(_) if replies.is_empty() => Ok((false, None)),
             Route::Inline(m) => {
                 let answer = match m.channel {
                     Channel::Twilio => twilio::twiml(&replies),
@@ -392,7 +429,7 @@ impl Runtime {
                         content,
                     })
                     .collect();
-                tx.record_replies(&history, now).await?;
+                pending.replies.extend(history);
                 Ok((false, Some(answer)))
             }
             Route::Outbox {
@@ -572,9 +609,11 @@ impl Runtime {
         };
         let catalog = self.registry.catalog();
         let contact = run.vars.get("contact").cloned().unwrap_or(Value::Null);
+        let mut pending = Pending::default();
         let (_, queued, _) = self
             .advance(
                 &mut tx,
+                &mut pending,
                 &catalog,
                 row.contact_id,
                 contact,
@@ -584,6 +623,7 @@ impl Runtime {
                 now,
             )
             .await?;
+        pending.flush(&mut tx, now).await?;
         tx.commit().await?;
         if queued {
             self.wake.notify_one();
@@ -614,9 +654,11 @@ impl Runtime {
             sender: self.sender(channel, None),
             reply_to: None,
         };
+        let mut pending = Pending::default();
         let (row, queued, _) = self
             .advance(
                 &mut tx,
+                &mut pending,
                 &catalog,
                 contact_id,
                 contact,
@@ -626,6 +668,7 @@ impl Runtime {
                 now,
             )
             .await?;
+        pending.flush(&mut tx, now).await?;
         tx.commit().await?;
         if queued {
             self.wake.notify_one();

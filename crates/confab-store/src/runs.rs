@@ -148,6 +148,46 @@ impl Tx {
         Ok(())
     }
 
+    /// Stores the new state of several runs (id, status, node, state); a run
+    /// named twice keeps the last.
+    pub async fn update_runs(
+        &mut self,
+        runs: &[(i64, String, Option<String>, String)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut last: Vec<&(i64, String, Option<String>, String)> = Vec::with_capacity(runs.len());
+        for r in runs.iter().rev() {
+            if !last.iter().any(|x| x.0 == r.0) {
+                last.push(r);
+            }
+        }
+        // Rows in id order: concurrent writers cannot deadlock.
+        last.sort_unstable_by_key(|r| r.0);
+        for chunk in crate::sql::shaped_chunks(&last) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = 4 * i + 2;
+                    format!("(CAST(${n} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))", n + 1, n + 2, n + 3)
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE runs SET status = v.column2, node = v.column3, state = v.column4, updated_ms = $1 \
+                 FROM (VALUES {}) AS v WHERE runs.id = v.column1",
+                rows.join(",")
+            );
+            let mut q = query(sql).bind(now_ms);
+            for (id, status, node, state) in chunk.iter().copied() {
+                q = q
+                    .bind(*id)
+                    .bind(status.clone())
+                    .bind(node.clone())
+                    .bind(state.clone());
+            }
+            q.execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
     /// Appends events (run id, event as JSON) in order.
     pub async fn insert_events(
         &mut self,

@@ -124,18 +124,29 @@ impl Tx {
         Ok(())
     }
 
-    /// Records what an inbound message was answered with, so that a
-    /// redelivery is answered the same way.
-    pub async fn set_response(
-        &mut self,
-        message_id: i64,
-        response: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET response = $1 WHERE id = $2")
-            .bind(response.to_string())
-            .bind(message_id)
-            .execute(&mut *self.inner)
-            .await?;
+    /// Records what inbound messages were answered with (message id,
+    /// answer), so that a redelivery is answered the same way.
+    pub async fn set_responses(&mut self, responses: &[(i64, String)]) -> Result<(), StoreError> {
+        for chunk in crate::sql::shaped_chunks(responses) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(CAST(${} AS BIGINT), CAST(${} AS TEXT))",
+                        2 * i + 1,
+                        2 * i + 2
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "UPDATE messages SET response = v.column2 FROM (VALUES {}) AS v WHERE messages.id = v.column1",
+                rows.join(",")
+            );
+            let mut q = query(sql);
+            for (id, response) in chunk {
+                q = q.bind(*id).bind(response.clone());
+            }
+            q.execute(&mut *self.inner).await?;
+        }
         Ok(())
     }
 
