@@ -78,8 +78,7 @@ impl Outcome {
 }
 
 pub(crate) fn templates() -> &'static Templates {
-    static T: OnceLock<Templates> = OnceLock::new();
-    T.get_or_init(Templates::new)
+    Templates::global()
 }
 
 /// Compiled answer patterns, by source: flows are few, answers many.

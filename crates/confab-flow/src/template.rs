@@ -3,7 +3,8 @@
 //! Time enters only through the `now` variable the engine puts in the
 //! context, so rendering is pure. Timestamps are RFC 3339 strings.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::value::{Serde, Value as JValue};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
@@ -17,21 +18,30 @@ const FUEL: u64 = 50_000;
 /// Names the engine provides in every context.
 pub const BUILTINS: [&str; 5] = ["now", "contact", "answer", "flow", "range"];
 
+type Compiled = Arc<minijinja::Expression<'static, 'static>>;
+
+/// The environment, with every template and expression compiled once: flows
+/// are few and their texts fixed, messages many.
 pub struct Templates {
     env: Environment<'static>,
+    expressions: Mutex<HashMap<String, Compiled>>,
 }
 
-impl Default for Templates {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// Compiled expressions kept at most; flows hold far fewer.
+const MAX_CACHED: usize = 10_000;
 
 impl Templates {
-    pub fn new() -> Templates {
+    /// The one set of templates the engine and the checker use.
+    pub fn global() -> &'static Templates {
+        static T: OnceLock<Templates> = OnceLock::new();
+        T.get_or_init(Templates::new)
+    }
+
+    fn new() -> Templates {
         let mut env = Environment::new();
-        // A missing variable renders empty (and `a.b` on it too) rather than
-        // failing a conversation; the flow checker reports such variables.
+        // A template's name is its source: the loader compiles it on first
+        // use and the environment keeps it.
+        env.set_loader(|name| Ok(Some(name.to_string())));
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_fuel(Some(FUEL));
         env.add_filter("date", date);
@@ -41,22 +51,44 @@ impl Templates {
         env.add_filter("seconds_until", seconds_until);
         env.add_filter("time_remaining", time_remaining);
         env.add_filter("duration", |secs: f64| Ok::<_, Error>(duration_text(secs)));
-        Templates { env }
+        Templates {
+            env,
+            expressions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn expression(&'static self, expr: &str) -> Result<Compiled, String> {
+        if let Some(e) = self
+            .expressions
+            .lock()
+            .ok()
+            .and_then(|c| c.get(expr).cloned())
+        {
+            return Ok(e);
+        }
+        let compiled = Arc::new(
+            self.env
+                .compile_expression_owned(expr.to_string())
+                .map_err(|e| describe(&e))?,
+        );
+        if let Ok(mut c) = self.expressions.lock() {
+            if c.len() >= MAX_CACHED {
+                c.clear();
+            }
+            c.insert(expr.to_string(), compiled.clone());
+        }
+        Ok(compiled)
     }
 
     /// Renders a template with `ctx` (a JSON object).
-    pub fn render(&self, template: &str, ctx: &Value) -> Result<String, String> {
-        self.env
-            .render_str(template, JValue::from(Serde(ctx)))
-            .map_err(|e| describe(&e))
+    pub fn render(&'static self, template: &str, ctx: &Value) -> Result<String, String> {
+        let t = self.env.get_template(template).map_err(|e| describe(&e))?;
+        t.render(JValue::from(Serde(ctx))).map_err(|e| describe(&e))
     }
 
     /// Evaluates an expression with `ctx` to a JSON value.
-    pub fn eval(&self, expr: &str, ctx: &Value) -> Result<Value, String> {
-        let compiled = self
-            .env
-            .compile_expression(expr)
-            .map_err(|e| describe(&e))?;
+    pub fn eval(&'static self, expr: &str, ctx: &Value) -> Result<Value, String> {
+        let compiled = self.expression(expr)?;
         let v = compiled
             .eval(JValue::from(Serde(ctx)))
             .map_err(|e| describe(&e))?;
@@ -67,11 +99,8 @@ impl Templates {
     }
 
     /// Evaluates a condition: true when the expression is truthy.
-    pub fn test(&self, expr: &str, ctx: &Value) -> Result<bool, String> {
-        let compiled = self
-            .env
-            .compile_expression(expr)
-            .map_err(|e| describe(&e))?;
+    pub fn test(&'static self, expr: &str, ctx: &Value) -> Result<bool, String> {
+        let compiled = self.expression(expr)?;
         compiled
             .eval(JValue::from(Serde(ctx)))
             .map(|v| v.is_true())
@@ -204,7 +233,7 @@ mod tests {
 
     #[test]
     fn renders_and_evaluates() {
-        let t = Templates::new();
+        let t = Templates::global();
         assert_eq!(
             t.render("Hi {{ name }} ({{ contact.phone }})", &ctx())
                 .unwrap(),
@@ -220,7 +249,7 @@ mod tests {
 
     #[test]
     fn time_helpers() {
-        let t = Templates::new();
+        let t = Templates::global();
         assert_eq!(
             t.eval("'DEF-' ~ now | date('%Y%m%d%H%M%S')", &ctx())
                 .unwrap(),
@@ -264,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_runaway_template_runs_out_of_fuel() {
-        let t = Templates::new();
+        let t = Templates::global();
         let err = t.render(
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
             &ctx(),
@@ -277,7 +306,7 @@ mod tests {
 
     #[test]
     fn variables_are_listed() {
-        let t = Templates::new();
+        let t = Templates::global();
         let vars = t
             .template_variables("{{ a }} {% if b %}{{ c.d }}{% endif %}")
             .unwrap();
