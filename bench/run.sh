@@ -2,7 +2,7 @@
 # Runs the inbound-webhook benchmarks against a fresh `confab serve`:
 #   bash bench/run.sh            # SQLite
 #   bash bench/run.sh postgres   # PostgreSQL (PG_ADMIN_URL, default postgres://root@127.0.0.1:5432/test)
-# 1. the messaging core: a flow that never answers, so each webhook is
+# 1. the messaging core: no bot (DEFAULT_FLOW=none), so each webhook is
 #    verified, parsed, stored and acknowledged;
 # 2. flows: every contact walks the product review survey (bench/review_walk.txt),
 #    each webhook a flow step answered in TwiML.
@@ -33,7 +33,7 @@ esac
 
 run_server() {
     DATABASE_URL="$db" HOST=127.0.0.1 PORT="$port" TWILIO_AUTH_TOKEN="$token" RUST_LOG=warn \
-        FLOWS_DIR=bench/flows DEFAULT_FLOW="$1" \
+        DEFAULT_FLOW="$1" \
         target/release/confab serve >"$work/server.log" 2>&1 &
     server=$!
     for _ in $(seq 1 100); do
@@ -55,7 +55,7 @@ bench() { # title, extra bench flags...
     echo
 }
 
-run_server quiet
+run_server none
 bench "messaging core"
 kill "$server"; wait "$server" 2>/dev/null || true
 

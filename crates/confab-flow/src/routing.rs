@@ -44,10 +44,11 @@ pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
 }
 
 /// Where a message goes: `Some(flow)` starts that flow afresh, `None`
-/// hands the message to the contact's current run.
+/// hands the message to the contact's current run (or, with no run and no
+/// default flow, to nobody).
 pub fn choose(
     flows: &[&Flow],
-    default_flow: &str,
+    default_flow: Option<&str>,
     current: Option<&Run>,
     text: &str,
 ) -> Option<String> {
@@ -58,12 +59,10 @@ pub fn choose(
         let already_in = current.is_some_and(|r| !r.status.is_finished() && r.root_flow() == f.id);
         return (!already_in).then(|| f.id.clone());
     }
-    match current {
-        None => Some(default_flow.to_string()),
-        Some(r) if r.status.is_finished() && r.root_flow() != default_flow => {
-            Some(default_flow.to_string())
-        }
-        Some(_) => None,
+    match (current, default_flow) {
+        (None, d) => d.map(str::to_string),
+        (Some(r), Some(d)) if r.status.is_finished() && r.root_flow() != d => Some(d.to_string()),
+        (Some(_), _) => None,
     }
 }
 
@@ -116,33 +115,39 @@ mod tests {
         let mut run = Run::new("default", serde_json::json!({}));
         run.node = Some("q".into());
         assert_eq!(
-            choose(&all, "default", None, "hello"),
+            choose(&all, Some("default"), None, "hello"),
             Some("default".into())
         );
-        assert_eq!(choose(&all, "default", Some(&run), "hello"), None);
+        assert_eq!(choose(&all, Some("default"), Some(&run), "hello"), None);
         assert_eq!(
-            choose(&all, "default", Some(&run), "start a"),
+            choose(&all, Some("default"), Some(&run), "start a"),
             Some("a".into())
         );
         let mut in_a = Run::new("a", serde_json::json!({}));
         in_a.node = Some("q".into());
         assert_eq!(
-            choose(&all, "default", Some(&in_a), "START A"),
+            choose(&all, Some("default"), Some(&in_a), "START A"),
             None,
             "already in a"
         );
         in_a.status = RunStatus::Completed;
         assert_eq!(
-            choose(&all, "default", Some(&in_a), "hello"),
+            choose(&all, Some("default"), Some(&in_a), "hello"),
             Some("default".into())
         );
         assert_eq!(
-            choose(&all, "default", Some(&in_a), "start a"),
+            choose(&all, Some("default"), Some(&in_a), "start a"),
             Some("a".into())
         );
+        assert_eq!(
+            choose(&all, None, None, "hello"),
+            None,
+            "no default flow: nobody answers"
+        );
+        assert_eq!(choose(&all, None, None, "start a"), Some("a".into()));
         run.status = RunStatus::HandedOff;
         assert_eq!(
-            choose(&all, "default", Some(&run), "start a"),
+            choose(&all, Some("default"), Some(&run), "start a"),
             None,
             "a person has it"
         );

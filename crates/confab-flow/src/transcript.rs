@@ -228,17 +228,21 @@ impl<'a> Simulator<'a> {
     /// What the bot answers to `reply`.
     pub fn say(&mut self, reply: Reply) -> Vec<OutboundContent> {
         let all: Vec<&Flow> = self.flows.values().collect();
-        let (run, input) =
-            match choose(&all, &self.default_flow, self.run.as_ref(), reply.trimmed()) {
-                Some(flow) => (Run::new(&flow, self.contact.clone()), Input::Start),
-                None => match self.run.take() {
-                    Some(run) => (run, Input::Message(reply)),
-                    None => (
-                        Run::new(&self.default_flow, self.contact.clone()),
-                        Input::Start,
-                    ),
-                },
-            };
+        let (run, input) = match choose(
+            &all,
+            Some(&self.default_flow),
+            self.run.as_ref(),
+            reply.trimmed(),
+        ) {
+            Some(flow) => (Run::new(&flow, self.contact.clone()), Input::Start),
+            None => match self.run.take() {
+                Some(run) => (run, Input::Message(reply)),
+                None => (
+                    Run::new(&self.default_flow, self.contact.clone()),
+                    Input::Start,
+                ),
+            },
+        };
         let mut sent = Vec::new();
         let mut outcome = step(self.flows, run, input, self.now_ms);
         loop {

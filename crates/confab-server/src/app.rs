@@ -80,14 +80,11 @@ impl App {
             tracing::warn!("flows: {p}");
         }
         tracing::info!(flows = ?report.flows, "flows loaded");
-        if !registry
-            .catalog()
-            .flows
-            .contains_key(&settings.default_flow)
+        if let Some(flow) = &settings.default_flow
+            && !registry.catalog().flows.contains_key(flow)
         {
             anyhow::bail!(
-                "DEFAULT_FLOW: no flow {:?} is loaded (loaded: {})",
-                settings.default_flow,
+                "DEFAULT_FLOW: no flow {flow:?} is loaded (loaded: {}; none: no default flow)",
                 report.flows.join(", ")
             );
         }

@@ -118,8 +118,9 @@ pub struct Settings {
     pub provider_timeout: Duration,
     /// Flows and collections that add to or override the bundled ones.
     pub flows_dir: std::path::PathBuf,
-    /// The flow a contact without a run starts in.
-    pub default_flow: String,
+    /// The flow a contact without a run starts in; `None` (DEFAULT_FLOW=none):
+    /// messages are stored and only triggers start flows.
+    pub default_flow: Option<String>,
     /// A run waiting this long for an answer expires; `None`: never.
     pub run_timeout: Option<Duration>,
 }
@@ -390,10 +391,11 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| "./flows".into())
                 .into(),
-            default_flow: r
-                .default_flow
-                .clone()
-                .unwrap_or_else(|| "product_review".into()),
+            default_flow: match r.default_flow.as_deref().map(str::trim) {
+                None => Some("product_review".into()),
+                Some("none") => None,
+                Some(f) => Some(f.to_string()),
+            },
             run_timeout: match parse_num::<u64>(
                 "RUN_TIMEOUT_MINUTES",
                 &r.run_timeout_minutes,

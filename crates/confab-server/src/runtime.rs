@@ -32,7 +32,8 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
     pub clock: Arc<dyn Clock>,
-    pub default_flow: String,
+    /// The flow a contact with no run starts in; none: only triggers start flows.
+    pub default_flow: Option<String>,
     pub wake: Arc<Notify>,
 }
 
@@ -187,7 +188,7 @@ impl Runtime {
                 .unwrap_or("");
             let (target, input) = match choose(
                 &flow_list,
-                &self.default_flow,
+                self.default_flow.as_deref(),
                 current.as_ref().map(|(_, r)| r),
                 text,
             ) {
@@ -197,7 +198,8 @@ impl Runtime {
                         Target::Existing(Box::new(existing)),
                         Input::Message(reply_of(m)),
                     ),
-                    None => (Target::Fresh(self.default_flow.clone()), Input::Start),
+                    // No run, no trigger, no default flow: stored, not answered.
+                    None => continue,
                 },
             };
             let contact = contact_json(contact_id, state, m.channel, m.to.as_deref());

@@ -338,3 +338,18 @@ async fn a_record_that_does_not_fit_fails_the_run_politely_and_stores_nothing() 
         "{one}"
     );
 }
+
+#[tokio::test]
+async fn without_a_default_flow_only_triggers_start_conversations() {
+    let mut raw = settings(&fresh_database().await, None, None);
+    raw.default_flow = Some("none".into());
+    let app = spawn_app(raw).await;
+    assert_eq!(
+        talk(&app, "+15551234567", "hello", 1).await,
+        Vec::<String>::new()
+    );
+    assert!(talk(&app, "+15551234567", "factory", 2).await[0].contains("Production assistant"));
+    let key = app.api_key().await;
+    let (_, runs) = app.get(&key, "/api/v1/runs").await;
+    assert_eq!(runs["items"].as_array().unwrap().len(), 1);
+}

@@ -234,11 +234,11 @@ async fn operators_start_cancel_and_resume_runs() {
         .post(
             &key,
             "/api/v1/runs",
-            json!({"contact": "+27123456789", "flow": "quiet"}),
+            json!({"contact": "+27123456789", "flow": "desk"}),
         )
         .await;
     assert_eq!(s, 201, "{started}");
-    assert_eq!(started["status"], "completed");
+    assert_eq!(started["status"], "handed_off");
     let (s, started) = app
         .post(
             &key,

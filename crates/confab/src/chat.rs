@@ -41,7 +41,9 @@ pub async fn chat(
     for p in &report.problems {
         eprintln!("warning: flows: {p}");
     }
-    let default_flow = flow.unwrap_or_else(|| settings.default_flow.clone());
+    let default_flow = flow
+        .or_else(|| settings.default_flow.clone())
+        .ok_or_else(|| anyhow::anyhow!("DEFAULT_FLOW is none: name a flow with --flow"))?;
     if !registry.catalog().flows.contains_key(&default_flow) {
         anyhow::bail!(
             "no flow {default_flow:?} (loaded: {})",
@@ -53,7 +55,7 @@ pub async fn chat(
         registry: Arc::new(registry),
         settings: Arc::new(settings),
         clock,
-        default_flow: default_flow.clone(),
+        default_flow: Some(default_flow.clone()),
         wake: Default::default(),
     };
     eprintln!("Chatting with flow {default_flow} as {from}. Type a message; Ctrl-D ends.");
