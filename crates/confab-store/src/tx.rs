@@ -72,11 +72,18 @@ impl Tx {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(id)
-                .execute(&mut *self.inner)
-                .await?;
+        // One statement: unnest hands the ids over in array order, so the
+        // locks are taken in id order and two writers cannot deadlock.
+        for chunk in crate::sql::shaped_chunks(&ids) {
+            let sql = format!(
+                "SELECT pg_advisory_xact_lock(x) FROM unnest(CAST(ARRAY[{}] AS BIGINT[])) AS t(x)",
+                crate::sql::list(chunk.len(), 1)
+            );
+            let mut q = query(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *self.inner).await?;
         }
         Ok(())
     }
