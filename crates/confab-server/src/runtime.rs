@@ -576,8 +576,11 @@ impl Runtime {
     ) -> Result<bool, RuntimeError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
+        let contact_id = tx.run(run_id).await?.contact_id;
+        tx.lock_contacts(&[contact_id]).await?;
+        // Read again under the contact's lock: the state read before it may
+        // already be old.
         let row = tx.run(run_id).await?;
-        tx.lock_contacts(&[row.contact_id]).await?;
         if let Some((job_id, lease)) = job
             && !tx.finish_job(job_id, lease).await?
         {
@@ -611,17 +614,45 @@ impl Runtime {
         };
         let catalog = self.registry.catalog();
         let contact = run.vars.get("contact").cloned().unwrap_or(Value::Null);
+        self.step_alone(
+            tx,
+            &catalog,
+            contact_id,
+            contact,
+            Target::Existing(Box::new((row, run))),
+            input,
+            &route,
+            now,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Steps one run on its own (not a message of a batch), writes it and
+    /// commits; what it sends goes through the outbox.
+    #[allow(clippy::too_many_arguments)]
+    async fn step_alone(
+        &self,
+        mut tx: Tx,
+        catalog: &Catalog,
+        contact_id: i64,
+        contact: Value,
+        target: Target,
+        input: Input,
+        route: &Route<'_>,
+        now: i64,
+    ) -> Result<StoredRun, RuntimeError> {
         let mut pending = Pending::default();
-        let (_, queued, _) = self
+        let (row, queued, _) = self
             .advance(
                 &mut tx,
                 &mut pending,
-                &catalog,
-                row.contact_id,
+                catalog,
+                contact_id,
                 contact,
-                Target::Existing(Box::new((row, run))),
+                target,
                 input,
-                &route,
+                route,
                 now,
             )
             .await?;
@@ -630,7 +661,7 @@ impl Runtime {
         if queued {
             self.wake.notify_one();
         }
-        Ok(true)
+        Ok(row)
     }
 
     /// Starts `flow` for a contact (an operator's or another system's
@@ -656,26 +687,17 @@ impl Runtime {
             sender: self.sender(channel, None),
             reply_to: None,
         };
-        let mut pending = Pending::default();
-        let (row, queued, _) = self
-            .advance(
-                &mut tx,
-                &mut pending,
-                &catalog,
-                contact_id,
-                contact,
-                Target::Fresh(flow.to_string()),
-                Input::Start,
-                &route,
-                now,
-            )
-            .await?;
-        pending.flush(&mut tx, now).await?;
-        tx.commit().await?;
-        if queued {
-            self.wake.notify_one();
-        }
-        Ok(row)
+        self.step_alone(
+            tx,
+            &catalog,
+            contact_id,
+            contact,
+            Target::Fresh(flow.to_string()),
+            Input::Start,
+            &route,
+            now,
+        )
+        .await
     }
 
     /// Expires runs that have waited for an answer longer than the
@@ -728,6 +750,8 @@ impl Runtime {
     pub async fn cancel_run(&self, run_id: i64) -> Result<StoredRun, RuntimeError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
+        let contact_id = tx.run(run_id).await?.contact_id;
+        tx.lock_contacts(&[contact_id]).await?;
         let row = tx.run(run_id).await?;
         let mut run: Run = serde_json::from_str(&row.state)
             .map_err(|e| RuntimeError::Flow(format!("run {run_id}: {e}")))?;

@@ -244,13 +244,24 @@ pub async fn replace(
     Path((name, id)): Path<(String, i64)>,
     Body(fields): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let c = collection(&state, &name)?;
-    let data = checked(&c, &fields, false)?;
+    write(&state, &name, id, &fields, true).await
+}
+
+/// PUT (`replace`) and PATCH: checks the fields and stores them.
+async fn write(
+    state: &AppState,
+    name: &str,
+    id: i64,
+    fields: &Map<String, Value>,
+    replace: bool,
+) -> ApiResult<Json<Value>> {
+    let c = collection(state, name)?;
+    let data = checked(&c, fields, !replace)?;
     let r = state
         .store
-        .update_record(&name, id, &data, true, state.clock.now_ms())
+        .update_record(name, id, &data, replace, state.clock.now_ms())
         .await
-        .map_err(not_found(&name, id))?;
+        .map_err(not_found(name, id))?;
     Ok(Json(record_json(&r)))
 }
 
@@ -263,14 +274,7 @@ pub async fn patch(
     Path((name, id)): Path<(String, i64)>,
     Body(fields): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let c = collection(&state, &name)?;
-    let changes = checked(&c, &fields, true)?;
-    let r = state
-        .store
-        .update_record(&name, id, &changes, false, state.clock.now_ms())
-        .await
-        .map_err(not_found(&name, id))?;
-    Ok(Json(record_json(&r)))
+    write(&state, &name, id, &fields, false).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
