@@ -372,11 +372,10 @@ impl Runtime {
                 .map_or(now, |r| r.created_ms),
             updated_ms: now,
         };
-        pending.events.extend(
-            events
-                .iter()
-                .map(|e| (run_id, serde_json::to_string(e).unwrap_or_default())),
-        );
+        // A step's events are one row: a JSON array, in order.
+        pending
+            .events
+            .push((run_id, serde_json::to_string(&events).unwrap_or_default()));
         if let Some(request) = pending_http {
             tx.schedule_effect(
                 run_id,
@@ -735,7 +734,7 @@ impl Runtime {
             tx.insert_events(
                 &[(
                     row.id,
-                    json!({"type": "command", "name": "expire"}).to_string(),
+                    json!([{"type": "command", "name": "expire"}]).to_string(),
                 )],
                 now,
             )
@@ -775,7 +774,7 @@ impl Runtime {
         tx.insert_events(
             &[(
                 run_id,
-                json!({"type": "command", "name": "cancel"}).to_string(),
+                json!([{"type": "command", "name": "cancel"}]).to_string(),
             )],
             now,
         )

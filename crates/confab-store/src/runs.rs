@@ -188,7 +188,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Appends events (run id, event as JSON) in order.
+    /// Appends event rows (run id, the events of one step as a JSON array) in order.
     pub async fn insert_events(
         &mut self,
         events: &[(i64, String)],
@@ -316,7 +316,7 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// A run's events, oldest first, at most `limit`.
+    /// A run's event rows (one per step), oldest first, at most `limit`.
     pub async fn run_events(
         &self,
         run_id: i64,

@@ -128,18 +128,22 @@ pub async fn get(
     let run = load(&state, id).await?;
     let events = state.store.run_events(id, 1000).await?;
     let mut out = RunOut::new(run);
-    out.events = Some(
-        events
-            .into_iter()
-            .map(|e| {
-                let mut v = serde_json::from_str::<serde_json::Value>(&e.event).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("at".into(), rfc3339(e.created_ms).into());
-                }
-                v
-            })
-            .collect(),
-    );
+    // Each stored row holds one step's events, in order.
+    let mut log = Vec::new();
+    for row in events {
+        let at = rfc3339(row.created_ms);
+        let step = match serde_json::from_str::<serde_json::Value>(&row.event).unwrap_or_default() {
+            serde_json::Value::Array(a) => a,
+            other => vec![other],
+        };
+        for mut e in step {
+            if let Some(o) = e.as_object_mut() {
+                o.insert("at".into(), at.clone().into());
+            }
+            log.push(e);
+        }
+    }
+    out.events = Some(log);
     Ok(Json(out))
 }
 
