@@ -31,7 +31,7 @@ struct Args {
     /// Signs each request with X-Twilio-Signature; without it requests go unsigned.
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     auth_token: Option<String>,
-    /// Distinct senders (whatsapp:+1555XXXXXXX).
+    /// Distinct senders (whatsapp:+1555 and seven digits).
     #[arg(long, default_value_t = 1000)]
     contacts: u64,
     /// Total messages to send.
