@@ -48,20 +48,65 @@ pub enum RuntimeError {
 
 /// Writes of a batch's steps, made together at its end: one multi-row
 /// statement each instead of one per message.
+///
+/// A run begun in the batch gets a provisional (negative) id until its row
+/// is inserted at the end; everything that names it is mapped then.
 #[derive(Default)]
 struct Pending {
+    new_runs: Vec<(i64, confab_store::NewRun)>,
     runs: Vec<(i64, String, Option<String>, String)>,
     events: Vec<(i64, String)>,
+    timers: Vec<(i64, u64, i64)>,
+    effects: Vec<(i64, String)>,
     replies: Vec<confab_store::Reply>,
     responses: Vec<(i64, String)>,
+    provisional: i64,
 }
 
 impl Pending {
-    async fn flush(self, tx: &mut Tx, now: i64) -> Result<(), StoreError> {
-        tx.update_runs(&self.runs, now).await?;
+    fn provisional_id(&mut self) -> i64 {
+        self.provisional -= 1;
+        self.provisional
+    }
+
+    /// Writes everything; returns the real ids of the runs begun in the batch.
+    async fn flush(
+        mut self,
+        tx: &mut Tx,
+        now: i64,
+    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+        // A run begun and stepped again in the batch is inserted as it ended.
+        let mut updates = Vec::with_capacity(self.runs.len());
+        for (id, status, node, state) in self.runs {
+            match self.new_runs.iter_mut().find(|(p, _)| *p == id) {
+                Some((_, new)) => {
+                    new.status = status;
+                    new.node = node;
+                    new.state = state;
+                }
+                None => updates.push((id, status, node, state)),
+            }
+        }
+        let rows: Vec<confab_store::NewRun> =
+            self.new_runs.iter().map(|(_, r)| r.clone()).collect();
+        let ids = tx.insert_runs(&rows, now).await?;
+        let real: std::collections::HashMap<i64, i64> =
+            self.new_runs.iter().map(|(p, _)| *p).zip(ids).collect();
+        let map = |id: i64| real.get(&id).copied().unwrap_or(id);
+        tx.update_runs(&updates, now).await?;
+        for e in &mut self.events {
+            e.0 = map(e.0);
+        }
         tx.insert_events(&self.events, now).await?;
+        for (run, token, at) in self.timers {
+            tx.schedule_timer(map(run), token, at, now).await?;
+        }
+        for (run, request) in self.effects {
+            tx.schedule_effect(map(run), &request, now).await?;
+        }
         tx.record_replies(&self.replies, now).await?;
-        tx.set_responses(&self.responses).await
+        tx.set_responses(&self.responses).await?;
+        Ok(real)
     }
 }
 
@@ -346,16 +391,19 @@ impl Runtime {
                 r.id
             }
             _ => {
-                tx.insert_run(
-                    contact_id,
-                    run.root_flow(),
-                    flow_version,
-                    run.status.as_str(),
-                    run.node.as_deref(),
-                    &state,
-                    now,
-                )
-                .await?
+                let id = pending.provisional_id();
+                pending.new_runs.push((
+                    id,
+                    confab_store::NewRun {
+                        contact_id,
+                        flow_id: run.root_flow().to_string(),
+                        flow_version,
+                        status: run.status.as_str().to_string(),
+                        node: run.node.clone(),
+                        state: state.clone(),
+                    },
+                ));
+                id
             }
         };
         let stored = StoredRun {
@@ -377,21 +425,16 @@ impl Runtime {
             .events
             .push((run_id, serde_json::to_string(&events).unwrap_or_default()));
         if let Some(request) = pending_http {
-            tx.schedule_effect(
-                run_id,
-                &serde_json::to_string(&request).unwrap_or_default(),
-                now,
-            )
-            .await?;
+            pending
+                .effects
+                .push((run_id, serde_json::to_string(&request).unwrap_or_default()));
         }
 
         let mut replies: Vec<OutboundContent> = Vec::new();
         for e in effects {
             match e {
                 Effect::Send { content } => replies.push(content),
-                Effect::StartTimer { token, at_ms } => {
-                    tx.schedule_timer(run_id, token, at_ms, now).await?
-                }
+                Effect::StartTimer { token, at_ms } => pending.timers.push((run_id, token, at_ms)),
                 Effect::OptOut => tx.set_opted_out(contact_id, true, now).await?,
                 Effect::OptIn => tx.set_opted_out(contact_id, false, now).await?,
                 Effect::Handoff | Effect::Request { .. } => {}
@@ -655,12 +698,15 @@ impl Runtime {
                 now,
             )
             .await?;
-        pending.flush(&mut tx, now).await?;
+        let real = pending.flush(&mut tx, now).await?;
         tx.commit().await?;
         if queued {
             self.wake.notify_one();
         }
-        Ok(row)
+        Ok(StoredRun {
+            id: real.get(&row.id).copied().unwrap_or(row.id),
+            ..row
+        })
     }
 
     /// Starts `flow` for a contact (an operator's or another system's

@@ -26,7 +26,7 @@ pub use inbound::{Ingested, StatusApplied};
 pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
-pub use runs::{FlowStats, RunFilter, StoredEvent, StoredRun};
+pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
 pub use tx::{ContactState, Reply, Tx};
 
 /// Runs a transaction again when the database aborted it to break a

@@ -24,6 +24,17 @@ pub struct StoredRun {
     pub updated_ms: i64,
 }
 
+/// A run to insert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    pub contact_id: i64,
+    pub flow_id: String,
+    pub flow_version: i64,
+    pub status: String,
+    pub node: Option<String>,
+    pub state: String,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
     pub contact_id: Option<i64>,
@@ -146,6 +157,61 @@ impl Tx {
         .execute(&mut *self.inner)
         .await?;
         Ok(())
+    }
+
+    /// Inserts runs with multi-row statements; their ids, in input order.
+    pub async fn insert_runs(
+        &mut self,
+        runs: &[NewRun],
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        // RETURNING gives rows in no promised order: a statement holds at most
+        // one run per contact, and the contact tells the rows apart.
+        let mut rounds: Vec<Vec<usize>> = Vec::new();
+        let mut seen: HashMap<i64, usize> = HashMap::new();
+        for (i, r) in runs.iter().enumerate() {
+            let round = seen.entry(r.contact_id).or_insert(0);
+            if rounds.len() <= *round {
+                rounds.push(Vec::new());
+            }
+            rounds[*round].push(i);
+            *round += 1;
+        }
+        let mut ids = vec![0; runs.len()];
+        for round in rounds {
+            for chunk in crate::sql::shaped_chunks(&round) {
+                let sql = format!(
+                    "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) VALUES {} \
+                     RETURNING id, contact_id",
+                    crate::sql::values(chunk.len(), 8, 1)
+                );
+                let mut q = query(sql);
+                for &i in chunk {
+                    let r = &runs[i];
+                    q = q
+                        .bind(r.contact_id)
+                        .bind(r.flow_id.clone())
+                        .bind(r.flow_version)
+                        .bind(r.status.clone())
+                        .bind(r.node.clone())
+                        .bind(r.state.clone())
+                        .bind(now_ms)
+                        .bind(now_ms);
+                }
+                let by_contact: HashMap<i64, i64> = q
+                    .fetch_all(&mut *self.inner)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get("contact_id")?, row.try_get("id")?)))
+                    .collect::<Result<_, StoreError>>()?;
+                for &i in chunk {
+                    ids[i] = *by_contact.get(&runs[i].contact_id).ok_or_else(|| {
+                        StoreError::Corrupt("an inserted run came back without its id".into())
+                    })?;
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Stores the new state of several runs (id, status, node, state); a run

@@ -172,3 +172,50 @@ async fn the_current_run_is_a_contacts_latest() {
     assert_eq!(stats.by_status["completed"], 1);
     assert_eq!(stats.by_status["waiting_input"], 1);
 }
+
+#[tokio::test]
+async fn runs_inserted_together_get_their_own_ids_in_order() {
+    let s = store().await;
+    let mut tx = s.begin().await.unwrap();
+    let msg = |from: &str, id: &str| confab_model::InboundMessage {
+        channel: confab_model::Channel::Twilio,
+        provider_message_id: id.into(),
+        from: confab_model::PhoneNumber::parse(from).unwrap(),
+        to: None,
+        profile_name: None,
+        kind: confab_model::MessageKind::Text,
+        text: None,
+        media: vec![],
+        extra: Default::default(),
+    };
+    let stored = tx
+        .ingest(&[msg("+14155552671", "SM1"), msg("+14155552672", "SM2")], 1)
+        .await
+        .unwrap();
+    let (a, b) = (stored[0].contact_id, stored[1].contact_id);
+    let run = |contact_id: i64, node: &str| confab_store::NewRun {
+        contact_id,
+        flow_id: "f".into(),
+        flow_version: 1,
+        status: "waiting_input".into(),
+        node: Some(node.into()),
+        state: format!("{{\"node\":\"{node}\"}}"),
+    };
+    // Contact a begins three runs in one batch (restarts), b one.
+    let runs = [run(a, "a1"), run(b, "b1"), run(a, "a2"), run(a, "a3")];
+    let ids = tx.insert_runs(&runs, 5).await.unwrap();
+    for (id, r) in ids.iter().zip(&runs) {
+        let stored = tx.run(*id).await.unwrap();
+        assert_eq!(
+            (stored.contact_id, stored.node.clone()),
+            (r.contact_id, r.node.clone())
+        );
+    }
+    let current = tx.current_runs(&[a, b]).await.unwrap();
+    assert_eq!(
+        current[&a].node.as_deref(),
+        Some("a3"),
+        "the last begun is the current one"
+    );
+    assert_eq!(current[&b].id, ids[1]);
+}
