@@ -116,6 +116,10 @@ impl Store {
                     include_str!("../migrations/sqlite/0002_read_marks.sql"),
                 ),
                 ("flows", include_str!("../migrations/sqlite/0003_flows.sql")),
+                (
+                    "responses",
+                    include_str!("../migrations/sqlite/0004_responses.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -129,6 +133,10 @@ impl Store {
                 (
                     "flows",
                     include_str!("../migrations/postgres/0003_flows.sql"),
+                ),
+                (
+                    "responses",
+                    include_str!("../migrations/postgres/0004_responses.sql"),
                 ),
             ],
         };

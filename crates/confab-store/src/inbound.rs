@@ -257,7 +257,9 @@ pub(crate) async fn ingest_in(
     for (channel, ids) in known {
         for chunk in crate::sql::shaped_chunks(&ids) {
             let sql = format!(
-                "SELECT id, contact_id, provider_message_id, response FROM messages WHERE channel = $1 AND direction = 'inbound' AND provider_message_id IN ({})",
+                "SELECT m.id, m.contact_id, m.provider_message_id, r.response FROM messages m \
+                     LEFT JOIN message_responses r ON r.message_id = m.id \
+                     WHERE m.channel = $1 AND m.direction = 'inbound' AND m.provider_message_id IN ({})",
                 list(chunk.len(), 2)
             );
             let mut q = query(sql).bind(channel.to_string());

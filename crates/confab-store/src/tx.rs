@@ -135,18 +135,9 @@ impl Tx {
     /// answer), so that a redelivery is answered the same way.
     pub async fn set_responses(&mut self, responses: &[(i64, String)]) -> Result<(), StoreError> {
         for chunk in crate::sql::shaped_chunks(responses) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "(CAST(${} AS BIGINT), CAST(${} AS TEXT))",
-                        2 * i + 1,
-                        2 * i + 2
-                    )
-                })
-                .collect();
             let sql = format!(
-                "UPDATE messages SET response = v.column2 FROM (VALUES {}) AS v WHERE messages.id = v.column1",
-                rows.join(",")
+                "INSERT INTO message_responses (message_id, response) VALUES {} ON CONFLICT (message_id) DO NOTHING",
+                values(chunk.len(), 2, 1)
             );
             let mut q = query(sql);
             for (id, response) in chunk {
