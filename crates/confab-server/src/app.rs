@@ -99,7 +99,12 @@ impl App {
             default_flow: settings.default_flow.clone(),
             wake: worker.waker(),
         });
-        let ingest = Ingest::start(runtime.clone());
+        // PostgreSQL commits several batches side by side; SQLite has one writer.
+        let writers = match store.backend() {
+            confab_store::Backend::Sqlite => 1,
+            confab_store::Backend::Postgres => 4,
+        };
+        let ingest = Ingest::start(runtime.clone(), writers);
         let state = AppState {
             store,
             settings,

@@ -20,7 +20,8 @@ type Reply = oneshot::Sender<Result<Ingested, Arc<StoreError>>>;
 
 #[derive(Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<(InboundMessage, Reply)>,
+    /// One writer per shard; a contact's messages always go to the same one.
+    shards: Arc<Vec<mpsc::Sender<(InboundMessage, Reply)>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,17 +33,33 @@ pub enum IngestError {
 }
 
 impl Ingest {
-    /// Starts the writer task. It ends when every `Ingest` handle is dropped.
-    pub fn start(runtime: Arc<Runtime>) -> Ingest {
-        let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        tokio::spawn(writer(runtime, rx));
-        Ingest { tx }
+    /// Starts `shards` writer tasks; they end when every `Ingest` handle is
+    /// dropped. A contact's messages all go to one writer, which keeps their
+    /// order; writers of different contacts commit side by side (on
+    /// PostgreSQL; SQLite has one writer at a time anyway).
+    pub fn start(runtime: Arc<Runtime>, shards: usize) -> Ingest {
+        let senders = (0..shards.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
+                tokio::spawn(writer(runtime.clone(), rx));
+                tx
+            })
+            .collect();
+        Ingest {
+            shards: Arc::new(senders),
+        }
     }
 
     /// Stores one message durably and returns what was stored.
     pub async fn store(&self, msg: InboundMessage) -> Result<Ingested, IngestError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            msg.from.hash(&mut h);
+            (h.finish() % self.shards.len() as u64) as usize
+        };
+        self.shards[shard]
             .send((msg, reply))
             .await
             .map_err(|_| IngestError::Closed)?;
