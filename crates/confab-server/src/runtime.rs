@@ -527,19 +527,21 @@ impl Runtime {
                 .get(name)
                 .ok_or_else(|| format!("collection {name} is not declared"))
         };
+        // The fields checked against their collection, or why they do not fit.
+        let checked = |name: &str, fields, partial| {
+            collection(name)?
+                .check(fields, partial)
+                .map_err(|e| format!("{name}: {e}"))
+        };
         let failed = |error: String| Ok(EffectResult::Failed { error });
         match request {
             Request::SaveRecord {
                 collection: name,
                 fields,
             } => {
-                let c = match collection(name) {
-                    Ok(c) => c,
-                    Err(e) => return failed(e),
-                };
-                let data = match c.check(fields, false) {
+                let data = match checked(name, fields, false) {
                     Ok(d) => d,
-                    Err(e) => return failed(format!("{name}: {e}")),
+                    Err(e) => return failed(e),
                 };
                 let r = tx.insert_record(name, Some(contact_id), &data, now).await?;
                 Ok(EffectResult::Record {
@@ -582,13 +584,9 @@ impl Runtime {
                 id,
                 fields,
             } => {
-                let c = match collection(name) {
-                    Ok(c) => c,
-                    Err(e) => return failed(e),
-                };
-                let changes = match c.check(fields, true) {
+                let changes = match checked(name, fields, true) {
                     Ok(d) => d,
-                    Err(e) => return failed(format!("{name}: {e}")),
+                    Err(e) => return failed(e),
                 };
                 let Some(id) = id
                     .as_i64()

@@ -14,13 +14,13 @@ pub const JOB_TIMER: &str = "timer";
 /// an HTTP call (payload: the request as JSON).
 pub const JOB_EFFECT: &str = "effect";
 
-/// A due timer or effect job a worker has leased.
+/// A due job a worker has leased.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClaimedJob {
     pub job_id: i64,
     pub lease: i64,
-    /// The run it belongs to.
-    pub run_id: i64,
+    /// What it is for: the run (timers, effects) or the message (sends).
+    pub ref_id: i64,
     pub payload: Option<String>,
     pub attempt: i64,
 }
@@ -70,33 +70,16 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedSend>, StoreError> {
-        // The outer `locked_until_ms` test makes a concurrent claimer on
-        // PostgreSQL that waited for our row lock re-check it and skip it.
-        let sql = format!(
-            "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM jobs WHERE kind = $2 AND run_at_ms <= $3 AND locked_until_ms <= $3 \
-                          ORDER BY run_at_ms, id LIMIT $4{}) \
-             AND locked_until_ms <= $3 RETURNING id, ref_id, attempts",
-            self.backend().skip_locked()
-        );
-        let rows = query(sql)
-            .bind(lease_until_ms)
-            .bind(JOB_SEND)
-            .bind(now_ms)
-            .bind(limit)
-            .fetch_all(&self.pool)
+        let claimed = self
+            .claim_jobs(JOB_SEND, now_ms, lease_until_ms, limit)
             .await?;
-        if rows.is_empty() {
+        if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let mut jobs = Vec::with_capacity(rows.len());
-        for r in &rows {
-            jobs.push((
-                r.try_get::<i64, _>("id")?,
-                r.try_get::<i64, _>("ref_id")?,
-                r.try_get::<i64, _>("attempts")?,
-            ));
-        }
+        let mut jobs: Vec<(i64, i64, i64)> = claimed
+            .iter()
+            .map(|j| (j.job_id, j.ref_id, j.attempt))
+            .collect();
         let sql = format!(
             "SELECT m.{}, c.phone AS to_phone, c.opted_out, c.blocked FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
             crate::messages::COLUMNS.replace(", ", ", m."),
@@ -298,7 +281,7 @@ impl Store {
         Ok((done.rows_affected() > 0).then_some(until_ms))
     }
 
-    /// Leases due jobs of `kind` (timers, effects) until `lease_until_ms`.
+    /// Leases due jobs of `kind` until `lease_until_ms`.
     pub async fn claim_jobs(
         &self,
         kind: &str,
@@ -306,6 +289,8 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
+        // The outer `locked_until_ms` test makes a concurrent claimer on
+        // PostgreSQL that waited for our row lock re-check it and skip it.
         let sql = format!(
             "UPDATE jobs SET locked_until_ms = $1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE kind = $2 AND run_at_ms <= $3 AND locked_until_ms <= $3 \
@@ -325,7 +310,7 @@ impl Store {
                 Ok(ClaimedJob {
                     job_id: r.try_get("id")?,
                     lease: lease_until_ms,
-                    run_id: r.try_get("ref_id")?,
+                    ref_id: r.try_get("ref_id")?,
                     payload: r.try_get("payload")?,
                     attempt: r.try_get("attempts")?,
                 })

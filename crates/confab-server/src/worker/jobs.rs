@@ -52,11 +52,11 @@ pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
                 };
                 let Some(input) = input else { continue };
                 if let Err(e) = runtime
-                    .continue_run(job.run_id, input, Some((job.job_id, job.lease)))
+                    .continue_run(job.ref_id, input, Some((job.job_id, job.lease)))
                     .await
                 {
                     // The lease runs out and the job is tried again.
-                    tracing::error!(run = job.run_id, kind, error = %e, "moving a run on failed");
+                    tracing::error!(run = job.ref_id, kind, error = %e, "moving a run on failed");
                 }
             }
         }

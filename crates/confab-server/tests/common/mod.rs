@@ -202,16 +202,28 @@ impl TestApp {
         key
     }
 
-    pub async fn get(&self, key: &str, path: &str) -> (u16, serde_json::Value) {
-        let r = self
+    /// An authenticated API call: its status and its JSON body (null when none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
             .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, key, path, None).await
     }
 
     pub async fn post(
@@ -220,16 +232,8 @@ impl TestApp {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
+        self.call(reqwest::Method::POST, key, path, Some(body))
             .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn patch(
@@ -238,16 +242,8 @@ impl TestApp {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .patch(format!("{}{path}", self.url))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
+        self.call(reqwest::Method::PATCH, key, path, Some(body))
             .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     /// Waits until `check` holds, polling; panics after `secs`.
