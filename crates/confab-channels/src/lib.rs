@@ -1,11 +1,12 @@
 //! The two WhatsApp providers Confab speaks to, Twilio and Meta's Cloud API:
 //! verifying their webhooks, parsing them into [`confab_model`] types,
-//! rendering replies and sending messages.
+//! rendering replies, sending messages and fetching the media contacts send.
 //!
 //! Nothing here stores or schedules anything; the caller decides what to do
 //! with a parsed message or a [`SendError`].
 
 pub mod http;
+pub mod media;
 pub mod meta;
 pub mod twilio;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use confab_model::ProviderError;
 
 pub use http::{USER_AGENT, http_client};
+pub use media::{Fetched, MediaError, MediaLimits};
 
 /// A webhook the provider sent that we cannot turn into a message or status.
 /// The text names the field at fault and is safe to return to the caller.

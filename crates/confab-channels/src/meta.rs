@@ -1,6 +1,6 @@
 //! Meta's WhatsApp Cloud API: JSON webhooks signed with
-//! `X-Hub-Signature-256`, the subscription handshake, and the Graph API
-//! `messages` endpoint.
+//! `X-Hub-Signature-256`, the subscription handshake, the Graph API
+//! `messages` endpoint, and downloading inbound media.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -16,7 +16,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::http::{retry_after, snippet, status_is_retryable, transport_error};
-use crate::{ParseError, SendError, Sent};
+use crate::media::{self, Auth, Credentials};
+use crate::{Fetched, MediaError, MediaLimits, ParseError, SendError, Sent};
 
 pub const DEFAULT_API_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_API_VERSION: &str = "v23.0";
@@ -443,11 +444,14 @@ const MAX_ROW_ID: usize = 200;
 /// rate limits (131048, 131056), and temporary failures (1, 2, 133004).
 const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131048, 131056, 133004];
 
-/// Sends through the Graph API's `messages` endpoint.
+/// Sends through the Graph API's `messages` endpoint and fetches inbound
+/// media.
 #[derive(Clone, Debug)]
 pub struct MetaClient {
     cfg: MetaConfig,
     http: reqwest::Client,
+    /// Follows no redirects by itself; see [`media::download`].
+    media_http: reqwest::Client,
     messages_url: String,
 }
 
@@ -488,6 +492,7 @@ impl MetaClient {
         MetaClient {
             cfg,
             http,
+            media_http: media::client(),
             messages_url,
         }
     }
@@ -803,6 +808,177 @@ fn list_payload(body: &str, button: &str, sections: &[ListSection]) -> Result<Va
         "body": { "text": body },
         "action": { "button": button, "sections": out },
     }))
+}
+
+// ---------------------------------------------------------------------------
+// Media
+
+/// What `GET /{version}/{media-id}` says about a file.
+#[derive(Deserialize)]
+struct MediaInfo {
+    url: Option<String>,
+    mime_type: Option<String>,
+    sha256: Option<String>,
+    /// A string in the published spec, a number in the API's answers; both
+    /// are read.
+    file_size: Option<Value>,
+}
+
+/// Graph codes that mean "too many requests" although sent with HTTP 400.
+const RATE_LIMIT_CODES: &[i64] = &[4, 80007, 130429];
+
+impl MetaClient {
+    /// Resolves a media id through the Graph API
+    /// (`{api_url}/{api_version}/{media_id}`, bearer token), then downloads
+    /// `url` with the bearer token. If the metadata's `sha256` is present, the
+    /// downloaded bytes must match it (else Malformed).
+    ///
+    /// The metadata's `mime_type` and `file_size` are checked against
+    /// `limits` before anything is downloaded. An id Graph does not know
+    /// (HTTP 404, or 400 with error 100/33) is [`MediaError::NotFound`];
+    /// Graph's rate limits and transient errors, which come as 400, are
+    /// reported as `Status(429)` and `Status(503)` so that they are retried.
+    pub async fn fetch_media(
+        &self,
+        media_id: &str,
+        limits: &MediaLimits,
+    ) -> Result<Fetched, MediaError> {
+        let media_id = media_id.trim();
+        // Media ids are numbers. Anything that could name another Graph path,
+        // to be requested with our token, cannot be a media id.
+        if media_id.is_empty()
+            || !media_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(MediaError::NotFound);
+        }
+        let lookup_url = format!(
+            "{}/{}/{}",
+            self.cfg.api_url.trim_end_matches('/'),
+            self.cfg.api_version,
+            media_id
+        );
+        let response = self
+            .http
+            .get(&lookup_url)
+            .bearer_auth(&self.cfg.access_token)
+            .send()
+            .await
+            .map_err(media::network)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(media::network)?;
+        if !status.is_success() {
+            return Err(media_lookup_error(status, &body));
+        }
+        let info = serde_json::from_slice::<MediaInfo>(&body).map_err(|e| {
+            MediaError::Malformed(format!("Meta's media answer is not the expected JSON: {e}"))
+        })?;
+
+        let declared_type = info.mime_type.as_deref().and_then(media::normalize_type);
+        if let Some(t) = &declared_type
+            && !limits.accepts(t)
+        {
+            return Err(MediaError::WrongType(t.clone()));
+        }
+        if let Some(size) = info.file_size.as_ref().and_then(file_size)
+            && size > limits.max_bytes
+        {
+            return Err(MediaError::TooLarge {
+                limit: limits.max_bytes,
+            });
+        }
+        let url = info
+            .url
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| MediaError::Malformed("Meta's media answer has no url".into()))?;
+        let expected = match info.sha256.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(sha256_digest(s).ok_or_else(|| {
+                MediaError::Malformed("Meta's media answer has an unreadable sha256".into())
+            })?),
+        };
+
+        // The URL comes from Graph's own answer and, as Meta documents, needs
+        // the token too; it is sent to that URL's origin and no further.
+        let credentials = Credentials {
+            auth: Auth::Bearer(&self.cfg.access_token),
+            origin: media::parse_url(&url)?,
+        };
+        let fetched = media::download(
+            &self.media_http,
+            &url,
+            Some(&credentials),
+            declared_type.as_deref(),
+            limits,
+        )
+        .await?;
+        if let Some(expected) = expected
+            && hex::encode(expected) != fetched.sha256
+        {
+            return Err(MediaError::Malformed(
+                "the file does not match the sha256 Meta gave for it".into(),
+            ));
+        }
+        Ok(fetched)
+    }
+}
+
+fn media_lookup_error(status: reqwest::StatusCode, body: &[u8]) -> MediaError {
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return MediaError::NotFound;
+    }
+    let Ok(GraphErrorBody { error }) = serde_json::from_slice::<GraphErrorBody>(body) else {
+        return MediaError::Status(status.as_u16());
+    };
+    tracing::debug!(
+        status = status.as_u16(),
+        code = ?error.code,
+        subcode = ?error.error_subcode,
+        fbtrace_id = ?error.fbtrace_id,
+        "Meta refused a media lookup"
+    );
+    // "Object with ID '…' does not exist, cannot be loaded due to missing
+    // permissions, or does not support this operation": either way the
+    // media is not there for us.
+    if error.code == Some(100) && error.error_subcode == Some(33) {
+        return MediaError::NotFound;
+    }
+    if !status_is_retryable(status) {
+        if error.code.is_some_and(|c| RATE_LIMIT_CODES.contains(&c)) {
+            return MediaError::Status(429);
+        }
+        if error.is_transient == Some(true)
+            || error.code.is_some_and(|c| RETRYABLE_CODES.contains(&c))
+        {
+            return MediaError::Status(503);
+        }
+    }
+    MediaError::Status(status.as_u16())
+}
+
+fn file_size(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A SHA-256 as Meta writes it: hex in media answers, base64 in webhooks.
+/// The two cannot be confused: 64 characters against 43 or 44.
+fn sha256_digest(s: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let bytes = if s.len() == 64 {
+        hex::decode(s).ok()?
+    } else {
+        STANDARD
+            .decode(s)
+            .or_else(|_| STANDARD_NO_PAD.decode(s))
+            .ok()?
+    };
+    bytes.try_into().ok()
 }
 
 #[cfg(test)]
@@ -1186,5 +1362,74 @@ mod tests {
         assert_eq!(filename_from_url("https://x.test/.hidden"), None);
         assert_eq!(filename_from_url("https://x.test/bad%zz.pdf"), None);
         assert_eq!(filename_from_url("https://x.test/a%2Fb.pdf"), None);
+    }
+
+    #[test]
+    fn media_hashes_in_either_encoding() {
+        // printf %s hello | sha256sum
+        let hex_form = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let digest = sha256_digest(hex_form).unwrap();
+        assert_eq!(hex::encode(digest), hex_form);
+        assert_eq!(sha256_digest(&hex_form.to_uppercase()), Some(digest));
+        // printf %s hello | openssl dgst -sha256 -binary | base64
+        let b64 = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=";
+        assert_eq!(sha256_digest(b64), Some(digest));
+        assert_eq!(sha256_digest(b64.trim_end_matches('=')), Some(digest));
+        // The truncated hashes in some webhook samples are not hashes at all.
+        assert_eq!(sha256_digest("4654+8g="), None);
+        assert_eq!(sha256_digest(&"z".repeat(64)), None);
+        assert_eq!(sha256_digest("<HASH>"), None);
+    }
+
+    #[test]
+    fn media_file_sizes() {
+        assert_eq!(file_size(&json!(303833)), Some(303833));
+        assert_eq!(file_size(&json!("303833")), Some(303833));
+        assert_eq!(file_size(&json!("big")), None);
+        assert_eq!(file_size(&json!(-1)), None);
+        assert_eq!(file_size(&Value::Null), None);
+    }
+
+    #[test]
+    fn media_lookup_errors() {
+        use reqwest::StatusCode;
+        let graph = |code: i64, subcode: Option<i64>, transient: Option<bool>| {
+            json!({ "error": { "message": "m", "type": "OAuthException", "code": code,
+                               "error_subcode": subcode, "is_transient": transient } })
+            .to_string()
+        };
+        let bad = StatusCode::BAD_REQUEST;
+        assert_eq!(
+            media_lookup_error(bad, graph(100, Some(33), None).as_bytes()),
+            MediaError::NotFound
+        );
+        assert_eq!(
+            media_lookup_error(StatusCode::NOT_FOUND, b"<html>"),
+            MediaError::NotFound
+        );
+        assert_eq!(
+            media_lookup_error(bad, graph(100, None, None).as_bytes()),
+            MediaError::Status(400)
+        );
+        assert_eq!(
+            media_lookup_error(bad, graph(80007, None, None).as_bytes()),
+            MediaError::Status(429)
+        );
+        assert_eq!(
+            media_lookup_error(bad, graph(1, None, None).as_bytes()),
+            MediaError::Status(503)
+        );
+        assert_eq!(
+            media_lookup_error(bad, graph(131000, None, Some(true)).as_bytes()),
+            MediaError::Status(503)
+        );
+        assert_eq!(
+            media_lookup_error(StatusCode::UNAUTHORIZED, graph(190, None, None).as_bytes()),
+            MediaError::Status(401)
+        );
+        assert_eq!(
+            media_lookup_error(StatusCode::BAD_GATEWAY, b"oops"),
+            MediaError::Status(502)
+        );
     }
 }

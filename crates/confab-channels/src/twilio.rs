@@ -15,7 +15,8 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use crate::http::{retry_after, snippet, status_is_retryable, transport_error};
-use crate::{ParseError, SendError, Sent};
+use crate::media::{self, Auth, Credentials};
+use crate::{Fetched, MediaError, MediaLimits, ParseError, SendError, Sent};
 
 pub const DEFAULT_API_URL: &str = "https://api.twilio.com";
 
@@ -382,11 +383,13 @@ fn push_escaped(xml: &mut String, text: &str) {
 // ---------------------------------------------------------------------------
 // Sending
 
-/// Sends through Twilio's Messages resource.
+/// Sends through Twilio's Messages resource and fetches inbound media.
 #[derive(Clone, Debug)]
 pub struct TwilioClient {
     cfg: TwilioConfig,
     http: reqwest::Client,
+    /// Follows no redirects by itself; see [`media::download`].
+    media_http: reqwest::Client,
     messages_url: String,
 }
 
@@ -412,6 +415,7 @@ impl TwilioClient {
         TwilioClient {
             cfg,
             http,
+            media_http: media::client(),
             messages_url,
         }
     }
@@ -480,6 +484,31 @@ impl TwilioClient {
             });
         }
         Err(SendError::Permanent(ProviderError { code, message }))
+    }
+
+    /// Downloads a MediaUrlN from a webhook. Basic auth (account SID : auth
+    /// token) is sent only when the URL's scheme+host+port equals that of the
+    /// configured `api_url` (Twilio's API host): the credentials never go to
+    /// another host, neither in the first request nor after a redirect (and
+    /// not to the API host either once a redirect has left it). Follows up to
+    /// 5 redirects; Twilio answers with one to short-lived storage that needs
+    /// no credentials.
+    pub async fn fetch_media(
+        &self,
+        url: &str,
+        limits: &MediaLimits,
+    ) -> Result<Fetched, MediaError> {
+        // An api_url that does not parse matches no origin: nothing is sent.
+        let credentials = reqwest::Url::parse(&self.cfg.api_url)
+            .ok()
+            .map(|origin| Credentials {
+                auth: Auth::Basic {
+                    user: &self.cfg.account_sid,
+                    password: &self.cfg.auth_token,
+                },
+                origin,
+            });
+        media::download(&self.media_http, url, credentials.as_ref(), None, limits).await
     }
 
     fn form(
