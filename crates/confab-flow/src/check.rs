@@ -166,6 +166,7 @@ fn sets(n: &Node) -> Vec<String> {
         Node::Menu(m) => one(&m.save_as),
         Node::Set(s) => s.values.keys().cloned().collect(),
         Node::Http(h) => one(&h.save_as),
+        Node::Ai(a) => one(&a.save_as),
         Node::SaveRecord(r) => one(&r.save_as),
         Node::FindRecord(r) => vec![r.save_as.clone()],
         Node::UpdateRecord(r) => one(&r.save_as),
@@ -214,6 +215,11 @@ fn sources(n: &Node) -> (Vec<String>, Vec<String>) {
             if let Some(body) = &h.body {
                 json_strings(body, &mut texts);
             }
+        }
+        Node::Ai(a) => {
+            texts.extend(a.system.clone());
+            texts.extend(a.prompt.clone());
+            texts.extend(a.errors.values().cloned());
         }
         Node::Wait(w) => exprs.extend(w.until.clone()),
         Node::SaveRecord(r) => exprs.extend(r.fields.values().cloned()),
@@ -350,6 +356,36 @@ fn node_problems(n: &Node, flow_exists: &dyn Fn(&str) -> bool) -> Vec<String> {
                 if !code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c)) {
                     out.push(format!("on_status key {code:?} is not an HTTP status"));
                 }
+            }
+        }
+        Node::Ai(a) => {
+            if let Some(schema) = &a.extract {
+                if let Err(e) = crate::extract::check_schema(schema) {
+                    out.push(e);
+                }
+                if a.reply == Some(true) {
+                    out.push("an ai node that extracts does not reply: leave reply out".into());
+                }
+            }
+            if a.converse && (a.next.is_some() || a.on_failure.is_some() || a.extract.is_some()) {
+                out.push(
+                    "a conversing ai node stays where it is: it takes no next, on_failure or extract"
+                        .into(),
+                );
+            }
+            for code in a.errors.keys() {
+                if !crate::engine::AI_FAILURES.contains(&code.as_str()) {
+                    out.push(format!(
+                        "errors names {code:?}, not one of {}",
+                        crate::engine::AI_FAILURES.join(", ")
+                    ));
+                }
+            }
+            if a.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+                out.push("temperature must be 0 to 2".into());
+            }
+            if a.max_tokens == Some(0) {
+                out.push("max_tokens must be above 0".into());
             }
         }
         Node::Wait(w) if w.seconds.is_some() == w.until.is_some() => {

@@ -81,6 +81,8 @@ pub enum Node {
     Branch(BranchNode),
     /// Call an HTTP endpoint and store the response.
     Http(HttpNode),
+    /// Ask the AI assistant: answer the contact, or pull data out of their message.
+    Ai(AiNode),
     /// Wait (a durable timer), then go on.
     Wait(WaitNode),
     /// Store a record in a collection.
@@ -361,6 +363,83 @@ pub struct HttpNode {
     pub next: Option<String>,
 }
 
+/// An AI step. The contact's latest message is the question (with its
+/// image, voice note or PDF); the conversation before it comes along as
+/// history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AiNode {
+    pub id: String,
+    /// The system prompt (a template); the server's `AI_SYSTEM_PROMPT` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The question (a template) in place of the contact's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Earlier messages sent along (both directions); the server's
+    /// `MAX_CONVERSATION_HISTORY` when left out, 0 for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<u32>,
+    /// What to do with an image, voice note or PDF in the message.
+    #[serde(default, skip_serializing_if = "AiMedia::is_default")]
+    pub media: AiMedia,
+    /// The chat model, in place of the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Send the answer to the contact, or only store it. Answers are sent
+    /// unless the node extracts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<bool>,
+    /// Stores the answer's text, or the extracted object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_as: Option<String>,
+    /// A JSON Schema (an object of string, number, integer, boolean and
+    /// enum properties) the model must fill from the message. What comes
+    /// back is checked against it; `on_failure` when it does not fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extract: Option<serde_json::Value>,
+    /// Texts for the contact by failure: `not_configured`, `failed`,
+    /// `unsupported`, `too_large`, `no_text`, `not_heard`, `not_extracted`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, String>,
+    /// Stay at this node after answering: every next message is answered
+    /// here too (a free conversation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub converse: bool,
+    /// Where to go when the AI fails or nothing could be extracted; `next` without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AiMedia {
+    /// Images to the vision model, voice notes transcribed, PDFs read.
+    #[default]
+    Understand,
+    /// Only the text (a caption) goes to the model.
+    Ignore,
+}
+
+impl AiMedia {
+    fn is_default(&self) -> bool {
+        *self == AiMedia::Understand
+    }
+}
+
+impl AiNode {
+    /// Whether the answer goes to the contact.
+    pub fn replies(&self) -> bool {
+        self.reply.unwrap_or(self.extract.is_none())
+    }
+}
+
 fn default_method() -> String {
     "GET".into()
 }
@@ -479,6 +558,7 @@ impl Node {
             Node::Set(n) => &n.id,
             Node::Branch(n) => &n.id,
             Node::Http(n) => &n.id,
+            Node::Ai(n) => &n.id,
             Node::Wait(n) => &n.id,
             Node::SaveRecord(n) => &n.id,
             Node::FindRecord(n) => &n.id,
@@ -497,6 +577,7 @@ impl Node {
             Node::Set(_) => "set",
             Node::Branch(_) => "branch",
             Node::Http(_) => "http",
+            Node::Ai(_) => "ai",
             Node::Wait(_) => "wait",
             Node::SaveRecord(_) => "save_record",
             Node::FindRecord(_) => "find_record",
@@ -541,6 +622,10 @@ impl Node {
                 out.extend(one("next", &n.next));
                 out.extend(one("on_failure", &n.on_failure));
                 out.extend(n.on_status.values().map(|t| ("on_status", t.as_str())));
+            }
+            Node::Ai(n) => {
+                out.extend(one("next", &n.next));
+                out.extend(one("on_failure", &n.on_failure));
             }
             Node::Wait(n) => out.extend(one("next", &n.next)),
             Node::SaveRecord(n) => out.extend(one("next", &n.next)),

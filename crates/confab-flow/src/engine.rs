@@ -8,7 +8,7 @@ use confab_model::{Button, ListRow, ListSection, MessageKind, OutboundContent, T
 use serde_json::{Map, Value};
 
 use crate::answer::{self, Reply, normalise};
-use crate::definition::{AskNode, Flow, MenuNode, MessageSpec, Node};
+use crate::definition::{AiMedia, AiNode, AskNode, Flow, MenuNode, MessageSpec, Node};
 use crate::run::{Effect, EffectResult, Event, Frame, Input, Request, Run, RunStatus};
 use crate::template::{Templates, time_text};
 
@@ -24,6 +24,47 @@ pub const START_TEXT: &str = "Welcome back! You will get our messages again.";
 pub const EXPIRED_TEXT: &str = "It has been a while since we last spoke, so let's start again.";
 pub const MENU_ERROR: &str =
     "Sorry, I did not get that. Please reply with the number of an option.";
+
+/// What an `ai` node tells the contact when it cannot answer, by failure
+/// code; a node's `errors` replace them. `{what}` is what was sent.
+fn ai_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "not_configured" => {
+            "The assistant is not set up yet, so I can't answer that. Please try again later."
+        }
+        "failed" => {
+            "Sorry, I couldn't come up with an answer just now. Please try again in a moment."
+        }
+        "unsupported" => {
+            "Sorry, I can't handle {what} yet. Send me text, a photo, a voice note or a PDF."
+        }
+        "too_large" => "That file is too large for me to look at. Could you send a smaller one?",
+        "no_text" => {
+            "I couldn't find any text in that PDF; it may be a scan or empty. Could you send one with selectable text, or type your question?"
+        }
+        "unreadable" => {
+            "I couldn't open that file. Could you send it again, or type your question?"
+        }
+        "not_heard" => {
+            "I couldn't make out any words in that voice note. Could you try again, or type your message?"
+        }
+        _ => return None,
+    })
+}
+
+/// The failure codes an `ai` node's `errors` may name.
+pub const AI_FAILURES: [&str; 8] = [
+    "not_configured",
+    "failed",
+    "unsupported",
+    "too_large",
+    "no_text",
+    "unreadable",
+    "not_heard",
+    "not_extracted",
+];
+
+pub const AI_BUSY_TEXT: &str = "One moment, I'm still working on your previous message.";
 
 /// Where the engine finds flows by id (a subflow names another flow).
 pub trait Flows {
@@ -301,6 +342,24 @@ impl Stepper<'_> {
                 });
                 Ok(())
             }
+            RunStatus::WaitingEffect if matches!(self.node(), Ok(Node::Ai(_))) => {
+                let converse = matches!(self.node(), Ok(Node::Ai(n)) if n.converse);
+                if converse {
+                    // Answered next, with this message as the latest.
+                    self.run.queued = true;
+                    self.events.push(Event::Ignored {
+                        reason: "answered once the current answer is out".into(),
+                    });
+                } else {
+                    self.events.push(Event::Ignored {
+                        reason: "the assistant is still answering".into(),
+                    });
+                    self.send(OutboundContent::Text {
+                        body: AI_BUSY_TEXT.into(),
+                    });
+                }
+                Ok(())
+            }
             RunStatus::WaitingEffect | RunStatus::WaitingTimer => {
                 self.events.push(Event::Ignored {
                     reason: "the run is waiting".into(),
@@ -314,6 +373,8 @@ impl Stepper<'_> {
         match self.node()?.clone() {
             Node::Ask(n) => self.answer_ask(&n, reply),
             Node::Menu(n) => self.answer_menu(&n, reply),
+            // A conversing ai node answers every message.
+            Node::Ai(n) => self.ask_ai(&n),
             other => Err(Broken(format!(
                 "the run waits for an answer at {} node {}",
                 other.kind(),
@@ -491,6 +552,43 @@ impl Stepper<'_> {
                 };
                 self.go(target)
             }
+            (Node::Ai(n), EffectResult::Ai { text, heard }) => match &n.extract {
+                Some(schema) => match crate::extract::validate(schema, &text) {
+                    Ok(data) => {
+                        store(self, &n.save_as, Value::Object(data));
+                        self.go(n.next)
+                    }
+                    Err(e) => {
+                        self.events.push(Event::Invalid {
+                            node: n.id.clone(),
+                            code: "not_extracted".into(),
+                        });
+                        self.events.push(Event::Error {
+                            message: format!("nothing could be extracted: {e}"),
+                        });
+                        store(self, &n.save_as, Value::Null);
+                        self.ai_failed(&n, "not_extracted", "")
+                    }
+                },
+                None => {
+                    store(self, &n.save_as, Value::String(text.clone()));
+                    if n.replies() && !text.trim().is_empty() {
+                        let body = match heard {
+                            Some(h) => format!("🎙️ \u{201c}{}\u{201d}\n\n{text}", h.trim()),
+                            None => text,
+                        };
+                        self.send(OutboundContent::Text { body });
+                    }
+                    self.after_ai(&n, false)
+                }
+            },
+            (Node::Ai(n), EffectResult::AiFailed { code, error }) => {
+                self.events.push(Event::Invalid {
+                    node: n.id.clone(),
+                    code: code.clone(),
+                });
+                self.ai_failed(&n, &code, &error)
+            }
             (Node::Http(n), EffectResult::Failed { error }) => {
                 store(
                     self,
@@ -505,6 +603,56 @@ impl Stepper<'_> {
                 node.id()
             ))),
         }
+    }
+
+    /// Asks the AI about the contact's latest message; the run waits for the answer.
+    fn ask_ai(&mut self, n: &AiNode) -> Result<(), Broken> {
+        let system = n.system.as_deref().map(|t| self.render(t)).transpose()?;
+        let prompt = n.prompt.as_deref().map(|t| self.render(t)).transpose()?;
+        self.request(Request::Ai {
+            system,
+            prompt,
+            history: n.history,
+            media: n.media == AiMedia::Understand,
+            model: n.model.clone(),
+            temperature: n.temperature,
+            max_tokens: n.max_tokens,
+            schema: n.extract.as_ref().map(crate::extract::strict_form),
+        });
+        Ok(())
+    }
+
+    /// Tells the contact why the AI could not help, then goes on.
+    fn ai_failed(&mut self, n: &AiNode, code: &str, what: &str) -> Result<(), Broken> {
+        match n.errors.get(code) {
+            Some(t) => self.send_text(t)?,
+            None => {
+                if let Some(t) = ai_text(code) {
+                    let what = if what.is_empty() { "that" } else { what };
+                    self.send(OutboundContent::Text {
+                        body: t.replace("{what}", what),
+                    });
+                }
+            }
+        }
+        self.after_ai(n, true)
+    }
+
+    /// A conversing node waits for the next message; others go on.
+    fn after_ai(&mut self, n: &AiNode, failed: bool) -> Result<(), Broken> {
+        if n.converse {
+            if std::mem::take(&mut self.run.queued) {
+                return self.ask_ai(n);
+            }
+            self.run.status = RunStatus::WaitingInput;
+            return Ok(());
+        }
+        let target = if failed {
+            n.on_failure.clone().or_else(|| n.next.clone())
+        } else {
+            n.next.clone()
+        };
+        self.go(target)
     }
 
     fn resume(&mut self) -> Result<(), Broken> {
@@ -613,6 +761,10 @@ impl Stepper<'_> {
                         body,
                         timeout_ms: n.timeout_seconds.saturating_mul(1000),
                     });
+                    return Ok(());
+                }
+                Node::Ai(n) => {
+                    self.ask_ai(&n)?;
                     return Ok(());
                 }
                 Node::Wait(n) => {
@@ -811,5 +963,6 @@ fn request_kind(r: &Request) -> &'static str {
         Request::FindRecords { .. } => "find_records",
         Request::UpdateRecord { .. } => "update_record",
         Request::Http { .. } => "http",
+        Request::Ai { .. } => "ai",
     }
 }

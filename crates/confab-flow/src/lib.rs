@@ -7,6 +7,7 @@ pub mod check;
 pub mod collection;
 pub mod definition;
 pub mod engine;
+pub mod extract;
 pub mod load;
 pub mod routing;
 pub mod run;

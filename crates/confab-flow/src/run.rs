@@ -88,6 +88,10 @@ pub struct Run {
     pub timer: Option<u64>,
     /// The next timer token.
     pub timers: u64,
+    /// A message came while a conversing `ai` node was answering: it asks
+    /// again about the latest message as soon as it has answered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
 impl Run {
@@ -104,6 +108,7 @@ impl Run {
             stack: Vec::new(),
             timer: None,
             timers: 0,
+            queued: false,
         }
     }
 
@@ -147,6 +152,18 @@ pub enum EffectResult {
         status: u16,
         body: Value,
     },
+    /// The AI's answer; `heard` is what a voice note said.
+    Ai {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heard: Option<String>,
+    },
+    /// The AI could not answer. `code` says why, for the contact's text:
+    /// `not_configured`, `failed`, `unsupported`, `too_large`, `no_text`, `not_heard`.
+    AiFailed {
+        code: String,
+        error: String,
+    },
     /// The request could not be carried out.
     Failed {
         error: String,
@@ -178,6 +195,35 @@ pub enum Request {
         body: Option<Value>,
         timeout_ms: u64,
     },
+    /// Ask the AI about the contact's latest message. Left out, the
+    /// system prompt, history size and model are the server's.
+    Ai {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        system: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history: Option<u32>,
+        /// Whether the message's media goes to the model.
+        media: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temperature: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
+        /// The strict JSON Schema the answer must fill.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<Value>,
+    },
+}
+
+impl Request {
+    /// Carried out after the transaction commits (a network call), rather
+    /// than inside it.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Request::Http { .. } | Request::Ai { .. })
+    }
 }
 
 /// What the runtime does for a step, in order.

@@ -65,6 +65,47 @@ pub struct Step {
     /// Time passes before this step.
     #[serde(default)]
     pub advance_minutes: Option<u64>,
+    /// The contact sends media of this kind (image, audio, document...).
+    #[serde(default)]
+    pub media: Option<String>,
+    /// What the AI answers to this step's questions, in order.
+    #[serde(default)]
+    pub ai: Vec<AiScript>,
+}
+
+/// One AI answer in a transcript: its text, or a failure.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AiScript {
+    Text(String),
+    Heard {
+        heard: String,
+        text: String,
+    },
+    Failure {
+        fail: String,
+        #[serde(default)]
+        what: Option<String>,
+    },
+}
+
+impl AiScript {
+    fn result(&self) -> EffectResult {
+        match self {
+            AiScript::Text(text) => EffectResult::Ai {
+                text: text.clone(),
+                heard: None,
+            },
+            AiScript::Heard { heard, text } => EffectResult::Ai {
+                text: text.clone(),
+                heard: Some(heard.clone()),
+            },
+            AiScript::Failure { fail, what } => EffectResult::AiFailed {
+                code: fail.clone(),
+                error: what.clone().unwrap_or_default(),
+            },
+        }
+    }
 }
 
 /// A bot message: exact text, or a pattern, or a part of it.
@@ -192,6 +233,7 @@ impl<'a> MemoryRecords<'a> {
                 })
             }),
             Request::Http { url, .. } => Err(format!("transcripts make no HTTP calls (to {url})")),
+            Request::Ai { .. } => Err("the transcript gives no AI answer here".into()),
         };
         result.unwrap_or_else(|error| EffectResult::Failed { error })
     }
@@ -205,6 +247,8 @@ pub struct Simulator<'a> {
     pub now_ms: i64,
     default_flow: String,
     contact: Value,
+    /// AI answers for the next questions; none left: AI not configured.
+    pub ai: std::collections::VecDeque<EffectResult>,
 }
 
 impl<'a> Simulator<'a> {
@@ -222,6 +266,7 @@ impl<'a> Simulator<'a> {
             now_ms,
             default_flow: default_flow.into(),
             contact,
+            ai: Default::default(),
         }
     }
 
@@ -250,7 +295,13 @@ impl<'a> Simulator<'a> {
             let Some(request) = outcome.request().cloned() else {
                 break;
             };
-            let result = self.records.execute(&request, &time_text(self.now_ms));
+            let result = match request {
+                Request::Ai { .. } => self.ai.pop_front().unwrap_or(EffectResult::AiFailed {
+                    code: "not_configured".into(),
+                    error: "no AI answer given".into(),
+                }),
+                _ => self.records.execute(&request, &time_text(self.now_ms)),
+            };
             outcome = step(self.flows, outcome.run, Input::Result(result), self.now_ms);
         }
         self.run = Some(outcome.run);
@@ -298,18 +349,24 @@ pub fn run_transcript(
                 .saturating_mul(60_000);
             log.push(format!("  ({m} minutes pass)"));
         }
-        if s.user.is_none() && s.tap.is_none() {
+        if s.user.is_none() && s.tap.is_none() && s.media.is_none() {
             if !s.bot.is_empty() {
                 return fail(&log, format!("step {}: bot lines need a user line", i + 1));
             }
             continue;
         }
+        let kind = match &s.media {
+            Some(k) => confab_model::MessageKind::parse(k)
+                .ok_or_else(|| format!("step {}: {k:?} is not a message kind", i + 1))?,
+            None => confab_model::MessageKind::Text,
+        };
         let reply = Reply {
             text: s.user.clone(),
-            kind: Some(confab_model::MessageKind::Text),
+            kind: Some(kind),
             reply_id: s.tap.clone(),
             media: Vec::new(),
         };
+        sim.ai = s.ai.iter().map(AiScript::result).collect();
         log.push(format!(
             "user: {}",
             s.user.as_deref().or(s.tap.as_deref()).unwrap_or("")
@@ -337,6 +394,16 @@ pub fn run_transcript(
             if let Err(e) = matches(want, g) {
                 return fail(&log, format!("step {}, bot message {}: {e}", i + 1, j + 1));
             }
+        }
+        if !sim.ai.is_empty() {
+            return fail(
+                &log,
+                format!(
+                    "step {}: {} AI answer(s) given that the flow never asked for",
+                    i + 1,
+                    sim.ai.len()
+                ),
+            );
         }
     }
     let Some(expect) = &t.expect else {

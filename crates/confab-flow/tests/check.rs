@@ -127,6 +127,7 @@ fn the_schema_describes_every_node_kind() {
         "set",
         "branch",
         "http",
+        "ai",
         "wait",
         "save_record",
         "find_record",
