@@ -91,14 +91,22 @@ impl App {
         let registry = Arc::new(registry);
         let settings = Arc::new(settings);
         let worker = Worker::new(store.clone(), settings.clone(), clock.clone());
-        let runtime = Arc::new(Runtime {
-            store: store.clone(),
-            registry: registry.clone(),
-            settings: settings.clone(),
-            clock: clock.clone(),
-            default_flow: settings.default_flow.clone(),
-            wake: worker.waker(),
-        });
+        if let Some(list) = &settings.assistant.allow_list {
+            // WHITELISTED_USERS replaces the stored list; the API changes it later.
+            store
+                .put_setting(
+                    crate::access::ALLOW_LIST_KEY,
+                    &crate::access::allow_list_text(Some(list)),
+                )
+                .await?;
+        }
+        let runtime = Arc::new(Runtime::new(
+            store.clone(),
+            registry.clone(),
+            settings.clone(),
+            clock.clone(),
+            worker.waker(),
+        ));
         // PostgreSQL commits several batches side by side; SQLite has one writer.
         let writers = match store.backend() {
             confab_store::Backend::Sqlite => 1,

@@ -23,6 +23,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../../flows/pms_menu.yaml"),
     ),
     (
+        "ai_assistant.yaml",
+        include_str!("../../../flows/ai_assistant.yaml"),
+    ),
+    (
         "collections.yaml",
         include_str!("../../../flows/collections.yaml"),
     ),

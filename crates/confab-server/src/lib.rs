@@ -2,7 +2,9 @@
 //! outbox worker, authentication and settings. It wires the channel
 //! adapters and the store together and owns the transactions.
 
+pub mod access;
 pub mod app;
+pub mod assistant;
 pub mod auth;
 pub mod catalog;
 pub mod clock;

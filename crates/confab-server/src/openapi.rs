@@ -22,6 +22,7 @@ use crate::http::{api, ops, webhooks};
         api::runs::flows, api::runs::reload, api::runs::stats,
         api::collections::list_collections, api::collections::list, api::collections::create,
         api::collections::get, api::collections::replace, api::collections::patch, api::collections::delete,
+        api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list,
         webhooks::twilio_inbound, webhooks::twilio_status, webhooks::meta_handshake, webhooks::meta_inbound,
         ops::health, ops::ready, ops::metrics_text,
     ),
@@ -32,6 +33,7 @@ use crate::http::{api, ops, webhooks};
         (name = "messages", description = "History and sending"),
         (name = "runs", description = "Flows, and where each contact is in them"),
         (name = "collections", description = "Records the flows keep"),
+        (name = "assistant", description = "AI use, and who the bot answers"),
         (name = "webhooks", description = "Called by Twilio and Meta; authenticated by their signatures"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -17,9 +17,12 @@ use confab_model::{Channel, InboundMessage, OutboundContent, PhoneNumber};
 use confab_store::{
     ContactState, Ingested, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use tokio::sync::Notify;
 
+use crate::access;
 use crate::catalog::{Catalog, Pinned, Registry};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -35,6 +38,36 @@ pub struct Runtime {
     /// The flow a contact with no run starts in; none: only triggers start flows.
     pub default_flow: Option<String>,
     pub wake: Arc<Notify>,
+    /// Carries out what `ai` nodes ask, after commit.
+    pub assistant: Arc<crate::assistant::Assistant>,
+    /// The allow-list as last read, by its stored text: parsed once per change.
+    pub allow_list: std::sync::Mutex<AllowListCache>,
+}
+
+/// The stored allow-list's text and what it parsed to.
+pub type AllowListCache = Option<(String, Option<Arc<HashSet<String>>>)>;
+
+/// A request carried out after commit, as its job stores it.
+#[derive(Serialize, Deserialize)]
+pub struct EffectJob {
+    pub request: Request,
+    /// The message that moved the run, for an AI request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<i64>,
+}
+
+impl EffectJob {
+    pub fn parse(payload: &str) -> Result<EffectJob, serde_json::Error> {
+        serde_json::from_str(payload).or_else(|e| {
+            // Jobs queued before AI requests existed hold the bare request.
+            serde_json::from_str::<Request>(payload)
+                .map(|request| EffectJob {
+                    request,
+                    message_id: None,
+                })
+                .map_err(|_| e)
+        })
+    }
 }
 
 /// Why a run could not be moved.
@@ -58,6 +91,7 @@ struct Pending {
     events: Vec<(i64, String)>,
     timers: Vec<(i64, u64, i64)>,
     effects: Vec<(i64, String)>,
+    rate_windows: Vec<(i64, confab_store::RateWindow)>,
     replies: Vec<confab_store::Reply>,
     responses: Vec<(i64, String)>,
     provisional: i64,
@@ -106,6 +140,7 @@ impl Pending {
         }
         tx.record_replies(&self.replies, now).await?;
         tx.set_responses(&self.responses).await?;
+        tx.put_rate_windows(&self.rate_windows).await?;
         Ok(real)
     }
 }
@@ -121,6 +156,9 @@ enum Route<'a> {
     /// Twilio (TwiML in the webhook's answer) and the simulator (the
     /// replies as JSON): the answer carries the replies.
     Inline(&'a InboundMessage),
+    /// A simulator run moved by something other than a message: the
+    /// replies are kept and handed back to the caller.
+    Collect,
     /// Meta, or no inbound message at all: queued for the outbox worker.
     Outbox {
         channel: Channel,
@@ -166,6 +204,30 @@ fn reply_of(m: &InboundMessage) -> Reply {
 }
 
 impl Runtime {
+    pub fn new(
+        store: Store,
+        registry: Arc<Registry>,
+        settings: Arc<Settings>,
+        clock: Arc<dyn Clock>,
+        wake: Arc<Notify>,
+    ) -> Runtime {
+        let assistant = Arc::new(crate::assistant::Assistant::new(
+            store.clone(),
+            settings.clone(),
+            clock.clone(),
+        ));
+        Runtime {
+            default_flow: settings.default_flow.clone(),
+            store,
+            registry,
+            settings,
+            clock,
+            wake,
+            assistant,
+            allow_list: Default::default(),
+        }
+    }
+
     /// Stores an inbound batch and steps the runs of its new messages, all
     /// in one transaction; Twilio messages get their TwiML answer in
     /// `Ingested::response`.
@@ -200,6 +262,13 @@ impl Runtime {
             catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
         let mut queued = false;
         let mut pending = Pending::default();
+        let allowed = self.allow_list(&mut tx).await?;
+        let limit = self.settings.assistant.rate_limit;
+        let mut windows = match limit {
+            Some(_) => tx.rate_windows(&contacts).await?,
+            None => Default::default(),
+        };
+        let mut refused = HashSet::new();
         for i in fresh {
             let m = &batch[i];
             let contact_id = stored[i].contact_id;
@@ -210,7 +279,6 @@ impl Runtime {
                 // Stored, never answered.
                 continue;
             }
-            let existing = runs.remove(&contact_id);
             let route = match m.channel {
                 Channel::Twilio | Channel::Simulator => Route::Inline(m),
                 Channel::Meta => Route::Outbox {
@@ -219,6 +287,52 @@ impl Runtime {
                     reply_to: Some(m.provider_message_id.clone()),
                 },
             };
+            // Off the allow-list: one polite refusal, ever; over the rate
+            // limit: stored, not processed, told once per window.
+            let notice = match &allowed {
+                Some(list) if !list.contains(&state.phone) => Some(
+                    (!state.refused && refused.insert(contact_id)).then_some(access::REFUSAL_TEXT),
+                ),
+                _ => limit.and_then(|l| {
+                    let (w, verdict) = access::count(windows.get(&contact_id).copied(), l, now);
+                    windows.insert(contact_id, w);
+                    match verdict {
+                        access::Verdict::Pass => None,
+                        access::Verdict::Tell => Some(Some(access::RATE_LIMIT_TEXT)),
+                        access::Verdict::Quiet => Some(None),
+                    }
+                }),
+            };
+            if let Some(text) = notice {
+                if let Some(text) = text {
+                    if refused.contains(&contact_id) {
+                        tx.set_refused(contact_id, now).await?;
+                    }
+                    let reply = vec![OutboundContent::Text { body: text.into() }];
+                    let (sent, answer) = self
+                        .deliver(
+                            &mut tx,
+                            &mut pending,
+                            contact_id,
+                            &state.phone,
+                            reply,
+                            &route,
+                            now,
+                        )
+                        .await
+                        .map_err(|e| match e {
+                            RuntimeError::Store(e) => e,
+                            RuntimeError::Flow(e) => StoreError::Corrupt(e),
+                        })?;
+                    queued |= sent;
+                    if let Some(a) = answer {
+                        pending.responses.push((stored[i].message_id, a.clone()));
+                        stored[i].response = Some(a);
+                    }
+                }
+                continue;
+            }
+            let existing = runs.remove(&contact_id);
             let current = existing.and_then(|row| match serde_json::from_str::<Run>(&row.state) {
                 Ok(run) => Some((row, run)),
                 Err(e) => {
@@ -255,6 +369,7 @@ impl Runtime {
                     &catalog,
                     contact_id,
                     contact,
+                    Some(stored[i].message_id),
                     target,
                     input,
                     &route,
@@ -276,12 +391,30 @@ impl Runtime {
                 }
             }
         }
+        pending.rate_windows = windows.into_iter().collect();
         pending.flush(&mut tx, now).await?;
         tx.commit().await?;
         if queued {
             self.wake.notify_one();
         }
         Ok(stored)
+    }
+
+    /// The allow-list in force, read within the batch's transaction so a
+    /// change applies at once on every replica; none: everyone is served.
+    async fn allow_list(&self, tx: &mut Tx) -> Result<Option<Arc<HashSet<String>>>, StoreError> {
+        let Some(raw) = tx.setting(access::ALLOW_LIST_KEY).await? else {
+            return Ok(None);
+        };
+        let mut cache = self.allow_list.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((text, list)) = cache.as_ref()
+            && *text == raw
+        {
+            return Ok(list.clone());
+        }
+        let list = access::parse_allow_list(&raw).map(Arc::new);
+        *cache = Some((raw, list.clone()));
+        Ok(list)
     }
 
     /// The number we send from on a channel.
@@ -311,6 +444,7 @@ impl Runtime {
         catalog: &Catalog,
         contact_id: i64,
         contact: Value,
+        message_id: Option<i64>,
         target: Target,
         input: Input,
         route: &Route<'_>,
@@ -350,17 +484,17 @@ impl Runtime {
         let mut outcome = step(&flows, run, input, now);
         let mut effects = Vec::new();
         let mut events = Vec::new();
-        let mut pending_http = None;
+        let mut remote = None;
         for _ in 0..MAX_REQUESTS {
             effects.append(&mut outcome.effects.clone());
             events.append(&mut outcome.events.clone());
             let Some(request) = outcome.request().cloned() else {
                 break;
             };
-            if let Request::Http { .. } = request {
+            if request.is_remote() {
                 // Carried out by a worker after commit: no network call
                 // while the transaction holds the contact.
-                pending_http = Some(request);
+                remote = Some(request);
                 break;
             }
             let result = self.execute(tx, catalog, contact_id, &request, now).await?;
@@ -424,10 +558,14 @@ impl Runtime {
         pending
             .events
             .push((run_id, serde_json::to_string(&events).unwrap_or_default()));
-        if let Some(request) = pending_http {
+        if let Some(request) = remote {
+            let job = EffectJob {
+                request,
+                message_id,
+            };
             pending
                 .effects
-                .push((run_id, serde_json::to_string(&request).unwrap_or_default()));
+                .push((run_id, serde_json::to_string(&job).unwrap_or_default()));
         }
 
         let mut replies: Vec<OutboundContent> = Vec::new();
@@ -440,8 +578,14 @@ impl Runtime {
                 Effect::Handoff | Effect::Request { .. } => {}
             }
         }
+        let phone = run
+            .vars
+            .get("contact")
+            .and_then(|c| c.get("phone"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let (queued, twiml) = self
-            .deliver(tx, pending, contact_id, &run, replies, route, now)
+            .deliver(tx, pending, contact_id, phone, replies, route, now)
             .await?;
         Ok((stored, queued, twiml))
     }
@@ -452,13 +596,25 @@ impl Runtime {
         tx: &mut Tx,
         pending: &mut Pending,
         contact_id: i64,
-        run: &Run,
+        phone: &str,
         replies: Vec<OutboundContent>,
         route: &Route<'_>,
         now: i64,
     ) -> Result<(bool, Option<String>), RuntimeError> {
         match route {
-            Route::Inline(_) if replies.is_empty() => Ok((false, None)),
+            Route::Inline(_) | Route::Collect if replies.is_empty() => Ok((false, None)),
+            Route::Collect => {
+                let answer = serde_json::to_string(&replies).unwrap_or_default();
+                pending
+                    .replies
+                    .extend(replies.into_iter().map(|content| confab_store::Reply {
+                        contact_id,
+                        channel: Channel::Simulator,
+                        sender: Some(self.sender(Channel::Simulator, None)),
+                        content,
+                    }));
+                Ok((false, Some(answer)))
+            }
             Route::Inline(m) => {
                 let answer = match m.channel {
                     Channel::Twilio => twilio::twiml(&replies),
@@ -484,12 +640,6 @@ impl Runtime {
                 if replies.is_empty() {
                     return Ok((false, None));
                 }
-                let phone = run
-                    .vars
-                    .get("contact")
-                    .and_then(|c| c.get("phone"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
                 let to = PhoneNumber::parse(phone)
                     .map_err(|e| RuntimeError::Flow(format!("the run's contact: {e}")))?;
                 let items: Vec<NewOutbound> = replies
@@ -599,21 +749,22 @@ impl Runtime {
                     record: r.as_ref().map(record_json),
                 })
             }
-            Request::Http { .. } => {
-                failed("an HTTP request cannot run inside a transaction".into())
+            Request::Http { .. } | Request::Ai { .. } => {
+                failed("a remote request cannot run inside a transaction".into())
             }
         }
     }
 
     /// Moves a stored run by an input that is not a message (a timer, a
     /// request's result, an operator's resume); what it sends goes through
-    /// the outbox. A run that is no longer its contact's current one is left alone.
+    /// the outbox, or for a simulator contact comes back. A run that is no
+    /// longer its contact's current one is left alone: `None`.
     pub async fn continue_run(
         &self,
         run_id: i64,
         input: Input,
         job: Option<(i64, i64)>,
-    ) -> Result<bool, RuntimeError> {
+    ) -> Result<Option<Vec<OutboundContent>>, RuntimeError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
         let contact_id = tx.run(run_id).await?.contact_id;
@@ -625,12 +776,12 @@ impl Runtime {
             && !tx.finish_job(job_id, lease).await?
         {
             // Another worker took this job over; it will do the step.
-            return Ok(false);
+            return Ok(None);
         }
         let current = tx.current_runs(&[row.contact_id]).await?;
         if current.get(&row.contact_id).map(|r| r.id) != Some(run_id) {
             tx.commit().await?;
-            return Ok(false);
+            return Ok(None);
         }
         let run: Run = serde_json::from_str(&row.state)
             .map_err(|e| RuntimeError::Flow(format!("run {run_id}: {e}")))?;
@@ -647,25 +798,33 @@ impl Runtime {
             .and_then(|c| c.get("via"))
             .and_then(Value::as_str)
             .map(str::to_string);
-        let route = Route::Outbox {
-            channel,
-            sender: self.sender(channel, via.as_deref()),
-            reply_to: None,
+        let route = match channel {
+            Channel::Simulator => Route::Collect,
+            _ => Route::Outbox {
+                channel,
+                sender: self.sender(channel, via.as_deref()),
+                reply_to: None,
+            },
         };
         let catalog = self.registry.catalog();
         let contact = run.vars.get("contact").cloned().unwrap_or(Value::Null);
-        self.step_alone(
-            tx,
-            &catalog,
-            contact_id,
-            contact,
-            Target::Existing(Box::new((row, run))),
-            input,
-            &route,
-            now,
-        )
-        .await?;
-        Ok(true)
+        let (_, answer) = self
+            .step_alone(
+                tx,
+                &catalog,
+                contact_id,
+                contact,
+                Target::Existing(Box::new((row, run))),
+                input,
+                &route,
+                now,
+            )
+            .await?;
+        Ok(Some(
+            answer
+                .and_then(|a| serde_json::from_str(&a).ok())
+                .unwrap_or_default(),
+        ))
     }
 
     /// Steps one run on its own (not a message of a batch), writes it and
@@ -681,15 +840,16 @@ impl Runtime {
         input: Input,
         route: &Route<'_>,
         now: i64,
-    ) -> Result<StoredRun, RuntimeError> {
+    ) -> Result<(StoredRun, Option<String>), RuntimeError> {
         let mut pending = Pending::default();
-        let (row, queued, _) = self
+        let (row, queued, answer) = self
             .advance(
                 &mut tx,
                 &mut pending,
                 catalog,
                 contact_id,
                 contact,
+                None,
                 target,
                 input,
                 route,
@@ -701,10 +861,11 @@ impl Runtime {
         if queued {
             self.wake.notify_one();
         }
-        Ok(StoredRun {
+        let row = StoredRun {
             id: real.get(&row.id).copied().unwrap_or(row.id),
             ..row
-        })
+        };
+        Ok((row, answer))
     }
 
     /// Starts `flow` for a contact (an operator's or another system's
@@ -741,6 +902,7 @@ impl Runtime {
             now,
         )
         .await
+        .map(|(run, _)| run)
     }
 
     /// Expires runs that have waited for an answer longer than the

@@ -25,8 +25,8 @@ async fn runs_show_where_each_contact_is_with_events_and_stats() {
         .iter()
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["pms_menu", "product_review"]);
-    assert_eq!(flows[1]["version"], 1);
+    assert_eq!(ids, ["ai_assistant", "pms_menu", "product_review"]);
+    assert_eq!(flows[2]["version"], 1);
     let (_, runs) = app.get(&key, "/api/v1/runs?flow=product_review").await;
     let run = &runs["items"][0];
     assert_eq!(run["status"], "waiting_input");

@@ -120,6 +120,7 @@ impl Store {
                     "responses",
                     include_str!("../migrations/sqlite/0004_responses.sql"),
                 ),
+                ("ai", include_str!("../migrations/sqlite/0005_ai.sql")),
             ],
             Backend::Postgres => &[
                 (
@@ -138,6 +139,7 @@ impl Store {
                     "responses",
                     include_str!("../migrations/postgres/0004_responses.sql"),
                 ),
+                ("ai", include_str!("../migrations/postgres/0005_ai.sql")),
             ],
         };
         let migrator = Migrator::with_migrations(
@@ -220,7 +222,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 14] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -232,6 +234,9 @@ const TABLES: [&str; 11] = [
     "runs",
     "run_events",
     "records",
+    "media",
+    "ai_calls",
+    "rate_windows",
 ];
 
 impl Store {

@@ -6,6 +6,7 @@
 //! as 0/1 integers, `RETURNING` instead of last-insert ids. What truly differs
 //! between the backends lives in [`Backend`].
 
+mod ai;
 mod auth;
 mod contacts;
 mod db;
@@ -18,6 +19,7 @@ mod runs;
 mod sql;
 mod tx;
 
+pub use ai::{AiCall, AiStat, NewAiCall, NewMedia, RateWindow, StoredMedia};
 pub use auth::{ApiKey, User};
 pub use contacts::{Contact, ContactFilter, ContactPatch};
 pub use db::{Backend, Store};

@@ -14,6 +14,8 @@ pub struct ContactState {
     pub name: Option<String>,
     pub blocked: bool,
     pub opted_out: bool,
+    /// Off the allow-list and told so once.
+    pub refused: bool,
 }
 
 pub struct Tx {
@@ -233,7 +235,7 @@ impl Tx {
         let mut out = std::collections::HashMap::with_capacity(ids.len());
         for chunk in crate::sql::shaped_chunks(ids) {
             let sql = format!(
-                "SELECT id, phone, profile_name, blocked, opted_out FROM contacts WHERE id IN ({})",
+                "SELECT id, phone, profile_name, blocked, opted_out, refused FROM contacts WHERE id IN ({})",
                 crate::sql::list(chunk.len(), 1)
             );
             let mut q = query(sql);
@@ -248,6 +250,7 @@ impl Tx {
                         name: r.try_get("profile_name")?,
                         blocked: r.try_get::<i64, _>("blocked")? != 0,
                         opted_out: r.try_get::<i64, _>("opted_out")? != 0,
+                        refused: r.try_get::<i64, _>("refused")? != 0,
                     },
                 );
             }

@@ -50,14 +50,14 @@ pub async fn chat(
             report.flows.join(", ")
         );
     }
-    let runtime = Runtime {
-        store: store.clone(),
-        registry: Arc::new(registry),
-        settings: Arc::new(settings),
+    let mut runtime = Runtime::new(
+        store.clone(),
+        Arc::new(registry),
+        Arc::new(settings),
         clock,
-        default_flow: Some(default_flow.clone()),
-        wake: Default::default(),
-    };
+        Default::default(),
+    );
+    runtime.default_flow = Some(default_flow.clone());
     eprintln!("Chatting with flow {default_flow} as {from}. Type a message; Ctrl-D ends.");
     let stdin = std::io::stdin();
     let mut line = String::new();
@@ -81,11 +81,13 @@ pub async fn chat(
             extra: Extra::default(),
         };
         let stored = runtime.process(std::slice::from_ref(&msg)).await?;
-        let replies: Vec<OutboundContent> = stored
+        let mut replies: Vec<OutboundContent> = stored
             .first()
             .and_then(|s| s.response.as_deref())
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default();
+        // HTTP calls and AI answers the step asked for, carried out here.
+        replies.extend(confab_server::worker::carry_out_requests(&runtime).await);
         for r in &replies {
             println!("bot> {}", show(r).replace('\n', "\n     "));
         }

@@ -1,8 +1,12 @@
 //! Settings: what `serve` needs to know, checked once at start-up so that a
 //! bad value stops the server with one line naming the variable.
 
+mod assistant;
+
 use std::fmt;
 use std::time::Duration;
+
+pub use assistant::{AssistantSettings, DEFAULT_SYSTEM_PROMPT, MediaSettings, RateLimit};
 
 use confab_channels::meta::MetaConfig;
 use confab_channels::twilio::TwilioConfig;
@@ -38,6 +42,23 @@ pub struct RawSettings {
     pub flows_dir: Option<String>,
     pub default_flow: Option<String>,
     pub run_timeout_minutes: Option<String>,
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: Option<String>,
+    pub openai_model: Option<String>,
+    pub openai_vision_model: Option<String>,
+    pub openai_transcription_model: Option<String>,
+    pub openai_timeout_seconds: Option<String>,
+    pub ai_system_prompt: Option<String>,
+    pub max_conversation_history: Option<String>,
+    pub ai_concurrency: Option<String>,
+    pub pdf_max_chars: Option<String>,
+    pub whitelisted_users: Option<String>,
+    pub rate_limit_messages: Option<String>,
+    pub rate_limit_window_seconds: Option<String>,
+    pub media_storage: Option<String>,
+    pub media_dir: Option<String>,
+    pub media_max_bytes: Option<String>,
+    pub media_retention_days: Option<String>,
 }
 
 impl RawSettings {
@@ -71,6 +92,23 @@ impl RawSettings {
             flows_dir: v("FLOWS_DIR"),
             default_flow: v("DEFAULT_FLOW"),
             run_timeout_minutes: v("RUN_TIMEOUT_MINUTES"),
+            openai_api_key: v("OPENAI_API_KEY"),
+            openai_base_url: v("OPENAI_BASE_URL"),
+            openai_model: v("OPENAI_MODEL"),
+            openai_vision_model: v("OPENAI_VISION_MODEL"),
+            openai_transcription_model: v("OPENAI_TRANSCRIPTION_MODEL"),
+            openai_timeout_seconds: v("OPENAI_TIMEOUT_SECONDS"),
+            ai_system_prompt: v("AI_SYSTEM_PROMPT"),
+            max_conversation_history: v("MAX_CONVERSATION_HISTORY"),
+            ai_concurrency: v("AI_CONCURRENCY"),
+            pdf_max_chars: v("PDF_MAX_CHARS"),
+            whitelisted_users: v("WHITELISTED_USERS"),
+            rate_limit_messages: v("RATE_LIMIT_MESSAGES"),
+            rate_limit_window_seconds: v("RATE_LIMIT_WINDOW_SECONDS"),
+            media_storage: v("MEDIA_STORAGE"),
+            media_dir: v("MEDIA_DIR"),
+            media_max_bytes: v("MEDIA_MAX_BYTES"),
+            media_retention_days: v("MEDIA_RETENTION_DAYS"),
         }
     }
 }
@@ -123,6 +161,8 @@ pub struct Settings {
     pub default_flow: Option<String>,
     /// A run waiting this long for an answer expires; `None`: never.
     pub run_timeout: Option<Duration>,
+    /// The AI provider, the access policy and inbound media.
+    pub assistant: AssistantSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -136,6 +176,7 @@ impl fmt::Debug for Settings {
             .field("twilio_sending", &self.twilio.is_some())
             .field("meta_signed", &self.meta_app_secret.is_some())
             .field("meta_sending", &self.meta.is_some())
+            .field("ai", &self.assistant.ai.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -405,6 +446,7 @@ impl Settings {
                 0 => None,
                 m => Some(Duration::from_secs(m.saturating_mul(60))),
             },
+            assistant: assistant::from_raw(r)?,
         })
     }
 

@@ -26,6 +26,17 @@ pub struct ChannelHealth {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+pub struct AiHealth {
+    /// An AI provider is set (`OPENAI_API_KEY` or `OPENAI_BASE_URL`).
+    pub configured: bool,
+    /// The provider's base URL, without credentials.
+    pub base_url: Option<String>,
+    pub chat_model: Option<String>,
+    pub vision_model: Option<String>,
+    pub transcription_model: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`, or `degraded` when the database does not answer.
     pub status: String,
@@ -37,6 +48,7 @@ pub struct Health {
     pub outbox_depth: Option<i64>,
     pub twilio: ChannelHealth,
     pub meta: ChannelHealth,
+    pub ai: AiHealth,
     /// Configuration that works but deserves attention (never secrets).
     pub warnings: Vec<String>,
 }
@@ -65,6 +77,16 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         meta: ChannelHealth {
             webhooks_signed: s.meta_app_secret.is_some(),
             sending: s.meta.is_some(),
+        },
+        ai: {
+            let ai = s.assistant.ai.as_ref();
+            AiHealth {
+                configured: ai.is_some(),
+                base_url: ai.map(|c| crate::config::redact_url(&c.base_url)),
+                chat_model: ai.map(|c| c.chat_model.clone()),
+                vision_model: ai.map(|c| c.vision_model.clone()),
+                transcription_model: ai.map(|c| c.transcription_model.clone()),
+            }
         },
         warnings: s.warnings(),
     };

@@ -1,63 +1,98 @@
 //! Timers and requests of runs: a timer that went off, or an HTTP call a
 //! flow asked for, moves its run on. Both are leased jobs, like sends.
-//! Runs idle past the inactivity timeout are expired here too.
+//! Runs idle past the inactivity timeout are expired here too, and media
+//! past its retention deleted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use confab_flow::{EffectResult, Input, Request};
+use confab_model::OutboundContent;
 use confab_store::{ClaimedJob, JOB_EFFECT, JOB_TIMER};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
-use crate::runtime::{Runtime, perform_http};
+use crate::assistant::Asker;
+use crate::runtime::{EffectJob, Runtime, perform_http};
 
 const POLL: Duration = Duration::from_millis(250);
 const BATCH: i64 = 32;
 /// How often to look for runs idle past the inactivity timeout.
 const EXPIRY_EVERY: Duration = Duration::from_secs(2);
+/// How often to delete media past its retention.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Fires due timers and carries out queued requests until `stop`.
+/// Fires due timers and carries out queued requests until `stop`. Requests
+/// (HTTP calls, AI answers) run side by side, up to `AI_CONCURRENCY` at once:
+/// one slow answer must not hold up the others.
 pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let http = confab_channels::http_client(Duration::from_secs(60));
+    let slots = Arc::new(Semaphore::new(runtime.settings.assistant.concurrency));
+    let mut tasks = JoinSet::new();
     let mut next_expiry = tokio::time::Instant::now();
+    let mut next_purge = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
         }
-        if tokio::time::Instant::now() >= next_expiry {
-            next_expiry = tokio::time::Instant::now() + EXPIRY_EVERY;
+        while tasks.try_join_next().is_some() {}
+        let now_at = tokio::time::Instant::now();
+        if now_at >= next_expiry {
+            next_expiry = now_at + EXPIRY_EVERY;
             match runtime.expire_idle().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "idle runs expired"),
                 Err(e) => tracing::warn!(error = %e, "expiring idle runs failed"),
             }
         }
+        if now_at >= next_purge {
+            next_purge = now_at + PURGE_EVERY;
+            purge_media(&runtime).await;
+        }
         let mut did = 0;
-        for kind in [JOB_TIMER, JOB_EFFECT] {
-            let now = runtime.clock.now_ms();
-            let lease = now + runtime.settings.outbox_lease.as_millis() as i64;
-            let jobs = match runtime.store.claim_jobs(kind, now, lease, BATCH).await {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::warn!(error = %e, kind, "claiming jobs failed");
-                    continue;
+        let now = runtime.clock.now_ms();
+        let lease = now + runtime.settings.outbox_lease.as_millis() as i64;
+        match runtime.store.claim_jobs(JOB_TIMER, now, lease, BATCH).await {
+            Ok(jobs) => {
+                did += jobs.len();
+                for job in jobs {
+                    if let Some(input) = timer_input(&job) {
+                        move_run(&runtime, &job, input).await;
+                    }
                 }
-            };
-            did += jobs.len();
-            for job in jobs {
-                let input = if kind == JOB_TIMER {
-                    timer_input(&job)
-                } else {
-                    effect_input(&http, &job).await
-                };
-                let Some(input) = input else { continue };
-                if let Err(e) = runtime
-                    .continue_run(job.ref_id, input, Some((job.job_id, job.lease)))
-                    .await
-                {
-                    // The lease runs out and the job is tried again.
-                    tracing::error!(run = job.ref_id, kind, error = %e, "moving a run on failed");
+            }
+            Err(e) => tracing::warn!(error = %e, "claiming timers failed"),
+        }
+        // Only as many requests as there are free slots are claimed: a
+        // claimed job waits for no one.
+        let free = slots.available_permits().min(BATCH as usize) as i64;
+        if free > 0 {
+            // The lease outlasts the longest AI call, so no other worker
+            // takes a job over while its answer is still being written.
+            let ai = runtime
+                .settings
+                .assistant
+                .ai
+                .as_ref()
+                .map_or(Duration::ZERO, |c| c.deadline + Duration::from_secs(30));
+            let lease = now + (runtime.settings.outbox_lease + ai).as_millis() as i64;
+            match runtime.store.claim_jobs(JOB_EFFECT, now, lease, free).await {
+                Ok(jobs) => {
+                    did += jobs.len();
+                    for job in jobs {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            break;
+                        };
+                        let runtime = runtime.clone();
+                        let http = http.clone();
+                        tasks.spawn(async move {
+                            let input = effect_input(&runtime, &http, &job).await;
+                            move_run(&runtime, &job, input).await;
+                            drop(permit);
+                        });
+                    }
                 }
+                Err(e) => tracing::warn!(error = %e, "claiming requests failed"),
             }
         }
         if did == 0 {
@@ -66,6 +101,72 @@ pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
                 _ = stop.changed() => {}
             }
         }
+    }
+    // Requests in flight finish: their leases would otherwise have to run out.
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn move_run(runtime: &Runtime, job: &ClaimedJob, input: Input) -> Vec<OutboundContent> {
+    match runtime
+        .continue_run(job.ref_id, input, Some((job.job_id, job.lease)))
+        .await
+    {
+        Ok(replies) => replies.unwrap_or_default(),
+        Err(e) => {
+            // The lease runs out and the job is tried again.
+            tracing::error!(run = job.ref_id, error = %e, "moving a run on failed");
+            Vec::new()
+        }
+    }
+}
+
+/// Carries out the requests that are due now, one after another, and
+/// returns what simulator runs answered: `confab chat` runs no worker.
+pub async fn carry_out_requests(runtime: &Runtime) -> Vec<OutboundContent> {
+    let http = confab_channels::http_client(Duration::from_secs(60));
+    let mut replies = Vec::new();
+    loop {
+        let now = runtime.clock.now_ms();
+        let lease = now + 600_000;
+        let jobs = match runtime
+            .store
+            .claim_jobs(JOB_EFFECT, now, lease, BATCH)
+            .await
+        {
+            Ok(j) if !j.is_empty() => j,
+            Ok(_) => return replies,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming requests failed");
+                return replies;
+            }
+        };
+        for job in jobs {
+            let input = effect_input(runtime, &http, &job).await;
+            replies.extend(move_run(runtime, &job, input).await);
+        }
+    }
+}
+
+/// Deletes media kept longer than `MEDIA_RETENTION_DAYS`.
+async fn purge_media(runtime: &Runtime) {
+    let keep = runtime.settings.assistant.media.retention.as_millis() as i64;
+    match runtime
+        .store
+        .purge_media(runtime.clock.now_ms() - keep)
+        .await
+    {
+        Ok((0, _)) => {}
+        Ok((n, files)) => {
+            for f in files {
+                if let Err(e) = tokio::fs::remove_file(&f).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(file = %f, error = %e, "deleting an expired media file failed");
+                }
+            }
+            tracing::info!(purged = n, "media past its retention deleted");
+        }
+        Err(e) => tracing::warn!(error = %e, "purging media failed"),
     }
 }
 
@@ -77,15 +178,32 @@ fn timer_input(job: &ClaimedJob) -> Option<Input> {
     token.map(Input::Timer)
 }
 
-async fn effect_input(http: &reqwest::Client, job: &ClaimedJob) -> Option<Input> {
-    let request: Request = match job.payload.as_deref().map(serde_json::from_str) {
-        Some(Ok(r)) => r,
-        _ => {
-            tracing::error!(job = job.job_id, "a request job that cannot be read");
-            return Some(Input::Result(EffectResult::Failed {
-                error: "the request could not be read".into(),
-            }));
-        }
+async fn effect_input(runtime: &Runtime, http: &reqwest::Client, job: &ClaimedJob) -> Input {
+    let Some(Ok(effect)) = job.payload.as_deref().map(EffectJob::parse) else {
+        tracing::error!(job = job.job_id, "a request job that cannot be read");
+        return Input::Result(EffectResult::Failed {
+            error: "the request could not be read".into(),
+        });
     };
-    Some(Input::Result(perform_http(http, &request).await))
+    let result = match &effect.request {
+        Request::Ai { .. } => match runtime.store.run(job.ref_id).await {
+            Ok(run) => {
+                let who = Asker {
+                    run_id: run.id,
+                    contact_id: run.contact_id,
+                    flow_id: run.flow_id,
+                    node: run.node,
+                };
+                runtime
+                    .assistant
+                    .answer(&who, &effect.request, effect.message_id)
+                    .await
+            }
+            Err(e) => EffectResult::Failed {
+                error: format!("the run cannot be read: {e}"),
+            },
+        },
+        other => perform_http(http, other).await,
+    };
+    Input::Result(result)
 }

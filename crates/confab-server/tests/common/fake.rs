@@ -68,11 +68,16 @@ pub enum Kind {
     Meta,
 }
 
+/// Path to content type and bytes.
+type Files = std::collections::HashMap<String, (String, Vec<u8>)>;
+
 #[derive(Clone)]
 struct Shared {
     kind: Kind,
     log: Arc<Mutex<Vec<Recorded>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    /// Paths served as files (media), with their content type.
+    files: Arc<Mutex<Files>>,
 }
 
 pub struct FakeProvider {
@@ -86,6 +91,7 @@ impl FakeProvider {
             kind,
             log: Default::default(),
             script: Default::default(),
+            files: Default::default(),
         };
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -100,6 +106,16 @@ impl FakeProvider {
     /// Answers the next requests with these replies, then with success.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    /// Serves `bytes` at `path` (a media file); its URL.
+    pub fn file(&self, path: &str, content_type: &str, bytes: &[u8]) -> String {
+        self.shared
+            .files
+            .lock()
+            .unwrap()
+            .insert(path.into(), (content_type.into(), bytes.to_vec()));
+        format!("{}{path}", self.url)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -142,6 +158,9 @@ async fn handle(
         });
         log.len()
     };
+    if let Some((ct, bytes)) = s.files.lock().unwrap().get(uri.path()).cloned() {
+        return (StatusCode::OK, [("content-type", ct)], bytes).into_response();
+    }
     let scripted = s.script.lock().unwrap().pop_front();
     match scripted {
         None => {

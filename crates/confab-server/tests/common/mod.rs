@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod fake;
+/// The fake OpenAI-compatible server the AI client's own tests use.
+#[path = "../../../confab-ai/tests/common/mod.rs"]
+pub mod fake_ai;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

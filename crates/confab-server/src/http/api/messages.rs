@@ -44,6 +44,15 @@ pub struct MessageOut {
     pub error: Option<confab_model::ProviderError>,
     pub created_at: String,
     pub updated_at: String,
+    /// The AI calls made to answer it (one message's view only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub ai: Vec<confab_store::AiCall>,
+    /// Its media as fetched and stored, with a voice note's transcript or a
+    /// PDF's text (one message's view only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub stored_media: Vec<confab_store::StoredMedia>,
 }
 
 impl From<Message> for MessageOut {
@@ -62,6 +71,8 @@ impl From<Message> for MessageOut {
             error: m.error,
             created_at: rfc3339(m.created_ms),
             updated_at: rfc3339(m.updated_ms),
+            ai: Vec::new(),
+            stored_media: Vec::new(),
         }
     }
 }
@@ -171,7 +182,17 @@ pub async fn get(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<MessageOut>> {
     match state.store.message(id).await {
-        Ok(m) => Ok(Json(m.into())),
+        Ok(m) => {
+            let mut out: MessageOut = m.into();
+            out.ai = state
+                .store
+                .ai_calls_of(&[id])
+                .await?
+                .remove(&id)
+                .unwrap_or_default();
+            out.stored_media = state.store.media_of(id).await?;
+            Ok(Json(out))
+        }
         Err(confab_store::StoreError::NotFound) => {
             Err(ApiError::NotFound(format!("no message with id {id}")))
         }

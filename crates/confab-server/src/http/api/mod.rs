@@ -1,6 +1,7 @@
 //! `/api/v1`: the management API. Every route but login needs a bearer
 //! token (a JWT from login, or an API key).
 
+pub mod assistant;
 pub mod auth;
 pub mod collections;
 pub mod contacts;
@@ -35,6 +36,12 @@ pub fn routes() -> Router<AppState> {
         .route("/flows/reload", post(runs::reload))
         .route("/flows/{id}/stats", get(runs::stats))
         .route("/collections", get(collections::list_collections))
+        .route("/stats/ai", get(assistant::ai_stats))
+        .route("/access", get(assistant::get_access))
+        .route(
+            "/access/allow-list",
+            axum::routing::put(assistant::put_allow_list),
+        )
         .route(
             "/collections/{name}/records",
             get(collections::list).post(collections::create),

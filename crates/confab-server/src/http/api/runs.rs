@@ -225,7 +225,12 @@ pub async fn resume(
             run.status
         )));
     }
-    if !state.runtime.continue_run(id, Input::Resume, None).await? {
+    if state
+        .runtime
+        .continue_run(id, Input::Resume, None)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::Conflict(format!(
             "run {id} is no longer its contact's current run"
         )));
