@@ -5,9 +5,13 @@
 # 1. the messaging core: no bot (DEFAULT_FLOW=none), so each webhook is
 #    verified, parsed, stored and acknowledged;
 # 2. flows: every contact walks the product review survey (bench/review_walk.txt),
-#    each webhook a flow step answered in TwiML.
+#    each webhook a flow step answered in TwiML;
+# 3. the AI assistant: 1,000 contacts in conversation with ai_assistant, the
+#    fake AI answering each after AI_DELAY_MS (1 s), answers going out through
+#    the outbox to a fake Twilio API; webhook latency and memory over time.
 # Each prints throughput (closed loop), latency at a fixed 1,000 messages/s
 # (open loop) and the server's peak RSS. Everything stays on 127.0.0.1.
+# PHASES picks some of them, e.g. PHASES=ai bash bench/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,9 +59,33 @@ bench() { # title, extra bench flags...
     echo
 }
 
-run_server none
-bench "messaging core"
-kill "$server"; wait "$server" 2>/dev/null || true
+phases=" ${PHASES:-core flow ai} "
 
-run_server product_review
-bench "review flow steps" --bodies bench/review_walk.txt
+if [[ $phases == *" core "* ]]; then
+    run_server none
+    bench "messaging core"
+    kill "$server"; wait "$server" 2>/dev/null || true
+fi
+
+if [[ $phases == *" flow "* ]]; then
+    run_server product_review
+    bench "review flow steps" --bodies bench/review_walk.txt
+    kill "$server"; wait "$server" 2>/dev/null || true
+fi
+
+[[ $phases == *" ai "* ]] || exit 0
+fakes_port=$((port + 10))
+target/release/fake-providers --port "$fakes_port" --delay-ms "${AI_DELAY_MS:-1000}" &
+fakes=$!
+trap 'kill "${server:-0}" "${fakes:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+export OPENAI_BASE_URL="http://127.0.0.1:$fakes_port/v1" OPENAI_API_KEY=bench-key \
+    TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_WHATSAPP_NUMBER=whatsapp:+14155238886 \
+    TWILIO_API_URL="http://127.0.0.1:$fakes_port" TWILIO_SEND_RATE=5000 AI_CONCURRENCY="${AI_CONCURRENCY:-512}"
+run_server ai_assistant
+ai_contacts="${AI_CONTACTS:-1000}"
+ai_rate="${AI_RATE:-500}"
+echo "== $backend, AI assistant: $ai_contacts conversations, AI answers after ${AI_DELAY_MS:-1000} ms, webhooks at $ai_rate/s for 30 s"
+target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+    --contacts "$ai_contacts" --messages $((ai_rate * 30)) --rate "$ai_rate" --duration 30 --pid "$server"
+sleep 3
+echo "fakes: $(curl -s "http://127.0.0.1:$fakes_port/stats")"

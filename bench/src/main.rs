@@ -338,6 +338,19 @@ async fn main() {
         eprintln!("confab-bench: no auth token; requests go unsigned");
     }
 
+    // The server's memory every 5 s, to see whether it stays flat.
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    if let Some(pid) = args.pid {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if let Some((_, rss)) = memory_of(pid) {
+                    samples.lock().unwrap_or_else(|e| e.into_inner()).push(rss);
+                }
+            }
+        });
+    }
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
     let mut stats = match args.rate {
@@ -346,10 +359,11 @@ async fn main() {
     };
     let elapsed = started.elapsed().as_secs_f64();
     stats.latencies_us.sort_unstable();
-    report(&args, &stats, elapsed);
+    let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report(&args, &stats, elapsed, &samples);
 }
 
-fn report(args: &Args, stats: &Stats, elapsed: f64) {
+fn report(args: &Args, stats: &Stats, elapsed: f64, rss_samples_kib: &[u64]) {
     let sent = stats.latencies_us.len() as u64;
     let errors: u64 = stats.errors.values().sum();
     let ms = |p: f64| percentile(&stats.latencies_us, p) as f64 / 1000.0;
@@ -376,6 +390,7 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
             "server_pid": args.pid,
             "server_vm_hwm_kib": memory.map(|m| m.0),
             "server_vm_rss_kib": memory.map(|m| m.1),
+            "server_rss_every_5s_kib": rss_samples_kib,
         });
         println!("{summary}");
         return;
@@ -411,6 +426,13 @@ fn report(args: &Args, stats: &Stats, elapsed: f64) {
             println!("server memory   unavailable (cannot read /proc/{pid}/status)")
         }
         (None, _) => {}
+    }
+    if !rss_samples_kib.is_empty() {
+        let mib: Vec<String> = rss_samples_kib
+            .iter()
+            .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+            .collect();
+        println!("server RSS MiB  every 5 s: {}", mib.join(", "));
     }
 }
 

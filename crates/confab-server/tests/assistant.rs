@@ -581,3 +581,143 @@ async fn the_rate_limit_holds_across_two_servers() {
     assert_eq!(s.chats().len(), 3);
     assert_eq!(s.sent().len(), 3);
 }
+
+#[tokio::test]
+async fn a_meta_photo_is_resolved_through_the_graph_api_and_answered_through_meta() {
+    let ai = FakeServer::start().await;
+    ai.always(chat_reply("A sunflower."));
+    let meta = FakeProvider::start(Kind::Meta).await;
+    let mut raw = settings(&fresh_database().await, None, Some(&meta.url));
+    raw.default_flow = Some("ai_assistant".into());
+    raw.openai_base_url = Some(ai.base_url.clone());
+    raw.openai_api_key = Some("sk-test".into());
+    let app = spawn_app(raw).await;
+    let jpeg = b"\xff\xd8\xff fake jpeg";
+    let file_url = meta.file("/cdn/photo-1", "image/jpeg", jpeg);
+    let metadata = json!({
+        "messaging_product": "whatsapp",
+        "url": file_url,
+        "mime_type": "image/jpeg",
+        "file_size": jpeg.len(),
+        "id": "1234567890"
+    });
+    meta.file(
+        "/v23.0/1234567890",
+        "application/json",
+        metadata.to_string().as_bytes(),
+    );
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+            "messages": [{"from": "16505551234", "id": "wamid.AI1", "timestamp": "1749416383",
+                "type": "image", "image": {"id": "1234567890", "mime_type": "image/jpeg", "caption": "Which flower?"}}]
+        }}]}]
+    });
+    let r = app.meta(body.to_string().as_bytes()).await;
+    assert_eq!(r.status(), 200);
+    app.eventually(10, "the answer sent through Meta", || async {
+        meta.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/messages"))
+    })
+    .await;
+    let requests = meta.requests();
+    let send = requests
+        .iter()
+        .find(|r| r.path.ends_with("/messages"))
+        .unwrap();
+    assert_eq!(send.json()["text"]["body"], "A sunflower.");
+    for r in requests.iter().filter(|r| !r.path.ends_with("/messages")) {
+        assert_eq!(
+            r.header("authorization"),
+            Some("Bearer meta-access-token"),
+            "{}",
+            r.path
+        );
+    }
+    let chat = ai.requests()[0].json();
+    let last = chat["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["content"][0]["text"], "Which flower?");
+    let data = base64::engine::general_purpose::STANDARD.encode(jpeg);
+    assert_eq!(
+        last["content"][1]["image_url"]["url"],
+        format!("data:image/jpeg;base64,{data}")
+    );
+}
+
+#[tokio::test]
+async fn extraction_asks_for_structured_output_and_branches_on_what_comes_back() {
+    let s = setup(|r| {
+        r.default_flow = Some("intake".into());
+        r.flows_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flows").into());
+    })
+    .await;
+    s.ai.reply(chat_reply(
+        r#"{"order_number": "PO-42", "severity": "High"}"#,
+    ));
+    s.ai.reply(chat_reply(r#"{"order_number": null, "severity": null}"#));
+    s.text("+15550004545", "PO-42 arrived broken, urgent!", "SMai1401")
+        .await;
+    assert_eq!(s.wait_sent(1).await, ["Order PO-42, severity High."]);
+    let chat = &s.chats()[0];
+    assert_eq!(chat["temperature"], 0.0);
+    let format = &chat["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["strict"], true);
+    let schema = &format["json_schema"]["schema"];
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["required"], json!(["order_number", "severity"]));
+    s.text("+15550004545", "it is broken", "SMai1402").await;
+    assert_eq!(
+        s.wait_sent(2).await[1],
+        "Which order is it about? Please send its number, like PO-123."
+    );
+}
+
+#[tokio::test]
+async fn the_earlier_bots_webhook_path_still_works() {
+    let s = setup(|_| {}).await;
+    let r = s
+        .app
+        .http
+        .get(format!("{}/webhook", s.app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .app
+        .twilio(
+            "/webhook",
+            &[
+                ("From", "whatsapp:+15550005656"),
+                ("To", SANDBOX),
+                ("Body", "hi"),
+                ("MessageSid", "SMai1501"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.wait_sent(1).await, ["Standing answer."]);
+    // Signed for another path: refused.
+    let r = s
+        .app
+        .http
+        .post(format!("{}/webhook", s.app.url))
+        .header(
+            "X-Twilio-Signature",
+            confab_channels::twilio::signature(
+                AUTH_TOKEN,
+                &format!("{}/webhooks/twilio", s.app.url),
+                &[],
+            ),
+        )
+        .form(&[("From", "whatsapp:+15550005656")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}

@@ -125,7 +125,7 @@ impl Store {
         .bind(m.bytes.clone())
         .bind(m.path.clone())
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.media_of(m.message_id)
             .await?
@@ -159,7 +159,7 @@ impl Store {
         sqlx::query("UPDATE media SET text = $1 WHERE id = $2")
             .bind(text(value))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -228,7 +228,7 @@ impl Store {
         .bind(c.latency_ms)
         .bind(c.error.as_deref().map(text))
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -379,7 +379,7 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

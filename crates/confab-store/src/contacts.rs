@@ -162,7 +162,7 @@ impl Store {
                 Bind::Text(v) => q.bind(v),
             };
         }
-        let done = q.bind(id).execute(&self.pool).await?;
+        let done = q.bind(id).execute(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -178,7 +178,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

@@ -36,7 +36,13 @@ impl Backend {
 /// The handle every repository function hangs off. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads.
     pub(crate) pool: AnyPool,
+    /// Writes. On SQLite one connection: writers queue for it in order and
+    /// are woken the moment it is free, where several connections would
+    /// contend for SQLite's write lock and sleep in its busy handler (tens
+    /// of milliseconds each under load). On PostgreSQL the same pool.
+    pub(crate) writer: AnyPool,
     backend: Backend,
 }
 
@@ -60,31 +66,46 @@ impl Store {
             .parse()
             .map_err(|e: sqlx::Error| StoreError::Open(e.to_string()))?;
         let memory = url.contains(":memory:");
-        let pool = AnyPoolOptions::new()
-            // An in-memory SQLite database exists once per connection.
-            .max_connections(match (backend, memory) {
-                (Backend::Sqlite, true) => 1,
-                (Backend::Sqlite, false) => 4,
-                (Backend::Postgres, _) => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer. FULL syncs the
-                        // log at every commit, so an acknowledged webhook
-                        // survives a power cut too; group commit makes each
-                        // fsync count for many messages.
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
-                            .await?;
-                    }
-                    Ok(())
+        let open = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // WAL lets readers run beside the writer. FULL syncs the
+                            // log at every commit, so an acknowledged webhook
+                            // survives a power cut too; group commit makes each
+                            // fsync count for many messages.
+                            conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
+                                .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Open(e.to_string()))?;
-        Ok(Store { pool, backend })
+                .connect_with(options.clone())
+        };
+        let fail = |e: sqlx::Error| StoreError::Open(e.to_string());
+        let (pool, writer) = match (backend, memory) {
+            // An in-memory SQLite database exists once per connection.
+            (Backend::Sqlite, true) => {
+                let p = open(1).await.map_err(fail)?;
+                (p.clone(), p)
+            }
+            (Backend::Sqlite, false) => {
+                let writer = open(1).await.map_err(fail)?;
+                (open(4).await.map_err(fail)?, writer)
+            }
+            (Backend::Postgres, _) => {
+                let p = open(16).await.map_err(fail)?;
+                (p.clone(), p)
+            }
+        };
+        Ok(Store {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -99,8 +120,8 @@ impl Store {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -157,7 +178,7 @@ impl Store {
                 })
                 .collect(),
         );
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 
@@ -167,6 +188,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -186,7 +208,7 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.get_setting(key)
             .await?

@@ -114,7 +114,7 @@ impl Store {
                     // The message is gone; so is the point of the job.
                     sqlx::query("DELETE FROM jobs WHERE id = $1")
                         .bind(job_id)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                 }
             }
@@ -239,7 +239,7 @@ impl Store {
         .bind(error.to_string())
         .bind(job_id)
         .bind(lease)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -258,7 +258,7 @@ impl Store {
         .bind(run_at_ms)
         .bind(job_id)
         .bind(lease)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -276,7 +276,7 @@ impl Store {
         .bind(until_ms)
         .bind(job_id)
         .bind(lease)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok((done.rows_affected() > 0).then_some(until_ms))
     }
@@ -303,7 +303,7 @@ impl Store {
             .bind(kind.to_string())
             .bind(now_ms)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         rows.iter()
             .map(|r| {

@@ -270,7 +270,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM records WHERE id = $1 AND collection = $2")
             .bind(id)
             .bind(collection.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

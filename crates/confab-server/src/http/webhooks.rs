@@ -23,6 +23,15 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/twilio", post(twilio_inbound))
         .route("/webhooks/twilio/status", post(twilio_status))
         .route("/webhooks/meta", get(meta_handshake).post(meta_inbound))
+        // The paths the Python AI bot this replaces told Twilio to call, so
+        // a sender configured for it keeps working.
+        .route("/webhook", get(webhook_alive).post(twilio_inbound))
+}
+
+/// `GET /webhook`: answers that the webhook is there (what the earlier bot
+/// offered for checking it).
+async fn webhook_alive() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok", "post": "Twilio inbound messages"}))
 }
 
 fn outcome(channel: Channel, what: &'static str) {
