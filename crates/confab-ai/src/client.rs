@@ -8,8 +8,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use confab_http::retry_after;
 use reqwest::RequestBuilder;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::multipart::{Form, Part as FormPart};
 
 /// Where the AI provider is, which models to ask for and how long to wait.
@@ -430,33 +431,13 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> 
     Ok(body)
 }
 
-/// A request that never got an answer. The URL is left out of the message:
-/// the caller knows the provider, and a URL may carry more than it should.
+/// A request that never got an answer.
 fn transport_error(err: reqwest::Error) -> Failure {
     if err.is_timeout() {
         // The seconds are filled in by the retry loop, which knows the limit.
         return AiError::Timeout(0).into();
     }
-    let err = err.without_url();
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(e) = source {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
-        source = e.source();
-    }
-    AiError::Network(message).into()
-}
-
-/// `Retry-After` in seconds, the form OpenAI and local servers use; an HTTP
-/// date is ignored and the usual back-off applies.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
-        .map(Duration::from_secs_f64)
+    AiError::Network(confab_http::describe_failure(err)).into()
 }
 
 /// 250 ms, 500 ms, 1 s, ... up to 8 s, plus up to a fifth more so clients
@@ -481,7 +462,6 @@ fn whole_seconds(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn debug_hides_the_key() {
@@ -593,23 +573,6 @@ mod tests {
             let d = millis(backoff(attempt));
             assert!(d >= base_ms && d <= base_ms + base_ms / 5, "{attempt}: {d}");
         }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("0.5"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("-1"));
-        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

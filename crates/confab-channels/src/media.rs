@@ -299,24 +299,7 @@ fn effective_type(headers: &HeaderMap, declared: Option<&str>) -> String {
 /// A request that got no (complete) answer. The URL is left out: a storage
 /// URL is itself a short-lived credential.
 pub(crate) fn network(err: reqwest::Error) -> MediaError {
-    let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else if err.is_body() {
-        "the connection broke off"
-    } else {
-        "request failed"
-    };
-    let mut message = what.to_string();
-    let err = err.without_url();
-    let mut source: Option<&dyn std::error::Error> = Some(&err);
-    while let Some(e) = source {
-        message.push_str(": ");
-        message.push_str(&e.to_string());
-        source = e.source();
-    }
-    MediaError::Network(message)
+    MediaError::Network(confab_http::describe_failure(err))
 }
 
 #[cfg(test)]

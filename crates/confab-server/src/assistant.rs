@@ -106,13 +106,26 @@ impl Assistant {
         self.client.is_some()
     }
 
-    /// The answer to `request` for the run, or why there is none; failures
-    /// are recorded on the message.
+    /// The answer to `request` for the run, or why there is none, with the
+    /// calls made (model, tokens, latency, error) for the caller to record
+    /// on the message in the transaction that moves the run.
     pub async fn answer(
         &self,
         who: &Asker,
         request: &Request,
         message_id: Option<i64>,
+    ) -> (EffectResult, Vec<NewAiCall>) {
+        let mut calls = Vec::new();
+        let result = self.ask(who, request, message_id, &mut calls).await;
+        (result, calls)
+    }
+
+    async fn ask(
+        &self,
+        who: &Asker,
+        request: &Request,
+        message_id: Option<i64>,
+        calls: &mut Vec<NewAiCall>,
     ) -> EffectResult {
         let Request::Ai {
             system,
@@ -141,13 +154,29 @@ impl Assistant {
             Err(e) => return Refusal::from(e).result(),
         };
         let question = match self
-            .question(client, who, message.as_ref(), prompt.as_deref(), *media)
+            .question(
+                client,
+                who,
+                message.as_ref(),
+                prompt.as_deref(),
+                *media,
+                calls,
+            )
             .await
         {
             Ok(q) => q,
             Err(r) => {
-                self.record(who, message.as_ref(), "chat", "", 0, 0, 0, Some(&r.error))
-                    .await;
+                self.record(
+                    calls,
+                    who,
+                    message.as_ref(),
+                    "chat",
+                    "",
+                    0,
+                    0,
+                    0,
+                    Some(&r.error),
+                );
                 return r.result();
             }
         };
@@ -189,6 +218,7 @@ impl Assistant {
         match client.chat(&req).await {
             Ok(a) => {
                 self.record(
+                    calls,
                     who,
                     message.as_ref(),
                     purpose,
@@ -197,8 +227,7 @@ impl Assistant {
                     i64::from(a.completion_tokens),
                     a.latency_ms as i64,
                     None,
-                )
-                .await;
+                );
                 EffectResult::Ai {
                     text: a.text,
                     heard: question.heard,
@@ -208,6 +237,7 @@ impl Assistant {
                 tracing::warn!(flow = %who.flow_id, error = %e, "the AI provider failed");
                 let error = e.to_string();
                 self.record(
+                    calls,
                     who,
                     message.as_ref(),
                     purpose,
@@ -216,8 +246,7 @@ impl Assistant {
                     0,
                     started.elapsed().as_millis() as i64,
                     Some(&error),
-                )
-                .await;
+                );
                 Refusal::new("failed", error).result()
             }
         }
@@ -255,6 +284,7 @@ impl Assistant {
         message: Option<&Message>,
         prompt: Option<&str>,
         media: bool,
+        calls: &mut Vec<NewAiCall>,
     ) -> Result<Question, Refusal> {
         let text = prompt
             .map(str::to_string)
@@ -303,7 +333,10 @@ impl Assistant {
                 let heard = match &stored.text {
                     // Transcribed by an earlier try of this job.
                     Some(t) => t.clone(),
-                    None => self.transcribe(client, who, m, &file, &stored).await?,
+                    None => {
+                        self.transcribe(client, who, m, &file, &stored, calls)
+                            .await?
+                    }
                 };
                 let mut turn = heard.clone();
                 if let Some(p) = prompt {
@@ -377,6 +410,7 @@ impl Assistant {
         m: &Message,
         file: &Fetched,
         stored: &StoredMedia,
+        calls: &mut Vec<NewAiCall>,
     ) -> Result<String, Refusal> {
         let ext = match file.content_type.as_str() {
             "audio/mpeg" => "mp3",
@@ -393,6 +427,7 @@ impl Assistant {
         {
             Ok(t) => {
                 self.record(
+                    calls,
                     who,
                     Some(m),
                     "transcription",
@@ -401,8 +436,7 @@ impl Assistant {
                     0,
                     t.latency_ms as i64,
                     None,
-                )
-                .await;
+                );
                 if t.text.trim().is_empty() {
                     return Err(Refusal::new("not_heard", "the transcript is empty"));
                 }
@@ -413,6 +447,7 @@ impl Assistant {
             Err(e) => {
                 let model = client.config().transcription_model.clone();
                 self.record(
+                    calls,
                     who,
                     Some(m),
                     "transcription",
@@ -421,8 +456,7 @@ impl Assistant {
                     0,
                     0,
                     Some(&e.to_string()),
-                )
-                .await;
+                );
                 Err(Refusal::new("failed", e.to_string()))
             }
         }
@@ -568,8 +602,9 @@ impl Assistant {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn record(
+    fn record(
         &self,
+        calls: &mut Vec<NewAiCall>,
         who: &Asker,
         message: Option<&Message>,
         purpose: &str,
@@ -579,7 +614,7 @@ impl Assistant {
         latency_ms: i64,
         error: Option<&str>,
     ) {
-        let call = NewAiCall {
+        calls.push(NewAiCall {
             message_id: message.map(|m| m.id),
             run_id: Some(who.run_id),
             flow_id: who.flow_id.clone(),
@@ -597,9 +632,6 @@ impl Assistant {
             completion_tokens,
             latency_ms,
             error: error.map(str::to_string),
-        };
-        if let Err(e) = self.store.record_ai_call(&call, self.clock.now_ms()).await {
-            tracing::error!(error = %e, "recording an AI call failed");
-        }
+        });
     }
 }

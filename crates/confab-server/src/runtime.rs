@@ -44,6 +44,16 @@ pub struct Runtime {
     pub allow_list: std::sync::Mutex<AllowListCache>,
 }
 
+/// A run moved on by something other than a message.
+pub struct Continuation {
+    pub run_id: i64,
+    pub input: Input,
+    /// The job that carried it, with its lease.
+    pub job: Option<(i64, i64)>,
+    /// AI calls made for it, recorded in the transaction that moves it.
+    pub calls: Vec<confab_store::NewAiCall>,
+}
+
 /// The stored allow-list's text and what it parsed to.
 pub type AllowListCache = Option<(String, Option<Arc<HashSet<String>>>)>;
 
@@ -755,76 +765,133 @@ impl Runtime {
         }
     }
 
-    /// Moves a stored run by an input that is not a message (a timer, a
-    /// request's result, an operator's resume); what it sends goes through
-    /// the outbox, or for a simulator contact comes back. A run that is no
-    /// longer its contact's current one is left alone: `None`.
+    /// Moves a stored run by an input that is not a message (an operator's
+    /// resume); see [`Runtime::continue_runs`].
     pub async fn continue_run(
         &self,
         run_id: i64,
         input: Input,
         job: Option<(i64, i64)>,
     ) -> Result<Option<Vec<OutboundContent>>, RuntimeError> {
-        let now = self.clock.now_ms();
-        let mut tx = self.store.begin().await?;
-        let contact_id = tx.run(run_id).await?.contact_id;
-        tx.lock_contacts(&[contact_id]).await?;
-        // Read again under the contact's lock: the state read before it may
-        // already be old.
-        let row = tx.run(run_id).await?;
-        if let Some((job_id, lease)) = job
-            && !tx.finish_job(job_id, lease).await?
-        {
-            // Another worker took this job over; it will do the step.
-            return Ok(None);
-        }
-        let current = tx.current_runs(&[row.contact_id]).await?;
-        if current.get(&row.contact_id).map(|r| r.id) != Some(run_id) {
-            tx.commit().await?;
-            return Ok(None);
-        }
-        let run: Run = serde_json::from_str(&row.state)
-            .map_err(|e| RuntimeError::Flow(format!("run {run_id}: {e}")))?;
-        let channel = run
-            .vars
-            .get("contact")
-            .and_then(|c| c.get("channel"))
-            .and_then(Value::as_str)
-            .and_then(Channel::parse)
-            .unwrap_or(Channel::Twilio);
-        let via = run
-            .vars
-            .get("contact")
-            .and_then(|c| c.get("via"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let route = match channel {
-            Channel::Simulator => Route::Collect,
-            _ => Route::Outbox {
-                channel,
-                sender: self.sender(channel, via.as_deref()),
-                reply_to: None,
-            },
-        };
-        let catalog = self.registry.catalog();
-        let contact = run.vars.get("contact").cloned().unwrap_or(Value::Null);
-        let (_, answer) = self
-            .step_alone(
-                tx,
-                &catalog,
-                contact_id,
-                contact,
-                Target::Existing(Box::new((row, run))),
+        let mut out = self
+            .continue_runs(vec![Continuation {
+                run_id,
                 input,
-                &route,
-                now,
-            )
+                job,
+                calls: Vec::new(),
+            }])
             .await?;
-        Ok(Some(
-            answer
-                .and_then(|a| serde_json::from_str(&a).ok())
-                .unwrap_or_default(),
-        ))
+        Ok(out.pop().flatten())
+    }
+
+    /// Moves stored runs by inputs that are not messages (timers, requests'
+    /// results, an operator's resume), all in one transaction: results
+    /// arrive many at a time, and one commit serves them all. What the runs
+    /// send goes through the outbox, or for a simulator contact comes back.
+    /// A run that is no longer its contact's current one is left alone, as
+    /// is one whose job another worker took over: `None` for it. Run ids
+    /// must be distinct.
+    pub async fn continue_runs(
+        &self,
+        items: Vec<Continuation>,
+    ) -> Result<Vec<Option<Vec<OutboundContent>>>, RuntimeError> {
+        let now = self.clock.now_ms();
+        let mut out = vec![None; items.len()];
+        let mut tx = self.store.begin().await?;
+        let mut contacts = Vec::with_capacity(items.len());
+        for it in &items {
+            match tx.run(it.run_id).await {
+                Ok(r) => contacts.push(r.contact_id),
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        contacts.sort_unstable();
+        contacts.dedup();
+        tx.lock_contacts(&contacts).await?;
+        let current = tx.current_runs(&contacts).await?;
+        let catalog = self.registry.catalog();
+        let mut pending = Pending::default();
+        let mut calls = Vec::new();
+        let mut queued = false;
+        for (i, it) in items.into_iter().enumerate() {
+            // Read again under the contact's lock: the state read before it
+            // may already be old.
+            let row = match tx.run(it.run_id).await {
+                Ok(r) => r,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some((job_id, lease)) = it.job
+                && !tx.finish_job(job_id, lease).await?
+            {
+                // Another worker took this job over; it will do the step.
+                continue;
+            }
+            calls.extend(it.calls);
+            if current.get(&row.contact_id).map(|r| r.id) != Some(it.run_id) {
+                continue;
+            }
+            let run: Run = match serde_json::from_str(&row.state) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(run = it.run_id, error = %e, "a stored run cannot be read");
+                    continue;
+                }
+            };
+            let contact = run.vars.get("contact");
+            let channel = contact
+                .and_then(|c| c.get("channel"))
+                .and_then(Value::as_str)
+                .and_then(Channel::parse)
+                .unwrap_or(Channel::Twilio);
+            let via = contact.and_then(|c| c.get("via")).and_then(Value::as_str);
+            let route = match channel {
+                Channel::Simulator => Route::Collect,
+                _ => Route::Outbox {
+                    channel,
+                    sender: self.sender(channel, via),
+                    reply_to: None,
+                },
+            };
+            let contact = contact.cloned().unwrap_or(Value::Null);
+            let contact_id = row.contact_id;
+            let moved = self
+                .advance(
+                    &mut tx,
+                    &mut pending,
+                    &catalog,
+                    contact_id,
+                    contact,
+                    None,
+                    Target::Existing(Box::new((row, run))),
+                    it.input,
+                    &route,
+                    now,
+                )
+                .await;
+            match moved {
+                Ok((_, sent, answer)) => {
+                    queued |= sent;
+                    out[i] = Some(
+                        answer
+                            .and_then(|a| serde_json::from_str(&a).ok())
+                            .unwrap_or_default(),
+                    );
+                }
+                Err(RuntimeError::Store(e)) => return Err(e.into()),
+                Err(RuntimeError::Flow(e)) => {
+                    tracing::error!(run = it.run_id, error = %e, "the run cannot be moved on");
+                }
+            }
+        }
+        tx.record_ai_calls(&calls, now).await?;
+        pending.flush(&mut tx, now).await?;
+        tx.commit().await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(out)
     }
 
     /// Steps one run on its own (not a message of a batch), writes it and

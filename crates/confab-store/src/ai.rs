@@ -211,28 +211,6 @@ impl Store {
         Ok((gone, paths))
     }
 
-    pub async fn record_ai_call(&self, c: &NewAiCall, now_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO ai_calls (message_id, run_id, flow_id, node, purpose, model, prompt_tokens, \
-             completion_tokens, latency_ms, error, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(c.message_id)
-        .bind(c.run_id)
-        .bind(c.flow_id.clone())
-        .bind(c.node.clone())
-        .bind(c.purpose.clone())
-        .bind(text(&c.model))
-        .bind(c.prompt_tokens)
-        .bind(c.completion_tokens)
-        .bind(c.latency_ms)
-        .bind(c.error.as_deref().map(text))
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
     /// The AI calls made for each message, in order.
     pub async fn ai_calls_of(
         &self,
@@ -300,6 +278,38 @@ impl Store {
 }
 
 impl Tx {
+    /// Records AI calls, in the transaction that moves their runs on.
+    pub async fn record_ai_calls(
+        &mut self,
+        calls: &[NewAiCall],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in shaped_chunks(calls) {
+            let sql = format!(
+                "INSERT INTO ai_calls (message_id, run_id, flow_id, node, purpose, model, prompt_tokens, \
+                 completion_tokens, latency_ms, error, created_ms) VALUES {}",
+                values(chunk.len(), 11, 1)
+            );
+            let mut q = query(sql);
+            for c in chunk {
+                q = q
+                    .bind(c.message_id)
+                    .bind(c.run_id)
+                    .bind(c.flow_id.clone())
+                    .bind(c.node.clone())
+                    .bind(c.purpose.clone())
+                    .bind(text(&c.model))
+                    .bind(c.prompt_tokens)
+                    .bind(c.completion_tokens)
+                    .bind(c.latency_ms)
+                    .bind(c.error.as_deref().map(text))
+                    .bind(now_ms);
+            }
+            q.execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
     /// The rate windows of these contacts (none for a contact without one).
     pub async fn rate_windows(
         &mut self,

@@ -104,18 +104,20 @@ async fn ai_calls_are_summed_per_flow_and_day() {
         latency_ms: 100,
         error: error.map(str::to_string),
     };
-    s.record_ai_call(&call("a", 100, None), 5 * DAY + 1)
+    let mut tx = s.begin().await.unwrap();
+    tx.record_ai_calls(
+        &[call("a", 100, None), call("a", 50, Some("boom"))],
+        5 * DAY + 1,
+    )
+    .await
+    .unwrap();
+    tx.record_ai_calls(&[call("b", 10, None)], 5 * DAY + 3)
         .await
         .unwrap();
-    s.record_ai_call(&call("a", 50, Some("boom")), 5 * DAY + 2)
+    tx.record_ai_calls(&[call("a", 7, None)], 6 * DAY)
         .await
         .unwrap();
-    s.record_ai_call(&call("b", 10, None), 5 * DAY + 3)
-        .await
-        .unwrap();
-    s.record_ai_call(&call("a", 7, None), 6 * DAY)
-        .await
-        .unwrap();
+    tx.commit().await.unwrap();
     let stats = s.ai_stats(5 * DAY, 7 * DAY).await.unwrap();
     let rows: Vec<(&str, i64, i64, i64, i64, i64)> = stats
         .iter()

@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use confab_flow::{EffectResult, Input, Request};
 use confab_model::OutboundContent;
-use confab_store::{ClaimedJob, JOB_EFFECT, JOB_TIMER};
-use tokio::sync::{Semaphore, watch};
+use confab_store::{ClaimedJob, JOB_EFFECT, JOB_TIMER, NewAiCall};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::assistant::Asker;
-use crate::runtime::{EffectJob, Runtime, perform_http};
+use crate::runtime::{Continuation, EffectJob, Runtime, perform_http};
 
 const POLL: Duration = Duration::from_millis(250);
 const BATCH: i64 = 32;
+/// Runs moved on in one transaction at most.
+const CONTINUE_BATCH: usize = 64;
 /// How often to look for runs idle past the inactivity timeout.
 const EXPIRY_EVERY: Duration = Duration::from_secs(2);
 /// How often to delete media past its retention.
@@ -29,6 +31,8 @@ pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     let http = confab_channels::http_client(Duration::from_secs(60));
     let slots = Arc::new(Semaphore::new(runtime.settings.assistant.concurrency));
     let mut tasks = JoinSet::new();
+    let (done, finished) = mpsc::unbounded_channel();
+    let continuer = tokio::spawn(continue_in_batches(runtime.clone(), finished));
     let mut next_expiry = tokio::time::Instant::now();
     let mut next_purge = tokio::time::Instant::now();
     loop {
@@ -57,7 +61,7 @@ pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
                 did += jobs.len();
                 for job in jobs {
                     if let Some(input) = timer_input(&job) {
-                        move_run(&runtime, &job, input).await;
+                        let _ = done.send(continuation(&job, input, Vec::new()));
                     }
                 }
             }
@@ -85,9 +89,10 @@ pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
                         };
                         let runtime = runtime.clone();
                         let http = http.clone();
+                        let done = done.clone();
                         tasks.spawn(async move {
-                            let input = effect_input(&runtime, &http, &job).await;
-                            move_run(&runtime, &job, input).await;
+                            let (input, calls) = effect_input(&runtime, &http, &job).await;
+                            let _ = done.send(continuation(&job, input, calls));
                             drop(permit);
                         });
                     }
@@ -104,17 +109,55 @@ pub async fn run_jobs(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
     }
     // Requests in flight finish: their leases would otherwise have to run out.
     while tasks.join_next().await.is_some() {}
+    drop(done);
+    let _ = continuer.await;
 }
 
-async fn move_run(runtime: &Runtime, job: &ClaimedJob, input: Input) -> Vec<OutboundContent> {
-    match runtime
-        .continue_run(job.ref_id, input, Some((job.job_id, job.lease)))
-        .await
-    {
-        Ok(replies) => replies.unwrap_or_default(),
+fn continuation(job: &ClaimedJob, input: Input, calls: Vec<NewAiCall>) -> Continuation {
+    Continuation {
+        run_id: job.ref_id,
+        input,
+        job: Some((job.job_id, job.lease)),
+        calls,
+    }
+}
+
+/// Moves runs on as their timers and requests finish, as many as are ready
+/// in one transaction (group commit, as for inbound messages).
+async fn continue_in_batches(
+    runtime: Arc<Runtime>,
+    mut finished: mpsc::UnboundedReceiver<Continuation>,
+) {
+    let mut later: std::collections::VecDeque<Continuation> = Default::default();
+    loop {
+        let first = match later.pop_front() {
+            Some(c) => c,
+            None => match finished.recv().await {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < CONTINUE_BATCH {
+            let Ok(c) = finished.try_recv() else { break };
+            // One step per run per transaction; a second waits its turn.
+            if batch.iter().any(|b| b.run_id == c.run_id) {
+                later.push_back(c);
+            } else {
+                batch.push(c);
+            }
+        }
+        move_runs(&runtime, batch).await;
+    }
+}
+
+async fn move_runs(runtime: &Runtime, batch: Vec<Continuation>) -> Vec<OutboundContent> {
+    let n = batch.len();
+    match runtime.continue_runs(batch).await {
+        Ok(replies) => replies.into_iter().flatten().flatten().collect(),
         Err(e) => {
-            // The lease runs out and the job is tried again.
-            tracing::error!(run = job.ref_id, error = %e, "moving a run on failed");
+            // The leases run out and the jobs are tried again.
+            tracing::error!(runs = n, error = %e, "moving runs on failed");
             Vec::new()
         }
     }
@@ -140,10 +183,12 @@ pub async fn carry_out_requests(runtime: &Runtime) -> Vec<OutboundContent> {
                 return replies;
             }
         };
+        let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let input = effect_input(runtime, &http, &job).await;
-            replies.extend(move_run(runtime, &job, input).await);
+            let (input, calls) = effect_input(runtime, &http, &job).await;
+            batch.push(continuation(&job, input, calls));
         }
+        replies.extend(move_runs(runtime, batch).await);
     }
 }
 
@@ -178,14 +223,19 @@ fn timer_input(job: &ClaimedJob) -> Option<Input> {
     token.map(Input::Timer)
 }
 
-async fn effect_input(runtime: &Runtime, http: &reqwest::Client, job: &ClaimedJob) -> Input {
+async fn effect_input(
+    runtime: &Runtime,
+    http: &reqwest::Client,
+    job: &ClaimedJob,
+) -> (Input, Vec<NewAiCall>) {
     let Some(Ok(effect)) = job.payload.as_deref().map(EffectJob::parse) else {
         tracing::error!(job = job.job_id, "a request job that cannot be read");
-        return Input::Result(EffectResult::Failed {
+        let failed = EffectResult::Failed {
             error: "the request could not be read".into(),
-        });
+        };
+        return (Input::Result(failed), Vec::new());
     };
-    let result = match &effect.request {
+    let (result, calls) = match &effect.request {
         Request::Ai { .. } => match runtime.store.run(job.ref_id).await {
             Ok(run) => {
                 let who = Asker {
@@ -199,11 +249,14 @@ async fn effect_input(runtime: &Runtime, http: &reqwest::Client, job: &ClaimedJo
                     .answer(&who, &effect.request, effect.message_id)
                     .await
             }
-            Err(e) => EffectResult::Failed {
-                error: format!("the run cannot be read: {e}"),
-            },
+            Err(e) => (
+                EffectResult::Failed {
+                    error: format!("the run cannot be read: {e}"),
+                },
+                Vec::new(),
+            ),
         },
-        other => perform_http(http, other).await,
+        other => (perform_http(http, other).await, Vec::new()),
     };
-    Input::Result(result)
+    (Input::Result(result), calls)
 }
