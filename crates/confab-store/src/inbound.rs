@@ -344,7 +344,7 @@ impl Store {
         let mut order: Vec<usize> = (0..updates.len()).collect();
         order.sort_by(|&a, &b| cleaned[a].0.cmp(&cleaned[b].0));
         let mut out = vec![StatusApplied::Unknown; updates.len()];
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         for i in order {
             let (u, (pid, error)) = (&updates[i], &cleaned[i]);
             let advanced = advance_status(

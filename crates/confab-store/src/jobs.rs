@@ -132,59 +132,77 @@ impl Store {
         provider_message_id: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
-            "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1), updated_ms = $2 \
-             WHERE id = $3 RETURNING channel, provider_message_id",
-        )
-        .bind(provider_message_id.to_string())
-        .bind(now_ms)
-        .bind(message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            tx.commit().await?;
-            return Ok(());
-        };
-        let channel: String = row.try_get("channel")?;
-        let pid: String = row.try_get("provider_message_id")?;
-        advance_status(
-            &mut tx,
-            &channel,
-            &pid,
-            DeliveryStatus::Accepted,
-            None,
+        self.sends_accepted(
+            &[(job_id, message_id, provider_message_id.to_string())],
             now_ms,
         )
-        .await?;
-        tx.commit().await?;
-        // Read the reports only after the id is committed: a report stored
-        // meanwhile either sees the id or is seen here (see apply_statuses).
-        let early = sqlx::query(
-            "SELECT status, error FROM message_statuses WHERE channel = $1 AND provider_message_id = $2 \
-             ORDER BY status_rank DESC LIMIT 1",
-        )
-        .bind(channel.clone())
-        .bind(pid.clone())
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(r) = early
-            && let Some(status) = DeliveryStatus::parse(&r.try_get::<String, _>("status")?)
-        {
-            let mut conn = self.pool.acquire().await?;
+        .await
+    }
+
+    /// [`Store::send_accepted`] for several sends, in one transaction: sends
+    /// finish many at a time, and one commit serves them all. Each item is
+    /// (job id, message id, provider message id).
+    pub async fn sends_accepted(
+        &self,
+        items: &[(i64, i64, String)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut stored = Vec::with_capacity(items.len());
+        for (job_id, message_id, provider_message_id) in items {
+            let row = sqlx::query(
+                "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1), updated_ms = $2 \
+                 WHERE id = $3 RETURNING channel, provider_message_id",
+            )
+            .bind(provider_message_id.clone())
+            .bind(now_ms)
+            .bind(*message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM jobs WHERE id = $1")
+                .bind(*job_id)
+                .execute(&mut *tx)
+                .await?;
+            let Some(row) = row else { continue };
+            let channel: String = row.try_get("channel")?;
+            let pid: String = row.try_get("provider_message_id")?;
             advance_status(
-                &mut conn,
+                &mut tx,
                 &channel,
                 &pid,
-                status,
-                r.try_get("error")?,
+                DeliveryStatus::Accepted,
+                None,
                 now_ms,
             )
             .await?;
+            stored.push((channel, pid));
+        }
+        tx.commit().await?;
+        // Read the reports only after the ids are committed: a report stored
+        // meanwhile either sees the id or is seen here (see apply_statuses).
+        for (channel, pid) in stored {
+            let early = sqlx::query(
+                "SELECT status, error FROM message_statuses WHERE channel = $1 AND provider_message_id = $2 \
+                 ORDER BY status_rank DESC LIMIT 1",
+            )
+            .bind(channel.clone())
+            .bind(pid.clone())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = early
+                && let Some(status) = DeliveryStatus::parse(&r.try_get::<String, _>("status")?)
+            {
+                let mut conn = self.writer.acquire().await?;
+                advance_status(
+                    &mut conn,
+                    &channel,
+                    &pid,
+                    status,
+                    r.try_get("error")?,
+                    now_ms,
+                )
+                .await?;
+            }
         }
         Ok(())
     }

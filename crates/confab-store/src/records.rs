@@ -223,7 +223,7 @@ impl Store {
         data: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         insert(&mut conn, collection, contact_id, data, now_ms).await
     }
 

@@ -15,7 +15,7 @@ use confab_channels::{SendError, Sent};
 use confab_model::{Channel, PhoneNumber, ProviderError};
 use confab_store::{ClaimedSend, Store};
 use rand::Rng;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use super::TokenBucket;
 use crate::clock::Clock;
@@ -33,7 +33,21 @@ pub struct Worker {
     twilio: Option<Arc<TwilioClient>>,
     meta: Option<Arc<MetaClient>>,
     wake: Arc<Notify>,
+    /// Accepted sends waiting to be recorded together.
+    accepted: mpsc::UnboundedSender<Accepted>,
+    accepted_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Accepted>>>,
 }
+
+/// A send the provider accepted, and who waits to hear it is recorded.
+struct Accepted {
+    job_id: i64,
+    message_id: i64,
+    provider_message_id: String,
+    recorded: oneshot::Sender<bool>,
+}
+
+/// Accepted sends recorded in one transaction at most.
+const RECORD_BATCH: usize = 64;
 
 /// The delay before retry number `attempt` (1-based): exponential from
 /// `base`, capped at ten minutes, with jitter so that retries of many
@@ -53,6 +67,7 @@ pub fn backoff(base: Duration, attempt: i64, retry_after: Option<Duration>) -> D
 impl Worker {
     pub fn new(store: Store, settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Worker {
         let http = confab_channels::http_client(settings.provider_timeout);
+        let (accepted, accepted_rx) = mpsc::unbounded_channel();
         Worker {
             twilio: settings
                 .twilio
@@ -66,6 +81,41 @@ impl Worker {
             settings,
             clock,
             wake: Arc::new(Notify::new()),
+            accepted,
+            accepted_rx: std::sync::Mutex::new(Some(accepted_rx)),
+        }
+    }
+
+    /// Records accepted sends as they come, as many as are ready in one
+    /// transaction (group commit).
+    async fn record_in_batches(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        mut rx: mpsc::UnboundedReceiver<Accepted>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<(i64, i64, String)> = batch
+                .iter()
+                .map(|a| (a.job_id, a.message_id, a.provider_message_id.clone()))
+                .collect();
+            let ok = match store.sends_accepted(&items, clock.now_ms()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // Each send then records itself, retrying as long as it must.
+                    tracing::warn!(error = %e, sends = items.len(), "recording send results together failed");
+                    false
+                }
+            };
+            for a in batch {
+                let _ = a.recorded.send(ok);
+            }
         }
     }
 
@@ -75,6 +125,18 @@ impl Worker {
     }
 
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let recorder = self
+            .accepted_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|rx| {
+                tokio::spawn(Self::record_in_batches(
+                    self.store.clone(),
+                    self.clock.clone(),
+                    rx,
+                ))
+            });
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
@@ -151,6 +213,9 @@ impl Worker {
         }
         // Let sends in flight finish and record their results.
         let _ = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
+        if let Some(r) = recorder {
+            r.abort();
+        }
     }
 
     async fn report_depth(&self) {
@@ -252,6 +317,19 @@ impl Worker {
         job: &ClaimedSend,
         sent: &Sent,
     ) -> Result<(), confab_store::StoreError> {
+        let (recorded, heard) = oneshot::channel();
+        let together = self
+            .accepted
+            .send(Accepted {
+                job_id: job.job_id,
+                message_id: job.message.id,
+                provider_message_id: sent.provider_message_id.clone(),
+                recorded,
+            })
+            .is_ok();
+        if together && heard.await == Ok(true) {
+            return Ok(());
+        }
         let mut lease = job.lease;
         let mut delay = Duration::from_millis(50);
         loop {
