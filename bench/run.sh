@@ -83,9 +83,15 @@ export OPENAI_BASE_URL="http://127.0.0.1:$fakes_port/v1" OPENAI_API_KEY=bench-ke
     TWILIO_API_URL="http://127.0.0.1:$fakes_port" TWILIO_SEND_RATE=5000 AI_CONCURRENCY="${AI_CONCURRENCY:-512}"
 run_server ai_assistant
 ai_contacts="${AI_CONTACTS:-1000}"
-ai_rate="${AI_RATE:-500}"
-echo "== $backend, AI assistant: $ai_contacts conversations, AI answers after ${AI_DELAY_MS:-1000} ms, webhooks at $ai_rate/s for 30 s"
-target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
-    --contacts "$ai_contacts" --messages $((ai_rate * 30)) --rate "$ai_rate" --duration 30 --pid "$server"
-sleep 3
-echo "fakes: $(curl -s "http://127.0.0.1:$fakes_port/stats")"
+ai_seconds="${AI_SECONDS:-30}"
+cpu_seconds() { awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+for ai_rate in ${AI_RATES:-100 250 500}; do
+    echo "== $backend, AI assistant: $ai_contacts conversations, AI answers after ${AI_DELAY_MS:-1000} ms, webhooks at $ai_rate/s for $ai_seconds s"
+    cpu_before=$(cpu_seconds "$server")
+    target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+        --contacts "$ai_contacts" --messages $((ai_rate * ai_seconds)) --rate "$ai_rate" --duration "$ai_seconds" --pid "$server"
+    sleep 3
+    echo "server CPU      $(awk -v a="$cpu_before" -v b="$(cpu_seconds "$server")" -v t="$ai_seconds" 'BEGIN { printf "%.0f%% of one core", (b - a) * 100 / (t + 3) }')"
+    echo "fakes           $(curl -s "http://127.0.0.1:$fakes_port/stats")"
+    echo
+done

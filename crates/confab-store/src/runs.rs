@@ -301,36 +301,43 @@ impl Store {
         definition: &str,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        crate::retry_conflicts(|| async {
-            let mut tx = self.write_tx().await?;
-            let latest = sqlx::query("SELECT version, hash FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT 1")
+        // Replicas starting together race to publish the same version: the
+        // loser reads again and finds the winner's (the same definition, or
+        // the next version after it).
+        for _ in 0..5 {
+            let published = crate::retry_conflicts(|| async {
+                let mut tx = self.write_tx().await?;
+                let latest = sqlx::query("SELECT version, hash FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT 1")
+                    .bind(flow_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let version = match latest {
+                    Some(r) if r.try_get::<String, _>("hash")? == hash => return Ok(Some(r.try_get("version")?)),
+                    Some(r) => r.try_get::<i64, _>("version")? + 1,
+                    None => 1,
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO flow_versions (flow_id, version, definition, hash, created_ms) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (flow_id, version) DO NOTHING",
+                )
                 .bind(flow_id.to_string())
-                .fetch_optional(&mut *tx)
+                .bind(version)
+                .bind(definition.to_string())
+                .bind(hash.to_string())
+                .bind(now_ms)
+                .execute(&mut *tx)
                 .await?;
-            let version = match latest {
-                Some(r) if r.try_get::<String, _>("hash")? == hash => return Ok(r.try_get("version")?),
-                Some(r) => r.try_get::<i64, _>("version")? + 1,
-                None => 1,
-            };
-            // Replicas loading the same flow at once agree on one version.
-            let inserted = sqlx::query(
-                "INSERT INTO flow_versions (flow_id, version, definition, hash, created_ms) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (flow_id, version) DO NOTHING",
-            )
-            .bind(flow_id.to_string())
-            .bind(version)
-            .bind(definition.to_string())
-            .bind(hash.to_string())
-            .bind(now_ms)
-            .execute(&mut *tx)
+                tx.commit().await?;
+                Ok((inserted.rows_affected() > 0).then_some(version))
+            })
             .await?;
-            tx.commit().await?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::Conflict(format!("flow {flow_id} version {version}")));
+            if let Some(version) = published {
+                return Ok(version);
             }
-            Ok(version)
-        })
-        .await
+        }
+        Err(StoreError::Conflict(format!(
+            "flow {flow_id}: another server keeps publishing versions"
+        )))
     }
 
     /// The definition (JSON) of one version of a flow.

@@ -1,6 +1,7 @@
 mod common;
 
 use common::store;
+use confab_store::Store;
 use serde_json::{Map, Value, json};
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -218,4 +219,13 @@ async fn runs_inserted_together_get_their_own_ids_in_order() {
         "the last begun is the current one"
     );
     assert_eq!(current[&b].id, ids[1]);
+}
+
+#[tokio::test]
+async fn replicas_publishing_the_same_flow_at_once_agree_on_one_version() {
+    let s = store().await;
+    let publish = |s: Store| async move { s.publish_flow("f", "h1", "{}", 1).await };
+    let (a, b, c) = tokio::join!(publish(s.clone()), publish(s.clone()), publish(s.clone()));
+    assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 1, 1));
+    assert_eq!(s.publish_flow("f", "h2", "{\"x\":1}", 2).await.unwrap(), 2);
 }

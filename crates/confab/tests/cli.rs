@@ -216,3 +216,114 @@ fn chat_talks_to_a_bot_from_the_terminal() {
         "{text}"
     );
 }
+
+/// Kills a server process when the test ends, however it ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two `confab serve` processes on one PostgreSQL database count a
+/// contact's messages together: the rate limit lives in the database.
+#[tokio::test]
+async fn two_server_processes_share_one_rate_limit() {
+    let Some(admin) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    else {
+        return;
+    };
+    let name = format!(
+        "confab_t_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
+    let store = confab_store::Store::connect(&admin).await.unwrap();
+    store.create_database(&name).await.unwrap();
+    store.close().await;
+    let db = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    // Migrate once, so the two servers do not race to create the tables.
+    assert!(
+        confab()
+            .arg("migrate")
+            .env("DATABASE_URL", &db)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ports = [free_port(), free_port()];
+    let _servers: Vec<Server> = ports
+        .iter()
+        .map(|port| {
+            Server(
+                confab()
+                    .arg("serve")
+                    .env("DATABASE_URL", &db)
+                    .env("HOST", "127.0.0.1")
+                    .env("PORT", port.to_string())
+                    .env("RATE_LIMIT_MESSAGES", "3")
+                    .env("RATE_LIMIT_WINDOW_SECONDS", "600")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    for port in ports {
+        let mut ready = false;
+        for _ in 0..100 {
+            if http
+                .get(format!("http://127.0.0.1:{port}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(ready, "the server on port {port} did not start");
+    }
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let r = http
+            .post(format!("http://127.0.0.1:{}/webhooks/twilio", ports[i % 2]))
+            .form(&[
+                ("From", "whatsapp:+15550007070"),
+                ("To", "whatsapp:+14155238886"),
+                ("Body", "hi"),
+                ("MessageSid", &format!("SMproc{i}")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        answers.push(r.text().await.unwrap());
+    }
+    let told: Vec<usize> = (0..6)
+        .filter(|&i| answers[i].contains("faster than I can answer"))
+        .collect();
+    assert_eq!(told, [3], "{answers:#?}");
+    assert!(
+        answers[..3].iter().all(|a| a.contains("<Message>")),
+        "{answers:#?}"
+    );
+    assert!(
+        answers[4..].iter().all(|a| !a.contains("<Message>")),
+        "{answers:#?}"
+    );
+}

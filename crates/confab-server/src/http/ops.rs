@@ -12,9 +12,21 @@ use crate::app::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(root))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
+}
+
+/// What answers here, for someone who opens the server's address.
+async fn root() -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "name": "Confab",
+        "version": env!("CARGO_PKG_VERSION"),
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/health",
+    }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
