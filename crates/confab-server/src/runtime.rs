@@ -660,6 +660,7 @@ impl Runtime {
                         sender: sender.clone(),
                         content,
                         reply_to: reply_to.clone(),
+                        contact_id: Some(contact_id),
                     })
                     .collect();
                 // Recipients must be distinct per call: one call per message keeps their order.
@@ -798,40 +799,38 @@ impl Runtime {
         let now = self.clock.now_ms();
         let mut out = vec![None; items.len()];
         let mut tx = self.store.begin().await?;
-        let mut contacts = Vec::with_capacity(items.len());
-        for it in &items {
-            match tx.run(it.run_id).await {
-                Ok(r) => contacts.push(r.contact_id),
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let ids: Vec<i64> = items.iter().map(|it| it.run_id).collect();
+        let run_contacts = tx.run_contacts(&ids).await?;
+        let mut contacts: Vec<i64> = run_contacts.values().copied().collect();
         contacts.sort_unstable();
         contacts.dedup();
         tx.lock_contacts(&contacts).await?;
+        let jobs: Vec<(i64, i64)> = items.iter().filter_map(|it| it.job).collect();
+        let held = tx.finish_jobs(&jobs).await?;
+        // Read under the contacts' locks: a state read before them may
+        // already be old.
         let current = tx.current_runs(&contacts).await?;
         let catalog = self.registry.catalog();
         let mut pending = Pending::default();
         let mut calls = Vec::new();
         let mut queued = false;
         for (i, it) in items.into_iter().enumerate() {
-            // Read again under the contact's lock: the state read before it
-            // may already be old.
-            let row = match tx.run(it.run_id).await {
-                Ok(r) => r,
-                Err(StoreError::NotFound) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            if let Some((job_id, lease)) = it.job
-                && !tx.finish_job(job_id, lease).await?
+            if let Some((job_id, _)) = it.job
+                && !held.contains(&job_id)
             {
                 // Another worker took this job over; it will do the step.
                 continue;
             }
             calls.extend(it.calls);
-            if current.get(&row.contact_id).map(|r| r.id) != Some(it.run_id) {
+            // A run that is no longer its contact's current one is left alone.
+            let Some(row) = run_contacts
+                .get(&it.run_id)
+                .and_then(|c| current.get(c))
+                .filter(|r| r.id == it.run_id)
+                .cloned()
+            else {
                 continue;
-            }
+            };
             let run: Run = match serde_json::from_str(&row.state) {
                 Ok(r) => r,
                 Err(e) => {

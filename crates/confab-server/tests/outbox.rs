@@ -292,6 +292,7 @@ async fn a_crashed_workers_lease_runs_out_and_the_send_happens() {
                     body: "after the crash".into(),
                 },
                 reply_to: None,
+                contact_id: None,
             }],
             now,
         )

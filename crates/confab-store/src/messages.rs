@@ -53,6 +53,10 @@ pub struct NewOutbound {
     pub content: OutboundContent,
     /// The provider id of the inbound message this answers, if it does.
     pub reply_to: Option<String>,
+    /// The contact, when the caller knows it (a flow's reply): its row is
+    /// then left alone, so the reply does not lock it against the
+    /// contact's next inbound message.
+    pub contact_id: Option<i64>,
 }
 
 /// What queuing one outbound message produced.
@@ -159,14 +163,21 @@ pub(crate) async fn enqueue_in(
 ) -> Result<Vec<SendOutcome>, StoreError> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in crate::sql::shaped_chunks(items) {
-        let phones: Vec<&str> = chunk.iter().map(|i| i.to.as_str()).collect();
-        let contact_ids = crate::inbound::upsert_contacts(
-            tx,
-            &phones.iter().map(|p| (*p, None)).collect::<Vec<_>>(),
-            now_ms,
-            false,
-        )
-        .await?;
+        let unknown: Vec<(&str, Option<&str>)> = chunk
+            .iter()
+            .filter(|i| i.contact_id.is_none())
+            .map(|i| (i.to.as_str(), None))
+            .collect();
+        let mut contact_ids = if unknown.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            crate::inbound::upsert_contacts(tx, &unknown, now_ms, false).await?
+        };
+        for i in chunk {
+            if let Some(id) = i.contact_id {
+                contact_ids.insert(i.to.as_str().to_string(), id);
+            }
+        }
         let sql = format!(
             "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {} RETURNING id, contact_id",
             values(chunk.len(), 13, 1)

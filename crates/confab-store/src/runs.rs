@@ -102,6 +102,25 @@ impl Tx {
         Ok(out)
     }
 
+    /// The contact of each run that exists.
+    pub async fn run_contacts(&mut self, run_ids: &[i64]) -> Result<HashMap<i64, i64>, StoreError> {
+        let mut out = HashMap::with_capacity(run_ids.len());
+        for chunk in crate::sql::shaped_chunks(run_ids) {
+            let sql = format!(
+                "SELECT id, contact_id FROM runs WHERE id IN ({})",
+                list(chunk.len(), 1)
+            );
+            let mut q = query(sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *self.inner).await? {
+                out.insert(row.try_get("id")?, row.try_get("contact_id")?);
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn run(&mut self, id: i64) -> Result<StoredRun, StoreError> {
         let row = query(format!("SELECT {COLUMNS} FROM runs WHERE id = $1"))
             .bind(id)

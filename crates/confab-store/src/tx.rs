@@ -194,14 +194,27 @@ impl Tx {
             .await
     }
 
-    /// Removes a job that is done, if this worker still holds it.
-    pub async fn finish_job(&mut self, job_id: i64, lease: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
-            .bind(job_id)
-            .bind(lease)
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(done.rows_affected() > 0)
+    /// Removes jobs that are done, those this worker still holds (by their
+    /// leases); returns the ids removed.
+    pub async fn finish_jobs(
+        &mut self,
+        jobs: &[(i64, i64)],
+    ) -> Result<std::collections::HashSet<i64>, StoreError> {
+        let mut done = std::collections::HashSet::with_capacity(jobs.len());
+        for chunk in crate::sql::shaped_chunks(jobs) {
+            let held: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(id = ${} AND locked_until_ms = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!("DELETE FROM jobs WHERE {} RETURNING id", held.join(" OR "));
+            let mut q = query(sql);
+            for (id, lease) in chunk {
+                q = q.bind(*id).bind(*lease);
+            }
+            for row in q.fetch_all(&mut *self.inner).await? {
+                done.insert(row.try_get("id")?);
+            }
+        }
+        Ok(done)
     }
 
     async fn schedule(

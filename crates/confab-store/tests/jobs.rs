@@ -10,6 +10,7 @@ fn outbound(phone: &str) -> NewOutbound {
         sender: "+14155238886".into(),
         content: OutboundContent::Text { body: "x".into() },
         reply_to: None,
+        contact_id: None,
     }
 }
 

@@ -480,6 +480,7 @@ pub async fn send(
                 sender,
                 content,
                 reply_to: None,
+                contact_id: None,
             }],
             now,
         )
@@ -557,6 +558,7 @@ pub async fn send_bulk(
                         sender: sender.clone(),
                         content: content.clone(),
                         reply_to: None,
+                        contact_id: None,
                     });
                 }
             },
