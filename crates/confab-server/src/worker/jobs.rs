@@ -18,7 +18,7 @@ use crate::runtime::{Continuation, EffectJob, Runtime, perform_http};
 const POLL: Duration = Duration::from_millis(250);
 const BATCH: i64 = 32;
 /// Runs moved on in one transaction at most.
-const CONTINUE_BATCH: usize = 64;
+const CONTINUE_BATCH: usize = 8;
 /// How often to look for runs idle past the inactivity timeout.
 const EXPIRY_EVERY: Duration = Duration::from_secs(2);
 /// How often to delete media past its retention.
