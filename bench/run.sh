@@ -81,6 +81,13 @@ trap 'kill "${server:-0}" "${fakes:-0}" 2>/dev/null || true; rm -rf "$work"' EXI
 export OPENAI_BASE_URL="http://127.0.0.1:$fakes_port/v1" OPENAI_API_KEY=bench-key \
     TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_WHATSAPP_NUMBER=whatsapp:+14155238886 \
     TWILIO_API_URL="http://127.0.0.1:$fakes_port" TWILIO_SEND_RATE=5000 AI_CONCURRENCY="${AI_CONCURRENCY:-512}"
+# A database of its own: the earlier phases' contacts are in the review survey.
+case "$backend" in
+    sqlite) db="sqlite://$work/bench-ai.db" ;;
+    postgres)
+        psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_ai" -qc "CREATE DATABASE confab_bench_ai"
+        db="${admin%/*}/confab_bench_ai" ;;
+esac
 run_server ai_assistant
 ai_contacts="${AI_CONTACTS:-1000}"
 ai_seconds="${AI_SECONDS:-30}"

@@ -265,14 +265,16 @@ impl Runtime {
         }
         let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
         tx.lock_contacts(&contacts).await?;
-        let states = tx.contact_states(&contacts).await?;
+        let (states, allow_list) = tx
+            .contact_states_and_setting(&contacts, Some(access::ALLOW_LIST_KEY))
+            .await?;
         let mut runs = tx.current_runs(&contacts).await?;
         let catalog = self.registry.catalog();
         let flow_list: Vec<&confab_flow::Flow> =
             catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
         let mut queued = false;
         let mut pending = Pending::default();
-        let allowed = self.allow_list(&mut tx).await?;
+        let allowed = self.allow_list(allow_list);
         let limit = self.settings.assistant.rate_limit;
         let mut windows = match limit {
             Some(_) => tx.rate_windows(&contacts).await?,
@@ -410,21 +412,19 @@ impl Runtime {
         Ok(stored)
     }
 
-    /// The allow-list in force, read within the batch's transaction so a
-    /// change applies at once on every replica; none: everyone is served.
-    async fn allow_list(&self, tx: &mut Tx) -> Result<Option<Arc<HashSet<String>>>, StoreError> {
-        let Some(raw) = tx.setting(access::ALLOW_LIST_KEY).await? else {
-            return Ok(None);
-        };
+    /// The allow-list in force, as read within the batch's transaction so
+    /// a change applies at once on every replica; none: everyone is served.
+    fn allow_list(&self, raw: Option<String>) -> Option<Arc<HashSet<String>>> {
+        let raw = raw?;
         let mut cache = self.allow_list.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((text, list)) = cache.as_ref()
             && *text == raw
         {
-            return Ok(list.clone());
+            return list.clone();
         }
         let list = access::parse_allow_list(&raw).map(Arc::new);
         *cache = Some((raw, list.clone()));
-        Ok(list)
+        list
     }
 
     /// The number we send from on a channel.

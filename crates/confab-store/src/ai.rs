@@ -370,15 +370,6 @@ impl Tx {
             .await?;
         Ok(())
     }
-
-    /// A setting read within the transaction (the access policy, per batch).
-    pub async fn setting(&mut self, key: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
-    }
 }
 
 impl Store {

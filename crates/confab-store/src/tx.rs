@@ -245,17 +245,47 @@ impl Tx {
         &mut self,
         ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, ContactState>, StoreError> {
+        Ok(self.contact_states_and_setting(ids, None).await?.0)
+    }
+
+    /// [`Tx::contact_states`], and the setting `key` read in the same
+    /// statement: on PostgreSQL every statement of a batch is a round trip
+    /// made while its contacts are locked.
+    pub async fn contact_states_and_setting(
+        &mut self,
+        ids: &[i64],
+        key: Option<&str>,
+    ) -> Result<(std::collections::HashMap<i64, ContactState>, Option<String>), StoreError> {
         let mut out = std::collections::HashMap::with_capacity(ids.len());
+        let mut setting = None;
+        let mut want = key;
         for chunk in crate::sql::shaped_chunks(ids) {
+            let extra = match want {
+                Some(_) => format!(
+                    ", (SELECT value FROM settings WHERE key = ${}) AS setting",
+                    chunk.len() + 1
+                ),
+                None => String::new(),
+            };
             let sql = format!(
-                "SELECT id, phone, profile_name, blocked, opted_out, refused FROM contacts WHERE id IN ({})",
+                "SELECT id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE id IN ({})",
                 crate::sql::list(chunk.len(), 1)
             );
             let mut q = query(sql);
             for id in chunk {
                 q = q.bind(*id);
             }
-            for r in q.fetch_all(&mut *self.inner).await? {
+            if let Some(k) = want {
+                q = q.bind(k.to_string());
+            }
+            let rows = q.fetch_all(&mut *self.inner).await?;
+            if want.is_some()
+                && let Some(r) = rows.first()
+            {
+                setting = r.try_get("setting")?;
+                want = None;
+            }
+            for r in rows {
                 out.insert(
                     r.try_get("id")?,
                     ContactState {
@@ -268,6 +298,15 @@ impl Tx {
                 );
             }
         }
-        Ok(out)
+        if let Some(k) = want {
+            // No contact row came back to carry it.
+            setting = sqlx::query("SELECT value FROM settings WHERE key = $1")
+                .bind(k.to_string())
+                .fetch_optional(&mut *self.inner)
+                .await?
+                .map(|r| r.try_get("value"))
+                .transpose()?;
+        }
+        Ok((out, setting))
     }
 }
