@@ -175,11 +175,10 @@ impl Store {
                 "SELECT message_id, text FROM media WHERE text IS NOT NULL AND message_id IN ({}) ORDER BY message_id, position",
                 list(chunk.len(), 1)
             );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&self.pool).await? {
+            for r in crate::sql::query_ids(sql, chunk)
+                .fetch_all(&self.pool)
+                .await?
+            {
                 let t: String = r.try_get("text")?;
                 let e = out.entry(r.try_get("message_id")?).or_default();
                 if !e.is_empty() {
@@ -223,11 +222,10 @@ impl Store {
                  FROM ai_calls WHERE message_id IN ({}) ORDER BY id",
                 list(chunk.len(), 1)
             );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&self.pool).await? {
+            for r in crate::sql::query_ids(sql, chunk)
+                .fetch_all(&self.pool)
+                .await?
+            {
                 out.entry(r.try_get("message_id")?)
                     .or_default()
                     .push(AiCall {
@@ -321,11 +319,10 @@ impl Tx {
                 "SELECT contact_id, window_start_ms, count, told FROM rate_windows WHERE contact_id IN ({})",
                 list(chunk.len(), 1)
             );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&mut *self.inner).await? {
+            for r in crate::sql::query_ids(sql, chunk)
+                .fetch_all(&mut *self.inner)
+                .await?
+            {
                 out.insert(
                     r.try_get("contact_id")?,
                     RateWindow {

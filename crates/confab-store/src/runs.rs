@@ -90,11 +90,10 @@ impl Tx {
                 "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE contact_id IN ({}) GROUP BY contact_id)",
                 list(chunk.len(), 1)
             );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(&mut *self.inner).await? {
+            for row in crate::sql::query_ids(sql, chunk)
+                .fetch_all(&mut *self.inner)
+                .await?
+            {
                 let run = from_row(&row)?;
                 out.insert(run.contact_id, run);
             }
@@ -110,11 +109,10 @@ impl Tx {
                 "SELECT id, contact_id FROM runs WHERE id IN ({})",
                 list(chunk.len(), 1)
             );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(&mut *self.inner).await? {
+            for row in crate::sql::query_ids(sql, chunk)
+                .fetch_all(&mut *self.inner)
+                .await?
+            {
                 out.insert(row.try_get("id")?, row.try_get("contact_id")?);
             }
         }

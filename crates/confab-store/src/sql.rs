@@ -61,6 +61,11 @@ pub(crate) fn shaped_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
 /// square of a statement's parameters: 32 rows measured faster than 128.
 pub(crate) const MAX_ROWS: usize = 32;
 
+/// `sql` with `ids` bound in order, for an `IN (...)` list made by [`list`].
+pub(crate) fn query_ids(sql: String, ids: &[i64]) -> AnyQuery {
+    ids.iter().fold(query(sql), |q, id| q.bind(*id))
+}
+
 /// `$a,$b,...` for an `IN (...)` list of `count` values from `start`.
 pub(crate) fn list(count: usize, start: usize) -> String {
     (start..start + count)
