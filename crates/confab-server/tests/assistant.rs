@@ -721,3 +721,27 @@ async fn the_earlier_bots_webhook_path_still_works() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn media_can_be_kept_on_disk() {
+    let dir = std::env::temp_dir().join(format!("confab-media-{}", uuid::Uuid::new_v4()));
+    let dir_text = dir.to_string_lossy().to_string();
+    let s = setup(|r| {
+        r.media_storage = Some("disk".into());
+        r.media_dir = Some(dir_text);
+    })
+    .await;
+    let png = b"\x89PNG\r\n\x1a\non disk";
+    media_message(&s, "MMai1601", "and this?", "image/png", png).await;
+    s.wait_sent(1).await;
+    let id = s.message_id("MMai1601").await;
+    let (_, m) = s.app.get(&s.key, &format!("/api/v1/messages/{id}")).await;
+    assert_eq!(m["stored_media"][0]["size"], png.len());
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        std::fs::read(files[0].as_ref().unwrap().path()).unwrap(),
+        png
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
