@@ -214,7 +214,7 @@ impl AiClient {
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatAnswer, AiError> {
         let url = self.url("chat/completions")?;
         let model = self.model_for(req);
-        let body = wire::chat_body(req, &model);
+        let body = wire::chat_body(req, &model)?;
         let done = self
             .with_retries("chat", |limit| {
                 let request = self

@@ -9,8 +9,6 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{StatusCode, Url};
 use sha2::{Digest, Sha256};
 
-use crate::http::USER_AGENT;
-
 /// What the caller is willing to take.
 #[derive(Clone, Debug)]
 pub struct MediaLimits {
@@ -102,21 +100,15 @@ const MAX_REDIRECTS: usize = 5;
 /// caught by the read timeout.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client downloads go through. It never follows redirects by itself:
 /// [`download`] does, so that credentials only reach the origin they are for.
 pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(DOWNLOAD_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .no_proxy()
-        .build()
-        // As in `http_client`: only a broken TLS backend makes this fail.
-        .expect("the HTTP client's TLS backend failed to initialise")
+    confab_http::build(
+        confab_http::client_builder(DOWNLOAD_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .read_timeout(READ_TIMEOUT),
+    )
 }
 
 /// How a provider authenticates a download.

@@ -13,18 +13,29 @@ pub const USER_AGENT: &str = concat!("confab/", env!("CARGO_PKG_VERSION"));
 /// overall timeout instead.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client for provider APIs: our User-Agent, an overall per-request
-/// timeout, and no proxy discovery (providers are reached directly).
-pub fn http_client(timeout: Duration) -> reqwest::Client {
+/// How every provider client starts: our User-Agent, an overall
+/// per-request timeout, a short connect timeout, and no proxy discovery
+/// (providers are reached directly). Callers add what is theirs.
+pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .no_proxy()
+}
+
+/// Builds a client from [`client_builder`].
+pub fn build(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    builder
         .build()
         // Building only fails when the TLS backend cannot initialise, a broken
         // installation that no caller could recover from.
         .expect("the HTTP client's TLS backend failed to initialise")
+}
+
+/// A client for provider APIs, as [`client_builder`] makes it.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    build(client_builder(timeout))
 }
 
 /// `Retry-After` in seconds, the form Twilio, Meta and OpenAI-compatible

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{AiError, ChatMessage, ChatRequest, Part, Role};
 
 /// The `/chat/completions` body for `req`, asking for `model`.
-pub(super) fn chat_body(req: &ChatRequest, model: &str) -> Vec<u8> {
+pub(super) fn chat_body(req: &ChatRequest, model: &str) -> Result<Vec<u8>, AiError> {
     let body = ChatBody {
         model,
         messages: req.messages.iter().map(WireMessage::from).collect(),
@@ -22,9 +22,8 @@ pub(super) fn chat_body(req: &ChatRequest, model: &str) -> Vec<u8> {
             },
         }),
     };
-    // Every field is a string, a number or a serde_json::Value (whose map
-    // keys are strings), none of which can fail to serialize.
-    serde_json::to_vec(&body).expect("a chat request always serializes to JSON")
+    serde_json::to_vec(&body)
+        .map_err(|e| AiError::Malformed(format!("the request could not be written: {e}")))
 }
 
 #[derive(Serialize)]
@@ -250,7 +249,7 @@ mod tests {
     use serde_json::json;
 
     fn body(req: &ChatRequest) -> serde_json::Value {
-        serde_json::from_slice(&chat_body(req, "m")).unwrap()
+        serde_json::from_slice(&chat_body(req, "m").unwrap()).unwrap()
     }
 
     fn request(messages: Vec<ChatMessage>) -> ChatRequest {
