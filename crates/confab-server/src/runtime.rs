@@ -280,6 +280,8 @@ impl Runtime {
             Some(_) => tx.rate_windows(&contacts).await?,
             None => Default::default(),
         };
+        // The windows this batch counted in: only they are written back.
+        let mut counted = HashSet::new();
         let mut refused = HashSet::new();
         for i in fresh {
             let m = &batch[i];
@@ -308,6 +310,7 @@ impl Runtime {
                 _ => limit.and_then(|l| {
                     let (w, verdict) = access::count(windows.get(&contact_id).copied(), l, now);
                     windows.insert(contact_id, w);
+                    counted.insert(contact_id);
                     match verdict {
                         access::Verdict::Pass => None,
                         access::Verdict::Tell => Some(Some(access::RATE_LIMIT_TEXT)),
@@ -403,7 +406,10 @@ impl Runtime {
                 }
             }
         }
-        pending.rate_windows = windows.into_iter().collect();
+        pending.rate_windows = windows
+            .into_iter()
+            .filter(|(c, _)| counted.contains(c))
+            .collect();
         pending.flush(&mut tx, now).await?;
         tx.commit().await?;
         if queued {
@@ -831,10 +837,10 @@ impl Runtime {
             else {
                 continue;
             };
-            let run: Run = match serde_json::from_str(&row.state) {
+            let run = match stored_run(&row) {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(run = it.run_id, error = %e, "a stored run cannot be read");
+                    tracing::error!(error = %e, "a stored run cannot be read");
                     continue;
                 }
             };
@@ -989,28 +995,8 @@ impl Runtime {
             if row.status != RunStatus::WaitingInput.as_str() || row.updated_ms >= cutoff {
                 continue;
             }
-            let mut run: Run = serde_json::from_str(&row.state)
-                .map_err(|e| RuntimeError::Flow(format!("run {}: {e}", row.id)))?;
-            run.status = RunStatus::Expired;
-            run.timer = None;
-            let state =
-                serde_json::to_string(&run).map_err(|e| RuntimeError::Flow(e.to_string()))?;
-            tx.update_run(
-                row.id,
-                run.status.as_str(),
-                run.node.as_deref(),
-                &state,
-                now,
-            )
-            .await?;
-            tx.insert_events(
-                &[(
-                    row.id,
-                    json!([{"type": "command", "name": "expire"}]).to_string(),
-                )],
-                now,
-            )
-            .await?;
+            let run = stored_run(&row)?;
+            end_run(&mut tx, row.id, run, RunStatus::Expired, "expire", now).await?;
             tx.commit().await?;
             expired += 1;
         }
@@ -1024,41 +1010,47 @@ impl Runtime {
         let contact_id = tx.run(run_id).await?.contact_id;
         tx.lock_contacts(&[contact_id]).await?;
         let row = tx.run(run_id).await?;
-        let mut run: Run = serde_json::from_str(&row.state)
-            .map_err(|e| RuntimeError::Flow(format!("run {run_id}: {e}")))?;
+        let run = stored_run(&row)?;
         if run.status.is_finished() {
             return Err(RuntimeError::Flow(format!(
                 "run {run_id} is already {}",
                 run.status.as_str()
             )));
         }
-        run.status = RunStatus::Cancelled;
-        run.timer = None;
-        let state = serde_json::to_string(&run).map_err(|e| RuntimeError::Flow(e.to_string()))?;
-        tx.update_run(
-            run_id,
-            run.status.as_str(),
-            run.node.as_deref(),
-            &state,
-            now,
-        )
-        .await?;
-        tx.insert_events(
-            &[(
-                run_id,
-                json!([{"type": "command", "name": "cancel"}]).to_string(),
-            )],
-            now,
-        )
-        .await?;
+        let state = end_run(&mut tx, run_id, run, RunStatus::Cancelled, "cancel", now).await?;
         tx.commit().await?;
         Ok(StoredRun {
-            status: run.status.as_str().into(),
+            status: RunStatus::Cancelled.as_str().into(),
             state,
             updated_ms: now,
             ..row
         })
     }
+}
+
+/// A stored run's state.
+fn stored_run(row: &StoredRun) -> Result<Run, RuntimeError> {
+    serde_json::from_str(&row.state).map_err(|e| RuntimeError::Flow(format!("run {}: {e}", row.id)))
+}
+
+/// Ends a run from outside the flow (expiry, an operator) with `status`,
+/// logging `command` as its event; returns the stored state.
+async fn end_run(
+    tx: &mut Tx,
+    run_id: i64,
+    mut run: Run,
+    status: RunStatus,
+    command: &str,
+    now: i64,
+) -> Result<String, RuntimeError> {
+    run.status = status;
+    run.timer = None;
+    let state = serde_json::to_string(&run).map_err(|e| RuntimeError::Flow(e.to_string()))?;
+    tx.update_run(run_id, status.as_str(), run.node.as_deref(), &state, now)
+        .await?;
+    let event = json!([{"type": "command", "name": command}]).to_string();
+    tx.insert_events(&[(run_id, event)], now).await?;
+    Ok(state)
 }
 
 /// The result of an HTTP request a flow asked for, as the engine takes it.
