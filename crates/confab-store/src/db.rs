@@ -23,6 +23,15 @@ impl Backend {
         }
     }
 
+    /// The engine behind a connection of either pool.
+    pub(crate) fn of(conn: &sqlx::AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     /// Row locking for job claims: PostgreSQL lets concurrent workers skip
     /// each other's rows; SQLite has a single writer and needs nothing.
     pub(crate) fn skip_locked(self) -> &'static str {

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
 use sqlx::{Any, Row, Transaction};
 
-use crate::sql::{list, query, to_json, values};
+use crate::sql::{int_at, json_rows, list, query, text_at, to_json};
 use crate::{Store, StoreError};
 
 /// The stored form of one inbound message of a batch.
@@ -75,31 +75,27 @@ pub(crate) async fn upsert_contacts(
     }
     // Rows are locked in phone order, so concurrent writers cannot deadlock.
     distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut ids = HashMap::with_capacity(distinct.len());
-    for chunk in crate::sql::shaped_chunks(&distinct) {
-        // Touching a row that exists makes RETURNING give its id on both backends.
-        let sql = format!(
-            "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) VALUES {} \
-             ON CONFLICT (phone) DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, phone",
-            values(chunk.len(), 7, 1)
+    // Touching a row that exists makes RETURNING give its id on both backends.
+    let sql = format!(
+        "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) \
+         SELECT {}, {}, $2, $2, $3, $2, $2 FROM {} WHERE true ORDER BY j.key \
+         ON CONFLICT (phone) DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, phone",
+        text_at(0),
+        text_at(1),
+        json_rows(tx, 1)
+    );
+    let rows = query(sql)
+        .bind(to_json(&distinct))
+        .bind(now_ms)
+        .bind(inbound.then_some(now_ms))
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut ids = HashMap::with_capacity(rows.len());
+    for row in rows {
+        ids.insert(
+            row.try_get::<String, _>("phone")?,
+            row.try_get::<i64, _>("id")?,
         );
-        let mut q = query(sql);
-        for (phone, name) in chunk {
-            q = q
-                .bind(phone.to_string())
-                .bind(name.map(str::to_string))
-                .bind(now_ms)
-                .bind(now_ms)
-                .bind(if inbound { Some(now_ms) } else { None })
-                .bind(now_ms)
-                .bind(now_ms);
-        }
-        for row in q.fetch_all(&mut **tx).await? {
-            ids.insert(
-                row.try_get::<String, _>("phone")?,
-                row.try_get::<i64, _>("id")?,
-            );
-        }
     }
     Ok(ids)
 }
@@ -113,28 +109,19 @@ async fn refresh_contacts(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     contacts.sort_unstable_by_key(|c| c.0);
-    for chunk in crate::sql::shaped_chunks(contacts) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(CAST(${} AS BIGINT), CAST(${} AS TEXT))",
-                    2 * i + 2,
-                    2 * i + 3
-                )
-            })
-            .collect();
-        let sql = format!(
-            "UPDATE contacts SET profile_name = COALESCE(v.column2, contacts.profile_name), \
-             last_seen_ms = $1, last_inbound_ms = $1, updated_ms = $1 \
-             FROM (VALUES {}) AS v WHERE contacts.id = v.column1",
-            rows.join(",")
-        );
-        let mut q = query(sql).bind(now_ms);
-        for (id, name) in chunk {
-            q = q.bind(*id).bind(name.map(str::to_string));
-        }
-        q.execute(&mut **tx).await?;
-    }
+    let sql = format!(
+        "UPDATE contacts SET profile_name = COALESCE(v.name, contacts.profile_name), \
+         last_seen_ms = $2, last_inbound_ms = $2, updated_ms = $2 \
+         FROM (SELECT {} AS id, {} AS name FROM {}) AS v WHERE contacts.id = v.id",
+        int_at(0),
+        text_at(1),
+        json_rows(tx, 1)
+    );
+    query(sql)
+        .bind(to_json(&contacts))
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -188,40 +175,50 @@ pub(crate) async fn ingest_in(
     let mut unique: Vec<usize> = first.values().copied().collect();
     unique.sort_unstable();
 
+    let mut rows = Vec::with_capacity(unique.len());
+    for &i in &unique {
+        let m = &batch[i];
+        let contact_id = contact_ids
+            .get(m.from.as_str())
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
+        rows.push((
+            contact_id,
+            m.channel.as_str(),
+            m.kind.as_str(),
+            m.text.as_deref(),
+            to_json(&m.media),
+            to_json(&m.extra),
+            m.provider_message_id.as_str(),
+        ));
+    }
+    let sql = format!(
+        "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) \
+         SELECT {}, {}, $2, {}, {}, {}, {}, $3, $4, {}, $5, $5 FROM {} WHERE true ORDER BY j.key \
+         ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
+        int_at(0),
+        text_at(1),
+        text_at(2),
+        text_at(3),
+        text_at(4),
+        text_at(5),
+        text_at(6),
+        json_rows(tx, 1)
+    );
+    let inserted = query(sql)
+        .bind(to_json(&rows))
+        .bind(Direction::Inbound.as_str())
+        .bind(DeliveryStatus::Received.as_str())
+        .bind(DeliveryStatus::Received.rank())
+        .bind(now_ms)
+        .fetch_all(&mut **tx)
+        .await?;
     let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(batch.len());
-    for chunk in crate::sql::shaped_chunks(&unique) {
-        let sql = format!(
-            "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) VALUES {} \
-             ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
-            values(chunk.len(), 12, 1)
+    for row in inserted {
+        stored.insert(
+            (row.try_get("channel")?, row.try_get("provider_message_id")?),
+            (row.try_get("id")?, row.try_get("contact_id")?, false, None),
         );
-        let mut q = query(sql);
-        for &i in chunk {
-            let m = &batch[i];
-            let contact_id = contact_ids
-                .get(m.from.as_str())
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
-            q = q
-                .bind(contact_id)
-                .bind(m.channel.as_str())
-                .bind(Direction::Inbound.as_str())
-                .bind(m.kind.as_str())
-                .bind(m.text.clone())
-                .bind(to_json(&m.media))
-                .bind(to_json(&m.extra))
-                .bind(DeliveryStatus::Received.as_str())
-                .bind(DeliveryStatus::Received.rank())
-                .bind(m.provider_message_id.clone())
-                .bind(now_ms)
-                .bind(now_ms);
-        }
-        for row in q.fetch_all(&mut **tx).await? {
-            stored.insert(
-                (row.try_get("channel")?, row.try_get("provider_message_id")?),
-                (row.try_get("id")?, row.try_get("contact_id")?, false, None),
-            );
-        }
     }
 
     let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());

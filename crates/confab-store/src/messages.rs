@@ -6,7 +6,9 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::sql::{Bind, Filter, json_col, opt_json_col, query, to_json, values};
+use crate::sql::{
+    Bind, Filter, int_at, json_col, json_rows, opt_json_col, query, text_at, to_json,
+};
 use crate::{JOB_SEND, Store, StoreError};
 
 /// A stored message, inbound or outbound.
@@ -155,6 +157,94 @@ impl Store {
     }
 }
 
+/// An outbound message row as [`insert_outbound`] writes it: contact,
+/// channel, kind, text, media, extra, content and sender.
+#[derive(Serialize)]
+pub(crate) struct OutboundRow<'a>(
+    i64,
+    &'a str,
+    &'a str,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<&'a str>,
+);
+
+impl<'a> OutboundRow<'a> {
+    pub(crate) fn new(
+        contact_id: i64,
+        channel: Channel,
+        content: &'a OutboundContent,
+        sender: Option<&'a str>,
+        reply_to: Option<String>,
+    ) -> Self {
+        let media: Vec<Media> = content
+            .media_url()
+            .map(|u| {
+                vec![Media {
+                    url: Some(u.to_string()),
+                    ..Default::default()
+                }]
+            })
+            .unwrap_or_default();
+        let extra = Extra {
+            context_id: reply_to,
+            ..Default::default()
+        };
+        OutboundRow(
+            contact_id,
+            channel.as_str(),
+            content.kind().as_str(),
+            content.text(),
+            to_json(&media),
+            to_json(&extra),
+            to_json(content),
+            sender,
+        )
+    }
+}
+
+/// Inserts outbound messages at `status`, in order, in one statement; with
+/// `returning`, the rows' `id` and `contact_id`.
+pub(crate) async fn insert_outbound(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[OutboundRow<'_>],
+    status: DeliveryStatus,
+    returning: bool,
+    now_ms: i64,
+) -> Result<Vec<AnyRow>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) \
+         SELECT {}, {}, $2, {}, {}, {}, {}, {}, {}, $3, $4, $5, $5 FROM {} WHERE true ORDER BY j.key{}",
+        int_at(0),
+        text_at(1),
+        text_at(2),
+        text_at(3),
+        text_at(4),
+        text_at(5),
+        text_at(6),
+        text_at(7),
+        json_rows(conn, 1),
+        if returning {
+            " RETURNING id, contact_id"
+        } else {
+            ""
+        }
+    );
+    Ok(query(sql)
+        .bind(to_json(&rows))
+        .bind(Direction::Outbound.as_str())
+        .bind(status.as_str())
+        .bind(status.rank())
+        .bind(now_ms)
+        .fetch_all(conn)
+        .await?)
+}
+
 /// Queues outbound messages within `tx` (see [`Store::enqueue_outbound`]).
 pub(crate) async fn enqueue_in(
     tx: &mut Transaction<'_, Any>,
@@ -178,42 +268,19 @@ pub(crate) async fn enqueue_in(
                 contact_ids.insert(i.to.as_str().to_string(), id);
             }
         }
-        let sql = format!(
-            "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {} RETURNING id, contact_id",
-            values(chunk.len(), 13, 1)
-        );
-        let mut q = query(sql);
-        for item in chunk {
-            let contact_id = contact_ids[item.to.as_str()];
-            let media: Vec<Media> = item
-                .content
-                .media_url()
-                .map(|u| {
-                    vec![Media {
-                        url: Some(u.to_string()),
-                        ..Default::default()
-                    }]
-                })
-                .unwrap_or_default();
-            q = q
-                .bind(contact_id)
-                .bind(item.channel.as_str())
-                .bind(Direction::Outbound.as_str())
-                .bind(item.content.kind().as_str())
-                .bind(item.content.text())
-                .bind(to_json(&media))
-                .bind(to_json(&Extra {
-                    context_id: item.reply_to.clone(),
-                    ..Default::default()
-                }))
-                .bind(to_json(&item.content))
-                .bind(item.sender.clone())
-                .bind(DeliveryStatus::Queued.as_str())
-                .bind(DeliveryStatus::Queued.rank())
-                .bind(now_ms)
-                .bind(now_ms);
-        }
-        let rows = q.fetch_all(&mut **tx).await?;
+        let rows: Vec<OutboundRow> = chunk
+            .iter()
+            .map(|item| {
+                OutboundRow::new(
+                    contact_ids[item.to.as_str()],
+                    item.channel,
+                    &item.content,
+                    Some(&item.sender),
+                    item.reply_to.clone(),
+                )
+            })
+            .collect();
+        let rows = insert_outbound(tx, &rows, DeliveryStatus::Queued, true, now_ms).await?;
         let mut by_contact = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             by_contact.insert(

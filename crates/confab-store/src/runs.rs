@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::{Bind, Filter, list, query};
+use crate::sql::{Bind, Filter, int_at, json_ids, json_rows, list, query, text_at, to_json};
 use crate::{Store, StoreError, Tx};
 
 /// One contact in one flow, as stored. `state` is the engine's run as JSON.
@@ -84,19 +84,18 @@ impl Tx {
         &mut self,
         contact_ids: &[i64],
     ) -> Result<HashMap<i64, StoredRun>, StoreError> {
-        let mut out = HashMap::with_capacity(contact_ids.len());
-        for chunk in crate::sql::shaped_chunks(contact_ids) {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE contact_id IN ({}) GROUP BY contact_id)",
-                list(chunk.len(), 1)
-            );
-            for row in crate::sql::query_ids(sql, chunk)
-                .fetch_all(&mut *self.inner)
-                .await?
-            {
-                let run = from_row(&row)?;
-                out.insert(run.contact_id, run);
-            }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE contact_id IN ({}) GROUP BY contact_id)",
+            json_ids(&self.inner, 1)
+        );
+        let rows = query(sql)
+            .bind(to_json(&contact_ids))
+            .fetch_all(&mut *self.inner)
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let run = from_row(row)?;
+            out.insert(run.contact_id, run);
         }
         Ok(out)
     }
@@ -196,36 +195,43 @@ impl Tx {
         }
         let mut ids = vec![0; runs.len()];
         for round in rounds {
-            for chunk in crate::sql::shaped_chunks(&round) {
-                let sql = format!(
-                    "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) VALUES {} \
-                     RETURNING id, contact_id",
-                    crate::sql::values(chunk.len(), 8, 1)
-                );
-                let mut q = query(sql);
-                for &i in chunk {
+            let rows: Vec<_> = round
+                .iter()
+                .map(|&i| {
                     let r = &runs[i];
-                    q = q
-                        .bind(r.contact_id)
-                        .bind(r.flow_id.clone())
-                        .bind(r.flow_version)
-                        .bind(r.status.clone())
-                        .bind(r.node.clone())
-                        .bind(r.state.clone())
-                        .bind(now_ms)
-                        .bind(now_ms);
-                }
-                let by_contact: HashMap<i64, i64> = q
-                    .fetch_all(&mut *self.inner)
-                    .await?
-                    .iter()
-                    .map(|row| Ok((row.try_get("contact_id")?, row.try_get("id")?)))
-                    .collect::<Result<_, StoreError>>()?;
-                for &i in chunk {
-                    ids[i] = *by_contact.get(&runs[i].contact_id).ok_or_else(|| {
-                        StoreError::Corrupt("an inserted run came back without its id".into())
-                    })?;
-                }
+                    (
+                        r.contact_id,
+                        &r.flow_id,
+                        r.flow_version,
+                        &r.status,
+                        &r.node,
+                        &r.state,
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
+                 SELECT {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true ORDER BY j.key RETURNING id, contact_id",
+                int_at(0),
+                text_at(1),
+                int_at(2),
+                text_at(3),
+                text_at(4),
+                text_at(5),
+                json_rows(&self.inner, 1)
+            );
+            let by_contact: HashMap<i64, i64> = query(sql)
+                .bind(to_json(&rows))
+                .bind(now_ms)
+                .fetch_all(&mut *self.inner)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("contact_id")?, row.try_get("id")?)))
+                .collect::<Result<_, StoreError>>()?;
+            for &i in &round {
+                ids[i] = *by_contact.get(&runs[i].contact_id).ok_or_else(|| {
+                    StoreError::Corrupt("an inserted run came back without its id".into())
+                })?;
             }
         }
         Ok(ids)
@@ -244,30 +250,25 @@ impl Tx {
                 last.push(r);
             }
         }
+        if last.is_empty() {
+            return Ok(());
+        }
         // Rows in id order: concurrent writers cannot deadlock.
         last.sort_unstable_by_key(|r| r.0);
-        for chunk in crate::sql::shaped_chunks(&last) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let n = 4 * i + 2;
-                    format!("(CAST(${n} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT))", n + 1, n + 2, n + 3)
-                })
-                .collect();
-            let sql = format!(
-                "UPDATE runs SET status = v.column2, node = v.column3, state = v.column4, updated_ms = $1 \
-                 FROM (VALUES {}) AS v WHERE runs.id = v.column1",
-                rows.join(",")
-            );
-            let mut q = query(sql).bind(now_ms);
-            for (id, status, node, state) in chunk.iter().copied() {
-                q = q
-                    .bind(*id)
-                    .bind(status.clone())
-                    .bind(node.clone())
-                    .bind(state.clone());
-            }
-            q.execute(&mut *self.inner).await?;
-        }
+        let sql = format!(
+            "UPDATE runs SET status = v.status, node = v.node, state = v.state, updated_ms = $2 \
+             FROM (SELECT {} AS id, {} AS status, {} AS node, {} AS state FROM {}) AS v WHERE runs.id = v.id",
+            int_at(0),
+            text_at(1),
+            text_at(2),
+            text_at(3),
+            json_rows(&self.inner, 1)
+        );
+        query(sql)
+            .bind(to_json(&last))
+            .bind(now_ms)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 
@@ -277,17 +278,20 @@ impl Tx {
         events: &[(i64, String)],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        for chunk in crate::sql::shaped_chunks(events) {
-            let sql = format!(
-                "INSERT INTO run_events (run_id, event, created_ms) VALUES {}",
-                crate::sql::values(chunk.len(), 3, 1)
-            );
-            let mut q = query(sql);
-            for (run_id, event) in chunk {
-                q = q.bind(*run_id).bind(event.clone()).bind(now_ms);
-            }
-            q.execute(&mut *self.inner).await?;
+        if events.is_empty() {
+            return Ok(());
         }
+        let sql = format!(
+            "INSERT INTO run_events (run_id, event, created_ms) SELECT {}, {}, $2 FROM {} WHERE true ORDER BY j.key",
+            int_at(0),
+            text_at(1),
+            json_rows(&self.inner, 1)
+        );
+        query(sql)
+            .bind(to_json(&events))
+            .bind(now_ms)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 }

@@ -2,11 +2,12 @@
 //! optional filters). Only placeholders and fixed fragments are ever
 //! concatenated; values always travel as bound parameters.
 
+use sqlx::AnyConnection;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 
-use crate::StoreError;
+use crate::{Backend, StoreError};
 
 pub(crate) type AnyQuery = Query<'static, Any, AnyArguments>;
 
@@ -60,6 +61,49 @@ pub(crate) fn shaped_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
 /// by walking the statement's list of them, so binding costs grow with the
 /// square of a statement's parameters: 32 rows measured faster than 128.
 pub(crate) const MAX_ROWS: usize = 32;
+
+/// Rows handed to a statement as one parameter: a JSON array of arrays,
+/// unpacked by the database. A batch is then one statement per table, of
+/// one shape, whatever its size. Bound value by value, the same rows cost a
+/// conversion per value in the driver, and SQLite time quadratic in the
+/// placeholders of a statement (it finds each by walking a list of them).
+///
+/// `json_rows(conn, n)` is a `FROM` source over parameter `$n`: each row is
+/// `j.value`, `j.key` its position; [`int_at`] and [`text_at`] read a column.
+/// An `INSERT ... SELECT` names `WHERE true` before `ON CONFLICT`, which
+/// SQLite needs to tell the upsert from a join, and `ORDER BY j.key`, so that
+/// rows are written (and ids given) in the order they were passed.
+pub(crate) fn json_rows(conn: &AnyConnection, n: usize) -> String {
+    match Backend::of(conn) {
+        Backend::Sqlite => format!("json_each(${n}) AS j"),
+        Backend::Postgres => {
+            format!("json_array_elements(CAST(${n} AS JSON)) WITH ORDINALITY AS j(value, key)")
+        }
+    }
+}
+
+/// Column `i` of a [`json_rows`] row, as a BIGINT.
+pub(crate) fn int_at(i: usize) -> String {
+    format!("CAST(j.value->>{i} AS BIGINT)")
+}
+
+/// Column `i` of a [`json_rows`] row, as TEXT (NULL stays NULL).
+pub(crate) fn text_at(i: usize) -> String {
+    format!("j.value->>{i}")
+}
+
+/// A subquery of the ids in parameter `$n`, a JSON array of integers: for
+/// `IN (...)` with one parameter, see [`json_rows`].
+pub(crate) fn json_ids(conn: &AnyConnection, n: usize) -> String {
+    match Backend::of(conn) {
+        Backend::Sqlite => format!("SELECT value FROM json_each(${n})"),
+        Backend::Postgres => {
+            format!(
+                "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(${n} AS JSON))"
+            )
+        }
+    }
+}
 
 /// `sql` with `ids` bound in order, for an `IN (...)` list made by [`list`].
 pub(crate) fn query_ids(sql: String, ids: &[i64]) -> AnyQuery {

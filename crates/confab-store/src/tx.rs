@@ -1,10 +1,10 @@
 //! A transaction the runtime drives: an inbound batch, the flow steps it
 //! causes, their records, replies and timers, all committed together.
 
-use confab_model::{Channel, DeliveryStatus, Direction, InboundMessage, OutboundContent};
+use confab_model::{Channel, DeliveryStatus, InboundMessage, OutboundContent};
 use sqlx::{Any, Row, Transaction};
 
-use crate::sql::{query, to_json, values};
+use crate::sql::{int_at, json_ids, json_rows, query, text_at, to_json};
 use crate::{Backend, Ingested, NewOutbound, SendOutcome, Store, StoreError};
 
 /// What the runtime needs to know of a contact.
@@ -96,57 +96,46 @@ impl Tx {
         replies: &[Reply],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        for chunk in crate::sql::shaped_chunks(replies) {
-            let sql = format!(
-                "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) VALUES {}",
-                values(chunk.len(), 13, 1)
-            );
-            let mut q = query(sql);
-            for r in chunk {
-                let media: Vec<confab_model::Media> = r
-                    .content
-                    .media_url()
-                    .map(|u| {
-                        vec![confab_model::Media {
-                            url: Some(u.to_string()),
-                            ..Default::default()
-                        }]
-                    })
-                    .unwrap_or_default();
-                q = q
-                    .bind(r.contact_id)
-                    .bind(r.channel.as_str())
-                    .bind(Direction::Outbound.as_str())
-                    .bind(r.content.kind().as_str())
-                    .bind(r.content.text())
-                    .bind(to_json(&media))
-                    .bind("{}")
-                    .bind(to_json(&r.content))
-                    .bind(r.sender.clone())
-                    .bind(DeliveryStatus::Accepted.as_str())
-                    .bind(DeliveryStatus::Accepted.rank())
-                    .bind(now_ms)
-                    .bind(now_ms);
-            }
-            q.execute(&mut *self.inner).await?;
-        }
+        let rows: Vec<crate::messages::OutboundRow> = replies
+            .iter()
+            .map(|r| {
+                crate::messages::OutboundRow::new(
+                    r.contact_id,
+                    r.channel,
+                    &r.content,
+                    r.sender.as_deref(),
+                    None,
+                )
+            })
+            .collect();
+        crate::messages::insert_outbound(
+            &mut self.inner,
+            &rows,
+            DeliveryStatus::Accepted,
+            false,
+            now_ms,
+        )
+        .await?;
         Ok(())
     }
 
     /// Records what inbound messages were answered with (message id,
     /// answer), so that a redelivery is answered the same way.
     pub async fn set_responses(&mut self, responses: &[(i64, String)]) -> Result<(), StoreError> {
-        for chunk in crate::sql::shaped_chunks(responses) {
-            let sql = format!(
-                "INSERT INTO message_responses (message_id, response) VALUES {} ON CONFLICT (message_id) DO NOTHING",
-                values(chunk.len(), 2, 1)
-            );
-            let mut q = query(sql);
-            for (id, response) in chunk {
-                q = q.bind(*id).bind(response.clone());
-            }
-            q.execute(&mut *self.inner).await?;
+        if responses.is_empty() {
+            return Ok(());
         }
+        let sql = format!(
+            "INSERT INTO message_responses (message_id, response) SELECT {}, {} FROM {} \
+             WHERE true ORDER BY j.key ON CONFLICT (message_id) DO NOTHING",
+            int_at(0),
+            text_at(1),
+            json_rows(&self.inner, 1)
+        );
+        query(sql)
+            .bind(to_json(&responses))
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 
@@ -257,48 +246,38 @@ impl Tx {
         key: Option<&str>,
     ) -> Result<(std::collections::HashMap<i64, ContactState>, Option<String>), StoreError> {
         let mut out = std::collections::HashMap::with_capacity(ids.len());
-        let mut setting = None;
-        let mut want = key;
-        for chunk in crate::sql::shaped_chunks(ids) {
-            let extra = match want {
-                Some(_) => format!(
-                    ", (SELECT value FROM settings WHERE key = ${}) AS setting",
-                    chunk.len() + 1
-                ),
-                None => String::new(),
-            };
-            let sql = format!(
-                "SELECT id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE id IN ({})",
-                crate::sql::list(chunk.len(), 1)
-            );
-            let mut q = query(sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            if let Some(k) = want {
-                q = q.bind(k.to_string());
-            }
-            let rows = q.fetch_all(&mut *self.inner).await?;
-            if want.is_some()
-                && let Some(r) = rows.first()
-            {
-                setting = r.try_get("setting")?;
-                want = None;
-            }
-            for r in rows {
-                out.insert(
-                    r.try_get("id")?,
-                    ContactState {
-                        phone: r.try_get("phone")?,
-                        name: r.try_get("profile_name")?,
-                        blocked: r.try_get::<i64, _>("blocked")? != 0,
-                        opted_out: r.try_get::<i64, _>("opted_out")? != 0,
-                        refused: r.try_get::<i64, _>("refused")? != 0,
-                    },
-                );
-            }
+        let extra = match key {
+            Some(_) => ", (SELECT value FROM settings WHERE key = $2) AS setting",
+            None => "",
+        };
+        let sql = format!(
+            "SELECT id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE id IN ({})",
+            json_ids(&self.inner, 1)
+        );
+        let mut q = query(sql).bind(to_json(&ids));
+        if let Some(k) = key {
+            q = q.bind(k.to_string());
         }
-        if let Some(k) = want {
+        let rows = q.fetch_all(&mut *self.inner).await?;
+        let mut setting = None;
+        if key.is_some()
+            && let Some(r) = rows.first()
+        {
+            setting = r.try_get("setting")?;
+        }
+        for r in &rows {
+            out.insert(
+                r.try_get("id")?,
+                ContactState {
+                    phone: r.try_get("phone")?,
+                    name: r.try_get("profile_name")?,
+                    blocked: r.try_get::<i64, _>("blocked")? != 0,
+                    opted_out: r.try_get::<i64, _>("opted_out")? != 0,
+                    refused: r.try_get::<i64, _>("refused")? != 0,
+                },
+            );
+        }
+        if let Some(k) = key.filter(|_| rows.is_empty()) {
             // No contact row came back to carry it.
             setting = sqlx::query("SELECT value FROM settings WHERE key = $1")
                 .bind(k.to_string())
