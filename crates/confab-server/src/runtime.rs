@@ -113,10 +113,11 @@ impl Pending {
         self.provisional
     }
 
-    /// Writes everything; returns the real ids of the runs begun in the batch.
-    async fn flush(
+    /// Writes everything and commits; returns the real ids of the runs
+    /// begun in the batch.
+    async fn commit(
         mut self,
-        tx: &mut Tx,
+        mut tx: Tx,
         now: i64,
     ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
         // A run begun and stepped again in the batch is inserted as it ended.
@@ -137,20 +138,23 @@ impl Pending {
         let real: std::collections::HashMap<i64, i64> =
             self.new_runs.iter().map(|(p, _)| *p).zip(ids).collect();
         let map = |id: i64| real.get(&id).copied().unwrap_or(id);
-        tx.update_runs(&updates, now).await?;
         for e in &mut self.events {
             e.0 = map(e.0);
         }
-        tx.insert_events(&self.events, now).await?;
         for (run, token, at) in self.timers {
             tx.schedule_timer(map(run), token, at, now).await?;
         }
         for (run, request) in self.effects {
             tx.schedule_effect(map(run), &request, now).await?;
         }
-        tx.record_replies(&self.replies, now).await?;
-        tx.set_responses(&self.responses).await?;
         tx.put_rate_windows(&self.rate_windows).await?;
+        let last = confab_store::Closing {
+            run_updates: updates,
+            events: self.events,
+            replies: self.replies,
+            responses: self.responses,
+        };
+        tx.commit_with(&last, now).await?;
         Ok(real)
     }
 }
@@ -410,8 +414,7 @@ impl Runtime {
             .into_iter()
             .filter(|(c, _)| counted.contains(c))
             .collect();
-        pending.flush(&mut tx, now).await?;
-        tx.commit().await?;
+        pending.commit(tx, now).await?;
         if queued {
             self.wake.notify_one();
         }
@@ -891,8 +894,7 @@ impl Runtime {
             }
         }
         tx.record_ai_calls(&calls, now).await?;
-        pending.flush(&mut tx, now).await?;
-        tx.commit().await?;
+        pending.commit(tx, now).await?;
         if queued {
             self.wake.notify_one();
         }
@@ -928,8 +930,7 @@ impl Runtime {
                 now,
             )
             .await?;
-        let real = pending.flush(&mut tx, now).await?;
-        tx.commit().await?;
+        let real = pending.commit(tx, now).await?;
         if queued {
             self.wake.notify_one();
         }

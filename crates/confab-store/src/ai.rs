@@ -125,7 +125,7 @@ impl Store {
         .bind(m.bytes.clone())
         .bind(m.path.clone())
         .bind(now_ms)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         self.media_of(m.message_id)
             .await?
@@ -159,7 +159,7 @@ impl Store {
         sqlx::query("UPDATE media SET text = $1 WHERE id = $2")
             .bind(text(value))
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -377,7 +377,7 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }

@@ -34,7 +34,7 @@ impl Store {
             .bind(password_hash.to_string())
             .bind(role.to_string())
             .bind(now_ms)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.write_conn().await?)
             .await
             .map_err(|e| StoreError::from_unique(e, &format!("user {username}")))?;
         Ok(User {
@@ -79,7 +79,7 @@ impl Store {
         .bind(name.to_string())
         .bind(key_hash.to_string())
         .bind(now_ms)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_unique(e, "api key"))?;
         Ok(ApiKey {
@@ -101,7 +101,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(key_hash.to_string())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *self.write_conn().await?)
         .await?;
         row.map(|r| {
             Ok(ApiKey {

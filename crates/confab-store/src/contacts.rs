@@ -162,7 +162,7 @@ impl Store {
                 Bind::Text(v) => q.bind(v),
             };
         }
-        let done = q.bind(id).execute(&self.writer).await?;
+        let done = q.bind(id).execute(&mut *self.write_conn().await?).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -178,7 +178,7 @@ impl Store {
         )
         .bind(now_ms)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

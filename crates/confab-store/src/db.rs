@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, SqlSafeStr};
+
+use crate::writer::{WriteConn, WriteTx, Writer};
 
 use crate::StoreError;
 
@@ -47,11 +49,8 @@ impl Backend {
 pub struct Store {
     /// Reads.
     pub(crate) pool: AnyPool,
-    /// Writes. On SQLite one connection: writers queue for it in order and
-    /// are woken the moment it is free, where several connections would
-    /// contend for SQLite's write lock and sleep in its busy handler (tens
-    /// of milliseconds each under load). On PostgreSQL the same pool.
-    pub(crate) writer: AnyPool,
+    /// Writes: see [`Writer`].
+    pub(crate) writer: Writer,
     backend: Backend,
 }
 
@@ -85,12 +84,7 @@ impl Store {
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
-                            // WAL lets readers run beside the writer. FULL syncs the
-                            // log at every commit, so an acknowledged webhook
-                            // survives a power cut too; group commit makes each
-                            // fsync count for many messages.
-                            conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
-                                .await?;
+                            sqlite_pragmas(conn).await?;
                         }
                         Ok(())
                     })
@@ -102,15 +96,16 @@ impl Store {
             // An in-memory SQLite database exists once per connection.
             (Backend::Sqlite, true) => {
                 let p = open(1).await.map_err(fail)?;
-                (p.clone(), p)
+                (p.clone(), Writer::Pool(p))
             }
             (Backend::Sqlite, false) => {
-                let writer = open(1).await.map_err(fail)?;
-                (open(4).await.map_err(fail)?, writer)
+                let mut conn = AnyConnection::connect_with(&options).await.map_err(fail)?;
+                sqlite_pragmas(&mut conn).await.map_err(fail)?;
+                (open(4).await.map_err(fail)?, Writer::single(conn))
             }
             (Backend::Postgres, _) => {
                 let p = open(16).await.map_err(fail)?;
-                (p.clone(), p)
+                (p.clone(), Writer::Pool(p))
             }
         };
         Ok(Store {
@@ -124,17 +119,14 @@ impl Store {
         self.backend
     }
 
-    /// A transaction that will write. On SQLite it takes the write lock at
-    /// once (BEGIN IMMEDIATE): a deferred one that reads first cannot upgrade
-    /// to writing once another connection has written, and fails at once
-    /// instead of waiting its turn.
-    pub(crate) async fn write_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
-        })
+    /// A transaction that will write; see [`Writer::begin`].
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
+        self.writer.begin().await
+    }
+
+    /// A connection to write with outside a transaction.
+    pub(crate) async fn write_conn(&self) -> Result<WriteConn, StoreError> {
+        self.writer.conn().await
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -190,7 +182,7 @@ impl Store {
                 })
                 .collect(),
         );
-        migrator.run(&self.writer).await?;
+        migrator.run(&mut *self.write_conn().await?).await?;
         Ok(())
     }
 
@@ -220,12 +212,23 @@ impl Store {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         self.get_setting(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))
     }
+}
+
+/// WAL lets readers run beside the writer. FULL syncs the log at every
+/// commit, so an acknowledged webhook survives a power cut too; group
+/// commit makes each fsync count for many messages.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=10000;",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Normalises a SQLite URL so that the file is created when missing, and

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::sql::{int_at, json_rows, list, query, text_at, to_json};
 use crate::{Store, StoreError};
@@ -52,7 +52,7 @@ fn without_nul(m: &InboundMessage) -> InboundMessage {
 /// exists is left as it is (see `refresh_contacts`); a new one created for an
 /// inbound message starts with its service window open.
 pub(crate) async fn upsert_contacts(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut crate::writer::WriteTx,
     contacts: &[(&str, Option<&str>)],
     now_ms: i64,
     inbound: bool,
@@ -104,7 +104,7 @@ pub(crate) async fn upsert_contacts(
 /// sent a new message (a redelivery does not reopen the window), and takes
 /// their latest profile name.
 async fn refresh_contacts(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut crate::writer::WriteTx,
     contacts: &mut [(i64, Option<&str>)],
     now_ms: i64,
 ) -> Result<(), StoreError> {
@@ -150,7 +150,7 @@ impl Store {
 
 /// Stores a batch of inbound messages within `tx` (see [`Store::ingest`]).
 pub(crate) async fn ingest_in(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut crate::writer::WriteTx,
     batch: &[InboundMessage],
     now_ms: i64,
 ) -> Result<Vec<Ingested>, StoreError> {
@@ -341,7 +341,7 @@ impl Store {
         let mut order: Vec<usize> = (0..updates.len()).collect();
         order.sort_by(|&a, &b| cleaned[a].0.cmp(&cleaned[b].0));
         let mut out = vec![StatusApplied::Unknown; updates.len()];
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.write_conn().await?;
         for i in order {
             let (u, (pid, error)) = (&updates[i], &cleaned[i]);
             let advanced = advance_status(

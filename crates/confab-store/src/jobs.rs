@@ -1,5 +1,5 @@
 use confab_model::{DeliveryStatus, ProviderError};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::inbound::advance_status;
 use crate::messages::{Message, from_row};
@@ -42,7 +42,7 @@ pub struct ClaimedSend {
 }
 
 pub(crate) async fn insert_jobs(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut crate::writer::WriteTx,
     kind: &str,
     ref_ids: &[i64],
     now_ms: i64,
@@ -114,7 +114,7 @@ impl Store {
                     // The message is gone; so is the point of the job.
                     sqlx::query("DELETE FROM jobs WHERE id = $1")
                         .bind(job_id)
-                        .execute(&self.writer)
+                        .execute(&mut *self.write_conn().await?)
                         .await?;
                 }
             }
@@ -192,7 +192,7 @@ impl Store {
             if let Some(r) = early
                 && let Some(status) = DeliveryStatus::parse(&r.try_get::<String, _>("status")?)
             {
-                let mut conn = self.writer.acquire().await?;
+                let mut conn = self.write_conn().await?;
                 advance_status(
                     &mut conn,
                     &channel,
@@ -257,7 +257,7 @@ impl Store {
         .bind(error.to_string())
         .bind(job_id)
         .bind(lease)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -276,7 +276,7 @@ impl Store {
         .bind(run_at_ms)
         .bind(job_id)
         .bind(lease)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -294,7 +294,7 @@ impl Store {
         .bind(until_ms)
         .bind(job_id)
         .bind(lease)
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok((done.rows_affected() > 0).then_some(until_ms))
     }
@@ -321,7 +321,7 @@ impl Store {
             .bind(kind.to_string())
             .bind(now_ms)
             .bind(limit)
-            .fetch_all(&self.writer)
+            .fetch_all(&mut *self.write_conn().await?)
             .await?;
         rows.iter()
             .map(|r| {

@@ -16,8 +16,10 @@ mod jobs;
 mod messages;
 mod records;
 mod runs;
+mod script;
 mod sql;
 mod tx;
+mod writer;
 
 pub use ai::{AiCall, AiStat, NewAiCall, NewMedia, RateWindow, StoredMedia};
 pub use auth::{ApiKey, User};
@@ -29,7 +31,7 @@ pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
 pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
-pub use tx::{ContactState, Reply, Tx};
+pub use tx::{Closing, ContactState, Reply, Tx};
 
 /// Runs a transaction again when the database aborted it to break a
 /// deadlock or a serialization conflict with a concurrent writer.

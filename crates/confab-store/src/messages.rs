@@ -3,11 +3,11 @@ use confab_model::{
     ProviderError,
 };
 use serde::Serialize;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use crate::sql::{
-    Bind, Filter, int_at, json_col, json_rows, opt_json_col, query, text_at, to_json,
+    Bind, Filter, int_at, json_col, json_rows_in, opt_json_col, query, text_at, to_json,
 };
 use crate::{JOB_SEND, Store, StoreError};
 
@@ -205,19 +205,11 @@ impl<'a> OutboundRow<'a> {
     }
 }
 
-/// Inserts outbound messages at `status`, in order, in one statement; with
-/// `returning`, the rows' `id` and `contact_id`.
-pub(crate) async fn insert_outbound(
-    conn: &mut sqlx::AnyConnection,
-    rows: &[OutboundRow<'_>],
-    status: DeliveryStatus,
-    returning: bool,
-    now_ms: i64,
-) -> Result<Vec<AnyRow>, StoreError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
+/// Inserts outbound messages (`$1`, [`OutboundRow`]s) at a status (`$3`,
+/// rank `$4`), in order, in one statement; with `returning`, the rows'
+/// `id` and `contact_id`.
+pub(crate) fn outbound_sql(backend: crate::Backend, returning: bool) -> String {
+    format!(
         "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) \
          SELECT {}, {}, $2, {}, {}, {}, {}, {}, {}, $3, $4, $5, $5 FROM {} WHERE true ORDER BY j.key{}",
         int_at(0),
@@ -228,26 +220,52 @@ pub(crate) async fn insert_outbound(
         text_at(5),
         text_at(6),
         text_at(7),
-        json_rows(conn, 1),
+        json_rows_in(backend, 1),
         if returning {
             " RETURNING id, contact_id"
         } else {
             ""
         }
-    );
+    )
+}
+
+/// Binds what [`outbound_sql`] asks for, in its order.
+pub(crate) fn outbound_values(
+    rows: &[OutboundRow<'_>],
+    status: DeliveryStatus,
+    now_ms: i64,
+) -> (String, &'static str, &'static str, i64, i64) {
+    (
+        to_json(&rows),
+        Direction::Outbound.as_str(),
+        status.as_str(),
+        status.rank(),
+        now_ms,
+    )
+}
+
+/// Inserts queued outbound messages; their `id` and `contact_id`.
+async fn insert_queued(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[OutboundRow<'_>],
+    now_ms: i64,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let sql = outbound_sql(crate::Backend::of(conn), true);
+    let (rows, direction, status, rank, now) =
+        outbound_values(rows, DeliveryStatus::Queued, now_ms);
     Ok(query(sql)
-        .bind(to_json(&rows))
-        .bind(Direction::Outbound.as_str())
-        .bind(status.as_str())
-        .bind(status.rank())
-        .bind(now_ms)
+        .bind(rows)
+        .bind(direction)
+        .bind(status)
+        .bind(rank)
+        .bind(now)
         .fetch_all(conn)
         .await?)
 }
 
 /// Queues outbound messages within `tx` (see [`Store::enqueue_outbound`]).
 pub(crate) async fn enqueue_in(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut crate::writer::WriteTx,
     items: &[NewOutbound],
     now_ms: i64,
 ) -> Result<Vec<SendOutcome>, StoreError> {
@@ -280,7 +298,7 @@ pub(crate) async fn enqueue_in(
                 )
             })
             .collect();
-        let rows = insert_outbound(tx, &rows, DeliveryStatus::Queued, true, now_ms).await?;
+        let rows = insert_queued(tx, &rows, now_ms).await?;
         let mut by_contact = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             by_contact.insert(

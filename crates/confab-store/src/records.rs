@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::{AnyQuery, query};
+use crate::script::Script;
+use crate::sql::{AnyQuery, int_at, json_rows_in, query, text_at};
 use crate::{Backend, Store, StoreError, Tx};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -123,7 +124,23 @@ fn select(backend: Backend, collection: &str, f: &RecordFilter) -> Result<AnyQue
     Ok(q)
 }
 
+/// Records a transaction has saved but not yet written. Flows save records
+/// as they step; each written on its own is a round trip made while the
+/// transaction holds its contacts. Staged, they are written together: before
+/// the transaction next reads or changes records, or at commit.
+#[derive(Default)]
+pub(crate) struct Staged {
+    records: Vec<Record>,
+    /// Ids given out ahead and not used yet, lowest last.
+    ids: Vec<i64>,
+}
+
+/// Ids taken from PostgreSQL's sequence at a time; unused ones are gaps.
+const ID_BLOCK: i64 = 16;
+
 impl Tx {
+    /// Saves a record in this transaction and returns it with its id; see
+    /// [`Staged`].
     pub async fn insert_record(
         &mut self,
         collection: &str,
@@ -131,7 +148,97 @@ impl Tx {
         data: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
-        insert(&mut self.inner, collection, contact_id, data, now_ms).await
+        let id = self.next_record_id().await?;
+        let record = Record {
+            id,
+            collection: collection.to_string(),
+            contact_id,
+            data: data.clone(),
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        };
+        self.staged.records.push(record.clone());
+        Ok(record)
+    }
+
+    /// The id the next record gets. SQLite: one past the highest, as it
+    /// would give; the transaction holds the only write lock, so nobody
+    /// else takes it. PostgreSQL: from the table's sequence, a block at a
+    /// time.
+    async fn next_record_id(&mut self) -> Result<i64, StoreError> {
+        if let Some(id) = self.staged.ids.pop() {
+            return Ok(id);
+        }
+        let first: i64 = match self.backend {
+            Backend::Sqlite => {
+                let next = match self.staged.records.last() {
+                    Some(r) => r.id + 1,
+                    None => sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM records")
+                        .fetch_one(&mut *self.inner)
+                        .await?
+                        .try_get("id")?,
+                };
+                return Ok(next);
+            }
+            Backend::Postgres => {
+                let rows = sqlx::query(
+                    "SELECT nextval(pg_get_serial_sequence('records', 'id')) AS id FROM generate_series(1, $1)",
+                )
+                .bind(ID_BLOCK)
+                .fetch_all(&mut *self.inner)
+                .await?;
+                let mut ids = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>("id"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                let first = ids.pop().ok_or(StoreError::NotFound)?;
+                self.staged.ids = ids;
+                first
+            }
+        };
+        Ok(first)
+    }
+
+    /// Moves the staged records into `script`, as one statement.
+    pub(crate) fn stage_records_into(&mut self, script: &mut Script) {
+        if self.staged.records.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = self
+            .staged
+            .records
+            .drain(..)
+            .map(|r| {
+                (
+                    r.id,
+                    r.collection,
+                    r.contact_id,
+                    crate::sql::to_json(&r.data),
+                    r.created_ms,
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO records (id, collection, contact_id, data, created_ms, updated_ms) \
+             SELECT {}, {}, {}, {}, {}, {} FROM {} WHERE true ORDER BY j.key",
+            int_at(0),
+            text_at(1),
+            int_at(2),
+            text_at(3),
+            int_at(4),
+            int_at(4),
+            json_rows_in(self.backend, 1)
+        );
+        script.push(&sql).bind(crate::sql::to_json(&rows));
+    }
+
+    /// Writes the staged records now.
+    async fn write_staged_records(&mut self) -> Result<(), StoreError> {
+        let mut script = Script::new(self.backend);
+        self.stage_records_into(&mut script);
+        script.run(&mut self.inner, None).await?;
+        Ok(())
     }
 
     pub async fn find_records(
@@ -139,6 +246,7 @@ impl Tx {
         collection: &str,
         f: &RecordFilter,
     ) -> Result<Vec<Record>, StoreError> {
+        self.write_staged_records().await?;
         let rows = select(self.backend, collection, f)?
             .fetch_all(&mut *self.inner)
             .await?;
@@ -153,6 +261,7 @@ impl Tx {
         changes: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Option<Record>, StoreError> {
+        self.write_staged_records().await?;
         update(&mut self.inner, collection, id, changes, false, now_ms).await
     }
 }
@@ -223,7 +332,7 @@ impl Store {
         data: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.write_conn().await?;
         insert(&mut conn, collection, contact_id, data, now_ms).await
     }
 
@@ -270,7 +379,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM records WHERE id = $1 AND collection = $2")
             .bind(id)
             .bind(collection.to_string())
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

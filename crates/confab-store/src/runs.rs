@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::script::Script;
 use crate::sql::{Bind, Filter, int_at, json_ids, json_rows, list, query, text_at, to_json};
 use crate::{Store, StoreError, Tx};
 
@@ -237,61 +238,15 @@ impl Tx {
         Ok(ids)
     }
 
-    /// Stores the new state of several runs (id, status, node, state); a run
-    /// named twice keeps the last.
-    pub async fn update_runs(
-        &mut self,
-        runs: &[(i64, String, Option<String>, String)],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut last: Vec<&(i64, String, Option<String>, String)> = Vec::with_capacity(runs.len());
-        for r in runs.iter().rev() {
-            if !last.iter().any(|x| x.0 == r.0) {
-                last.push(r);
-            }
-        }
-        if last.is_empty() {
-            return Ok(());
-        }
-        // Rows in id order: concurrent writers cannot deadlock.
-        last.sort_unstable_by_key(|r| r.0);
-        let sql = format!(
-            "UPDATE runs SET status = v.status, node = v.node, state = v.state, updated_ms = $2 \
-             FROM (SELECT {} AS id, {} AS status, {} AS node, {} AS state FROM {}) AS v WHERE runs.id = v.id",
-            int_at(0),
-            text_at(1),
-            text_at(2),
-            text_at(3),
-            json_rows(&self.inner, 1)
-        );
-        query(sql)
-            .bind(to_json(&last))
-            .bind(now_ms)
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
-    }
-
     /// Appends event rows (run id, the events of one step as a JSON array) in order.
     pub async fn insert_events(
         &mut self,
         events: &[(i64, String)],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO run_events (run_id, event, created_ms) SELECT {}, {}, $2 FROM {} WHERE true ORDER BY j.key",
-            int_at(0),
-            text_at(1),
-            json_rows(&self.inner, 1)
-        );
-        query(sql)
-            .bind(to_json(&events))
-            .bind(now_ms)
-            .execute(&mut *self.inner)
-            .await?;
+        let mut script = Script::new(self.backend);
+        script.insert_events(events, now_ms);
+        script.run(&mut self.inner, None).await?;
         Ok(())
     }
 }

@@ -74,7 +74,12 @@ pub(crate) const MAX_ROWS: usize = 32;
 /// SQLite needs to tell the upsert from a join, and `ORDER BY j.key`, so that
 /// rows are written (and ids given) in the order they were passed.
 pub(crate) fn json_rows(conn: &AnyConnection, n: usize) -> String {
-    match Backend::of(conn) {
+    json_rows_in(Backend::of(conn), n)
+}
+
+/// [`json_rows`] for a backend.
+pub(crate) fn json_rows_in(backend: Backend, n: usize) -> String {
+    match backend {
         Backend::Sqlite => format!("json_each(${n}) AS j"),
         Backend::Postgres => {
             format!("json_array_elements(CAST(${n} AS JSON)) WITH ORDINALITY AS j(value, key)")

@@ -1,10 +1,11 @@
 //! A transaction the runtime drives: an inbound batch, the flow steps it
 //! causes, their records, replies and timers, all committed together.
 
-use confab_model::{Channel, DeliveryStatus, InboundMessage, OutboundContent};
-use sqlx::{Any, Row, Transaction};
+use confab_model::{Channel, InboundMessage, OutboundContent};
+use sqlx::Row;
 
-use crate::sql::{int_at, json_ids, json_rows, query, text_at, to_json};
+use crate::script::Script;
+use crate::sql::{json_ids, query, to_json};
 use crate::{Backend, Ingested, NewOutbound, SendOutcome, Store, StoreError};
 
 /// What the runtime needs to know of a contact.
@@ -19,8 +20,11 @@ pub struct ContactState {
 }
 
 pub struct Tx {
-    pub(crate) inner: Transaction<'static, Any>,
+    pub(crate) inner: crate::writer::WriteTx,
     pub(crate) backend: Backend,
+    /// Records saved in this transaction and not yet written (see
+    /// [`Tx::insert_record`]), and ids given out ahead for more.
+    pub(crate) staged: crate::records::Staged,
 }
 
 impl Store {
@@ -28,8 +32,24 @@ impl Store {
         Ok(Tx {
             inner: self.write_tx().await?,
             backend: self.backend(),
+            staged: Default::default(),
         })
     }
+}
+
+/// What a batch writes last, with its commit (see [`Tx::commit_with`]):
+/// nothing waits for these writes' results, so they need no round trips of
+/// their own.
+#[derive(Clone, Debug, Default)]
+pub struct Closing {
+    /// Run id, status, node, state; a run named twice keeps the last.
+    pub run_updates: Vec<(i64, String, Option<String>, String)>,
+    /// Run id and the events of one step (a JSON array), in order.
+    pub events: Vec<(i64, String)>,
+    /// Replies sent in a webhook's answer, kept in the history in order.
+    pub replies: Vec<Reply>,
+    /// Inbound message id and what it was answered with.
+    pub responses: Vec<(i64, String)>,
 }
 
 /// A message already handed to the provider in the webhook's answer
@@ -44,8 +64,20 @@ pub struct Reply {
 
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.inner.commit().await?;
-        Ok(())
+        self.commit_with(&Closing::default(), 0).await
+    }
+
+    /// Makes a batch's last writes and commits: on SQLite in one round
+    /// trip, on PostgreSQL in two (one statement, then the commit).
+    pub async fn commit_with(mut self, last: &Closing, now_ms: i64) -> Result<(), StoreError> {
+        let mut script = Script::new(self.backend);
+        script
+            .update_runs(&last.run_updates, now_ms)
+            .insert_events(&last.events, now_ms)
+            .record_replies(&last.replies, now_ms)
+            .set_responses(&last.responses);
+        self.stage_records_into(&mut script);
+        self.inner.commit_with(script).await
     }
 
     pub async fn ingest(
@@ -87,55 +119,6 @@ impl Tx {
             }
             q.fetch_all(&mut *self.inner).await?;
         }
-        Ok(())
-    }
-
-    /// Stores replies sent in a webhook's answer, in order.
-    pub async fn record_replies(
-        &mut self,
-        replies: &[Reply],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let rows: Vec<crate::messages::OutboundRow> = replies
-            .iter()
-            .map(|r| {
-                crate::messages::OutboundRow::new(
-                    r.contact_id,
-                    r.channel,
-                    &r.content,
-                    r.sender.as_deref(),
-                    None,
-                )
-            })
-            .collect();
-        crate::messages::insert_outbound(
-            &mut self.inner,
-            &rows,
-            DeliveryStatus::Accepted,
-            false,
-            now_ms,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Records what inbound messages were answered with (message id,
-    /// answer), so that a redelivery is answered the same way.
-    pub async fn set_responses(&mut self, responses: &[(i64, String)]) -> Result<(), StoreError> {
-        if responses.is_empty() {
-            return Ok(());
-        }
-        let sql = format!(
-            "INSERT INTO message_responses (message_id, response) SELECT {}, {} FROM {} \
-             WHERE true ORDER BY j.key ON CONFLICT (message_id) DO NOTHING",
-            int_at(0),
-            text_at(1),
-            json_rows(&self.inner, 1)
-        );
-        query(sql)
-            .bind(to_json(&responses))
-            .execute(&mut *self.inner)
-            .await?;
         Ok(())
     }
 
