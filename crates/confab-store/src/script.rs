@@ -1,25 +1,46 @@
-//! Writes sent together: statements whose results nobody waits for, made in
-//! one round trip. Every statement is a round trip while the transaction
-//! holds the write lock (SQLite) or its contacts (PostgreSQL); a batch's last
-//! writes (runs, events, replies, answers, records) need none of their own.
-
-use sqlx::any::AnyArguments;
-use sqlx::{Any, AnyConnection, Arguments, AssertSqlSafe, Encode, Type};
+//! Writes sent together: statements whose results nobody waits for. On
+//! SQLite every statement is a round trip to the connection's thread while
+//! the transaction holds the write lock; a batch's last writes (runs,
+//! events, replies, answers, records) go in one, with the COMMIT.
 
 use confab_model::DeliveryStatus;
+use sqlx::AnyConnection;
 
 use crate::messages::{OutboundRow, outbound_sql, outbound_values};
-use crate::sql::{int_at, json_rows_in, text_at, to_json};
+use crate::sql::{int_at, json_rows_in, query, text_at, to_json};
 use crate::{Backend, StoreError};
 
-/// Statements and their values, numbered as one. SQLite runs them in order
-/// as one multi-statement query; PostgreSQL as one statement whose earlier
-/// parts are data-modifying `WITH` clauses, so the parts must write to
-/// different tables and return nothing.
+/// Statements and their values. SQLite runs them in order as one
+/// multi-statement query, numbered as one; PostgreSQL, which takes one
+/// statement per query when values are bound, one by one.
 pub(crate) struct Script {
     backend: Backend,
-    parts: Vec<String>,
-    args: AnyArguments,
+    /// Each statement, placeholders counting from `$1`, and its values.
+    parts: Vec<(String, Vec<Value>)>,
+}
+
+/// A value bound in a script.
+pub(crate) enum Value {
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(v)
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_string())
+    }
 }
 
 impl Script {
@@ -27,50 +48,33 @@ impl Script {
         Script {
             backend,
             parts: Vec::new(),
-            args: AnyArguments::default(),
         }
     }
 
     /// Adds a statement whose placeholders count from `$1`; its values
     /// follow with [`Script::bind`], in order.
     pub(crate) fn push(&mut self, sql: &str) -> &mut Script {
-        self.parts.push(renumber(sql, self.args.len()));
+        self.parts.push((sql.to_string(), Vec::new()));
         self
     }
 
-    pub(crate) fn bind<'q, T>(&mut self, value: T) -> &mut Script
-    where
-        T: Encode<'q, Any> + Type<Any> + 'q,
-    {
-        // Encoding our own integers and strings for Any cannot fail.
-        let _ = self.args.add(value);
-        self
-    }
-
-    /// The whole script as one SQL text.
-    fn sql(&self, then: Option<&str>) -> String {
-        match self.backend {
-            Backend::Sqlite => {
-                let mut parts = self.parts.clone();
-                parts.extend(then.map(str::to_string));
-                parts.join(";\n")
-            }
-            Backend::Postgres => {
-                let Some((last, rest)) = self.parts.split_last() else {
-                    return String::new();
-                };
-                let with: Vec<String> = rest
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| format!("w{i} AS ({part})"))
-                    .collect();
-                if with.is_empty() {
-                    last.clone()
-                } else {
-                    format!("WITH {} {last}", with.join(", "))
-                }
-            }
+    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Script {
+        if let Some((_, values)) = self.parts.last_mut() {
+            values.push(value.into());
         }
+        self
+    }
+
+    /// SQLite's one query: the statements renumbered as one, then `then`.
+    fn joined(&self, then: Option<&str>) -> String {
+        let mut offset = 0;
+        let mut sql: Vec<String> = Vec::with_capacity(self.parts.len() + 1);
+        for (part, values) in &self.parts {
+            sql.push(renumber(part, offset));
+            offset += values.len();
+        }
+        sql.extend(then.map(str::to_string));
+        sql.join(";\n")
     }
 
     /// Runs the script; on SQLite `then` (a statement without values, such
@@ -80,15 +84,32 @@ impl Script {
         conn: &mut AnyConnection,
         then: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let joined = self.backend == Backend::Sqlite;
-        if self.parts.is_empty() && !(joined && then.is_some()) {
-            return Ok(false);
+        fn bound(mut q: crate::sql::AnyQuery, values: Vec<Value>) -> crate::sql::AnyQuery {
+            for v in values {
+                q = match v {
+                    Value::Int(v) => q.bind(v),
+                    Value::Text(v) => q.bind(v),
+                };
+            }
+            q
         }
-        let sql = self.sql(then.filter(|_| joined));
-        sqlx::query_with(AssertSqlSafe(sql), self.args)
-            .execute(conn)
-            .await?;
-        Ok(joined && then.is_some())
+        match self.backend {
+            Backend::Sqlite => {
+                if self.parts.is_empty() && then.is_none() {
+                    return Ok(false);
+                }
+                let sql = self.joined(then);
+                let values = self.parts.into_iter().flat_map(|(_, v)| v).collect();
+                bound(query(sql), values).execute(conn).await?;
+                Ok(then.is_some())
+            }
+            Backend::Postgres => {
+                for (sql, values) in self.parts {
+                    bound(query(sql), values).execute(&mut *conn).await?;
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Changes the state of several runs (id, status, node, state); a run
@@ -215,23 +236,16 @@ mod tests {
     }
 
     #[test]
-    fn postgres_joins_parts_as_with_clauses() {
-        let mut s = Script::new(Backend::Postgres);
-        s.push("UPDATE a SET x = $1").bind(1_i64);
-        s.push("INSERT INTO b VALUES ($1)").bind(2_i64);
-        s.push("INSERT INTO c VALUES ($1, $2)")
-            .bind(3_i64)
-            .bind(4_i64);
-        assert_eq!(
-            s.sql(None),
-            "WITH w0 AS (UPDATE a SET x = $1), w1 AS (INSERT INTO b VALUES ($2)) INSERT INTO c VALUES ($3, $4)"
-        );
+    fn sqlite_numbers_the_statements_as_one() {
         let mut s = Script::new(Backend::Sqlite);
         s.push("UPDATE a SET x = $1").bind(1_i64);
-        s.push("INSERT INTO b VALUES ($1)").bind(2_i64);
+        s.push("INSERT INTO b VALUES ($1, $2)")
+            .bind(2_i64)
+            .bind("two");
+        s.push("INSERT INTO c VALUES ($1)").bind(3_i64);
         assert_eq!(
-            s.sql(Some("COMMIT")),
-            "UPDATE a SET x = $1;\nINSERT INTO b VALUES ($2);\nCOMMIT"
+            s.joined(Some("COMMIT")),
+            "UPDATE a SET x = $1;\nINSERT INTO b VALUES ($2, $3);\nINSERT INTO c VALUES ($4);\nCOMMIT"
         );
     }
 }

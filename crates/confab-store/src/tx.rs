@@ -68,7 +68,7 @@ impl Tx {
     }
 
     /// Makes a batch's last writes and commits: on SQLite in one round
-    /// trip, on PostgreSQL in two (one statement, then the commit).
+    /// trip.
     pub async fn commit_with(mut self, last: &Closing, now_ms: i64) -> Result<(), StoreError> {
         let mut script = Script::new(self.backend);
         script

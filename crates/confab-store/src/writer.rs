@@ -166,7 +166,7 @@ impl WriteTx {
 
 impl WriteTx {
     /// Runs `script` and commits: on SQLite the COMMIT travels with the
-    /// script, one round trip for both.
+    /// script, one round trip for all.
     pub(crate) async fn commit_with(self, script: crate::script::Script) -> Result<(), StoreError> {
         match self {
             WriteTx::Pooled(mut tx) => {

@@ -229,3 +229,78 @@ async fn replicas_publishing_the_same_flow_at_once_agree_on_one_version() {
     assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 1, 1));
     assert_eq!(s.publish_flow("f", "h2", "{\"x\":1}", 2).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn records_saved_in_a_transaction_get_their_ids_at_once_and_are_written_at_commit() {
+    let s = store().await;
+    let before = s
+        .insert_record("orders", None, &obj(json!({"n": 0})), 1_000)
+        .await
+        .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let a = tx
+        .insert_record("orders", None, &obj(json!({"n": 1})), 2_000)
+        .await
+        .unwrap();
+    let b = tx
+        .insert_record("tickets", None, &obj(json!({"n": 2})), 2_000)
+        .await
+        .unwrap();
+    assert!(before.id < a.id && a.id < b.id, "{before:?} {a:?} {b:?}");
+    // Not written yet: other connections see nothing of them.
+    assert!(matches!(
+        s.record("orders", a.id).await,
+        Err(confab_store::StoreError::NotFound)
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(s.record("orders", a.id).await.unwrap(), a);
+    assert_eq!(s.record("tickets", b.id).await.unwrap(), b);
+    // Ids given ahead (PostgreSQL takes a block) never collide with later ones.
+    let after = s
+        .insert_record("orders", None, &obj(json!({"n": 3})), 3_000)
+        .await
+        .unwrap();
+    assert!(after.id > b.id);
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_uncommitted_keeps_nothing_and_the_next_write_goes_ahead() {
+    let s = store().await;
+    {
+        let mut tx = s.begin().await.unwrap();
+        let r = tx
+            .insert_record("orders", None, &obj(json!({"n": 1})), 1_000)
+            .await
+            .unwrap();
+        // Reading records writes the staged ones inside the transaction.
+        let found = tx
+            .find_records(
+                "orders",
+                &confab_store::RecordFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(found, [r]);
+    }
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.insert_record("orders", None, &obj(json!({"n": 2})), 2_000),
+    )
+    .await
+    .expect("the write lock was given back")
+    .unwrap();
+    let all = s
+        .records(
+            "orders",
+            &confab_store::RecordFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all, [next]);
+}
