@@ -380,7 +380,11 @@ impl Runtime {
                     None => continue,
                 },
             };
-            let contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
+            let mut contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
+            // The stored name is written with the commit; the message's is newer.
+            if let Some(name) = &m.profile_name {
+                contact["name"] = Value::String(name.clone());
+            }
             let outcome = self
                 .advance(
                     &mut tx,

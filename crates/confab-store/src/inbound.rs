@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
 use sqlx::Row;
 
+use crate::script::Script;
 use crate::sql::{int_at, json_rows, list, query, text_at, to_json};
 use crate::{Store, StoreError};
 
@@ -100,31 +101,6 @@ pub(crate) async fn upsert_contacts(
     Ok(ids)
 }
 
-/// Moves the last-seen time and the 24-hour service window of contacts who
-/// sent a new message (a redelivery does not reopen the window), and takes
-/// their latest profile name.
-async fn refresh_contacts(
-    tx: &mut crate::writer::WriteTx,
-    contacts: &mut [(i64, Option<&str>)],
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    contacts.sort_unstable_by_key(|c| c.0);
-    let sql = format!(
-        "UPDATE contacts SET profile_name = COALESCE(v.name, contacts.profile_name), \
-         last_seen_ms = $2, last_inbound_ms = $2, updated_ms = $2 \
-         FROM (SELECT {} AS id, {} AS name FROM {}) AS v WHERE contacts.id = v.id",
-        int_at(0),
-        text_at(1),
-        json_rows(tx, 1)
-    );
-    query(sql)
-        .bind(to_json(&contacts))
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// What the store holds for one provider message id: message id, contact
 /// id, whether it was there before, and its recorded response.
 type StoredRow = (i64, i64, bool, Option<String>);
@@ -140,8 +116,9 @@ impl Store {
     ) -> Result<Vec<Ingested>, StoreError> {
         crate::retry_conflicts(|| async {
             let mut tx = self.write_tx().await?;
-            let stored = ingest_in(&mut tx, batch, now_ms).await?;
-            tx.commit().await?;
+            let mut closing = Script::new(self.backend());
+            let stored = ingest_in(&mut tx, &mut closing, batch, now_ms).await?;
+            tx.commit_with(closing).await?;
             Ok(stored)
         })
         .await
@@ -149,8 +126,13 @@ impl Store {
 }
 
 /// Stores a batch of inbound messages within `tx` (see [`Store::ingest`]).
+///
+/// The contacts' last-seen times, service windows and profile names are
+/// written by `closing`, with the commit: nothing in the batch reads them
+/// but the name, which the runtime takes from the message.
 pub(crate) async fn ingest_in(
     tx: &mut crate::writer::WriteTx,
+    closing: &mut Script,
     batch: &[InboundMessage],
     now_ms: i64,
 ) -> Result<Vec<Ingested>, StoreError> {
@@ -235,7 +217,8 @@ pub(crate) async fn ingest_in(
             fresh.push((contact_id, m.profile_name.as_deref()));
         }
     }
-    refresh_contacts(tx, &mut fresh, now_ms).await?;
+    fresh.sort_unstable_by_key(|c| c.0);
+    closing.refresh_contacts(&fresh, now_ms);
 
     // Whatever was not inserted was there before: read what it was.
     let mut known: HashMap<&str, Vec<String>> = HashMap::new();

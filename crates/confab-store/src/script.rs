@@ -112,6 +112,28 @@ impl Script {
         }
     }
 
+    /// Moves the last-seen time and the 24-hour service window of contacts
+    /// who sent a new message (a redelivery does not reopen the window), and
+    /// takes their latest profile name. Rows in id order.
+    pub(crate) fn refresh_contacts(
+        &mut self,
+        contacts: &[(i64, Option<&str>)],
+        now_ms: i64,
+    ) -> &mut Script {
+        if contacts.is_empty() {
+            return self;
+        }
+        let sql = format!(
+            "UPDATE contacts SET profile_name = COALESCE(v.name, contacts.profile_name), \
+             last_seen_ms = $2, last_inbound_ms = $2, updated_ms = $2 \
+             FROM (SELECT {} AS id, {} AS name FROM {}) AS v WHERE contacts.id = v.id",
+            int_at(0),
+            text_at(1),
+            json_rows_in(self.backend, 1)
+        );
+        self.push(&sql).bind(to_json(&contacts)).bind(now_ms)
+    }
+
     /// Changes the state of several runs (id, status, node, state); a run
     /// named twice keeps the last.
     pub(crate) fn update_runs(

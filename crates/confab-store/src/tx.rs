@@ -25,6 +25,8 @@ pub struct Tx {
     /// Records saved in this transaction and not yet written (see
     /// [`Tx::insert_record`]), and ids given out ahead for more.
     pub(crate) staged: crate::records::Staged,
+    /// Writes made with the commit (see [`Tx::commit_with`]).
+    closing: Script,
 }
 
 impl Store {
@@ -33,6 +35,7 @@ impl Store {
             inner: self.write_tx().await?,
             backend: self.backend(),
             staged: Default::default(),
+            closing: Script::new(self.backend()),
         })
     }
 }
@@ -70,7 +73,7 @@ impl Tx {
     /// Makes a batch's last writes and commits: on SQLite in one round
     /// trip.
     pub async fn commit_with(mut self, last: &Closing, now_ms: i64) -> Result<(), StoreError> {
-        let mut script = Script::new(self.backend);
+        let mut script = std::mem::replace(&mut self.closing, Script::new(self.backend));
         script
             .update_runs(&last.run_updates, now_ms)
             .insert_events(&last.events, now_ms)
@@ -85,7 +88,7 @@ impl Tx {
         batch: &[InboundMessage],
         now_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
-        crate::inbound::ingest_in(&mut self.inner, batch, now_ms).await
+        crate::inbound::ingest_in(&mut self.inner, &mut self.closing, batch, now_ms).await
     }
 
     pub async fn enqueue_outbound(
