@@ -85,8 +85,11 @@ impl Tx {
         &mut self,
         contact_ids: &[i64],
     ) -> Result<HashMap<i64, StoredRun>, StoreError> {
+        // One index lookup per contact: PostgreSQL, guessing how many ids a
+        // JSON array holds, would otherwise scan every run.
         let sql = format!(
-            "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE contact_id IN ({}) GROUP BY contact_id)",
+            "SELECT {COLUMNS} FROM runs WHERE id IN \
+             (SELECT (SELECT MAX(r.id) FROM runs r WHERE r.contact_id = c.id) FROM ({}) AS c)",
             json_ids(&self.inner, 1)
         );
         let rows = query(sql)

@@ -97,16 +97,14 @@ pub(crate) fn text_at(i: usize) -> String {
     format!("j.value->>{i}")
 }
 
-/// A subquery of the ids in parameter `$n`, a JSON array of integers: for
-/// `IN (...)` with one parameter, see [`json_rows`].
+/// A subquery of the ids in parameter `$n`, a JSON array of integers, as
+/// column `id`: for `IN (...)` with one parameter, see [`json_rows`].
 pub(crate) fn json_ids(conn: &AnyConnection, n: usize) -> String {
     match Backend::of(conn) {
-        Backend::Sqlite => format!("SELECT value FROM json_each(${n})"),
-        Backend::Postgres => {
-            format!(
-                "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(${n} AS JSON))"
-            )
-        }
+        Backend::Sqlite => format!("SELECT value AS id FROM json_each(${n})"),
+        Backend::Postgres => format!(
+            "SELECT CAST(value AS BIGINT) AS id FROM json_array_elements_text(CAST(${n} AS JSON))"
+        ),
     }
 }
 
