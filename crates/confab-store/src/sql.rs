@@ -97,14 +97,24 @@ pub(crate) fn text_at(i: usize) -> String {
     format!("j.value->>{i}")
 }
 
-/// A subquery of the ids in parameter `$n`, a JSON array of integers, as
-/// column `id`: for `IN (...)` with one parameter, see [`json_rows`].
-pub(crate) fn json_ids(conn: &AnyConnection, n: usize) -> String {
+/// `column` is one of the ids in parameter `$n`, bound as [`Ids`] makes
+/// them: one parameter, whatever their number (see [`json_rows`]). On
+/// PostgreSQL an array, whose length the planner sees, so that it looks
+/// the rows up by index; it plans a JSON array for 100 rows and scanned
+/// every run instead.
+pub(crate) fn among(conn: &AnyConnection, column: &str, n: usize) -> String {
     match Backend::of(conn) {
-        Backend::Sqlite => format!("SELECT value AS id FROM json_each(${n})"),
-        Backend::Postgres => format!(
-            "SELECT CAST(value AS BIGINT) AS id FROM json_array_elements_text(CAST(${n} AS JSON))"
-        ),
+        Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
+        Backend::Postgres => format!("{column} = ANY(CAST(${n} AS BIGINT[]))"),
+    }
+}
+
+/// Ids as [`among`] takes them: a JSON array, or PostgreSQL's array text.
+pub(crate) fn ids_param(conn: &AnyConnection, ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    match Backend::of(conn) {
+        Backend::Sqlite => format!("[{}]", list.join(",")),
+        Backend::Postgres => format!("{{{}}}", list.join(",")),
     }
 }
 

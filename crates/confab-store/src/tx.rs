@@ -5,7 +5,7 @@ use confab_model::{Channel, InboundMessage, OutboundContent};
 use sqlx::Row;
 
 use crate::script::Script;
-use crate::sql::{json_ids, query, to_json};
+use crate::sql::{among, ids_param, query};
 use crate::{Backend, Ingested, NewOutbound, SendOutcome, Store, StoreError};
 
 /// What the runtime needs to know of a contact.
@@ -237,10 +237,10 @@ impl Tx {
             None => "",
         };
         let sql = format!(
-            "SELECT id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE id IN ({})",
-            json_ids(&self.inner, 1)
+            "SELECT id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE {}",
+            among(&self.inner, "id", 1)
         );
-        let mut q = query(sql).bind(to_json(&ids));
+        let mut q = query(sql).bind(ids_param(&self.inner, ids));
         if let Some(k) = key {
             q = q.bind(k.to_string());
         }
