@@ -10,10 +10,11 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::StoreError;
 
@@ -24,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub(crate) enum Writer {
     Pool(AnyPool),
-    Single(Arc<Mutex<Single>>),
+    Single(Arc<Single>),
 }
 
 impl std::fmt::Debug for Writer {
@@ -37,18 +38,22 @@ impl std::fmt::Debug for Writer {
 }
 
 pub(crate) struct Single {
-    /// None once the store is closed.
-    conn: Option<AnyConnection>,
+    /// The connection; None once the store is closed.
+    slot: Arc<Mutex<Option<AnyConnection>>>,
     /// A transaction was begun and neither committed nor rolled back yet.
-    open: bool,
+    /// Read and written only by the holder of `slot`.
+    open: AtomicBool,
 }
+
+/// The single connection, held.
+type Held = OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>;
 
 impl Writer {
     pub(crate) fn single(conn: AnyConnection) -> Writer {
-        Writer::Single(Arc::new(Mutex::new(Single {
-            conn: Some(conn),
-            open: false,
-        })))
+        Writer::Single(Arc::new(Single {
+            slot: Arc::new(Mutex::new(Some(conn))),
+            open: AtomicBool::new(false),
+        }))
     }
 
     /// A connection to write with, held until the value is dropped.
@@ -67,11 +72,13 @@ impl Writer {
         match self {
             Writer::Pool(pool) => Ok(WriteTx::Pooled(pool.begin().await?)),
             Writer::Single(single) => {
-                let mut guard = lock(single).await?;
-                guard.open = true;
-                let conn = guard.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+                let mut conn = lock(single).await?;
+                single.open.store(true, Ordering::Relaxed);
                 conn.execute("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx::Single(SingleTx(Some(guard))))
+                Ok(WriteTx::Single(SingleTx {
+                    conn,
+                    single: single.clone(),
+                }))
             }
         }
     }
@@ -80,7 +87,7 @@ impl Writer {
         match self {
             Writer::Pool(pool) => pool.close().await,
             Writer::Single(single) => {
-                let conn = single.lock().await.conn.take();
+                let conn = single.slot.lock().await.take();
                 if let Some(conn) = conn {
                     let _ = sqlx::Connection::close(conn).await;
                 }
@@ -91,29 +98,26 @@ impl Writer {
 
 /// Waits for the single connection, in turn; rolls back a transaction
 /// its last holder left open.
-async fn lock(single: &Arc<Mutex<Single>>) -> Result<OwnedMutexGuard<Single>, StoreError> {
-    let mut guard = tokio::time::timeout(WAIT, single.clone().lock_owned())
+async fn lock(single: &Single) -> Result<Held, StoreError> {
+    let guard = tokio::time::timeout(WAIT, single.slot.clone().lock_owned())
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)?;
-    let open = guard.open;
-    let Some(conn) = guard.conn.as_mut() else {
-        return Err(sqlx::Error::PoolClosed.into());
-    };
-    if open {
+    let mut conn =
+        OwnedMutexGuard::try_map(guard, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)?;
+    if single.open.swap(false, Ordering::Relaxed) {
         // A transaction whose owner went away (an error, a cancelled
         // request) and whose rollback did not run.
         if let Err(e) = conn.execute("ROLLBACK").await {
             tracing::warn!(error = %e, "rolling back an abandoned write failed");
         }
-        guard.open = false;
     }
-    Ok(guard)
+    Ok(conn)
 }
 
 /// A write connection; derefs to the connection.
 pub(crate) enum WriteConn {
     Pooled(sqlx::pool::PoolConnection<Any>),
-    Single(OwnedMutexGuard<Single>),
+    Single(Held),
 }
 
 impl Deref for WriteConn {
@@ -121,9 +125,7 @@ impl Deref for WriteConn {
     fn deref(&self) -> &AnyConnection {
         match self {
             WriteConn::Pooled(c) => c,
-            // `conn` checked Some when the guard was taken; only `close`,
-            // which waits for the guard, empties it.
-            WriteConn::Single(g) => g.conn.as_ref().expect("an open write connection"),
+            WriteConn::Single(c) => c,
         }
     }
 }
@@ -132,7 +134,7 @@ impl DerefMut for WriteConn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
             WriteConn::Pooled(c) => c,
-            WriteConn::Single(g) => g.conn.as_mut().expect("an open write connection"),
+            WriteConn::Single(c) => c,
         }
     }
 }
@@ -144,27 +146,18 @@ pub(crate) enum WriteTx {
     Single(SingleTx),
 }
 
-/// The single writer's guard while a transaction is open: Some until it
-/// is committed or dropped.
-pub(crate) struct SingleTx(Option<OwnedMutexGuard<Single>>);
-
-impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            WriteTx::Pooled(tx) => tx.commit().await?,
-            WriteTx::Single(mut tx) => {
-                let mut guard = tx.0.take().expect("a transaction not yet ended");
-                let conn = guard.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-                // On failure `open` stays set: the next writer rolls back.
-                conn.execute("COMMIT").await?;
-                guard.open = false;
-            }
-        }
-        Ok(())
-    }
+/// The single connection while a transaction is open on it.
+pub(crate) struct SingleTx {
+    conn: Held,
+    single: Arc<Single>,
 }
 
 impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        let backend = crate::Backend::of(&self);
+        self.commit_with(crate::script::Script::new(backend)).await
+    }
+
     /// Runs `script` and commits: on SQLite the COMMIT travels with the
     /// script, one round trip for all.
     pub(crate) async fn commit_with(self, script: crate::script::Script) -> Result<(), StoreError> {
@@ -174,11 +167,9 @@ impl WriteTx {
                 tx.commit().await?;
             }
             WriteTx::Single(mut tx) => {
-                let mut guard = tx.0.take().expect("a transaction not yet ended");
-                let conn = guard.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-                // On failure `open` stays set: the next writer rolls back.
-                script.run(conn, Some("COMMIT")).await?;
-                guard.open = false;
+                // On failure `open` stays set: the transaction is rolled back.
+                script.run(&mut tx.conn, Some("COMMIT")).await?;
+                tx.single.open.store(false, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -187,18 +178,15 @@ impl WriteTx {
 
 impl Drop for SingleTx {
     fn drop(&mut self) {
-        if let Some(mut guard) = self.0.take()
-            && guard.open
+        if self.single.open.load(Ordering::Relaxed)
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            // Roll back now rather than at the next write, so that other
-            // processes on the same file are not kept waiting for the lock.
+            // Roll back as soon as the connection is free rather than at
+            // the next write, so that other processes on the same file are
+            // not kept waiting for the lock: taking it rolls back.
+            let single = self.single.clone();
             handle.spawn(async move {
-                if let Some(conn) = guard.conn.as_mut()
-                    && conn.execute("ROLLBACK").await.is_ok()
-                {
-                    guard.open = false;
-                }
+                let _ = lock(&single).await;
             });
         }
     }
@@ -209,11 +197,7 @@ impl Deref for WriteTx {
     fn deref(&self) -> &AnyConnection {
         match self {
             WriteTx::Pooled(tx) => tx,
-            WriteTx::Single(tx) => {
-                tx.0.as_ref()
-                    .and_then(|g| g.conn.as_ref())
-                    .expect("a transaction not yet ended")
-            }
+            WriteTx::Single(tx) => &tx.conn,
         }
     }
 }
@@ -222,11 +206,7 @@ impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
             WriteTx::Pooled(tx) => tx,
-            WriteTx::Single(tx) => {
-                tx.0.as_mut()
-                    .and_then(|g| g.conn.as_mut())
-                    .expect("a transaction not yet ended")
-            }
+            WriteTx::Single(tx) => &mut tx.conn,
         }
     }
 }

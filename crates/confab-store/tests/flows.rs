@@ -273,16 +273,7 @@ async fn a_transaction_dropped_uncommitted_keeps_nothing_and_the_next_write_goes
             .await
             .unwrap();
         // Reading records writes the staged ones inside the transaction.
-        let found = tx
-            .find_records(
-                "orders",
-                &confab_store::RecordFilter {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let found = tx.find_records("orders", &first_ten()).await.unwrap();
         assert_eq!(found, [r]);
     }
     let next = tokio::time::timeout(
@@ -292,15 +283,13 @@ async fn a_transaction_dropped_uncommitted_keeps_nothing_and_the_next_write_goes
     .await
     .expect("the write lock was given back")
     .unwrap();
-    let all = s
-        .records(
-            "orders",
-            &confab_store::RecordFilter {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let all = s.records("orders", &first_ten()).await.unwrap();
     assert_eq!(all, [next]);
+}
+
+fn first_ten() -> confab_store::RecordFilter {
+    confab_store::RecordFilter {
+        limit: 10,
+        ..Default::default()
+    }
 }
