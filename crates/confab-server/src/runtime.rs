@@ -90,10 +90,8 @@ pub enum RuntimeError {
 }
 
 /// Writes of a batch's steps, made together at its end: one multi-row
-/// statement each instead of one per message.
-///
-/// A run begun in the batch gets a provisional (negative) id until its row
-/// is inserted at the end; everything that names it is mapped then.
+/// statement each instead of one per message. A run begun in the batch has
+/// its id at once and its row written at the end.
 #[derive(Default)]
 struct Pending {
     new_runs: Vec<(i64, confab_store::NewRun)>,
@@ -104,26 +102,15 @@ struct Pending {
     rate_windows: Vec<(i64, confab_store::RateWindow)>,
     replies: Vec<confab_store::Reply>,
     responses: Vec<(i64, String)>,
-    provisional: i64,
 }
 
 impl Pending {
-    fn provisional_id(&mut self) -> i64 {
-        self.provisional -= 1;
-        self.provisional
-    }
-
-    /// Writes everything and commits; returns the real ids of the runs
-    /// begun in the batch.
-    async fn commit(
-        mut self,
-        mut tx: Tx,
-        now: i64,
-    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+    /// Writes everything and commits.
+    async fn commit(mut self, mut tx: Tx, now: i64) -> Result<(), StoreError> {
         // A run begun and stepped again in the batch is inserted as it ended.
         let mut updates = Vec::with_capacity(self.runs.len());
         for (id, status, node, state) in self.runs {
-            match self.new_runs.iter_mut().find(|(p, _)| *p == id) {
+            match self.new_runs.iter_mut().find(|(n, _)| *n == id) {
                 Some((_, new)) => {
                     new.status = status;
                     new.node = node;
@@ -132,30 +119,21 @@ impl Pending {
                 None => updates.push((id, status, node, state)),
             }
         }
-        let rows: Vec<confab_store::NewRun> =
-            self.new_runs.iter().map(|(_, r)| r.clone()).collect();
-        let ids = tx.insert_runs(&rows, now).await?;
-        let real: std::collections::HashMap<i64, i64> =
-            self.new_runs.iter().map(|(p, _)| *p).zip(ids).collect();
-        let map = |id: i64| real.get(&id).copied().unwrap_or(id);
-        for e in &mut self.events {
-            e.0 = map(e.0);
-        }
         for (run, token, at) in self.timers {
-            tx.schedule_timer(map(run), token, at, now).await?;
+            tx.schedule_timer(run, token, at, now).await?;
         }
         for (run, request) in self.effects {
-            tx.schedule_effect(map(run), &request, now).await?;
+            tx.schedule_effect(run, &request, now).await?;
         }
         tx.put_rate_windows(&self.rate_windows).await?;
         let last = confab_store::Closing {
+            new_runs: self.new_runs,
             run_updates: updates,
             events: self.events,
             replies: self.replies,
             responses: self.responses,
         };
-        tx.commit_with(&last, now).await?;
-        Ok(real)
+        tx.commit_with(&last, now).await
     }
 }
 
@@ -260,19 +238,22 @@ impl Runtime {
 
     async fn process_once(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
         let now = self.clock.now_ms();
-        let mut tx = self.store.begin().await?;
-        let mut stored = tx.ingest(batch, now).await?;
+        let (mut tx, arrival) = self
+            .store
+            .receive(batch, now, access::ALLOW_LIST_KEY)
+            .await?;
+        let confab_store::Arrival {
+            mut stored,
+            contacts: states,
+            mut runs,
+            setting: allow_list,
+        } = arrival;
         let fresh: Vec<usize> = (0..batch.len()).filter(|&i| !stored[i].duplicate).collect();
         if fresh.is_empty() {
             tx.commit().await?;
             return Ok(stored);
         }
         let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
-        tx.lock_contacts(&contacts).await?;
-        let (states, allow_list) = tx
-            .contact_states_and_setting(&contacts, Some(access::ALLOW_LIST_KEY))
-            .await?;
-        let mut runs = tx.current_runs(&contacts).await?;
         let catalog = self.registry.catalog();
         let flow_list: Vec<&confab_flow::Flow> =
             catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
@@ -548,7 +529,7 @@ impl Runtime {
                 r.id
             }
             _ => {
-                let id = pending.provisional_id();
+                let id = tx.next_run_id().await?;
                 pending.new_runs.push((
                     id,
                     confab_store::NewRun {
@@ -934,14 +915,10 @@ impl Runtime {
                 now,
             )
             .await?;
-        let real = pending.commit(tx, now).await?;
+        pending.commit(tx, now).await?;
         if queued {
             self.wake.notify_one();
         }
-        let row = StoredRun {
-            id: real.get(&row.id).copied().unwrap_or(row.id),
-            ..row
-        };
         Ok((row, answer))
     }
 

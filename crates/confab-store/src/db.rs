@@ -146,6 +146,10 @@ impl Store {
                     include_str!("../migrations/sqlite/0004_responses.sql"),
                 ),
                 ("ai", include_str!("../migrations/sqlite/0005_ai.sql")),
+                (
+                    "run updates",
+                    include_str!("../migrations/sqlite/0006_run_updates.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -165,6 +169,10 @@ impl Store {
                     include_str!("../migrations/postgres/0004_responses.sql"),
                 ),
                 ("ai", include_str!("../migrations/postgres/0005_ai.sql")),
+                (
+                    "run updates",
+                    include_str!("../migrations/postgres/0006_run_updates.sql"),
+                ),
             ],
         };
         let migrator = Migrator::with_migrations(

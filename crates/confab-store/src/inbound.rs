@@ -4,8 +4,8 @@ use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
 use sqlx::Row;
 
 use crate::script::Script;
-use crate::sql::{int_at, json_rows, list, query, text_at, to_json};
-use crate::{Store, StoreError};
+use crate::sql::{json_rows, list, query, text_at, to_json};
+use crate::{Backend, Store, StoreError};
 
 /// The stored form of one inbound message of a batch.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,16 +49,10 @@ fn without_nul(m: &InboundMessage) -> InboundMessage {
     }
 }
 
-/// Finds or creates contacts by phone and returns their ids. A contact that
-/// exists is left as it is (see `refresh_contacts`); a new one created for an
-/// inbound message starts with its service window open.
-pub(crate) async fn upsert_contacts(
-    tx: &mut crate::writer::WriteTx,
-    contacts: &[(&str, Option<&str>)],
-    now_ms: i64,
-    inbound: bool,
-) -> Result<HashMap<String, i64>, StoreError> {
-    // One row per phone: PostgreSQL refuses to upsert a row twice in one statement.
+/// One row per phone, in phone order, with the last name given for it.
+/// PostgreSQL refuses to upsert a row twice in one statement, and rows
+/// locked in phone order cannot deadlock concurrent writers.
+fn distinct_phones<'a>(contacts: &[(&'a str, Option<&'a str>)]) -> Vec<(&'a str, Option<&'a str>)> {
     let mut distinct: Vec<(&str, Option<&str>)> = Vec::with_capacity(contacts.len());
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
     for &(phone, name) in contacts {
@@ -74,19 +68,40 @@ pub(crate) async fn upsert_contacts(
             }
         }
     }
-    // Rows are locked in phone order, so concurrent writers cannot deadlock.
     distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    // Touching a row that exists makes RETURNING give its id on both backends.
-    let sql = format!(
+    distinct
+}
+
+/// Creates the contacts that do not exist yet (phone, name); `$2` is now,
+/// `$3` the time of their last inbound message. `conflict` says what to do
+/// with a contact that exists.
+fn insert_contacts_sql(backend: Backend, conflict: &str) -> String {
+    format!(
         "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) \
          SELECT {}, {}, $2, $2, $3, $2, $2 FROM {} WHERE true ORDER BY j.key \
-         ON CONFLICT (phone) DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, phone",
+         ON CONFLICT (phone) {conflict}",
         text_at(0),
         text_at(1),
-        json_rows(tx, 1)
+        json_rows(backend, 1)
+    )
+}
+
+/// Finds or creates contacts by phone and returns their ids. A contact that
+/// exists is left as it is (see `refresh_contacts`); a new one created for an
+/// inbound message starts with its service window open.
+pub(crate) async fn upsert_contacts(
+    tx: &mut crate::writer::WriteTx,
+    contacts: &[(&str, Option<&str>)],
+    now_ms: i64,
+    inbound: bool,
+) -> Result<HashMap<String, i64>, StoreError> {
+    // Touching a row that exists makes RETURNING give its id on both backends.
+    let sql = insert_contacts_sql(
+        Backend::of(tx),
+        "DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, phone",
     );
     let rows = query(sql)
-        .bind(to_json(&distinct))
+        .bind(to_json(&distinct_phones(contacts)))
         .bind(now_ms)
         .bind(inbound.then_some(now_ms))
         .fetch_all(&mut **tx)
@@ -105,6 +120,210 @@ pub(crate) async fn upsert_contacts(
 /// id, whether it was there before, and its recorded response.
 type StoredRow = (i64, i64, bool, Option<String>);
 
+/// A batch of inbound messages on its way in: the statements that store it
+/// (see [`Arriving::script`]), then [`Arriving::stored`] over their rows.
+pub(crate) struct Arriving<'a> {
+    batch: std::borrow::Cow<'a, [InboundMessage]>,
+    /// The first of each provider message id in the batch.
+    first: HashMap<(&'static str, String), usize>,
+    now_ms: i64,
+}
+
+/// Rows of a statement that stored messages carry `part = 'message'`, so
+/// that they can be told apart from rows of statements sent with them.
+pub(crate) const MESSAGE_PART: &str = "message";
+
+impl<'a> Arriving<'a> {
+    pub(crate) fn new(batch: &'a [InboundMessage], now_ms: i64) -> Arriving<'a> {
+        let batch = if batch.iter().any(has_nul) {
+            std::borrow::Cow::Owned(batch.iter().map(without_nul).collect())
+        } else {
+            std::borrow::Cow::Borrowed(batch)
+        };
+        let mut first = HashMap::with_capacity(batch.len());
+        for (i, m) in batch.iter().enumerate() {
+            first.entry(key(m)).or_insert(i);
+        }
+        Arriving {
+            batch,
+            first,
+            now_ms,
+        }
+    }
+
+    /// The batch's distinct phones (with the name last given), as one
+    /// JSON parameter in phone order.
+    pub(crate) fn phones(&self) -> String {
+        let contacts: Vec<(&str, Option<&str>)> = self
+            .batch
+            .iter()
+            .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
+            .collect();
+        to_json(&distinct_phones(&contacts))
+    }
+
+    /// Adds the statements that create the batch's new contacts and store
+    /// its new messages; the second gives a row per message stored.
+    pub(crate) fn script(&self, script: &mut Script) {
+        let backend = script.backend();
+        script
+            .push(&insert_contacts_sql(backend, "DO NOTHING"))
+            .bind(self.phones())
+            .bind(self.now_ms)
+            .bind(self.now_ms);
+        let mut unique: Vec<usize> = self.first.values().copied().collect();
+        unique.sort_unstable();
+        let rows: Vec<_> = unique
+            .iter()
+            .map(|&i| {
+                let m = &self.batch[i];
+                (
+                    m.from.as_str(),
+                    m.channel.as_str(),
+                    m.kind.as_str(),
+                    m.text.as_deref(),
+                    to_json(&m.media),
+                    to_json(&m.extra),
+                    m.provider_message_id.as_str(),
+                )
+            })
+            .collect();
+        // The contact is found by phone: created by the statement before,
+        // or there already.
+        let sql = format!(
+            "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) \
+             SELECT c.id, {}, $2, {}, {}, {}, {}, $3, $4, {}, $5, $5 FROM {} JOIN contacts c ON c.phone = {} WHERE true ORDER BY j.key \
+             ON CONFLICT (channel, direction, provider_message_id) DO NOTHING \
+             RETURNING '{MESSAGE_PART}' AS part, id, contact_id, channel, provider_message_id",
+            text_at(1),
+            text_at(2),
+            text_at(3),
+            text_at(4),
+            text_at(5),
+            text_at(6),
+            json_rows(backend, 1),
+            text_at(0),
+        );
+        script
+            .push(&sql)
+            .bind(to_json(&rows))
+            .bind(Direction::Inbound.as_str())
+            .bind(DeliveryStatus::Received.as_str())
+            .bind(DeliveryStatus::Received.rank())
+            .bind(self.now_ms);
+    }
+
+    /// One result per message of the batch, from the rows of
+    /// [`Arriving::script`] (rows of other statements are passed over).
+    /// A message not stored was there before: what it was is read, a round
+    /// trip only redeliveries cost. The contacts' last-seen times, service
+    /// windows and profile names are written by `closing`, with the commit:
+    /// nothing in the batch reads them but the name, which the runtime
+    /// takes from the message.
+    pub(crate) async fn stored(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        closing: &mut Script,
+        rows: &[sqlx::any::AnyRow],
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            if row.try_get::<String, _>("part").ok().as_deref() != Some(MESSAGE_PART) {
+                continue;
+            }
+            stored.insert(
+                (row.try_get("channel")?, row.try_get("provider_message_id")?),
+                (row.try_get("id")?, row.try_get("contact_id")?, false, None),
+            );
+        }
+        let mut unique: Vec<usize> = self.first.values().copied().collect();
+        unique.sort_unstable();
+
+        let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
+        let mut seen = std::collections::HashSet::with_capacity(stored.len());
+        for &i in unique.iter().rev() {
+            let m = &self.batch[i];
+            let k = (
+                m.channel.as_str().to_string(),
+                m.provider_message_id.clone(),
+            );
+            if let Some(&(_, contact_id, _, _)) = stored.get(&k)
+                && seen.insert(contact_id)
+            {
+                fresh.push((contact_id, m.profile_name.as_deref()));
+            }
+        }
+        fresh.sort_unstable_by_key(|c| c.0);
+        closing.refresh_contacts(&fresh, self.now_ms);
+
+        let mut known: HashMap<&str, Vec<String>> = HashMap::new();
+        for &i in &unique {
+            let m = &self.batch[i];
+            if !stored.contains_key(&(
+                m.channel.as_str().to_string(),
+                m.provider_message_id.clone(),
+            )) {
+                known
+                    .entry(m.channel.as_str())
+                    .or_default()
+                    .push(m.provider_message_id.clone());
+            }
+        }
+        for (channel, ids) in known {
+            for chunk in crate::sql::shaped_chunks(&ids) {
+                let sql = format!(
+                    "SELECT m.id, m.contact_id, m.provider_message_id, r.response FROM messages m \
+                     LEFT JOIN message_responses r ON r.message_id = m.id \
+                     WHERE m.channel = $1 AND m.direction = 'inbound' AND m.provider_message_id IN ({})",
+                    list(chunk.len(), 2)
+                );
+                let mut q = query(sql).bind(channel.to_string());
+                for id in chunk {
+                    q = q.bind(id.clone());
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    stored.insert(
+                        (channel.to_string(), row.try_get("provider_message_id")?),
+                        (
+                            row.try_get("id")?,
+                            row.try_get("contact_id")?,
+                            true,
+                            row.try_get("response")?,
+                        ),
+                    );
+                }
+            }
+        }
+
+        self.batch
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let k = (
+                    m.channel.as_str().to_string(),
+                    m.provider_message_id.clone(),
+                );
+                let &(message_id, contact_id, dup, ref response) = stored
+                    .get(&k)
+                    .ok_or_else(|| StoreError::Corrupt("ingested message vanished".into()))?;
+                // A second copy within the same batch is a redelivery too.
+                let duplicate = dup || self.first.get(&key(m)) != Some(&i);
+                Ok(Ingested {
+                    message_id,
+                    contact_id,
+                    duplicate,
+                    response: response.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A message's identity at its provider.
+fn key(m: &InboundMessage) -> (&'static str, String) {
+    (m.channel.as_str(), m.provider_message_id.clone())
+}
+
 impl Store {
     /// Stores a batch of inbound messages in one transaction, in order, and
     /// returns one result per message. A message whose provider id is known
@@ -115,172 +334,17 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
         crate::retry_conflicts(|| async {
-            let mut tx = self.write_tx().await?;
+            let arriving = Arriving::new(batch, now_ms);
+            let mut script = Script::new(self.backend());
+            arriving.script(&mut script);
+            let (mut tx, rows) = self.writer.begin_with(script).await?;
             let mut closing = Script::new(self.backend());
-            let stored = ingest_in(&mut tx, &mut closing, batch, now_ms).await?;
+            let stored = arriving.stored(&mut tx, &mut closing, &rows).await?;
             tx.commit_with(closing).await?;
             Ok(stored)
         })
         .await
     }
-}
-
-/// Stores a batch of inbound messages within `tx` (see [`Store::ingest`]).
-///
-/// The contacts' last-seen times, service windows and profile names are
-/// written by `closing`, with the commit: nothing in the batch reads them
-/// but the name, which the runtime takes from the message.
-pub(crate) async fn ingest_in(
-    tx: &mut crate::writer::WriteTx,
-    closing: &mut Script,
-    batch: &[InboundMessage],
-    now_ms: i64,
-) -> Result<Vec<Ingested>, StoreError> {
-    let cleaned: Vec<InboundMessage>;
-    let batch = if batch.iter().any(has_nul) {
-        cleaned = batch.iter().map(without_nul).collect();
-        &cleaned
-    } else {
-        batch
-    };
-    let contacts: Vec<(&str, Option<&str>)> = batch
-        .iter()
-        .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
-        .collect();
-    let contact_ids = upsert_contacts(tx, &contacts, now_ms, true).await?;
-
-    let key = |m: &InboundMessage| (m.channel.as_str(), m.provider_message_id.clone());
-    let mut first: HashMap<(&str, String), usize> = HashMap::with_capacity(batch.len());
-    for (i, m) in batch.iter().enumerate() {
-        first.entry(key(m)).or_insert(i);
-    }
-    let mut unique: Vec<usize> = first.values().copied().collect();
-    unique.sort_unstable();
-
-    let mut rows = Vec::with_capacity(unique.len());
-    for &i in &unique {
-        let m = &batch[i];
-        let contact_id = contact_ids
-            .get(m.from.as_str())
-            .copied()
-            .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
-        rows.push((
-            contact_id,
-            m.channel.as_str(),
-            m.kind.as_str(),
-            m.text.as_deref(),
-            to_json(&m.media),
-            to_json(&m.extra),
-            m.provider_message_id.as_str(),
-        ));
-    }
-    let sql = format!(
-        "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) \
-         SELECT {}, {}, $2, {}, {}, {}, {}, $3, $4, {}, $5, $5 FROM {} WHERE true ORDER BY j.key \
-         ON CONFLICT (channel, direction, provider_message_id) DO NOTHING RETURNING id, contact_id, channel, provider_message_id",
-        int_at(0),
-        text_at(1),
-        text_at(2),
-        text_at(3),
-        text_at(4),
-        text_at(5),
-        text_at(6),
-        json_rows(tx, 1)
-    );
-    let inserted = query(sql)
-        .bind(to_json(&rows))
-        .bind(Direction::Inbound.as_str())
-        .bind(DeliveryStatus::Received.as_str())
-        .bind(DeliveryStatus::Received.rank())
-        .bind(now_ms)
-        .fetch_all(&mut **tx)
-        .await?;
-    let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(batch.len());
-    for row in inserted {
-        stored.insert(
-            (row.try_get("channel")?, row.try_get("provider_message_id")?),
-            (row.try_get("id")?, row.try_get("contact_id")?, false, None),
-        );
-    }
-
-    let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
-    let mut seen = std::collections::HashSet::with_capacity(stored.len());
-    for &i in unique.iter().rev() {
-        let m = &batch[i];
-        let k = (
-            m.channel.as_str().to_string(),
-            m.provider_message_id.clone(),
-        );
-        if let Some(&(_, contact_id, _, _)) = stored.get(&k)
-            && seen.insert(contact_id)
-        {
-            fresh.push((contact_id, m.profile_name.as_deref()));
-        }
-    }
-    fresh.sort_unstable_by_key(|c| c.0);
-    closing.refresh_contacts(&fresh, now_ms);
-
-    // Whatever was not inserted was there before: read what it was.
-    let mut known: HashMap<&str, Vec<String>> = HashMap::new();
-    for &i in &unique {
-        let m = &batch[i];
-        if !stored.contains_key(&(
-            m.channel.as_str().to_string(),
-            m.provider_message_id.clone(),
-        )) {
-            known
-                .entry(m.channel.as_str())
-                .or_default()
-                .push(m.provider_message_id.clone());
-        }
-    }
-    for (channel, ids) in known {
-        for chunk in crate::sql::shaped_chunks(&ids) {
-            let sql = format!(
-                "SELECT m.id, m.contact_id, m.provider_message_id, r.response FROM messages m \
-                     LEFT JOIN message_responses r ON r.message_id = m.id \
-                     WHERE m.channel = $1 AND m.direction = 'inbound' AND m.provider_message_id IN ({})",
-                list(chunk.len(), 2)
-            );
-            let mut q = query(sql).bind(channel.to_string());
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            for row in q.fetch_all(&mut **tx).await? {
-                stored.insert(
-                    (channel.to_string(), row.try_get("provider_message_id")?),
-                    (
-                        row.try_get("id")?,
-                        row.try_get("contact_id")?,
-                        true,
-                        row.try_get("response")?,
-                    ),
-                );
-            }
-        }
-    }
-
-    batch
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let k = (
-                m.channel.as_str().to_string(),
-                m.provider_message_id.clone(),
-            );
-            let &(message_id, contact_id, dup, ref response) = stored
-                .get(&k)
-                .ok_or_else(|| StoreError::Corrupt("ingested message vanished".into()))?;
-            // A second copy within the same batch is a redelivery too.
-            let duplicate = dup || first.get(&key(m)) != Some(&i);
-            Ok(Ingested {
-                message_id,
-                contact_id,
-                duplicate,
-                response: response.clone(),
-            })
-        })
-        .collect()
 }
 
 impl Store {

@@ -11,6 +11,7 @@ mod auth;
 mod contacts;
 mod db;
 mod error;
+mod ids;
 mod inbound;
 mod jobs;
 mod messages;
@@ -31,7 +32,7 @@ pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
 pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
-pub use tx::{Closing, ContactState, Reply, Tx};
+pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
 
 /// Runs a transaction again when the database aborted it to break a
 /// deadlock or a serialization conflict with a concurrent writer.

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::sql::{
-    Bind, Filter, int_at, json_col, json_rows_in, opt_json_col, query, text_at, to_json,
+    Bind, Filter, int_at, json_col, json_rows, opt_json_col, query, text_at, to_json,
 };
 use crate::{JOB_SEND, Store, StoreError};
 
@@ -220,7 +220,7 @@ pub(crate) fn outbound_sql(backend: crate::Backend, returning: bool) -> String {
         text_at(5),
         text_at(6),
         text_at(7),
-        json_rows_in(backend, 1),
+        json_rows(backend, 1),
         if returning {
             " RETURNING id, contact_id"
         } else {

@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::script::Script;
-use crate::sql::{AnyQuery, int_at, json_rows_in, query, text_at};
+use crate::sql::{AnyQuery, int_at, json_rows, query, text_at};
 use crate::{Backend, Store, StoreError, Tx};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -131,12 +131,7 @@ fn select(backend: Backend, collection: &str, f: &RecordFilter) -> Result<AnyQue
 #[derive(Default)]
 pub(crate) struct Staged {
     records: Vec<Record>,
-    /// Ids given out ahead and not used yet, lowest last.
-    ids: Vec<i64>,
 }
-
-/// Ids taken from PostgreSQL's sequence at a time; unused ones are gaps.
-const ID_BLOCK: i64 = 16;
 
 impl Tx {
     /// Saves a record in this transaction and returns it with its id; see
@@ -148,7 +143,10 @@ impl Tx {
         data: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
-        let id = self.next_record_id().await?;
+        let id = self
+            .ids
+            .next(&mut self.inner, self.backend, crate::ids::Table::Records)
+            .await?;
         let record = Record {
             id,
             collection: collection.to_string(),
@@ -159,45 +157,6 @@ impl Tx {
         };
         self.staged.records.push(record.clone());
         Ok(record)
-    }
-
-    /// The id the next record gets. SQLite: one past the highest, as it
-    /// would give; the transaction holds the only write lock, so nobody
-    /// else takes it. PostgreSQL: from the table's sequence, a block at a
-    /// time.
-    async fn next_record_id(&mut self) -> Result<i64, StoreError> {
-        if let Some(id) = self.staged.ids.pop() {
-            return Ok(id);
-        }
-        let first: i64 = match self.backend {
-            Backend::Sqlite => {
-                let next = match self.staged.records.last() {
-                    Some(r) => r.id + 1,
-                    None => sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM records")
-                        .fetch_one(&mut *self.inner)
-                        .await?
-                        .try_get("id")?,
-                };
-                return Ok(next);
-            }
-            Backend::Postgres => {
-                let rows = sqlx::query(
-                    "SELECT nextval(pg_get_serial_sequence('records', 'id')) AS id FROM generate_series(1, $1)",
-                )
-                .bind(ID_BLOCK)
-                .fetch_all(&mut *self.inner)
-                .await?;
-                let mut ids = rows
-                    .iter()
-                    .map(|r| r.try_get::<i64, _>("id"))
-                    .collect::<Result<Vec<_>, _>>()?;
-                ids.sort_unstable_by(|a, b| b.cmp(a));
-                let first = ids.pop().ok_or(StoreError::NotFound)?;
-                self.staged.ids = ids;
-                first
-            }
-        };
-        Ok(first)
     }
 
     /// Moves the staged records into `script`, as one statement.
@@ -228,7 +187,7 @@ impl Tx {
             text_at(3),
             int_at(4),
             int_at(4),
-            json_rows_in(self.backend, 1)
+            json_rows(self.backend, 1)
         );
         script.push(&sql).bind(crate::sql::to_json(&rows));
     }

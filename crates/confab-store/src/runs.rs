@@ -7,9 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::script::Script;
-use crate::sql::{
-    Bind, Filter, among, ids_param, int_at, json_rows, list, query, text_at, to_json,
-};
+use crate::sql::{Bind, Filter, among, ids_param, list, query};
 use crate::{Store, StoreError, Tx};
 
 /// One contact in one flow, as stored. `state` is the engine's run as JSON.
@@ -67,7 +65,7 @@ pub struct FlowStats {
 const COLUMNS: &str =
     "id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms";
 
-fn from_row(r: &AnyRow) -> Result<StoredRun, StoreError> {
+pub(crate) fn from_row(r: &AnyRow) -> Result<StoredRun, StoreError> {
     Ok(StoredRun {
         id: r.try_get("id")?,
         contact_id: r.try_get("contact_id")?,
@@ -181,66 +179,13 @@ impl Tx {
         Ok(())
     }
 
-    /// Inserts runs with multi-row statements; their ids, in input order.
-    pub async fn insert_runs(
-        &mut self,
-        runs: &[NewRun],
-        now_ms: i64,
-    ) -> Result<Vec<i64>, StoreError> {
-        // RETURNING gives rows in no promised order: a statement holds at most
-        // one run per contact, and the contact tells the rows apart.
-        let mut rounds: Vec<Vec<usize>> = Vec::new();
-        let mut seen: HashMap<i64, usize> = HashMap::new();
-        for (i, r) in runs.iter().enumerate() {
-            let round = seen.entry(r.contact_id).or_insert(0);
-            if rounds.len() <= *round {
-                rounds.push(Vec::new());
-            }
-            rounds[*round].push(i);
-            *round += 1;
-        }
-        let mut ids = vec![0; runs.len()];
-        for round in rounds {
-            let rows: Vec<_> = round
-                .iter()
-                .map(|&i| {
-                    let r = &runs[i];
-                    (
-                        r.contact_id,
-                        &r.flow_id,
-                        r.flow_version,
-                        &r.status,
-                        &r.node,
-                        &r.state,
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
-                 SELECT {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true ORDER BY j.key RETURNING id, contact_id",
-                int_at(0),
-                text_at(1),
-                int_at(2),
-                text_at(3),
-                text_at(4),
-                text_at(5),
-                json_rows(&self.inner, 1)
-            );
-            let by_contact: HashMap<i64, i64> = query(sql)
-                .bind(to_json(&rows))
-                .bind(now_ms)
-                .fetch_all(&mut *self.inner)
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get("contact_id")?, row.try_get("id")?)))
-                .collect::<Result<_, StoreError>>()?;
-            for &i in &round {
-                ids[i] = *by_contact.get(&runs[i].contact_id).ok_or_else(|| {
-                    StoreError::Corrupt("an inserted run came back without its id".into())
-                })?;
-            }
-        }
-        Ok(ids)
+    /// The id a run begun in this transaction gets: it is named at once
+    /// (by its events, timers and requests) and written with the commit
+    /// (see [`Closing::new_runs`](crate::Closing)).
+    pub async fn next_run_id(&mut self) -> Result<i64, StoreError> {
+        self.ids
+            .next(&mut self.inner, self.backend, crate::ids::Table::Runs)
+            .await
     }
 
     /// Appends event rows (run id, the events of one step as a JSON array) in order.

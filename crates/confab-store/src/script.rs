@@ -5,9 +5,10 @@
 
 use confab_model::DeliveryStatus;
 use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
 
 use crate::messages::{OutboundRow, outbound_sql, outbound_values};
-use crate::sql::{int_at, json_rows_in, query, text_at, to_json};
+use crate::sql::{int_at, json_rows, query, text_at, to_json};
 use crate::{Backend, StoreError};
 
 /// Statements and their values. SQLite runs them in order as one
@@ -51,6 +52,10 @@ impl Script {
         }
     }
 
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Adds a statement whose placeholders count from `$1`; its values
     /// follow with [`Script::bind`], in order.
     pub(crate) fn push(&mut self, sql: &str) -> &mut Script {
@@ -65,25 +70,52 @@ impl Script {
         self
     }
 
-    /// SQLite's one query: the statements renumbered as one, then `then`.
-    fn joined(&self, then: Option<&str>) -> String {
+    /// SQLite's one query: `before`, the statements renumbered as one,
+    /// then `after`.
+    fn joined(&self, before: Option<&str>, after: Option<&str>) -> String {
         let mut offset = 0;
-        let mut sql: Vec<String> = Vec::with_capacity(self.parts.len() + 1);
+        let mut sql: Vec<String> = Vec::with_capacity(self.parts.len() + 2);
+        sql.extend(before.map(str::to_string));
         for (part, values) in &self.parts {
             sql.push(renumber(part, offset));
             offset += values.len();
         }
-        sql.extend(then.map(str::to_string));
+        sql.extend(after.map(str::to_string));
         sql.join(";\n")
     }
 
     /// Runs the script; on SQLite `then` (a statement without values, such
-    /// as `COMMIT`) goes in the same round trip. Returns whether it did.
+    /// as `COMMIT`) goes in the same round trip; elsewhere the caller runs it.
     pub(crate) async fn run(
         self,
         conn: &mut AnyConnection,
         then: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
+        if self.parts.is_empty() && then.is_none() {
+            return Ok(());
+        }
+        self.send(conn, None, then, false).await.map(drop)
+    }
+
+    /// Runs the script and returns the rows its statements give, in order.
+    /// On SQLite `before` and `after` (statements without values, such as
+    /// `BEGIN IMMEDIATE`) go in the same round trip; elsewhere the caller
+    /// has run them.
+    pub(crate) async fn fetch(
+        self,
+        conn: &mut AnyConnection,
+        before: Option<&str>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        self.send(conn, before, None, true).await
+    }
+
+    async fn send(
+        self,
+        conn: &mut AnyConnection,
+        before: Option<&str>,
+        after: Option<&str>,
+        rows: bool,
+    ) -> Result<Vec<AnyRow>, StoreError> {
         fn bound(mut q: crate::sql::AnyQuery, values: Vec<Value>) -> crate::sql::AnyQuery {
             for v in values {
                 q = match v {
@@ -93,23 +125,30 @@ impl Script {
             }
             q
         }
+        let mut out = Vec::new();
         match self.backend {
             Backend::Sqlite => {
-                if self.parts.is_empty() && then.is_none() {
-                    return Ok(false);
-                }
-                let sql = self.joined(then);
+                let sql = self.joined(before, after);
                 let values = self.parts.into_iter().flat_map(|(_, v)| v).collect();
-                bound(query(sql), values).execute(conn).await?;
-                Ok(then.is_some())
+                let q = bound(query(sql), values);
+                if rows {
+                    out = q.fetch_all(conn).await?;
+                } else {
+                    q.execute(conn).await?;
+                }
             }
             Backend::Postgres => {
                 for (sql, values) in self.parts {
-                    bound(query(sql), values).execute(&mut *conn).await?;
+                    let q = bound(query(sql), values);
+                    if rows {
+                        out.extend(q.fetch_all(&mut *conn).await?);
+                    } else {
+                        q.execute(&mut *conn).await?;
+                    }
                 }
-                Ok(false)
             }
         }
+        Ok(out)
     }
 
     /// Moves the last-seen time and the 24-hour service window of contacts
@@ -129,9 +168,48 @@ impl Script {
              FROM (SELECT {} AS id, {} AS name FROM {}) AS v WHERE contacts.id = v.id",
             int_at(0),
             text_at(1),
-            json_rows_in(self.backend, 1)
+            json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&contacts)).bind(now_ms)
+    }
+
+    /// Inserts runs whose ids were given ahead, in id order.
+    pub(crate) fn insert_runs(
+        &mut self,
+        runs: &[(i64, crate::NewRun)],
+        now_ms: i64,
+    ) -> &mut Script {
+        if runs.is_empty() {
+            return self;
+        }
+        let mut rows: Vec<_> = runs
+            .iter()
+            .map(|(id, r)| {
+                (
+                    id,
+                    r.contact_id,
+                    &r.flow_id,
+                    r.flow_version,
+                    &r.status,
+                    &r.node,
+                    &r.state,
+                )
+            })
+            .collect();
+        rows.sort_unstable_by_key(|r| *r.0);
+        let sql = format!(
+            "INSERT INTO runs (id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
+             SELECT {}, {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true ORDER BY j.key",
+            int_at(0),
+            int_at(1),
+            text_at(2),
+            int_at(3),
+            text_at(4),
+            text_at(5),
+            text_at(6),
+            json_rows(self.backend, 1)
+        );
+        self.push(&sql).bind(to_json(&rows)).bind(now_ms)
     }
 
     /// Changes the state of several runs (id, status, node, state); a run
@@ -159,7 +237,7 @@ impl Script {
             text_at(1),
             text_at(2),
             text_at(3),
-            json_rows_in(self.backend, 1)
+            json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&last)).bind(now_ms)
     }
@@ -173,7 +251,7 @@ impl Script {
             "INSERT INTO run_events (run_id, event, created_ms) SELECT {}, {}, $2 FROM {} WHERE true ORDER BY j.key",
             int_at(0),
             text_at(1),
-            json_rows_in(self.backend, 1)
+            json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&events)).bind(now_ms)
     }
@@ -217,7 +295,7 @@ impl Script {
              WHERE true ORDER BY j.key ON CONFLICT (message_id) DO NOTHING",
             int_at(0),
             text_at(1),
-            json_rows_in(self.backend, 1)
+            json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&responses))
     }
@@ -266,7 +344,7 @@ mod tests {
             .bind("two");
         s.push("INSERT INTO c VALUES ($1)").bind(3_i64);
         assert_eq!(
-            s.joined(Some("COMMIT")),
+            s.joined(None, Some("COMMIT")),
             "UPDATE a SET x = $1;\nINSERT INTO b VALUES ($2, $3);\nINSERT INTO c VALUES ($4);\nCOMMIT"
         );
     }

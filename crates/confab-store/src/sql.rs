@@ -68,17 +68,12 @@ pub(crate) const MAX_ROWS: usize = 32;
 /// conversion per value in the driver, and SQLite time quadratic in the
 /// placeholders of a statement (it finds each by walking a list of them).
 ///
-/// `json_rows(conn, n)` is a `FROM` source over parameter `$n`: each row is
+/// `json_rows(backend, n)` is a `FROM` source over parameter `$n`: each row is
 /// `j.value`, `j.key` its position; [`int_at`] and [`text_at`] read a column.
 /// An `INSERT ... SELECT` names `WHERE true` before `ON CONFLICT`, which
 /// SQLite needs to tell the upsert from a join, and `ORDER BY j.key`, so that
 /// rows are written (and ids given) in the order they were passed.
-pub(crate) fn json_rows(conn: &AnyConnection, n: usize) -> String {
-    json_rows_in(Backend::of(conn), n)
-}
-
-/// [`json_rows`] for a backend.
-pub(crate) fn json_rows_in(backend: Backend, n: usize) -> String {
+pub(crate) fn json_rows(backend: Backend, n: usize) -> String {
     match backend {
         Backend::Sqlite => format!("json_each(${n}) AS j"),
         Backend::Postgres => {

@@ -1,6 +1,8 @@
 //! A transaction the runtime drives: an inbound batch, the flow steps it
 //! causes, their records, replies and timers, all committed together.
 
+use std::collections::HashMap;
+
 use confab_model::{Channel, InboundMessage, OutboundContent};
 use sqlx::Row;
 
@@ -25,18 +27,130 @@ pub struct Tx {
     /// Records saved in this transaction and not yet written (see
     /// [`Tx::insert_record`]), and ids given out ahead for more.
     pub(crate) staged: crate::records::Staged,
+    /// Ids given out ahead of their rows.
+    pub(crate) ids: crate::ids::Ids,
     /// Writes made with the commit (see [`Tx::commit_with`]).
     closing: Script,
 }
 
 impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx {
-            inner: self.write_tx().await?,
-            backend: self.backend(),
+        Ok(Tx::new(self.write_tx().await?, self.backend()))
+    }
+
+    /// Begins the transaction of an inbound batch: stores its messages
+    /// (see [`Store::ingest`]) and reads what stepping their contacts' runs
+    /// needs, with the setting `key`. On SQLite all of it goes with the
+    /// BEGIN, one round trip: the one writer needs no locks. On PostgreSQL
+    /// the contacts of new messages are locked (see [`Tx::lock_contacts`])
+    /// before their state is read.
+    pub async fn receive(
+        &self,
+        batch: &[InboundMessage],
+        now_ms: i64,
+        key: &str,
+    ) -> Result<(Tx, Arrival), StoreError> {
+        let backend = self.backend();
+        let arriving = crate::inbound::Arriving::new(batch, now_ms);
+        let mut script = Script::new(backend);
+        arriving.script(&mut script);
+        if backend == Backend::Sqlite {
+            script
+                .push(SQLITE_ARRIVAL)
+                .bind(arriving.phones())
+                .bind(key);
+        }
+        let (inner, rows) = self.writer.begin_with(script).await?;
+        let mut tx = Tx::new(inner, backend);
+        let stored = arriving
+            .stored(&mut tx.inner, &mut tx.closing, &rows)
+            .await?;
+        let mut arrival = Arrival {
+            stored,
+            contacts: HashMap::new(),
+            runs: HashMap::new(),
+            setting: None,
+        };
+        if backend == Backend::Sqlite {
+            for row in rows
+                .iter()
+                .filter(|r| r.try_get::<String, _>("part").ok().as_deref() == Some(ARRIVAL_PART))
+            {
+                let (id, state) = contact_from_row(row)?;
+                arrival.contacts.insert(id, state);
+                arrival.setting = row.try_get("setting")?;
+                tx.ids
+                    .know_highest(crate::ids::Table::Runs, row.try_get("highest_run")?);
+                if row.try_get::<Option<i64>, _>("id")?.is_some() {
+                    arrival.runs.insert(id, crate::runs::from_row(row)?);
+                }
+            }
+            return Ok((tx, arrival));
+        }
+        let mut fresh: Vec<i64> = arrival
+            .stored
+            .iter()
+            .filter(|s| !s.duplicate)
+            .map(|s| s.contact_id)
+            .collect();
+        fresh.sort_unstable();
+        fresh.dedup();
+        if !fresh.is_empty() {
+            tx.lock_contacts(&fresh).await?;
+            (arrival.contacts, arrival.setting) =
+                tx.contact_states_and_setting(&fresh, Some(key)).await?;
+            arrival.runs = tx.current_runs(&fresh).await?;
+        }
+        Ok((tx, arrival))
+    }
+}
+
+/// A batch of inbound messages as [`Store::receive`] stored it, and the
+/// state of its contacts (on SQLite, of all; on PostgreSQL, of those with a
+/// new message).
+#[derive(Debug)]
+pub struct Arrival {
+    /// One per message of the batch.
+    pub stored: Vec<Ingested>,
+    pub contacts: HashMap<i64, ContactState>,
+    /// Each contact's latest run, if any.
+    pub runs: HashMap<i64, crate::StoredRun>,
+    /// The setting asked for.
+    pub setting: Option<String>,
+}
+
+const ARRIVAL_PART: &str = "contact";
+
+/// The batch's contacts (their phones as `$1`), each with its latest run,
+/// the setting `$2` and the highest run id, as SQLite reads them after the
+/// batch is stored. Run columns keep their names, as `runs::from_row`
+/// reads them; they are NULL for a contact without a run.
+const SQLITE_ARRIVAL: &str = "SELECT 'contact' AS part, c.id AS contact_id, c.phone, c.profile_name,      c.blocked, c.opted_out, c.refused, (SELECT value FROM settings WHERE key = $2) AS setting,      (SELECT COALESCE(MAX(id), 0) FROM runs) AS highest_run,      r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms      FROM contacts c LEFT JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE contact_id = c.id)      WHERE c.phone IN (SELECT j.value->>0 FROM json_each($1) AS j)";
+
+/// A contact's id and state, from a row with `contact_id`, `phone`,
+/// `profile_name`, `blocked`, `opted_out` and `refused`.
+fn contact_from_row(r: &sqlx::any::AnyRow) -> Result<(i64, ContactState), StoreError> {
+    Ok((
+        r.try_get("contact_id")?,
+        ContactState {
+            phone: r.try_get("phone")?,
+            name: r.try_get("profile_name")?,
+            blocked: r.try_get::<i64, _>("blocked")? != 0,
+            opted_out: r.try_get::<i64, _>("opted_out")? != 0,
+            refused: r.try_get::<i64, _>("refused")? != 0,
+        },
+    ))
+}
+
+impl Tx {
+    fn new(inner: crate::writer::WriteTx, backend: Backend) -> Tx {
+        Tx {
+            inner,
+            backend,
             staged: Default::default(),
-            closing: Script::new(self.backend()),
-        })
+            ids: Default::default(),
+            closing: Script::new(backend),
+        }
     }
 }
 
@@ -45,6 +159,8 @@ impl Store {
 /// their own.
 #[derive(Clone, Debug, Default)]
 pub struct Closing {
+    /// Runs begun in the batch, with the ids [`Tx::next_run_id`] gave them.
+    pub new_runs: Vec<(i64, crate::NewRun)>,
     /// Run id, status, node, state; a run named twice keeps the last.
     pub run_updates: Vec<(i64, String, Option<String>, String)>,
     /// Run id and the events of one step (a JSON array), in order.
@@ -75,6 +191,7 @@ impl Tx {
     pub async fn commit_with(mut self, last: &Closing, now_ms: i64) -> Result<(), StoreError> {
         let mut script = std::mem::replace(&mut self.closing, Script::new(self.backend));
         script
+            .insert_runs(&last.new_runs, now_ms)
             .update_runs(&last.run_updates, now_ms)
             .insert_events(&last.events, now_ms)
             .record_replies(&last.replies, now_ms)
@@ -88,7 +205,13 @@ impl Tx {
         batch: &[InboundMessage],
         now_ms: i64,
     ) -> Result<Vec<Ingested>, StoreError> {
-        crate::inbound::ingest_in(&mut self.inner, &mut self.closing, batch, now_ms).await
+        let arriving = crate::inbound::Arriving::new(batch, now_ms);
+        let mut script = Script::new(self.backend);
+        arriving.script(&mut script);
+        let rows = script.fetch(&mut self.inner, None).await?;
+        arriving
+            .stored(&mut self.inner, &mut self.closing, &rows)
+            .await
     }
 
     pub async fn enqueue_outbound(
@@ -237,7 +360,7 @@ impl Tx {
             None => "",
         };
         let sql = format!(
-            "SELECT id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE {}",
+            "SELECT id AS contact_id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE {}",
             among(&self.inner, "id", 1)
         );
         let mut q = query(sql).bind(ids_param(&self.inner, ids));
@@ -252,16 +375,8 @@ impl Tx {
             setting = r.try_get("setting")?;
         }
         for r in &rows {
-            out.insert(
-                r.try_get("id")?,
-                ContactState {
-                    phone: r.try_get("phone")?,
-                    name: r.try_get("profile_name")?,
-                    blocked: r.try_get::<i64, _>("blocked")? != 0,
-                    opted_out: r.try_get::<i64, _>("opted_out")? != 0,
-                    refused: r.try_get::<i64, _>("refused")? != 0,
-                },
-            );
+            let (id, state) = contact_from_row(r)?;
+            out.insert(id, state);
         }
         if let Some(k) = key.filter(|_| rows.is_empty()) {
             // No contact row came back to carry it.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
@@ -79,6 +80,32 @@ impl Writer {
                     conn,
                     single: single.clone(),
                 }))
+            }
+        }
+    }
+
+    /// [`Writer::begin`], with `script` as the transaction's first
+    /// statements: on SQLite the BEGIN travels with them, one round trip.
+    /// Returns the rows they give.
+    pub(crate) async fn begin_with(
+        &self,
+        script: crate::script::Script,
+    ) -> Result<(WriteTx, Vec<AnyRow>), StoreError> {
+        match self {
+            Writer::Pool(pool) => {
+                let mut tx = pool.begin().await?;
+                let rows = script.fetch(&mut tx, None).await?;
+                Ok((WriteTx::Pooled(tx), rows))
+            }
+            Writer::Single(single) => {
+                let mut conn = lock(single).await?;
+                single.open.store(true, Ordering::Relaxed);
+                let rows = script.fetch(&mut conn, Some("BEGIN IMMEDIATE")).await?;
+                let tx = WriteTx::Single(SingleTx {
+                    conn,
+                    single: single.clone(),
+                });
+                Ok((tx, rows))
             }
         }
     }

@@ -175,7 +175,7 @@ async fn the_current_run_is_a_contacts_latest() {
 }
 
 #[tokio::test]
-async fn runs_inserted_together_get_their_own_ids_in_order() {
+async fn runs_begun_together_get_their_ids_at_once_and_are_written_at_commit() {
     let s = store().await;
     let mut tx = s.begin().await.unwrap();
     let msg = |from: &str, id: &str| confab_model::InboundMessage {
@@ -204,12 +204,23 @@ async fn runs_inserted_together_get_their_own_ids_in_order() {
     };
     // Contact a begins three runs in one batch (restarts), b one.
     let runs = [run(a, "a1"), run(b, "b1"), run(a, "a2"), run(a, "a3")];
-    let ids = tx.insert_runs(&runs, 5).await.unwrap();
+    let mut begun = Vec::new();
+    for r in &runs {
+        begun.push((tx.next_run_id().await.unwrap(), r.clone()));
+    }
+    let ids: Vec<i64> = begun.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let closing = confab_store::Closing {
+        new_runs: begun,
+        ..Default::default()
+    };
+    tx.commit_with(&closing, 5).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
     for (id, r) in ids.iter().zip(&runs) {
         let stored = tx.run(*id).await.unwrap();
         assert_eq!(
-            (stored.contact_id, stored.node.clone()),
-            (r.contact_id, r.node.clone())
+            (stored.contact_id, stored.node.clone(), stored.created_ms),
+            (r.contact_id, r.node.clone(), 5)
         );
     }
     let current = tx.current_runs(&[a, b]).await.unwrap();
@@ -219,6 +230,9 @@ async fn runs_inserted_together_get_their_own_ids_in_order() {
         "the last begun is the current one"
     );
     assert_eq!(current[&b].id, ids[1]);
+    // Ids go on from there in a later transaction.
+    let next = tx.next_run_id().await.unwrap();
+    assert!(next > ids[3], "{next} after {ids:?}");
 }
 
 #[tokio::test]
@@ -292,4 +306,71 @@ fn first_ten() -> confab_store::RecordFilter {
         limit: 10,
         ..Default::default()
     }
+}
+
+#[tokio::test]
+async fn a_received_batch_comes_with_its_contacts_their_latest_runs_and_the_setting() {
+    let s = store().await;
+    s.put_setting("allow", "+14155552671").await.unwrap();
+    let msg = |from: &str, id: &str, name: Option<&str>| confab_model::InboundMessage {
+        channel: confab_model::Channel::Twilio,
+        provider_message_id: id.into(),
+        from: confab_model::PhoneNumber::parse(from).unwrap(),
+        to: None,
+        profile_name: name.map(str::to_string),
+        kind: confab_model::MessageKind::Text,
+        text: Some("hi".into()),
+        media: vec![],
+        extra: Default::default(),
+    };
+    let (mut tx, first) = s
+        .receive(&[msg("+14155552671", "SM1", Some("Ana"))], 1, "allow")
+        .await
+        .unwrap();
+    let a = first.stored[0].contact_id;
+    assert!(first.runs.is_empty());
+    assert_eq!(first.contacts[&a].phone, "+14155552671");
+    assert_eq!(first.setting.as_deref(), Some("+14155552671"));
+    let run = tx.next_run_id().await.unwrap();
+    let closing = confab_store::Closing {
+        new_runs: vec![(
+            run,
+            confab_store::NewRun {
+                contact_id: a,
+                flow_id: "f".into(),
+                flow_version: 1,
+                status: "waiting_input".into(),
+                node: Some("q".into()),
+                state: "{}".into(),
+            },
+        )],
+        ..Default::default()
+    };
+    tx.commit_with(&closing, 1).await.unwrap();
+
+    // A redelivery, a second message of the same contact, a new contact.
+    let batch = [
+        msg("+14155552671", "SM1", Some("Ana")),
+        msg("+14155552671", "SM2", Some("Ana B")),
+        msg("+14155552672", "SM3", None),
+    ];
+    let (tx, second) = s.receive(&batch, 2, "allow").await.unwrap();
+    let dup: Vec<bool> = second.stored.iter().map(|x| x.duplicate).collect();
+    assert_eq!(dup, [true, false, false]);
+    assert_eq!(second.stored[0].message_id, first.stored[0].message_id);
+    assert_eq!(second.stored[1].contact_id, a);
+    let b = second.stored[2].contact_id;
+    assert_ne!(a, b);
+    assert_eq!(second.runs[&a].id, run);
+    assert_eq!(second.runs[&a].node.as_deref(), Some("q"));
+    assert!(!second.runs.contains_key(&b));
+    assert_eq!(second.contacts[&b].phone, "+14155552672");
+    assert_eq!(second.setting.as_deref(), Some("+14155552671"));
+    tx.commit().await.unwrap();
+    // The profile name is refreshed with the commit.
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.contact_states(&[a]).await.unwrap()[&a].name.as_deref(),
+        Some("Ana B")
+    );
 }
