@@ -285,21 +285,40 @@ const TABLES: [&str; 14] = [
 ];
 
 impl Store {
-    /// Creates a PostgreSQL database next to this one (tests and setup tools).
-    pub async fn create_database(&self, name: &str) -> Result<(), StoreError> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(StoreError::Open(format!(
-                "'{name}' is not a plain database name"
-            )));
+    /// Creates an empty database for one test on this PostgreSQL server
+    /// and returns its name. A test cannot drop the database it is still
+    /// connected to as it ends, so test databases made more than an hour
+    /// ago (by earlier runs) are dropped here instead.
+    pub async fn create_test_database(&self) -> Result<String, StoreError> {
+        const PREFIX: &str = "confab_t_";
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT CAST(datname AS TEXT) FROM pg_database WHERE datname LIKE 'confab\\_t\\_%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (name,) in names {
+            let made = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<u64>().ok());
+            let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if plain && made.is_none_or(|t| t + 3600 < now) {
+                // Another run may be dropping it too, or still using it.
+                let _ = crate::sql::query(format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&self.pool)
+                    .await;
+            }
         }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{PREFIX}{now}_{}", &id[..12]);
         crate::sql::query(format!("CREATE DATABASE {name}"))
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(name)
     }
 
     /// The number of rows in one of Confab's tables.

@@ -245,12 +245,8 @@ async fn two_server_processes_share_one_rate_limit() {
     else {
         return;
     };
-    let name = format!(
-        "confab_t_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    );
     let store = confab_store::Store::connect(&admin).await.unwrap();
-    store.create_database(&name).await.unwrap();
+    let name = store.create_test_database().await.unwrap();
     store.close().await;
     let db = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
     // Migrate once, so the two servers do not race to create the tables.

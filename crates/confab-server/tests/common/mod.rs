@@ -24,8 +24,8 @@ pub const APP_SECRET: &str = "meta-app-secret";
 pub const VERIFY_TOKEN: &str = "verify-me";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
 
-/// A database for one test, dropped by nobody: CI removes leftover
-/// PostgreSQL test databases before and after the suite.
+/// A database for one test. PostgreSQL ones are dropped by a later run
+/// (see `Store::create_test_database`).
 pub async fn fresh_database() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     match std::env::var("TEST_DATABASE_URL")
@@ -33,12 +33,11 @@ pub async fn fresh_database() -> String {
         .filter(|u| u.starts_with("postgres"))
     {
         Some(admin) => {
-            let name = format!("confab_t_{}", &id[..16]);
             let store = Store::connect(&admin)
                 .await
                 .expect("TEST_DATABASE_URL must be reachable");
-            store
-                .create_database(&name)
+            let name = store
+                .create_test_database()
                 .await
                 .expect("create test database");
             store.close().await;

@@ -7,16 +7,8 @@ pub async fn store() -> Store {
         .filter(|u| u.starts_with("postgres"))
     {
         Some(admin) => {
-            let name = format!(
-                "confab_t_{}",
-                uuid::Uuid::new_v4()
-                    .simple()
-                    .to_string()
-                    .get(..16)
-                    .unwrap_or("x")
-            );
             let s = Store::connect(&admin).await.unwrap();
-            s.create_database(&name).await.unwrap();
+            let name = s.create_test_database().await.unwrap();
             s.close().await;
             format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
         }
