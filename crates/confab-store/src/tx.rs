@@ -125,7 +125,12 @@ const ARRIVAL_PART: &str = "contact";
 /// the setting `$2` and the highest run id, as SQLite reads them after the
 /// batch is stored. Run columns keep their names, as `runs::from_row`
 /// reads them; they are NULL for a contact without a run.
-const SQLITE_ARRIVAL: &str = "SELECT 'contact' AS part, c.id AS contact_id, c.phone, c.profile_name,      c.blocked, c.opted_out, c.refused, (SELECT value FROM settings WHERE key = $2) AS setting,      (SELECT COALESCE(MAX(id), 0) FROM runs) AS highest_run,      r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms      FROM contacts c LEFT JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE contact_id = c.id)      WHERE c.phone IN (SELECT j.value->>0 FROM json_each($1) AS j)";
+const SQLITE_ARRIVAL: &str = "SELECT 'contact' AS part, c.id AS contact_id, c.phone, c.profile_name, \
+     c.blocked, c.opted_out, c.refused, (SELECT value FROM settings WHERE key = $2) AS setting, \
+     (SELECT COALESCE(MAX(id), 0) FROM runs) AS highest_run, \
+     r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms \
+     FROM contacts c LEFT JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE contact_id = c.id) \
+     WHERE c.phone IN (SELECT j.value->>0 FROM json_each($1) AS j)";
 
 /// A contact's id and state, from a row with `contact_id`, `phone`,
 /// `profile_name`, `blocked`, `opted_out` and `refused`.
