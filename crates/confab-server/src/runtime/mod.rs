@@ -5,24 +5,31 @@
 //! Per contact, one step at a time in arrival order: the batch is walked in
 //! order, and on PostgreSQL every contact in it is locked for the
 //! transaction, so replicas serialise too.
+//!
+//! Here: stepping a run and carrying out its effects (`advance`,
+//! `deliver`, `execute`). Inbound batches are in `inbound`; runs moved by
+//! timers, requests' results and operators in `moved`; a batch's gathered
+//! writes in `pending`.
 
 use std::sync::Arc;
 
 use confab_channels::twilio;
-use confab_flow::routing::choose;
-use confab_flow::{
-    Effect, EffectResult, Event, Input, Outcome, Reply, Request, Run, RunStatus, step,
-};
+use confab_flow::{Effect, EffectResult, Event, Input, Outcome, Request, Run, RunStatus, step};
 use confab_model::{Channel, InboundMessage, OutboundContent, PhoneNumber};
 use confab_store::{
-    ContactState, Ingested, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx,
+    ContactState, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use tokio::sync::Notify;
 
-use crate::access;
+mod inbound;
+mod moved;
+mod pending;
+
+use pending::Pending;
+
 use crate::catalog::{Catalog, Pinned, Registry};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -89,54 +96,6 @@ pub enum RuntimeError {
     Flow(String),
 }
 
-/// Writes of a batch's steps, made together at its end: one multi-row
-/// statement each instead of one per message. A run begun in the batch has
-/// its id at once and its row written at the end.
-#[derive(Default)]
-struct Pending {
-    new_runs: Vec<(i64, confab_store::NewRun)>,
-    runs: Vec<(i64, String, Option<String>, String)>,
-    events: Vec<(i64, String)>,
-    timers: Vec<(i64, u64, i64)>,
-    effects: Vec<(i64, String)>,
-    rate_windows: Vec<(i64, confab_store::RateWindow)>,
-    replies: Vec<confab_store::Reply>,
-    responses: Vec<(i64, String)>,
-}
-
-impl Pending {
-    /// Writes everything and commits.
-    async fn commit(mut self, mut tx: Tx, now: i64) -> Result<(), StoreError> {
-        // A run begun and stepped again in the batch is inserted as it ended.
-        let mut updates = Vec::with_capacity(self.runs.len());
-        for (id, status, node, state) in self.runs {
-            match self.new_runs.iter_mut().find(|(n, _)| *n == id) {
-                Some((_, new)) => {
-                    new.status = status;
-                    new.node = node;
-                    new.state = state;
-                }
-                None => updates.push((id, status, node, state)),
-            }
-        }
-        for (run, token, at) in self.timers {
-            tx.schedule_timer(run, token, at, now).await?;
-        }
-        for (run, request) in self.effects {
-            tx.schedule_effect(run, &request, now).await?;
-        }
-        tx.put_rate_windows(&self.rate_windows).await?;
-        let last = confab_store::Closing {
-            new_runs: self.new_runs,
-            run_updates: updates,
-            events: self.events,
-            replies: self.replies,
-            responses: self.responses,
-        };
-        tx.commit_with(&last, now).await
-    }
-}
-
 /// The run a step moves: the contact's stored one, or a new one of a flow.
 enum Target {
     Existing(Box<(StoredRun, Run)>),
@@ -182,19 +141,6 @@ pub fn record_json(r: &Record) -> Value {
     Value::Object(m)
 }
 
-fn reply_of(m: &InboundMessage) -> Reply {
-    Reply {
-        text: m.text.clone(),
-        kind: Some(m.kind),
-        reply_id: m.extra.reply_id.clone(),
-        media: m
-            .media
-            .iter()
-            .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
-            .collect(),
-    }
-}
-
 impl Runtime {
     pub fn new(
         store: Store,
@@ -218,207 +164,6 @@ impl Runtime {
             assistant,
             allow_list: Default::default(),
         }
-    }
-
-    /// Stores an inbound batch and steps the runs of its new messages, all
-    /// in one transaction; Twilio messages get their TwiML answer in
-    /// `Ingested::response`.
-    pub async fn process(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
-        let mut tries = 0;
-        loop {
-            match self.process_once(batch).await {
-                Err(e) if e.is_conflict() && tries < 4 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn process_once(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
-        let now = self.clock.now_ms();
-        let (mut tx, arrival) = self
-            .store
-            .receive(batch, now, access::ALLOW_LIST_KEY)
-            .await?;
-        let confab_store::Arrival {
-            mut stored,
-            contacts: states,
-            mut runs,
-            setting: allow_list,
-        } = arrival;
-        let fresh: Vec<usize> = (0..batch.len()).filter(|&i| !stored[i].duplicate).collect();
-        if fresh.is_empty() {
-            tx.commit().await?;
-            return Ok(stored);
-        }
-        let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
-        let catalog = self.registry.catalog();
-        let flow_list: Vec<&confab_flow::Flow> =
-            catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
-        let mut queued = false;
-        let mut pending = Pending::default();
-        let allowed = self.allow_list(allow_list);
-        let limit = self.settings.assistant.rate_limit;
-        let mut windows = match limit {
-            Some(_) => tx.rate_windows(&contacts).await?,
-            None => Default::default(),
-        };
-        // The windows this batch counted in: only they are written back.
-        let mut counted = HashSet::new();
-        let mut refused = HashSet::new();
-        for i in fresh {
-            let m = &batch[i];
-            let contact_id = stored[i].contact_id;
-            let Some(state) = states.get(&contact_id) else {
-                continue;
-            };
-            if state.blocked {
-                // Stored, never answered.
-                continue;
-            }
-            let route = match m.channel {
-                Channel::Twilio | Channel::Simulator => Route::Inline(m),
-                Channel::Meta => Route::Outbox {
-                    channel: Channel::Meta,
-                    sender: self.sender(Channel::Meta, m.to.as_deref()),
-                    reply_to: Some(m.provider_message_id.clone()),
-                },
-            };
-            // Off the allow-list: one polite refusal, ever; over the rate
-            // limit: stored, not processed, told once per window.
-            let notice = match &allowed {
-                Some(list) if !list.contains(&state.phone) => Some(
-                    (!state.refused && refused.insert(contact_id)).then_some(access::REFUSAL_TEXT),
-                ),
-                _ => limit.and_then(|l| {
-                    let (w, verdict) = access::count(windows.get(&contact_id).copied(), l, now);
-                    windows.insert(contact_id, w);
-                    counted.insert(contact_id);
-                    match verdict {
-                        access::Verdict::Pass => None,
-                        access::Verdict::Tell => Some(Some(access::RATE_LIMIT_TEXT)),
-                        access::Verdict::Quiet => Some(None),
-                    }
-                }),
-            };
-            if let Some(text) = notice {
-                if let Some(text) = text {
-                    if refused.contains(&contact_id) {
-                        tx.set_refused(contact_id, now).await?;
-                    }
-                    let reply = vec![OutboundContent::Text { body: text.into() }];
-                    let (sent, answer) = self
-                        .deliver(
-                            &mut tx,
-                            &mut pending,
-                            contact_id,
-                            &state.phone,
-                            reply,
-                            &route,
-                            now,
-                        )
-                        .await
-                        .map_err(|e| match e {
-                            RuntimeError::Store(e) => e,
-                            RuntimeError::Flow(e) => StoreError::Corrupt(e),
-                        })?;
-                    queued |= sent;
-                    if let Some(a) = answer {
-                        pending.responses.push((stored[i].message_id, a.clone()));
-                        stored[i].response = Some(a);
-                    }
-                }
-                continue;
-            }
-            let existing = runs.remove(&contact_id);
-            let current = existing.and_then(|row| match serde_json::from_str::<Run>(&row.state) {
-                Ok(run) => Some((row, run)),
-                Err(e) => {
-                    tracing::error!(run = row.id, error = %e, "a stored run cannot be read; starting afresh");
-                    None
-                }
-            });
-            let text = m
-                .text
-                .as_deref()
-                .or(m.extra.reply_id.as_deref())
-                .unwrap_or("");
-            let (target, input) = match choose(
-                &flow_list,
-                self.default_flow.as_deref(),
-                current.as_ref().map(|(_, r)| r),
-                text,
-            ) {
-                Some(flow) => (Target::Fresh(flow), Input::Start),
-                None => match current {
-                    Some(existing) => (
-                        Target::Existing(Box::new(existing)),
-                        Input::Message(reply_of(m)),
-                    ),
-                    // No run, no trigger, no default flow: stored, not answered.
-                    None => continue,
-                },
-            };
-            let mut contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
-            // The stored name is written with the commit; the message's is newer.
-            if let Some(name) = &m.profile_name {
-                contact["name"] = Value::String(name.clone());
-            }
-            let outcome = self
-                .advance(
-                    &mut tx,
-                    &mut pending,
-                    &catalog,
-                    contact_id,
-                    contact,
-                    Some(stored[i].message_id),
-                    target,
-                    input,
-                    &route,
-                    now,
-                )
-                .await;
-            match outcome {
-                Ok((row, sent, answer)) => {
-                    queued |= sent;
-                    if let Some(a) = answer {
-                        pending.responses.push((stored[i].message_id, a.clone()));
-                        stored[i].response = Some(a);
-                    }
-                    runs.insert(contact_id, row);
-                }
-                Err(RuntimeError::Store(e)) => return Err(e),
-                Err(RuntimeError::Flow(e)) => {
-                    tracing::error!(contact = contact_id, error = %e, "no flow can answer this message");
-                }
-            }
-        }
-        pending.rate_windows = windows
-            .into_iter()
-            .filter(|(c, _)| counted.contains(c))
-            .collect();
-        pending.commit(tx, now).await?;
-        if queued {
-            self.wake.notify_one();
-        }
-        Ok(stored)
-    }
-
-    /// The allow-list in force, as read within the batch's transaction so
-    /// a change applies at once on every replica; none: everyone is served.
-    fn allow_list(&self, raw: Option<String>) -> Option<Arc<HashSet<String>>> {
-        let raw = raw?;
-        let mut cache = self.allow_list.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((text, list)) = cache.as_ref()
-            && *text == raw
-        {
-            return list.clone();
-        }
-        let list = access::parse_allow_list(&raw).map(Arc::new);
-        *cache = Some((raw, list.clone()));
-        list
     }
 
     /// The number we send from on a channel.
@@ -758,255 +503,6 @@ impl Runtime {
                 failed("a remote request cannot run inside a transaction".into())
             }
         }
-    }
-
-    /// Moves a stored run by an input that is not a message (an operator's
-    /// resume); see [`Runtime::continue_runs`].
-    pub async fn continue_run(
-        &self,
-        run_id: i64,
-        input: Input,
-        job: Option<(i64, i64)>,
-    ) -> Result<Option<Vec<OutboundContent>>, RuntimeError> {
-        let mut out = self
-            .continue_runs(vec![Continuation {
-                run_id,
-                input,
-                job,
-                calls: Vec::new(),
-            }])
-            .await?;
-        Ok(out.pop().flatten())
-    }
-
-    /// Moves stored runs by inputs that are not messages (timers, requests'
-    /// results, an operator's resume), all in one transaction: results
-    /// arrive many at a time, and one commit serves them all. What the runs
-    /// send goes through the outbox, or for a simulator contact comes back.
-    /// A run that is no longer its contact's current one is left alone, as
-    /// is one whose job another worker took over: `None` for it. Run ids
-    /// must be distinct.
-    pub async fn continue_runs(
-        &self,
-        items: Vec<Continuation>,
-    ) -> Result<Vec<Option<Vec<OutboundContent>>>, RuntimeError> {
-        let now = self.clock.now_ms();
-        let mut out = vec![None; items.len()];
-        let mut tx = self.store.begin().await?;
-        let ids: Vec<i64> = items.iter().map(|it| it.run_id).collect();
-        let run_contacts = tx.run_contacts(&ids).await?;
-        let mut contacts: Vec<i64> = run_contacts.values().copied().collect();
-        contacts.sort_unstable();
-        contacts.dedup();
-        tx.lock_contacts(&contacts).await?;
-        let jobs: Vec<(i64, i64)> = items.iter().filter_map(|it| it.job).collect();
-        let held = tx.finish_jobs(&jobs).await?;
-        // Read under the contacts' locks: a state read before them may
-        // already be old.
-        let current = tx.current_runs(&contacts).await?;
-        let catalog = self.registry.catalog();
-        let mut pending = Pending::default();
-        let mut calls = Vec::new();
-        let mut queued = false;
-        for (i, it) in items.into_iter().enumerate() {
-            if let Some((job_id, _)) = it.job
-                && !held.contains(&job_id)
-            {
-                // Another worker took this job over; it will do the step.
-                continue;
-            }
-            calls.extend(it.calls);
-            // A run that is no longer its contact's current one is left alone.
-            let Some(row) = run_contacts
-                .get(&it.run_id)
-                .and_then(|c| current.get(c))
-                .filter(|r| r.id == it.run_id)
-                .cloned()
-            else {
-                continue;
-            };
-            let run = match stored_run(&row) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "a stored run cannot be read");
-                    continue;
-                }
-            };
-            let contact = run.vars.get("contact");
-            let channel = contact
-                .and_then(|c| c.get("channel"))
-                .and_then(Value::as_str)
-                .and_then(Channel::parse)
-                .unwrap_or(Channel::Twilio);
-            let via = contact.and_then(|c| c.get("via")).and_then(Value::as_str);
-            let route = match channel {
-                Channel::Simulator => Route::Collect,
-                _ => Route::Outbox {
-                    channel,
-                    sender: self.sender(channel, via),
-                    reply_to: None,
-                },
-            };
-            let contact = contact.cloned().unwrap_or(Value::Null);
-            let contact_id = row.contact_id;
-            let moved = self
-                .advance(
-                    &mut tx,
-                    &mut pending,
-                    &catalog,
-                    contact_id,
-                    contact,
-                    None,
-                    Target::Existing(Box::new((row, run))),
-                    it.input,
-                    &route,
-                    now,
-                )
-                .await;
-            match moved {
-                Ok((_, sent, answer)) => {
-                    queued |= sent;
-                    out[i] = Some(
-                        answer
-                            .and_then(|a| serde_json::from_str(&a).ok())
-                            .unwrap_or_default(),
-                    );
-                }
-                Err(RuntimeError::Store(e)) => return Err(e.into()),
-                Err(RuntimeError::Flow(e)) => {
-                    tracing::error!(run = it.run_id, error = %e, "the run cannot be moved on");
-                }
-            }
-        }
-        tx.record_ai_calls(&calls, now).await?;
-        pending.commit(tx, now).await?;
-        if queued {
-            self.wake.notify_one();
-        }
-        Ok(out)
-    }
-
-    /// Steps one run on its own (not a message of a batch), writes it and
-    /// commits; what it sends goes through the outbox.
-    #[allow(clippy::too_many_arguments)]
-    async fn step_alone(
-        &self,
-        mut tx: Tx,
-        catalog: &Catalog,
-        contact_id: i64,
-        contact: Value,
-        target: Target,
-        input: Input,
-        route: &Route<'_>,
-        now: i64,
-    ) -> Result<(StoredRun, Option<String>), RuntimeError> {
-        let mut pending = Pending::default();
-        let (row, queued, answer) = self
-            .advance(
-                &mut tx,
-                &mut pending,
-                catalog,
-                contact_id,
-                contact,
-                None,
-                target,
-                input,
-                route,
-                now,
-            )
-            .await?;
-        pending.commit(tx, now).await?;
-        if queued {
-            self.wake.notify_one();
-        }
-        Ok((row, answer))
-    }
-
-    /// Starts `flow` for a contact (an operator's or another system's
-    /// request); its messages go through the outbox.
-    pub async fn start_run(
-        &self,
-        contact_id: i64,
-        flow: &str,
-        channel: Channel,
-    ) -> Result<StoredRun, RuntimeError> {
-        let now = self.clock.now_ms();
-        let catalog = self.registry.catalog();
-        if !catalog.flows.contains_key(flow) {
-            return Err(RuntimeError::Flow(format!("no flow {flow}")));
-        }
-        let mut tx = self.store.begin().await?;
-        tx.lock_contacts(&[contact_id]).await?;
-        let states = tx.contact_states(&[contact_id]).await?;
-        let state = states.get(&contact_id).ok_or(StoreError::NotFound)?;
-        let contact = contact_json(contact_id, state, channel, None);
-        let route = Route::Outbox {
-            channel,
-            sender: self.sender(channel, None),
-            reply_to: None,
-        };
-        self.step_alone(
-            tx,
-            &catalog,
-            contact_id,
-            contact,
-            Target::Fresh(flow.to_string()),
-            Input::Start,
-            &route,
-            now,
-        )
-        .await
-        .map(|(run, _)| run)
-    }
-
-    /// Expires runs that have waited for an answer longer than the
-    /// inactivity timeout; the contact's next message starts afresh and is
-    /// told so. Returns how many expired.
-    pub async fn expire_idle(&self) -> Result<usize, RuntimeError> {
-        let Some(timeout) = self.settings.run_timeout else {
-            return Ok(0);
-        };
-        let now = self.clock.now_ms();
-        let cutoff = now - timeout.as_millis() as i64;
-        let mut expired = 0;
-        for row in self.store.idle_runs(cutoff, 100).await? {
-            let mut tx = self.store.begin().await?;
-            tx.lock_contacts(&[row.contact_id]).await?;
-            let row = tx.run(row.id).await?;
-            // It may have moved since it was listed.
-            if row.status != RunStatus::WaitingInput.as_str() || row.updated_ms >= cutoff {
-                continue;
-            }
-            let run = stored_run(&row)?;
-            end_run(&mut tx, row.id, run, RunStatus::Expired, "expire", now).await?;
-            tx.commit().await?;
-            expired += 1;
-        }
-        Ok(expired)
-    }
-
-    /// Stops a run for good.
-    pub async fn cancel_run(&self, run_id: i64) -> Result<StoredRun, RuntimeError> {
-        let now = self.clock.now_ms();
-        let mut tx = self.store.begin().await?;
-        let contact_id = tx.run(run_id).await?.contact_id;
-        tx.lock_contacts(&[contact_id]).await?;
-        let row = tx.run(run_id).await?;
-        let run = stored_run(&row)?;
-        if run.status.is_finished() {
-            return Err(RuntimeError::Flow(format!(
-                "run {run_id} is already {}",
-                run.status.as_str()
-            )));
-        }
-        let state = end_run(&mut tx, run_id, run, RunStatus::Cancelled, "cancel", now).await?;
-        tx.commit().await?;
-        Ok(StoredRun {
-            status: RunStatus::Cancelled.as_str().into(),
-            state,
-            updated_ms: now,
-            ..row
-        })
     }
 }
 

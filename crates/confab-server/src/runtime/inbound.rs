@@ -1,0 +1,231 @@
+//! Inbound batches: stored, and each new message a step of its contact's
+//! run, all in one transaction (see [`Runtime::process`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use confab_flow::routing::choose;
+use confab_flow::{Input, Reply, Run};
+use confab_model::{Channel, InboundMessage, OutboundContent};
+use confab_store::{Ingested, StoreError};
+use serde_json::Value;
+
+use super::pending::Pending;
+use super::{Route, Runtime, RuntimeError, Target, contact_json};
+use crate::access;
+
+impl Runtime {
+    /// Stores an inbound batch and steps the runs of its new messages, all
+    /// in one transaction; Twilio messages get their TwiML answer in
+    /// `Ingested::response`.
+    pub async fn process(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.process_once(batch).await {
+                Err(e) if e.is_conflict() && tries < 4 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn process_once(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
+        let now = self.clock.now_ms();
+        let (mut tx, arrival) = self
+            .store
+            .receive(batch, now, access::ALLOW_LIST_KEY)
+            .await?;
+        let confab_store::Arrival {
+            mut stored,
+            contacts: states,
+            mut runs,
+            setting: allow_list,
+        } = arrival;
+        let fresh: Vec<usize> = (0..batch.len()).filter(|&i| !stored[i].duplicate).collect();
+        if fresh.is_empty() {
+            tx.commit().await?;
+            return Ok(stored);
+        }
+        let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
+        let catalog = self.registry.catalog();
+        let flow_list: Vec<&confab_flow::Flow> =
+            catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
+        let mut queued = false;
+        let mut pending = Pending::default();
+        let allowed = self.allow_list(allow_list);
+        let limit = self.settings.assistant.rate_limit;
+        let mut windows = match limit {
+            Some(_) => tx.rate_windows(&contacts).await?,
+            None => Default::default(),
+        };
+        // The windows this batch counted in: only they are written back.
+        let mut counted = HashSet::new();
+        let mut refused = HashSet::new();
+        for i in fresh {
+            let m = &batch[i];
+            let contact_id = stored[i].contact_id;
+            let Some(state) = states.get(&contact_id) else {
+                continue;
+            };
+            if state.blocked {
+                // Stored, never answered.
+                continue;
+            }
+            let route = match m.channel {
+                Channel::Twilio | Channel::Simulator => Route::Inline(m),
+                Channel::Meta => Route::Outbox {
+                    channel: Channel::Meta,
+                    sender: self.sender(Channel::Meta, m.to.as_deref()),
+                    reply_to: Some(m.provider_message_id.clone()),
+                },
+            };
+            // Off the allow-list: one polite refusal, ever; over the rate
+            // limit: stored, not processed, told once per window.
+            let notice = match &allowed {
+                Some(list) if !list.contains(&state.phone) => Some(
+                    (!state.refused && refused.insert(contact_id)).then_some(access::REFUSAL_TEXT),
+                ),
+                _ => limit.and_then(|l| {
+                    let (w, verdict) = access::count(windows.get(&contact_id).copied(), l, now);
+                    windows.insert(contact_id, w);
+                    counted.insert(contact_id);
+                    match verdict {
+                        access::Verdict::Pass => None,
+                        access::Verdict::Tell => Some(Some(access::RATE_LIMIT_TEXT)),
+                        access::Verdict::Quiet => Some(None),
+                    }
+                }),
+            };
+            if let Some(text) = notice {
+                if let Some(text) = text {
+                    if refused.contains(&contact_id) {
+                        tx.set_refused(contact_id, now).await?;
+                    }
+                    let reply = vec![OutboundContent::Text { body: text.into() }];
+                    let (sent, answer) = self
+                        .deliver(
+                            &mut tx,
+                            &mut pending,
+                            contact_id,
+                            &state.phone,
+                            reply,
+                            &route,
+                            now,
+                        )
+                        .await
+                        .map_err(|e| match e {
+                            RuntimeError::Store(e) => e,
+                            RuntimeError::Flow(e) => StoreError::Corrupt(e),
+                        })?;
+                    queued |= sent;
+                    if let Some(a) = answer {
+                        pending.responses.push((stored[i].message_id, a.clone()));
+                        stored[i].response = Some(a);
+                    }
+                }
+                continue;
+            }
+            let existing = runs.remove(&contact_id);
+            let current = existing.and_then(|row| match serde_json::from_str::<Run>(&row.state) {
+                Ok(run) => Some((row, run)),
+                Err(e) => {
+                    tracing::error!(run = row.id, error = %e, "a stored run cannot be read; starting afresh");
+                    None
+                }
+            });
+            let text = m
+                .text
+                .as_deref()
+                .or(m.extra.reply_id.as_deref())
+                .unwrap_or("");
+            let (target, input) = match choose(
+                &flow_list,
+                self.default_flow.as_deref(),
+                current.as_ref().map(|(_, r)| r),
+                text,
+            ) {
+                Some(flow) => (Target::Fresh(flow), Input::Start),
+                None => match current {
+                    Some(existing) => (
+                        Target::Existing(Box::new(existing)),
+                        Input::Message(reply_of(m)),
+                    ),
+                    // No run, no trigger, no default flow: stored, not answered.
+                    None => continue,
+                },
+            };
+            let mut contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
+            // The stored name is written with the commit; the message's is newer.
+            if let Some(name) = &m.profile_name {
+                contact["name"] = Value::String(name.clone());
+            }
+            let outcome = self
+                .advance(
+                    &mut tx,
+                    &mut pending,
+                    &catalog,
+                    contact_id,
+                    contact,
+                    Some(stored[i].message_id),
+                    target,
+                    input,
+                    &route,
+                    now,
+                )
+                .await;
+            match outcome {
+                Ok((row, sent, answer)) => {
+                    queued |= sent;
+                    if let Some(a) = answer {
+                        pending.responses.push((stored[i].message_id, a.clone()));
+                        stored[i].response = Some(a);
+                    }
+                    runs.insert(contact_id, row);
+                }
+                Err(RuntimeError::Store(e)) => return Err(e),
+                Err(RuntimeError::Flow(e)) => {
+                    tracing::error!(contact = contact_id, error = %e, "no flow can answer this message");
+                }
+            }
+        }
+        pending.rate_windows = windows
+            .into_iter()
+            .filter(|(c, _)| counted.contains(c))
+            .collect();
+        pending.commit(tx, now).await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(stored)
+    }
+
+    /// The allow-list in force, as read within the batch's transaction so
+    /// a change applies at once on every replica; none: everyone is served.
+    fn allow_list(&self, raw: Option<String>) -> Option<Arc<HashSet<String>>> {
+        let raw = raw?;
+        let mut cache = self.allow_list.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((text, list)) = cache.as_ref()
+            && *text == raw
+        {
+            return list.clone();
+        }
+        let list = access::parse_allow_list(&raw).map(Arc::new);
+        *cache = Some((raw, list.clone()));
+        list
+    }
+}
+
+fn reply_of(m: &InboundMessage) -> Reply {
+    Reply {
+        text: m.text.clone(),
+        kind: Some(m.kind),
+        reply_id: m.extra.reply_id.clone(),
+        media: m
+            .media
+            .iter()
+            .map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
+            .collect(),
+    }
+}
