@@ -131,31 +131,15 @@ impl Tx {
         from_row(&row)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn insert_run(
-        &mut self,
-        contact_id: i64,
-        flow_id: &str,
-        flow_version: i64,
-        status: &str,
-        node: Option<&str>,
-        state: &str,
-        now_ms: i64,
-    ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
-        )
-        .bind(contact_id)
-        .bind(flow_id.to_string())
-        .bind(flow_version)
-        .bind(status.to_string())
-        .bind(node.map(str::to_string))
-        .bind(state.to_string())
-        .bind(now_ms)
-        .fetch_one(&mut *self.inner)
-        .await?;
-        Ok(row.try_get("id")?)
+    /// Inserts a run now and returns its id, given as
+    /// [`Tx::next_run_id`] gives it: the two ways of beginning a run in a
+    /// transaction never take the same id.
+    pub async fn insert_run(&mut self, run: &NewRun, now_ms: i64) -> Result<i64, StoreError> {
+        let id = self.next_run_id().await?;
+        let mut script = Script::new(self.backend);
+        script.insert_runs(&[(id, run.clone())], now_ms);
+        script.run(&mut self.inner, None).await?;
+        Ok(id)
     }
 
     pub async fn update_run(

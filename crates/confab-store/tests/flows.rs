@@ -146,12 +146,17 @@ async fn the_current_run_is_a_contacts_latest() {
         .unwrap();
     let (a, b) = (stored[0].contact_id, stored[1].contact_id);
     tx.lock_contacts(&[b, a]).await.unwrap();
-    let r1 = tx
-        .insert_run(a, "f", 1, "completed", None, "{}", 1)
-        .await
-        .unwrap();
+    let run = |status: &str, node: Option<&str>| confab_store::NewRun {
+        contact_id: a,
+        flow_id: "f".into(),
+        flow_version: 1,
+        status: status.into(),
+        node: node.map(str::to_string),
+        state: "{}".into(),
+    };
+    let r1 = tx.insert_run(&run("completed", None), 1).await.unwrap();
     let r2 = tx
-        .insert_run(a, "f", 1, "waiting_input", Some("q"), "{}", 2)
+        .insert_run(&run("waiting_input", Some("q")), 2)
         .await
         .unwrap();
     tx.update_run(r2, "waiting_input", Some("q2"), "{\"x\":1}", 3)
