@@ -4,7 +4,8 @@ use confab_model::{DeliveryStatus, Direction, InboundMessage, StatusUpdate};
 use sqlx::Row;
 
 use crate::script::Script;
-use crate::sql::{json_rows, list, query, text_at, to_json};
+use crate::sql::Col::Text;
+use crate::sql::{columns, json_rows, list, query, text_at, to_json};
 use crate::{Backend, Store, StoreError};
 
 /// The stored form of one inbound message of a batch.
@@ -78,10 +79,9 @@ fn distinct_phones<'a>(contacts: &[(&'a str, Option<&'a str>)]) -> Vec<(&'a str,
 fn insert_contacts_sql(backend: Backend, conflict: &str) -> String {
     format!(
         "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) \
-         SELECT {}, {}, $2, $2, $3, $2, $2 FROM {} WHERE true ORDER BY j.key \
+         SELECT {}, $2, $2, $3, $2, $2 FROM {} WHERE true ORDER BY j.key \
          ON CONFLICT (phone) {conflict}",
-        text_at(0),
-        text_at(1),
+        columns(0, &[Text, Text]),
         json_rows(backend, 1)
     )
 }
@@ -125,8 +125,20 @@ type StoredRow = (i64, i64, bool, Option<String>);
 pub(crate) struct Arriving<'a> {
     batch: std::borrow::Cow<'a, [InboundMessage]>,
     /// The first of each provider message id in the batch.
-    first: HashMap<(&'static str, String), usize>,
+    first: HashMap<Key, usize>,
+    /// Those firsts, in batch order.
+    unique: Vec<usize>,
+    /// The batch's distinct phones (with the name last given), as one JSON
+    /// parameter in phone order.
+    phones: String,
     now_ms: i64,
+}
+
+/// A message's identity at its provider: channel and provider id.
+type Key = (&'static str, String);
+
+fn key(m: &InboundMessage) -> Key {
+    (m.channel.as_str(), m.provider_message_id.clone())
 }
 
 /// Rows of a statement that stored messages carry `part = 'message'`, so
@@ -144,22 +156,25 @@ impl<'a> Arriving<'a> {
         for (i, m) in batch.iter().enumerate() {
             first.entry(key(m)).or_insert(i);
         }
+        let mut unique: Vec<usize> = first.values().copied().collect();
+        unique.sort_unstable();
+        let contacts: Vec<(&str, Option<&str>)> = batch
+            .iter()
+            .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
+            .collect();
+        let phones = to_json(&distinct_phones(&contacts));
         Arriving {
             batch,
             first,
+            unique,
+            phones,
             now_ms,
         }
     }
 
-    /// The batch's distinct phones (with the name last given), as one
-    /// JSON parameter in phone order.
-    pub(crate) fn phones(&self) -> String {
-        let contacts: Vec<(&str, Option<&str>)> = self
-            .batch
-            .iter()
-            .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
-            .collect();
-        to_json(&distinct_phones(&contacts))
+    /// See [`Arriving::phones`](Arriving).
+    pub(crate) fn phones(&self) -> &str {
+        &self.phones
     }
 
     /// Adds the statements that create the batch's new contacts and store
@@ -171,9 +186,8 @@ impl<'a> Arriving<'a> {
             .bind(self.phones())
             .bind(self.now_ms)
             .bind(self.now_ms);
-        let mut unique: Vec<usize> = self.first.values().copied().collect();
-        unique.sort_unstable();
-        let rows: Vec<_> = unique
+        let rows: Vec<_> = self
+            .unique
             .iter()
             .map(|&i| {
                 let m = &self.batch[i];
@@ -192,19 +206,18 @@ impl<'a> Arriving<'a> {
         // or there already), one index lookup a row: a join is planned for
         // the hundred rows a JSON array is guessed to hold, and PostgreSQL
         // then reads every contact.
-        let sql = format!(
-            "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, status, status_rank, provider_message_id, created_ms, updated_ms) \
-             SELECT (SELECT id FROM contacts WHERE phone = {}), {}, $2, {}, {}, {}, {}, $3, $4, {}, $5, $5 FROM {} WHERE true ORDER BY j.key \
-             ON CONFLICT (channel, direction, provider_message_id) DO NOTHING \
-             RETURNING '{MESSAGE_PART}' AS part, id, contact_id, channel, provider_message_id",
-            text_at(0),
-            text_at(1),
-            text_at(2),
-            text_at(3),
-            text_at(4),
-            text_at(5),
-            text_at(6),
-            json_rows(backend, 1),
+        let sql = crate::messages::insert_messages_sql(
+            backend,
+            "contact_id, channel, kind, text, media, extra, provider_message_id",
+            &format!(
+                "(SELECT id FROM contacts WHERE phone = {}), {}",
+                text_at(0),
+                columns(1, &[Text; 6])
+            ),
+            &format!(
+                " ON CONFLICT (channel, direction, provider_message_id) DO NOTHING \
+                 RETURNING '{MESSAGE_PART}' AS part, id, contact_id, channel, provider_message_id"
+            ),
         );
         script
             .push(&sql)
@@ -228,49 +241,42 @@ impl<'a> Arriving<'a> {
         closing: &mut Script,
         rows: &[sqlx::any::AnyRow],
     ) -> Result<Vec<Ingested>, StoreError> {
-        let mut stored: HashMap<(String, String), StoredRow> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            if row.try_get::<String, _>("part").ok().as_deref() != Some(MESSAGE_PART) {
-                continue;
-            }
+        // A row's channel as the batch names it; rows name no other.
+        let channel_of = |row: &sqlx::any::AnyRow| -> Result<&'static str, StoreError> {
+            let name: String = row.try_get("channel")?;
+            confab_model::Channel::parse(&name)
+                .map(confab_model::Channel::as_str)
+                .ok_or_else(|| StoreError::Corrupt(format!("a message of channel {name}")))
+        };
+        let mut stored: HashMap<Key, StoredRow> = HashMap::with_capacity(rows.len());
+        for row in rows.iter().filter(|r| crate::sql::is_part(r, MESSAGE_PART)) {
             stored.insert(
-                (row.try_get("channel")?, row.try_get("provider_message_id")?),
+                (channel_of(row)?, row.try_get("provider_message_id")?),
                 (row.try_get("id")?, row.try_get("contact_id")?, false, None),
             );
         }
-        let mut unique: Vec<usize> = self.first.values().copied().collect();
-        unique.sort_unstable();
 
         let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
         let mut seen = std::collections::HashSet::with_capacity(stored.len());
-        for &i in unique.iter().rev() {
+        let mut known: HashMap<&'static str, Vec<String>> = HashMap::new();
+        for &i in self.unique.iter().rev() {
             let m = &self.batch[i];
-            let k = (
-                m.channel.as_str().to_string(),
-                m.provider_message_id.clone(),
-            );
-            if let Some(&(_, contact_id, _, _)) = stored.get(&k)
-                && seen.insert(contact_id)
-            {
-                fresh.push((contact_id, m.profile_name.as_deref()));
+            match stored.get(&key(m)) {
+                Some(&(_, contact_id, _, _)) => {
+                    if seen.insert(contact_id) {
+                        fresh.push((contact_id, m.profile_name.as_deref()));
+                    }
+                }
+                // Not inserted: it was there before.
+                None => known
+                    .entry(m.channel.as_str())
+                    .or_default()
+                    .push(m.provider_message_id.clone()),
             }
         }
         fresh.sort_unstable_by_key(|c| c.0);
         closing.refresh_contacts(&fresh, self.now_ms);
 
-        let mut known: HashMap<&str, Vec<String>> = HashMap::new();
-        for &i in &unique {
-            let m = &self.batch[i];
-            if !stored.contains_key(&(
-                m.channel.as_str().to_string(),
-                m.provider_message_id.clone(),
-            )) {
-                known
-                    .entry(m.channel.as_str())
-                    .or_default()
-                    .push(m.provider_message_id.clone());
-            }
-        }
         for (channel, ids) in known {
             for chunk in crate::sql::shaped_chunks(&ids) {
                 let sql = format!(
@@ -285,7 +291,7 @@ impl<'a> Arriving<'a> {
                 }
                 for row in q.fetch_all(&mut *conn).await? {
                     stored.insert(
-                        (channel.to_string(), row.try_get("provider_message_id")?),
+                        (channel, row.try_get("provider_message_id")?),
                         (
                             row.try_get("id")?,
                             row.try_get("contact_id")?,
@@ -301,15 +307,12 @@ impl<'a> Arriving<'a> {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let k = (
-                    m.channel.as_str().to_string(),
-                    m.provider_message_id.clone(),
-                );
+                let k = key(m);
                 let &(message_id, contact_id, dup, ref response) = stored
                     .get(&k)
                     .ok_or_else(|| StoreError::Corrupt("ingested message vanished".into()))?;
                 // A second copy within the same batch is a redelivery too.
-                let duplicate = dup || self.first.get(&key(m)) != Some(&i);
+                let duplicate = dup || self.first.get(&k) != Some(&i);
                 Ok(Ingested {
                     message_id,
                     contact_id,
@@ -319,11 +322,6 @@ impl<'a> Arriving<'a> {
             })
             .collect()
     }
-}
-
-/// A message's identity at its provider.
-fn key(m: &InboundMessage) -> (&'static str, String) {
-    (m.channel.as_str(), m.provider_message_id.clone())
 }
 
 impl Store {

@@ -6,9 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::{
-    Bind, Filter, int_at, json_col, json_rows, opt_json_col, query, text_at, to_json,
-};
+use crate::sql::{Bind, Filter, json_col, json_rows, opt_json_col, query, to_json};
 use crate::{JOB_SEND, Store, StoreError};
 
 /// A stored message, inbound or outbound.
@@ -205,27 +203,37 @@ impl<'a> OutboundRow<'a> {
     }
 }
 
+/// Inserts messages in order from a JSON array of rows (`$1`): `columns`
+/// names the columns `select` reads from each row; direction `$2`, status
+/// `$3`, its rank `$4` and the time `$5` are the same for all. `tail`
+/// follows (a conflict clause, `RETURNING`).
+pub(crate) fn insert_messages_sql(
+    backend: crate::Backend,
+    columns: &str,
+    select: &str,
+    tail: &str,
+) -> String {
+    format!(
+        "INSERT INTO messages ({columns}, direction, status, status_rank, created_ms, updated_ms) \
+         SELECT {select}, $2, $3, $4, $5, $5 FROM {} WHERE true ORDER BY j.key{tail}",
+        json_rows(backend, 1)
+    )
+}
+
 /// Inserts outbound messages (`$1`, [`OutboundRow`]s) at a status (`$3`,
 /// rank `$4`), in order, in one statement; with `returning`, the rows'
 /// `id` and `contact_id`.
 pub(crate) fn outbound_sql(backend: crate::Backend, returning: bool) -> String {
-    format!(
-        "INSERT INTO messages (contact_id, channel, direction, kind, text, media, extra, content, sender, status, status_rank, created_ms, updated_ms) \
-         SELECT {}, {}, $2, {}, {}, {}, {}, {}, {}, $3, $4, $5, $5 FROM {} WHERE true ORDER BY j.key{}",
-        int_at(0),
-        text_at(1),
-        text_at(2),
-        text_at(3),
-        text_at(4),
-        text_at(5),
-        text_at(6),
-        text_at(7),
-        json_rows(backend, 1),
+    use crate::sql::Col::{Int, Text};
+    insert_messages_sql(
+        backend,
+        "contact_id, channel, kind, text, media, extra, content, sender",
+        &crate::sql::columns(0, &[Int, Text, Text, Text, Text, Text, Text, Text]),
         if returning {
             " RETURNING id, contact_id"
         } else {
             ""
-        }
+        },
     )
 }
 

@@ -8,7 +8,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::script::Script;
-use crate::sql::{AnyQuery, int_at, json_rows, query, text_at};
+use crate::sql::Col::{Int, Text};
+use crate::sql::{AnyQuery, columns, int_at, json_rows, query};
 use crate::{Backend, Store, StoreError, Tx};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -180,12 +181,8 @@ impl Tx {
             .collect();
         let sql = format!(
             "INSERT INTO records (id, collection, contact_id, data, created_ms, updated_ms) \
-             SELECT {}, {}, {}, {}, {}, {} FROM {} WHERE true ORDER BY j.key",
-            int_at(0),
-            text_at(1),
-            int_at(2),
-            text_at(3),
-            int_at(4),
+             SELECT {}, {} FROM {} WHERE true ORDER BY j.key",
+            columns(0, &[Int, Text, Int, Text, Int]),
             int_at(4),
             json_rows(self.backend, 1)
         );

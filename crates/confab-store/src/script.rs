@@ -8,7 +8,8 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use crate::messages::{OutboundRow, outbound_sql, outbound_values};
-use crate::sql::{int_at, json_rows, query, text_at, to_json};
+use crate::sql::Col::{Int, Text};
+use crate::sql::{columns, int_at, json_rows, query, text_at, to_json};
 use crate::{Backend, StoreError};
 
 /// Statements and their values. SQLite runs them in order as one
@@ -199,14 +200,8 @@ impl Script {
         rows.sort_unstable_by_key(|r| *r.0);
         let sql = format!(
             "INSERT INTO runs (id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
-             SELECT {}, {}, {}, {}, {}, {}, {}, $2, $2 FROM {} WHERE true ORDER BY j.key",
-            int_at(0),
-            int_at(1),
-            text_at(2),
-            int_at(3),
-            text_at(4),
-            text_at(5),
-            text_at(6),
+             SELECT {}, $2, $2 FROM {} WHERE true ORDER BY j.key",
+            columns(0, &[Int, Int, Text, Int, Text, Text, Text]),
             json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&rows)).bind(now_ms)
@@ -248,9 +243,8 @@ impl Script {
             return self;
         }
         let sql = format!(
-            "INSERT INTO run_events (run_id, event, created_ms) SELECT {}, {}, $2 FROM {} WHERE true ORDER BY j.key",
-            int_at(0),
-            text_at(1),
+            "INSERT INTO run_events (run_id, event, created_ms) SELECT {}, $2 FROM {} WHERE true ORDER BY j.key",
+            columns(0, &[Int, Text]),
             json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&events)).bind(now_ms)
@@ -291,10 +285,9 @@ impl Script {
             return self;
         }
         let sql = format!(
-            "INSERT INTO message_responses (message_id, response) SELECT {}, {} FROM {} \
+            "INSERT INTO message_responses (message_id, response) SELECT {} FROM {} \
              WHERE true ORDER BY j.key ON CONFLICT (message_id) DO NOTHING",
-            int_at(0),
-            text_at(1),
+            columns(0, &[Int, Text]),
             json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&responses))

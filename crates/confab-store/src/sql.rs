@@ -92,6 +92,27 @@ pub(crate) fn text_at(i: usize) -> String {
     format!("j.value->>{i}")
 }
 
+/// The type a [`json_rows`] column is read as.
+#[derive(Clone, Copy)]
+pub(crate) enum Col {
+    Int,
+    Text,
+}
+
+/// Columns `from`, `from + 1`, ... of a [`json_rows`] row, read as `types`:
+/// the select list of an `INSERT ... SELECT` whose values come in order.
+pub(crate) fn columns(from: usize, types: &[Col]) -> String {
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match t {
+            Col::Int => int_at(from + i),
+            Col::Text => text_at(from + i),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `column` is one of the ids in parameter `$n`, bound as [`Ids`] makes
 /// them: one parameter, whatever their number (see [`json_rows`]). On
 /// PostgreSQL an array, whose length the planner sees, so that it looks
@@ -198,9 +219,23 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// Whether `row` came from the statement tagged `part` (a literal `part`
+/// column), among rows of several statements sent together.
+pub(crate) fn is_part(row: &AnyRow, part: &str) -> bool {
+    row.try_get::<&str, _>("part").is_ok_and(|p| p == part)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_are_read_in_order_as_their_types() {
+        assert_eq!(
+            columns(1, &[Col::Int, Col::Text]),
+            "CAST(j.value->>1 AS BIGINT), j.value->>2"
+        );
+    }
 
     #[test]
     fn placeholders_number_in_order() {

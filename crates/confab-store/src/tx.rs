@@ -25,7 +25,7 @@ pub struct Tx {
     pub(crate) inner: crate::writer::WriteTx,
     pub(crate) backend: Backend,
     /// Records saved in this transaction and not yet written (see
-    /// [`Tx::insert_record`]), and ids given out ahead for more.
+    /// [`Tx::insert_record`]).
     pub(crate) staged: crate::records::Staged,
     /// Ids given out ahead of their rows.
     pub(crate) ids: crate::ids::Ids,
@@ -72,10 +72,7 @@ impl Store {
             setting: None,
         };
         if backend == Backend::Sqlite {
-            for row in rows
-                .iter()
-                .filter(|r| r.try_get::<String, _>("part").ok().as_deref() == Some(ARRIVAL_PART))
-            {
+            for row in rows.iter().filter(|r| crate::sql::is_part(r, ARRIVAL_PART)) {
                 let (id, state) = contact_from_row(row)?;
                 arrival.contacts.insert(id, state);
                 arrival.setting = row.try_get("setting")?;
