@@ -72,14 +72,20 @@ impl Store {
             setting: None,
         };
         if backend == Backend::Sqlite {
-            for row in rows.iter().filter(|r| crate::sql::is_part(r, ARRIVAL_PART)) {
-                let (id, state) = contact_from_row(row)?;
+            let row = rows
+                .iter()
+                .find(|r| crate::sql::is_part(r, ARRIVAL_PART))
+                .ok_or_else(|| StoreError::Corrupt("the batch's contacts were not read".into()))?;
+            arrival.setting = row.try_get("setting")?;
+            tx.ids
+                .know_highest(crate::ids::Table::Runs, row.try_get("highest_run")?);
+            let contacts: Vec<ArrivingContact> = serde_json::from_str(row.try_get("contacts")?)
+                .map_err(|e| StoreError::Corrupt(format!("the batch's contacts: {e}")))?;
+            for c in contacts {
+                let (id, state, run) = c.split()?;
                 arrival.contacts.insert(id, state);
-                arrival.setting = row.try_get("setting")?;
-                tx.ids
-                    .know_highest(crate::ids::Table::Runs, row.try_get("highest_run")?);
-                if row.try_get::<Option<i64>, _>("id")?.is_some() {
-                    arrival.runs.insert(id, crate::runs::from_row(row)?);
+                if let Some(run) = run {
+                    arrival.runs.insert(id, run);
                 }
             }
             return Ok((tx, arrival));
@@ -116,18 +122,69 @@ pub struct Arrival {
     pub setting: Option<String>,
 }
 
-const ARRIVAL_PART: &str = "contact";
+const ARRIVAL_PART: &str = "arrival";
 
 /// The batch's contacts (their phones as `$1`), each with its latest run,
 /// the setting `$2` and the highest run id, as SQLite reads them after the
-/// batch is stored. Run columns keep their names, as `runs::from_row`
-/// reads them; they are NULL for a contact without a run.
-const SQLITE_ARRIVAL: &str = "SELECT 'contact' AS part, c.id AS contact_id, c.phone, c.profile_name, \
-     c.blocked, c.opted_out, c.refused, (SELECT value FROM settings WHERE key = $2) AS setting, \
+/// batch is stored. The contacts come as one JSON array in one row (see
+/// [`ArrivingContact`]): every row is a hand-off between SQLite's thread
+/// and the writer, which waits for it, and one row a contact cost the
+/// SQLite flow batch 6% of its throughput.
+const SQLITE_ARRIVAL: &str = "SELECT 'arrival' AS part, \
+     (SELECT value FROM settings WHERE key = $2) AS setting, \
      (SELECT COALESCE(MAX(id), 0) FROM runs) AS highest_run, \
-     r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms \
+     json_group_array(json_array(c.id, c.phone, c.profile_name, c.blocked, c.opted_out, c.refused, \
+     r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms)) AS contacts \
      FROM contacts c LEFT JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE contact_id = c.id) \
-     WHERE c.phone IN (SELECT j.value->>0 FROM json_each($1) AS j)";
+     WHERE c.phone IN (SELECT j.value->>0 FROM jsonb_each($1) AS j)";
+
+/// One contact of [`SQLITE_ARRIVAL`], its fields in the order of the
+/// query's `json_array`; the run's are null for a contact without a run.
+#[derive(serde::Deserialize)]
+struct ArrivingContact {
+    id: i64,
+    phone: String,
+    profile_name: Option<String>,
+    blocked: i64,
+    opted_out: i64,
+    refused: i64,
+    run_id: Option<i64>,
+    flow_id: Option<String>,
+    flow_version: Option<i64>,
+    status: Option<String>,
+    node: Option<String>,
+    state: Option<String>,
+    created_ms: Option<i64>,
+    updated_ms: Option<i64>,
+}
+
+impl ArrivingContact {
+    fn split(self) -> Result<(i64, ContactState, Option<crate::StoredRun>), StoreError> {
+        let state = ContactState {
+            phone: self.phone,
+            name: self.profile_name,
+            blocked: self.blocked != 0,
+            opted_out: self.opted_out != 0,
+            refused: self.refused != 0,
+        };
+        let Some(run_id) = self.run_id else {
+            return Ok((self.id, state, None));
+        };
+        let missing = || StoreError::Corrupt(format!("run {run_id} lacks a column"));
+        let run = crate::StoredRun {
+            id: run_id,
+            contact_id: self.id,
+            flow_id: self.flow_id.ok_or_else(missing)?,
+            flow_version: self.flow_version.ok_or_else(missing)?,
+            status: self.status.ok_or_else(missing)?,
+            node: self.node,
+            state: self.state.ok_or_else(missing)?,
+            created_ms: self.created_ms.ok_or_else(missing)?,
+            updated_ms: self.updated_ms.ok_or_else(missing)?,
+        };
+        Ok((self.id, state, Some(run)))
+    }
+}
 
 /// A contact's id and state, from a row with `contact_id`, `phone`,
 /// `profile_name`, `blocked`, `opted_out` and `refused`.
