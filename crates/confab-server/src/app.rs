@@ -107,12 +107,7 @@ impl App {
             clock.clone(),
             worker.waker(),
         ));
-        // PostgreSQL commits several batches side by side; SQLite has one writer.
-        let writers = match store.backend() {
-            confab_store::Backend::Sqlite => 1,
-            confab_store::Backend::Postgres => 4,
-        };
-        let ingest = Ingest::start(runtime.clone(), writers);
+        let ingest = Ingest::start(runtime.clone());
         let state = AppState {
             store,
             settings,

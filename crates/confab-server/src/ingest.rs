@@ -8,13 +8,18 @@
 use std::sync::Arc;
 
 use confab_model::InboundMessage;
-use confab_store::{Ingested, StoreError};
+use confab_store::{Backend, Ingested, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::runtime::Runtime;
 
 /// Messages stored per transaction at most.
 const MAX_BATCH: usize = 512;
+
+/// Writers that commit side by side on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
+
+type Queue = mpsc::Receiver<(InboundMessage, Reply)>;
 
 type Reply = oneshot::Sender<Result<Ingested, Arc<StoreError>>>;
 
@@ -33,18 +38,29 @@ pub enum IngestError {
 }
 
 impl Ingest {
-    /// Starts `shards` writer tasks; they end when every `Ingest` handle is
-    /// dropped. A contact's messages all go to one writer, which keeps their
-    /// order; writers of different contacts commit side by side (on
-    /// PostgreSQL; SQLite has one writer at a time anyway).
-    pub fn start(runtime: Arc<Runtime>, shards: usize) -> Ingest {
-        let senders = (0..shards.max(1))
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
+    /// Starts the writers; they end when every `Ingest` handle is dropped.
+    /// A contact's messages all go to one writer, which keeps their order.
+    ///
+    /// PostgreSQL commits several batches side by side: four writer tasks,
+    /// each for its share of the contacts. SQLite has one writer at a time,
+    /// and it runs on a thread of its own: as a task it waited behind the
+    /// webhook handlers each time SQLite's thread handed it a result, and
+    /// every batch waits for several (6% of the SQLite flow benchmark's
+    /// throughput).
+    pub fn start(runtime: Arc<Runtime>) -> Ingest {
+        let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
+        let mut senders = vec![tx];
+        match runtime.store.backend() {
+            Backend::Sqlite => own_thread(runtime, rx),
+            Backend::Postgres => {
                 tokio::spawn(writer(runtime.clone(), rx));
-                tx
-            })
-            .collect();
+                for _ in 1..POSTGRES_WRITERS {
+                    let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
+                    tokio::spawn(writer(runtime.clone(), rx));
+                    senders.push(tx);
+                }
+            }
+        }
         Ingest {
             shards: Arc::new(senders),
         }
@@ -69,7 +85,45 @@ impl Ingest {
     }
 }
 
-async fn writer(runtime: Arc<Runtime>, mut rx: mpsc::Receiver<(InboundMessage, Reply)>) {
+/// Runs the writer on a thread with a runtime of its own, or as a task of
+/// the caller's runtime if neither can be had.
+fn own_thread(runtime: Arc<Runtime>, queue: Queue) {
+    let own = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(own) => own,
+        Err(e) => {
+            tracing::warn!(error = %e, "no runtime of its own for the writer; it runs as a task");
+            tokio::spawn(writer(runtime, queue));
+            return;
+        }
+    };
+    // The queue goes over once the thread runs, so that it is still here
+    // if the thread cannot be started.
+    let (hand_over, taken) = std::sync::mpsc::sync_channel::<Queue>(1);
+    let started = std::thread::Builder::new()
+        .name("confab-writer".into())
+        .spawn({
+            let runtime = runtime.clone();
+            move || {
+                if let Ok(queue) = taken.recv() {
+                    own.block_on(writer(runtime, queue));
+                }
+            }
+        });
+    match started {
+        Ok(_) => {
+            let _ = hand_over.send(queue);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no thread for the writer; it runs as a task");
+            tokio::spawn(writer(runtime, queue));
+        }
+    }
+}
+
+async fn writer(runtime: Arc<Runtime>, mut rx: Queue) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((msg, reply)) = rx.recv().await {
