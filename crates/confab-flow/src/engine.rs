@@ -1,6 +1,7 @@
 //! `step`: one input in, the new run state and the effects out. No I/O; the
 //! runtime carries the effects out and feeds results back as inputs.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
@@ -10,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::answer::{self, Reply, normalise};
 use crate::definition::{AiMedia, AiNode, AskNode, Flow, MenuNode, MessageSpec, Node};
 use crate::run::{Effect, EffectResult, Event, Frame, Input, Request, Run, RunStatus};
-use crate::template::{Templates, time_text};
+use crate::template::{Context, Templates, time_text};
 
 /// Nodes one step may enter before the run is stopped: a flow that loops
 /// without waiting for the contact must not spin.
@@ -149,6 +150,7 @@ pub fn step(flows: &dyn Flows, run: Run, input: Input, now_ms: i64) -> Outcome {
         events: Vec::new(),
         budget: STEP_BUDGET,
         answer: None,
+        context: RefCell::new(None),
     };
     s.handle(input);
     Outcome {
@@ -167,6 +169,36 @@ struct Stepper<'a> {
     budget: usize,
     /// The text of the message being handled, as `answer` in templates.
     answer: Option<String>,
+    /// The template context (see [`Stepper::ctx`]), made when first asked
+    /// for and kept until what it is made of changes (see
+    /// [`Stepper::changed`]).
+    context: RefCell<Option<Context>>,
+}
+
+/// What templates see: the run's variables, and `now`, `flow` and `answer`
+/// over any variable of those names.
+struct Scope<'a> {
+    vars: &'a Map<String, Value>,
+    now: String,
+    flow: &'a str,
+    answer: Option<&'a str>,
+}
+
+impl serde::Serialize for Scope<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const OWN: [&str; 3] = ["now", "flow", "answer"];
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.vars {
+            if !OWN.contains(&k.as_str()) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("now", &self.now)?;
+        m.serialize_entry("flow", &serde_json::json!({ "id": self.flow }))?;
+        m.serialize_entry("answer", &self.answer)?;
+        m.end()
+    }
 }
 
 /// A step stopped by a problem in the flow (not in the contact's answer).
@@ -214,29 +246,46 @@ impl Stepper<'_> {
             .ok_or_else(|| Broken(format!("flow {} has no node {id}", flow.id)))
     }
 
-    fn ctx(&self) -> Value {
-        let mut m = self.run.vars.clone();
-        m.insert("now".into(), Value::String(time_text(self.now_ms)));
-        m.insert("flow".into(), serde_json::json!({"id": self.run.flow}));
-        m.insert(
-            "answer".into(),
-            self.answer
-                .clone()
-                .map(Value::String)
-                .unwrap_or(Value::Null),
-        );
-        Value::Object(m)
+    /// The template context: the run's variables as they are now.
+    fn ctx(&self) -> Context {
+        if let Some(c) = self.context.borrow().as_ref() {
+            debug_assert!(*c == self.fresh_ctx(), "the template context is stale");
+            return c.clone();
+        }
+        let c = self.fresh_ctx();
+        *self.context.borrow_mut() = Some(c.clone());
+        c
+    }
+
+    fn fresh_ctx(&self) -> Context {
+        Context::new(&Scope {
+            vars: &self.run.vars,
+            now: time_text(self.now_ms),
+            flow: &self.run.flow,
+            answer: self.answer.as_deref(),
+        })
+    }
+
+    /// Something templates see changed: the run, its flow, its variables
+    /// or the answer.
+    fn changed(&mut self) {
+        *self.context.get_mut() = None;
+    }
+
+    fn set_var(&mut self, name: &str, value: Value) {
+        self.run.vars.insert(name.to_string(), value);
+        self.changed();
     }
 
     fn render(&self, template: &str) -> Result<String, Broken> {
         templates()
-            .render(template, &self.ctx())
+            .render_in(template, &self.ctx())
             .map_err(|e| Broken(format!("template {template:?}: {e}")))
     }
 
     fn eval(&self, expr: &str) -> Result<Value, Broken> {
         templates()
-            .eval(expr, &self.ctx())
+            .eval_in(expr, &self.ctx())
             .map_err(|e| Broken(format!("expression {expr:?}: {e}")))
     }
 
@@ -272,6 +321,7 @@ impl Stepper<'_> {
         let root = self.run.root_flow().to_string();
         let contact = self.run.vars.get("contact").cloned().unwrap_or(Value::Null);
         self.run = Run::new(&root, contact);
+        self.changed();
         self.events.push(Event::Started { flow: root });
         let start = self.flow()?.start_node().map(str::to_string);
         self.go(start)
@@ -283,6 +333,7 @@ impl Stepper<'_> {
             text: text.chars().take(500).collect(),
         });
         self.answer = Some(text.clone());
+        self.changed();
         let word = normalise(&text);
         match word.as_str() {
             "stop" | "unsubscribe" => {
@@ -392,7 +443,7 @@ impl Stepper<'_> {
         };
         match answer::check(n.answer.as_ref(), reply, re.as_ref()) {
             Ok(value) => {
-                self.run.vars.insert(n.save_as.clone(), value);
+                self.set_var(&n.save_as, value);
                 self.run.tries = 0;
                 self.run.timer = None;
                 self.go(n.next.clone())
@@ -443,7 +494,7 @@ impl Stepper<'_> {
             Some((_, o)) => {
                 if let Some(var) = &n.save_as {
                     let value = o.value.clone().unwrap_or_else(|| o.label.clone());
-                    self.run.vars.insert(var.clone(), Value::String(value));
+                    self.set_var(var, Value::String(value));
                 }
                 self.run.tries = 0;
                 self.go(Some(o.next.clone()))
@@ -506,7 +557,7 @@ impl Stepper<'_> {
         let node = self.node()?.clone();
         let store = |s: &mut Self, var: &Option<String>, v: Value| {
             if let Some(var) = var {
-                s.run.vars.insert(var.clone(), v);
+                s.set_var(var, v);
             }
         };
         match (node, result) {
@@ -678,6 +729,7 @@ impl Stepper<'_> {
             let Some(id) = target.take() else {
                 if let Some(Frame { flow, next }) = self.run.stack.pop() {
                     self.run.flow = flow;
+                    self.changed();
                     target = next;
                     continue;
                 }
@@ -728,16 +780,15 @@ impl Stepper<'_> {
                 Node::Set(n) => {
                     for (var, expr) in &n.values {
                         let v = self.eval(expr)?;
-                        self.run.vars.insert(var.clone(), v);
+                        self.set_var(var, v);
                     }
                     target = n.next;
                 }
                 Node::Branch(n) => {
                     let mut chosen = None;
                     for b in &n.branches {
-                        let ctx = self.ctx();
                         let holds = templates()
-                            .test(&b.when, &ctx)
+                            .test_in(&b.when, &self.ctx())
                             .map_err(|e| Broken(format!("condition {:?}: {e}", b.when)))?;
                         if holds {
                             chosen = Some(b.next.clone());
@@ -838,6 +889,7 @@ impl Stepper<'_> {
                         .ok_or_else(|| Broken(format!("subflow {} is not loaded", n.flow)))?;
                     let start = sub.start_node().map(str::to_string);
                     let caller = std::mem::replace(&mut self.run.flow, n.flow.clone());
+                    self.changed();
                     self.run.stack.push(Frame {
                         flow: caller,
                         next: n.next,

@@ -27,6 +27,20 @@ pub struct Templates {
     expressions: Mutex<HashMap<String, Compiled>>,
 }
 
+/// The variables templates and expressions see, converted once for many
+/// of them: converting a run's variables was most of what rendering one
+/// cost, and a step renders several.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Context(JValue);
+
+impl Context {
+    /// The context of `vars`, a JSON object or anything that serialises
+    /// as one.
+    pub fn new(vars: &impl serde::Serialize) -> Context {
+        Context(JValue::from(Serde(vars)))
+    }
+}
+
 /// Compiled expressions kept at most; flows hold far fewer.
 const MAX_CACHED: usize = 10_000;
 
@@ -82,16 +96,24 @@ impl Templates {
 
     /// Renders a template with `ctx` (a JSON object).
     pub fn render(&'static self, template: &str, ctx: &Value) -> Result<String, String> {
+        self.render_in(template, &Context::new(ctx))
+    }
+
+    /// Renders a template in a context made ready before.
+    pub fn render_in(&'static self, template: &str, ctx: &Context) -> Result<String, String> {
         let t = self.env.get_template(template).map_err(|e| describe(&e))?;
-        t.render(JValue::from(Serde(ctx))).map_err(|e| describe(&e))
+        t.render(ctx.0.clone()).map_err(|e| describe(&e))
     }
 
     /// Evaluates an expression with `ctx` to a JSON value.
     pub fn eval(&'static self, expr: &str, ctx: &Value) -> Result<Value, String> {
+        self.eval_in(expr, &Context::new(ctx))
+    }
+
+    /// Evaluates an expression in a context made ready before.
+    pub fn eval_in(&'static self, expr: &str, ctx: &Context) -> Result<Value, String> {
         let compiled = self.expression(expr)?;
-        let v = compiled
-            .eval(JValue::from(Serde(ctx)))
-            .map_err(|e| describe(&e))?;
+        let v = compiled.eval(ctx.0.clone()).map_err(|e| describe(&e))?;
         if v.is_undefined() {
             return Ok(Value::Null);
         }
@@ -100,9 +122,14 @@ impl Templates {
 
     /// Evaluates a condition: true when the expression is truthy.
     pub fn test(&'static self, expr: &str, ctx: &Value) -> Result<bool, String> {
+        self.test_in(expr, &Context::new(ctx))
+    }
+
+    /// Evaluates a condition in a context made ready before.
+    pub fn test_in(&'static self, expr: &str, ctx: &Context) -> Result<bool, String> {
         let compiled = self.expression(expr)?;
         compiled
-            .eval(JValue::from(Serde(ctx)))
+            .eval(ctx.0.clone())
             .map(|v| v.is_true())
             .map_err(|e| describe(&e))
     }
