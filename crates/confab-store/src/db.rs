@@ -74,6 +74,10 @@ impl Store {
             .parse()
             .map_err(|e: sqlx::Error| StoreError::Open(e.to_string()))?;
         let memory = url.contains(":memory:");
+        let tcp_port = match backend {
+            Backend::Postgres => postgres_tcp_port(&url),
+            Backend::Sqlite => None,
+        };
         let open = |max: u32| {
             AnyPoolOptions::new()
                 .max_connections(max)
@@ -85,6 +89,9 @@ impl Store {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {
                             sqlite_pragmas(conn).await?;
+                        }
+                        if let Some(port) = tcp_port {
+                            crate::nodelay::to_port(port);
                         }
                         Ok(())
                     })
@@ -237,6 +244,13 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     )
     .await?;
     Ok(())
+}
+
+/// The TCP port a PostgreSQL URL connects to; none for a Unix socket.
+fn postgres_tcp_port(url: &str) -> Option<u16> {
+    use std::str::FromStr;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).ok()?;
+    (!options.get_host().starts_with('/')).then(|| options.get_port())
 }
 
 /// Normalises a SQLite URL so that the file is created when missing, and

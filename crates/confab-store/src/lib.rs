@@ -15,6 +15,7 @@ mod ids;
 mod inbound;
 mod jobs;
 mod messages;
+mod nodelay;
 mod records;
 mod runs;
 mod script;
