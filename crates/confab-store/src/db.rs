@@ -103,7 +103,7 @@ impl Store {
             // An in-memory SQLite database exists once per connection.
             (Backend::Sqlite, true) => {
                 let p = open(1).await.map_err(fail)?;
-                (p.clone(), Writer::Pool(p))
+                (p.clone(), Writer::pool(p, backend))
             }
             (Backend::Sqlite, false) => {
                 let mut conn = AnyConnection::connect_with(&options).await.map_err(fail)?;
@@ -112,7 +112,7 @@ impl Store {
             }
             (Backend::Postgres, _) => {
                 let p = open(16).await.map_err(fail)?;
-                (p.clone(), Writer::Pool(p))
+                (p.clone(), Writer::pool(p, backend))
             }
         };
         Ok(Store {

@@ -11,6 +11,7 @@ mod auth;
 mod contacts;
 mod db;
 mod error;
+mod functions;
 mod ids;
 mod inbound;
 mod jobs;

@@ -110,6 +110,62 @@ impl Script {
         self.send(conn, before, None, true).await
     }
 
+    /// Runs the script on PostgreSQL as one function call (see
+    /// [`crate::functions`]); a script of one statement, or one that cannot
+    /// be made a function, runs as [`Script::run`] does.
+    pub(crate) async fn run_as_function(
+        self,
+        conn: &mut AnyConnection,
+        functions: &crate::functions::Functions,
+    ) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres || self.parts.len() < 2 {
+            return self.run(conn, None).await;
+        }
+        let f = self.function();
+        if !functions.ready(&f).await? {
+            return self.run(conn, None).await;
+        }
+        let mut q = query(f.call);
+        for v in self.parts.into_iter().flat_map(|(_, v)| v) {
+            q = match v {
+                Value::Int(v) => q.bind(v),
+                Value::Text(v) => q.bind(v),
+            };
+        }
+        q.execute(conn).await?;
+        Ok(())
+    }
+
+    /// The script as a PL/pgSQL function of its values, in order, named
+    /// after its statements and their values' types.
+    fn function(&self) -> crate::functions::Function {
+        let types: Vec<&str> = self
+            .parts
+            .iter()
+            .flat_map(|(_, values)| values)
+            .map(|v| match v {
+                Value::Int(_) => "bigint",
+                Value::Text(_) => "text",
+            })
+            .collect();
+        let body = self.joined(None, None);
+        let types = types.join(", ");
+        let name = format!(
+            "confab_script_{:016x}",
+            crate::functions::fingerprint(&format!("{types}\n{body}"))
+        );
+        crate::functions::Function {
+            create: format!(
+                "CREATE OR REPLACE FUNCTION {name}({types}) RETURNS void LANGUAGE plpgsql AS $confab$\nBEGIN\n{body};\nEND\n$confab$"
+            ),
+            call: format!(
+                "SELECT {name}({})",
+                crate::sql::list(self.parts.iter().map(|(_, v)| v.len()).sum(), 1)
+            ),
+            name,
+        }
+    }
+
     async fn send(
         self,
         conn: &mut AnyConnection,
@@ -326,6 +382,34 @@ mod tests {
             "a = $4, b = $15, c = $"
         );
         assert_eq!(renumber("x = $2", 0), "x = $2");
+    }
+
+    #[test]
+    fn a_postgresql_script_is_one_function_of_its_values() {
+        let mut s = Script::new(Backend::Postgres);
+        s.push("UPDATE a SET x = $1 WHERE y = $2")
+            .bind(1_i64)
+            .bind("one");
+        s.push("INSERT INTO b VALUES ($1)").bind(2_i64);
+        let f = s.function();
+        assert!(f.name.starts_with("confab_script_"), "{}", f.name);
+        assert_eq!(
+            f.create,
+            format!(
+                "CREATE OR REPLACE FUNCTION {}(bigint, text, bigint) RETURNS void LANGUAGE plpgsql AS $confab$\n\
+                 BEGIN\nUPDATE a SET x = $1 WHERE y = $2;\nINSERT INTO b VALUES ($3);\nEND\n$confab$",
+                f.name
+            )
+        );
+        assert_eq!(f.call, format!("SELECT {}($1,$2,$3)", f.name));
+        // Other statements, or the same with values of other types, make
+        // another function.
+        let mut t = Script::new(Backend::Postgres);
+        t.push("UPDATE a SET x = $1 WHERE y = $2")
+            .bind(1_i64)
+            .bind(2_i64);
+        t.push("INSERT INTO b VALUES ($1)").bind(2_i64);
+        assert_ne!(t.function().name, f.name);
     }
 
     #[test]

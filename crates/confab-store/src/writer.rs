@@ -18,6 +18,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::StoreError;
+use crate::functions::Functions;
 
 /// How long a writer waits for its turn before the store reports itself
 /// unavailable, as the pool's acquire timeout does.
@@ -25,14 +26,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub(crate) enum Writer {
-    Pool(AnyPool),
+    /// A pool; on PostgreSQL with the functions its scripts become.
+    Pool(AnyPool, Option<Arc<Functions>>),
     Single(Arc<Single>),
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Writer::Pool(_) => f.write_str("Writer::Pool"),
+            Writer::Pool(..) => f.write_str("Writer::Pool"),
             Writer::Single(_) => f.write_str("Writer::Single"),
         }
     }
@@ -50,6 +52,12 @@ pub(crate) struct Single {
 type Held = OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>;
 
 impl Writer {
+    pub(crate) fn pool(pool: AnyPool, backend: crate::Backend) -> Writer {
+        let functions =
+            (backend == crate::Backend::Postgres).then(|| Arc::new(Functions::new(pool.clone())));
+        Writer::Pool(pool, functions)
+    }
+
     pub(crate) fn single(conn: AnyConnection) -> Writer {
         Writer::Single(Arc::new(Single {
             slot: Arc::new(Mutex::new(Some(conn))),
@@ -60,7 +68,7 @@ impl Writer {
     /// A connection to write with, held until the value is dropped.
     pub(crate) async fn conn(&self) -> Result<WriteConn, StoreError> {
         match self {
-            Writer::Pool(pool) => Ok(WriteConn::Pooled(pool.acquire().await?)),
+            Writer::Pool(pool, _) => Ok(WriteConn::Pooled(pool.acquire().await?)),
             Writer::Single(single) => Ok(WriteConn::Single(lock(single).await?)),
         }
     }
@@ -71,7 +79,9 @@ impl Writer {
     /// once instead of waiting its turn.
     pub(crate) async fn begin(&self) -> Result<WriteTx, StoreError> {
         match self {
-            Writer::Pool(pool) => Ok(WriteTx::Pooled(pool.begin().await?)),
+            Writer::Pool(pool, functions) => {
+                Ok(WriteTx::Pooled(pool.begin().await?, functions.clone()))
+            }
             Writer::Single(single) => {
                 let mut conn = lock(single).await?;
                 single.open.store(true, Ordering::Relaxed);
@@ -92,10 +102,10 @@ impl Writer {
         script: crate::script::Script,
     ) -> Result<(WriteTx, Vec<AnyRow>), StoreError> {
         match self {
-            Writer::Pool(pool) => {
+            Writer::Pool(pool, functions) => {
                 let mut tx = pool.begin().await?;
                 let rows = script.fetch(&mut tx, None).await?;
-                Ok((WriteTx::Pooled(tx), rows))
+                Ok((WriteTx::Pooled(tx, functions.clone()), rows))
             }
             Writer::Single(single) => {
                 let mut conn = lock(single).await?;
@@ -112,7 +122,7 @@ impl Writer {
 
     pub(crate) async fn close(&self) {
         match self {
-            Writer::Pool(pool) => pool.close().await,
+            Writer::Pool(pool, _) => pool.close().await,
             Writer::Single(single) => {
                 let conn = single.slot.lock().await.take();
                 if let Some(conn) = conn {
@@ -169,7 +179,7 @@ impl DerefMut for WriteConn {
 /// A write transaction; derefs to its connection. Dropped uncommitted, it
 /// is rolled back.
 pub(crate) enum WriteTx {
-    Pooled(Transaction<'static, Any>),
+    Pooled(Transaction<'static, Any>, Option<Arc<Functions>>),
     Single(SingleTx),
 }
 
@@ -189,8 +199,11 @@ impl WriteTx {
     /// script, one round trip for all.
     pub(crate) async fn commit_with(self, script: crate::script::Script) -> Result<(), StoreError> {
         match self {
-            WriteTx::Pooled(mut tx) => {
-                script.run(&mut tx, None).await?;
+            WriteTx::Pooled(mut tx, functions) => {
+                match functions {
+                    Some(f) => script.run_as_function(&mut tx, &f).await?,
+                    None => script.run(&mut tx, None).await?,
+                }
                 tx.commit().await?;
             }
             WriteTx::Single(mut tx) => {
@@ -223,7 +236,7 @@ impl Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
         match self {
-            WriteTx::Pooled(tx) => tx,
+            WriteTx::Pooled(tx, _) => tx,
             WriteTx::Single(tx) => &tx.conn,
         }
     }
@@ -232,7 +245,7 @@ impl Deref for WriteTx {
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match self {
-            WriteTx::Pooled(tx) => tx,
+            WriteTx::Pooled(tx, _) => tx,
             WriteTx::Single(tx) => &mut tx.conn,
         }
     }
