@@ -79,6 +79,14 @@ impl Functions {
         Ok(made == Made::Yes)
     }
 
+    /// Forgets that `name` was made: it is made again when next needed.
+    pub(crate) fn forget(&self, name: &str) {
+        self.made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     async fn make(&self, f: &Function) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")

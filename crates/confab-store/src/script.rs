@@ -12,6 +12,9 @@ use crate::sql::Col::{Int, Text};
 use crate::sql::{columns, int_at, json_rows, query, text_at, to_json};
 use crate::{Backend, StoreError};
 
+/// PostgreSQL's SQLSTATE for a function that does not exist.
+const UNDEFINED_FUNCTION: &str = "42883";
+
 /// Statements and their values. SQLite runs them in order as one
 /// multi-statement query, numbered as one; PostgreSQL, which takes one
 /// statement per query when values are bound, one by one.
@@ -132,7 +135,15 @@ impl Script {
                 Value::Text(v) => q.bind(v),
             };
         }
-        q.execute(conn).await?;
+        if let Err(e) = q.execute(conn).await {
+            // Dropped since it was made: made again the next time.
+            if let sqlx::Error::Database(db) = &e
+                && db.code().as_deref() == Some(UNDEFINED_FUNCTION)
+            {
+                functions.forget(&f.name);
+            }
+            return Err(e.into());
+        }
         Ok(())
     }
 

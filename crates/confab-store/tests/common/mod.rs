@@ -2,6 +2,12 @@ use confab_store::Store;
 
 #[allow(dead_code)]
 pub async fn store() -> Store {
+    store_at().await.0
+}
+
+/// A store of its own, and the URL of its database.
+#[allow(dead_code)]
+pub async fn store_at() -> (Store, String) {
     let url = match std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| u.starts_with("postgres"))
@@ -20,5 +26,5 @@ pub async fn store() -> Store {
     };
     let s = Store::connect(&url).await.unwrap();
     s.migrate().await.unwrap();
-    s
+    (s, url)
 }
