@@ -180,6 +180,10 @@ impl Store {
                     "run updates",
                     include_str!("../migrations/postgres/0006_run_updates.sql"),
                 ),
+                (
+                    "arrival",
+                    include_str!("../migrations/postgres/0007_arrival.sql"),
+                ),
             ],
         };
         let migrator = Migrator::with_migrations(

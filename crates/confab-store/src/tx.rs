@@ -42,8 +42,8 @@ impl Store {
     /// (see [`Store::ingest`]) and reads what stepping their contacts' runs
     /// needs, with the setting `key`. On SQLite all of it goes with the
     /// BEGIN, one round trip: the one writer needs no locks. On PostgreSQL
-    /// the contacts of new messages are locked (see [`Tx::lock_contacts`])
-    /// before their state is read.
+    /// the batch's contacts are locked before their state is read, in one
+    /// call (`confab_arrival`).
     pub async fn receive(
         &self,
         batch: &[InboundMessage],
@@ -54,12 +54,13 @@ impl Store {
         let arriving = crate::inbound::Arriving::new(batch, now_ms);
         let mut script = Script::new(backend);
         arriving.script(&mut script);
-        if backend == Backend::Sqlite {
-            script
-                .push(SQLITE_ARRIVAL)
-                .bind(arriving.phones())
-                .bind(key);
-        }
+        script
+            .push(match backend {
+                Backend::Sqlite => SQLITE_ARRIVAL,
+                Backend::Postgres => POSTGRES_ARRIVAL,
+            })
+            .bind(arriving.phones())
+            .bind(key);
         let (inner, rows) = self.writer.begin_with(script).await?;
         let mut tx = Tx::new(inner, backend);
         let stored = arriving
@@ -71,38 +72,23 @@ impl Store {
             runs: HashMap::new(),
             setting: None,
         };
+        let row = rows
+            .iter()
+            .find(|r| crate::sql::is_part(r, ARRIVAL_PART))
+            .ok_or_else(|| StoreError::Corrupt("the batch's contacts were not read".into()))?;
+        arrival.setting = row.try_get("setting")?;
         if backend == Backend::Sqlite {
-            let row = rows
-                .iter()
-                .find(|r| crate::sql::is_part(r, ARRIVAL_PART))
-                .ok_or_else(|| StoreError::Corrupt("the batch's contacts were not read".into()))?;
-            arrival.setting = row.try_get("setting")?;
             tx.ids
                 .know_highest(crate::ids::Table::Runs, row.try_get("highest_run")?);
-            let contacts: Vec<ArrivingContact> = serde_json::from_str(row.try_get("contacts")?)
-                .map_err(|e| StoreError::Corrupt(format!("the batch's contacts: {e}")))?;
-            for c in contacts {
-                let (id, state, run) = c.split()?;
-                arrival.contacts.insert(id, state);
-                if let Some(run) = run {
-                    arrival.runs.insert(id, run);
-                }
-            }
-            return Ok((tx, arrival));
         }
-        let mut fresh: Vec<i64> = arrival
-            .stored
-            .iter()
-            .filter(|s| !s.duplicate)
-            .map(|s| s.contact_id)
-            .collect();
-        fresh.sort_unstable();
-        fresh.dedup();
-        if !fresh.is_empty() {
-            tx.lock_contacts(&fresh).await?;
-            (arrival.contacts, arrival.setting) =
-                tx.contact_states_and_setting(&fresh, Some(key)).await?;
-            arrival.runs = tx.current_runs(&fresh).await?;
+        let contacts: Vec<ArrivingContact> = serde_json::from_str(row.try_get("contacts")?)
+            .map_err(|e| StoreError::Corrupt(format!("the batch's contacts: {e}")))?;
+        for c in contacts {
+            let (id, state, run) = c.split()?;
+            arrival.contacts.insert(id, state);
+            if let Some(run) = run {
+                arrival.runs.insert(id, run);
+            }
         }
         Ok((tx, arrival))
     }
@@ -138,7 +124,12 @@ const SQLITE_ARRIVAL: &str = "SELECT 'arrival' AS part, \
      FROM contacts c LEFT JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE contact_id = c.id) \
      WHERE c.phone IN (SELECT j.value->>0 FROM jsonb_each($1) AS j)";
 
-/// One contact of [`SQLITE_ARRIVAL`], its fields in the order of the
+/// [`SQLITE_ARRIVAL`] on PostgreSQL, where the contacts are locked first:
+/// the function of migration 0007.
+const POSTGRES_ARRIVAL: &str = "SELECT 'arrival' AS part, setting_value AS setting, \
+     contact_rows AS contacts FROM confab_arrival($1, $2)";
+
+/// One contact of [`SQLITE_ARRIVAL`] and [`POSTGRES_ARRIVAL`], its fields in the order of the
 /// query's `json_array`; the run's are null for a contact without a run.
 #[derive(serde::Deserialize)]
 struct ArrivingContact {
@@ -402,50 +393,19 @@ impl Tx {
         &mut self,
         ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, ContactState>, StoreError> {
-        Ok(self.contact_states_and_setting(ids, None).await?.0)
-    }
-
-    /// [`Tx::contact_states`], and the setting `key` read in the same
-    /// statement: on PostgreSQL every statement of a batch is a round trip
-    /// made while its contacts are locked.
-    pub async fn contact_states_and_setting(
-        &mut self,
-        ids: &[i64],
-        key: Option<&str>,
-    ) -> Result<(std::collections::HashMap<i64, ContactState>, Option<String>), StoreError> {
-        let mut out = std::collections::HashMap::with_capacity(ids.len());
-        let extra = match key {
-            Some(_) => ", (SELECT value FROM settings WHERE key = $2) AS setting",
-            None => "",
-        };
         let sql = format!(
-            "SELECT id AS contact_id, phone, profile_name, blocked, opted_out, refused{extra} FROM contacts WHERE {}",
+            "SELECT id AS contact_id, phone, profile_name, blocked, opted_out, refused FROM contacts WHERE {}",
             among(&self.inner, "id", 1)
         );
-        let mut q = query(sql).bind(ids_param(&self.inner, ids));
-        if let Some(k) = key {
-            q = q.bind(k.to_string());
-        }
-        let rows = q.fetch_all(&mut *self.inner).await?;
-        let mut setting = None;
-        if key.is_some()
-            && let Some(r) = rows.first()
-        {
-            setting = r.try_get("setting")?;
-        }
+        let rows = query(sql)
+            .bind(ids_param(&self.inner, ids))
+            .fetch_all(&mut *self.inner)
+            .await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             let (id, state) = contact_from_row(r)?;
             out.insert(id, state);
         }
-        if let Some(k) = key.filter(|_| rows.is_empty()) {
-            // No contact row came back to carry it.
-            setting = sqlx::query("SELECT value FROM settings WHERE key = $1")
-                .bind(k.to_string())
-                .fetch_optional(&mut *self.inner)
-                .await?
-                .map(|r| r.try_get("value"))
-                .transpose()?;
-        }
-        Ok((out, setting))
+        Ok(out)
     }
 }
