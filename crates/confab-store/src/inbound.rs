@@ -145,6 +145,23 @@ fn key(m: &InboundMessage) -> Key {
 /// that they can be told apart from rows of statements sent with them.
 pub(crate) const MESSAGE_PART: &str = "message";
 
+/// How a batch's new messages are stored: a message there before is left
+/// as it is.
+const STORE_NEW: &str = " ON CONFLICT (channel, direction, provider_message_id) DO NOTHING";
+
+/// What is read back of each message stored. On PostgreSQL the insert
+/// returns a row a message; SQLite reads them back as one row (see
+/// [`Arriving::script`]): each row is a hand-off between its thread and
+/// the writer, which waits for it.
+const STORED_COLUMNS: &str = "id, contact_id, channel, provider_message_id";
+
+/// A channel as the batch names it; stored rows name no other.
+fn channel_named(name: &str) -> Result<&'static str, StoreError> {
+    confab_model::Channel::parse(name)
+        .map(confab_model::Channel::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("a message of channel {name}")))
+}
+
 impl<'a> Arriving<'a> {
     pub(crate) fn new(batch: &'a [InboundMessage], now_ms: i64) -> Arriving<'a> {
         let batch = if batch.iter().any(has_nul) {
@@ -214,10 +231,12 @@ impl<'a> Arriving<'a> {
                 text_at(0),
                 columns(1, &[Text; 6])
             ),
-            &format!(
-                " ON CONFLICT (channel, direction, provider_message_id) DO NOTHING \
-                 RETURNING '{MESSAGE_PART}' AS part, id, contact_id, channel, provider_message_id"
-            ),
+            &match backend {
+                Backend::Sqlite => STORE_NEW.to_string(),
+                Backend::Postgres => {
+                    format!("{STORE_NEW} RETURNING '{MESSAGE_PART}' AS part, {STORED_COLUMNS}")
+                }
+            },
         );
         script
             .push(&sql)
@@ -226,6 +245,14 @@ impl<'a> Arriving<'a> {
             .bind(DeliveryStatus::Received.as_str())
             .bind(DeliveryStatus::Received.rank())
             .bind(self.now_ms);
+        if backend == Backend::Sqlite {
+            // The rows just stored, as one: SQLite numbers a statement's
+            // new rows one after another, the last being the last insert.
+            script.push(&format!(
+                "SELECT '{MESSAGE_PART}' AS part, json_group_array(json_array({STORED_COLUMNS})) AS rows \
+                 FROM messages WHERE id > last_insert_rowid() - changes() AND id <= last_insert_rowid()"
+            ));
+        }
     }
 
     /// One result per message of the batch, from the rows of
@@ -241,15 +268,22 @@ impl<'a> Arriving<'a> {
         closing: &mut Script,
         rows: &[sqlx::any::AnyRow],
     ) -> Result<Vec<Ingested>, StoreError> {
-        // A row's channel as the batch names it; rows name no other.
         let channel_of = |row: &sqlx::any::AnyRow| -> Result<&'static str, StoreError> {
-            let name: String = row.try_get("channel")?;
-            confab_model::Channel::parse(&name)
-                .map(confab_model::Channel::as_str)
-                .ok_or_else(|| StoreError::Corrupt(format!("a message of channel {name}")))
+            channel_named(row.try_get("channel")?)
         };
-        let mut stored: HashMap<Key, StoredRow> = HashMap::with_capacity(rows.len());
+        let mut stored: HashMap<Key, StoredRow> = HashMap::with_capacity(self.unique.len());
         for row in rows.iter().filter(|r| crate::sql::is_part(r, MESSAGE_PART)) {
+            if let Ok(list) = row.try_get::<&str, _>("rows") {
+                let list: Vec<(i64, i64, String, String)> = serde_json::from_str(list)
+                    .map_err(|e| StoreError::Corrupt(format!("the batch's messages: {e}")))?;
+                for (id, contact_id, channel, provider_message_id) in list {
+                    stored.insert(
+                        (channel_named(&channel)?, provider_message_id),
+                        (id, contact_id, false, None),
+                    );
+                }
+                continue;
+            }
             stored.insert(
                 (channel_of(row)?, row.try_get("provider_message_id")?),
                 (row.try_get("id")?, row.try_get("contact_id")?, false, None),
