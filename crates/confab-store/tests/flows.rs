@@ -129,17 +129,7 @@ async fn flow_versions_change_only_with_the_definition() {
 async fn the_current_run_is_a_contacts_latest() {
     let s = store().await;
     let mut tx = s.begin().await.unwrap();
-    let msg = |from: &str, id: &str| confab_model::InboundMessage {
-        channel: confab_model::Channel::Twilio,
-        provider_message_id: id.into(),
-        from: confab_model::PhoneNumber::parse(from).unwrap(),
-        to: None,
-        profile_name: None,
-        kind: confab_model::MessageKind::Text,
-        text: Some("hi".into()),
-        media: vec![],
-        extra: Default::default(),
-    };
+    let msg = common::text;
     let stored = tx
         .ingest(&[msg("+14155552671", "SM1"), msg("+14155552672", "SM2")], 1)
         .await
@@ -183,17 +173,7 @@ async fn the_current_run_is_a_contacts_latest() {
 async fn runs_begun_together_get_their_ids_at_once_and_are_written_at_commit() {
     let s = store().await;
     let mut tx = s.begin().await.unwrap();
-    let msg = |from: &str, id: &str| confab_model::InboundMessage {
-        channel: confab_model::Channel::Twilio,
-        provider_message_id: id.into(),
-        from: confab_model::PhoneNumber::parse(from).unwrap(),
-        to: None,
-        profile_name: None,
-        kind: confab_model::MessageKind::Text,
-        text: None,
-        media: vec![],
-        extra: Default::default(),
-    };
+    let msg = common::text;
     let stored = tx
         .ingest(&[msg("+14155552671", "SM1"), msg("+14155552672", "SM2")], 1)
         .await
@@ -318,15 +298,8 @@ async fn a_received_batch_comes_with_its_contacts_their_latest_runs_and_the_sett
     let s = store().await;
     s.put_setting("allow", "+14155552671").await.unwrap();
     let msg = |from: &str, id: &str, name: Option<&str>| confab_model::InboundMessage {
-        channel: confab_model::Channel::Twilio,
-        provider_message_id: id.into(),
-        from: confab_model::PhoneNumber::parse(from).unwrap(),
-        to: None,
         profile_name: name.map(str::to_string),
-        kind: confab_model::MessageKind::Text,
-        text: Some("hi".into()),
-        media: vec![],
-        extra: Default::default(),
+        ..common::text(from, id)
     };
     let (mut tx, first) = s
         .receive(&[msg("+14155552671", "SM1", Some("Ana"))], 1, "allow")

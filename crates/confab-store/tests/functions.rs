@@ -5,24 +5,12 @@ mod common;
 use confab_store::{Backend, Closing, NewRun, Store};
 use sqlx::Connection;
 
-fn msg(id: &str) -> confab_model::InboundMessage {
-    confab_model::InboundMessage {
-        channel: confab_model::Channel::Twilio,
-        provider_message_id: id.into(),
-        from: confab_model::PhoneNumber::parse("+14155552671").unwrap(),
-        to: None,
-        profile_name: None,
-        kind: confab_model::MessageKind::Text,
-        text: Some("hi".into()),
-        media: vec![],
-        extra: Default::default(),
-    }
-}
-
 /// Receives one message and closes the batch with a run begun and an
 /// event: a closing script of several statements.
 async fn batch(s: &Store, id: &str, now: i64) -> Result<i64, confab_store::StoreError> {
-    let (mut tx, arrival) = s.receive(&[msg(id)], now, "none").await?;
+    let (mut tx, arrival) = s
+        .receive(&[common::text("+14155552671", id)], now, "none")
+        .await?;
     let contact_id = arrival.stored[0].contact_id;
     let run = tx.next_run_id().await?;
     let closing = Closing {

@@ -28,3 +28,19 @@ pub async fn store_at() -> (Store, String) {
     s.migrate().await.unwrap();
     (s, url)
 }
+
+/// A text message, "hi", from `from` with the provider id `id`.
+#[allow(dead_code)]
+pub fn text(from: &str, id: &str) -> confab_model::InboundMessage {
+    confab_model::InboundMessage {
+        channel: confab_model::Channel::Twilio,
+        provider_message_id: id.into(),
+        from: confab_model::PhoneNumber::parse(from).unwrap(),
+        to: None,
+        profile_name: None,
+        kind: confab_model::MessageKind::Text,
+        text: Some("hi".into()),
+        media: vec![],
+        extra: Default::default(),
+    }
+}
