@@ -16,9 +16,6 @@ use crate::runtime::Runtime;
 /// Messages stored per transaction at most.
 const MAX_BATCH: usize = 512;
 
-/// Writers that commit side by side on PostgreSQL.
-const POSTGRES_WRITERS: usize = 4;
-
 type Queue = mpsc::Receiver<(InboundMessage, Reply)>;
 
 type Reply = oneshot::Sender<Result<Ingested, Arc<StoreError>>>;
@@ -41,12 +38,14 @@ impl Ingest {
     /// Starts the writers; they end when every `Ingest` handle is dropped.
     /// A contact's messages all go to one writer, which keeps their order.
     ///
-    /// PostgreSQL commits several batches side by side: four writer tasks,
-    /// each for its share of the contacts. SQLite has one writer at a time,
-    /// and it runs on a thread of its own: as a task it waited behind the
-    /// webhook handlers each time SQLite's thread handed it a result, and
-    /// every batch waits for several (6% of the SQLite flow benchmark's
-    /// throughput).
+    /// On PostgreSQL `INGEST_WRITERS` writer tasks commit side by side,
+    /// each for its share of the contacts. One is the default: on two
+    /// cores, four gave the messaging core a quarter less throughput, and
+    /// flow steps twice the latency at 1,000 messages/s. SQLite
+    /// has one writer at a time, and it runs on a thread of its own: as a
+    /// task it waited behind the webhook handlers each time SQLite's thread
+    /// handed it a result, and every batch waits for several (6% of the
+    /// SQLite flow benchmark's throughput).
     pub fn start(runtime: Arc<Runtime>) -> Ingest {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
         let mut senders = vec![tx];
@@ -54,7 +53,7 @@ impl Ingest {
             Backend::Sqlite => own_thread(runtime, rx),
             Backend::Postgres => {
                 tokio::spawn(writer(runtime.clone(), rx));
-                for _ in 1..POSTGRES_WRITERS {
+                for _ in 1..runtime.settings.ingest_writers {
                     let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
                     tokio::spawn(writer(runtime.clone(), rx));
                     senders.push(tx);

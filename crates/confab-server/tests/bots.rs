@@ -182,6 +182,64 @@ async fn one_contacts_messages_are_processed_one_at_a_time_in_arrival_order() {
 }
 
 #[tokio::test]
+async fn several_writers_keep_each_contacts_messages_in_arrival_order() {
+    // PostgreSQL commits with four writers here; SQLite has one anyway.
+    let mut raw = settings(&fresh_database().await, None, None);
+    raw.default_flow = Some("counter".into());
+    raw.flows_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flows").into());
+    raw.ingest_writers = Some("4".into());
+    let app = spawn_app(raw).await;
+    let app = &app;
+    let sends = (0..4u32).flat_map(|c| {
+        (1..=15u32).map(move |n| async move {
+            let from = format!("+1415555{:04}", 2671 + c);
+            let text = format!("c{c}m{n}");
+            let answer = app
+                .twilio_text(&from, &text, &sid(c * 100 + n))
+                .await
+                .text()
+                .await
+                .unwrap();
+            (text, said(&answer)[0].clone())
+        })
+    });
+    let answers: std::collections::HashMap<String, String> =
+        futures::future::join_all(sends).await.into_iter().collect();
+    let key = app.api_key().await;
+    let (_, msgs) = app
+        .get(&key, "/api/v1/messages?direction=inbound&limit=100")
+        .await;
+    let mut stored: Vec<(i64, String)> = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(stored.len(), 60);
+    for c in 0..4 {
+        let mine: Vec<&String> = stored
+            .iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.starts_with(&format!("c{c}m")))
+            .collect();
+        for (k, text) in mine.iter().enumerate() {
+            assert_eq!(
+                answers[*text],
+                (k + 1).to_string(),
+                "contact {c}: message {text} arrived {}th",
+                k + 1
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn meta_contacts_get_their_replies_through_the_outbox() {
     let fake = FakeProvider::start(Kind::Meta).await;
     let app = bot("product_review", None, Some(&fake.url)).await;

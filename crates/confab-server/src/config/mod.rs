@@ -42,6 +42,7 @@ pub struct RawSettings {
     pub flows_dir: Option<String>,
     pub default_flow: Option<String>,
     pub run_timeout_minutes: Option<String>,
+    pub ingest_writers: Option<String>,
     pub openai_api_key: Option<String>,
     pub openai_base_url: Option<String>,
     pub openai_model: Option<String>,
@@ -92,6 +93,7 @@ impl RawSettings {
             flows_dir: v("FLOWS_DIR"),
             default_flow: v("DEFAULT_FLOW"),
             run_timeout_minutes: v("RUN_TIMEOUT_MINUTES"),
+            ingest_writers: v("INGEST_WRITERS"),
             openai_api_key: v("OPENAI_API_KEY"),
             openai_base_url: v("OPENAI_BASE_URL"),
             openai_model: v("OPENAI_MODEL"),
@@ -161,6 +163,9 @@ pub struct Settings {
     pub default_flow: Option<String>,
     /// A run waiting this long for an answer expires; `None`: never.
     pub run_timeout: Option<Duration>,
+    /// Inbound batches committed side by side on PostgreSQL (SQLite has one
+    /// writer at a time).
+    pub ingest_writers: usize,
     /// The AI provider, the access policy and inbound media.
     pub assistant: AssistantSettings,
 }
@@ -446,6 +451,15 @@ impl Settings {
                 0 => None,
                 m => Some(Duration::from_secs(m.saturating_mul(60))),
             },
+            ingest_writers: match parse_num::<usize>(
+                "INGEST_WRITERS",
+                &r.ingest_writers,
+                1,
+                "a number",
+            )? {
+                n @ 1..=64 => n,
+                _ => return Err(bad("INGEST_WRITERS", "must be from 1 to 64")),
+            },
             assistant: assistant::from_raw(r)?,
         })
     }
@@ -479,6 +493,7 @@ mod tests {
         let s = Settings::from_raw(&raw()).unwrap();
         assert_eq!(s.database_url, "sqlite://./data/confab.db");
         assert_eq!((s.host.as_str(), s.port), ("0.0.0.0", 8000));
+        assert_eq!(s.ingest_writers, 1);
         assert!(s.twilio.is_none() && s.meta.is_none());
         assert_eq!(s.warnings().len(), 2);
     }
@@ -520,6 +535,10 @@ mod tests {
             Settings::from_raw(&r).unwrap_err().var,
             "WHATSAPP_API_VERSION"
         );
+
+        let mut r = raw();
+        r.ingest_writers = Some("0".into());
+        assert_eq!(Settings::from_raw(&r).unwrap_err().var, "INGEST_WRITERS");
 
         let mut r = raw();
         r.database_url = Some("mysql://x".into());
