@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use common::fake::{FakeProvider, Kind};
 use common::*;
+use confab_server::config::RawSettings;
 use serde_json::json;
 
 fn sid(n: u32) -> String {
@@ -12,13 +13,39 @@ fn sid(n: u32) -> String {
 }
 
 async fn bot(flow: &str, twilio: Option<&str>, meta: Option<&str>) -> TestApp {
+    spawn_app(bot_settings(flow, twilio, meta).await).await
+}
+
+/// Settings of a bot running `flow` on a database of its own.
+async fn bot_settings(flow: &str, twilio: Option<&str>, meta: Option<&str>) -> RawSettings {
     let mut raw = settings(&fresh_database().await, twilio, meta);
     raw.default_flow = Some(flow.into());
     raw.flows_dir = None;
     if flow != "product_review" {
         raw.flows_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flows").into());
     }
-    spawn_app(raw).await
+    raw
+}
+
+/// The texts of the inbound messages stored, in the order they were stored.
+async fn stored_texts(app: &TestApp) -> Vec<String> {
+    let key = app.api_key().await;
+    let (_, msgs) = app
+        .get(&key, "/api/v1/messages?direction=inbound&limit=100")
+        .await;
+    let mut stored: Vec<(i64, String)> = msgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    stored.sort();
+    stored.into_iter().map(|(_, text)| text).collect()
 }
 
 /// The texts of a TwiML answer, in order.
@@ -153,23 +180,7 @@ async fn one_contacts_messages_are_processed_one_at_a_time_in_arrival_order() {
         "every message got its own step"
     );
     // Arrival order: the message stored k-th got answer k.
-    let key = app.api_key().await;
-    let (_, msgs) = app
-        .get(&key, "/api/v1/messages?direction=inbound&limit=100")
-        .await;
-    let mut stored: Vec<(i64, String)> = msgs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["text"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    stored.sort();
-    for (k, (_, text)) in stored.iter().enumerate() {
+    for (k, text) in stored_texts(app).await.iter().enumerate() {
         let n: u32 = text[1..].parse().unwrap();
         let answer = &answers.iter().find(|(m, _)| *m == n).unwrap().1;
         assert_eq!(
@@ -184,9 +195,7 @@ async fn one_contacts_messages_are_processed_one_at_a_time_in_arrival_order() {
 #[tokio::test]
 async fn several_writers_keep_each_contacts_messages_in_arrival_order() {
     // PostgreSQL commits with four writers here; SQLite has one anyway.
-    let mut raw = settings(&fresh_database().await, None, None);
-    raw.default_flow = Some("counter".into());
-    raw.flows_dir = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/flows").into());
+    let mut raw = bot_settings("counter", None, None).await;
     raw.ingest_writers = Some("4".into());
     let app = spawn_app(raw).await;
     let app = &app;
@@ -205,27 +214,11 @@ async fn several_writers_keep_each_contacts_messages_in_arrival_order() {
     });
     let answers: std::collections::HashMap<String, String> =
         futures::future::join_all(sends).await.into_iter().collect();
-    let key = app.api_key().await;
-    let (_, msgs) = app
-        .get(&key, "/api/v1/messages?direction=inbound&limit=100")
-        .await;
-    let mut stored: Vec<(i64, String)> = msgs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["text"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    stored.sort();
+    let stored = stored_texts(app).await;
     assert_eq!(stored.len(), 60);
     for c in 0..4 {
         let mine: Vec<&String> = stored
             .iter()
-            .map(|(_, t)| t)
             .filter(|t| t.starts_with(&format!("c{c}m")))
             .collect();
         for (k, text) in mine.iter().enumerate() {
