@@ -31,12 +31,43 @@ enum Made {
     Refused,
 }
 
-/// A script as a function: its name, the statement that makes it, and the
-/// call that runs it with the script's values.
+/// A script as a function of its values: its name, from its statements
+/// and their values' types, and what makes it and calls it.
 pub(crate) struct Function {
     pub(crate) name: String,
-    pub(crate) create: String,
-    pub(crate) call: String,
+    /// The values' types, in order.
+    types: Vec<&'static str>,
+    /// The statements, numbered as one.
+    body: String,
+}
+
+impl Function {
+    pub(crate) fn new(types: Vec<&'static str>, body: String) -> Function {
+        let name = format!(
+            "confab_script_{:016x}",
+            fingerprint(&format!("{}\n{body}", types.join(", ")))
+        );
+        Function { name, types, body }
+    }
+
+    /// The statement that makes it: only the first time it is needed.
+    pub(crate) fn create(&self) -> String {
+        format!(
+            "CREATE OR REPLACE FUNCTION {}({}) RETURNS void LANGUAGE plpgsql AS $confab$\nBEGIN\n{};\nEND\n$confab$",
+            self.name,
+            self.types.join(", "),
+            self.body
+        )
+    }
+
+    /// The call that runs it, its values bound in order.
+    pub(crate) fn call(&self) -> String {
+        format!(
+            "SELECT {}({})",
+            self.name,
+            crate::sql::list(self.types.len(), 1)
+        )
+    }
 }
 
 /// A key of PostgreSQL's two-key advisory locks (a space of its own,
@@ -94,7 +125,7 @@ impl Functions {
             .bind(lock_key(&f.name))
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sqlx::AssertSqlSafe(f.create.clone()))
+        sqlx::query(sqlx::AssertSqlSafe(f.create()))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -121,21 +121,17 @@ impl Script {
         conn: &mut AnyConnection,
         functions: &crate::functions::Functions,
     ) -> Result<(), StoreError> {
-        if self.backend != Backend::Postgres || self.parts.len() < 2 {
+        // Only a PostgreSQL pool is given functions (`Writer::Pool`).
+        debug_assert!(self.backend == Backend::Postgres);
+        if self.parts.len() < 2 {
             return self.run(conn, None).await;
         }
         let f = self.function();
         if !functions.ready(&f).await? {
             return self.run(conn, None).await;
         }
-        let mut q = query(f.call);
-        for v in self.parts.into_iter().flat_map(|(_, v)| v) {
-            q = match v {
-                Value::Int(v) => q.bind(v),
-                Value::Text(v) => q.bind(v),
-            };
-        }
-        if let Err(e) = q.execute(conn).await {
+        let values = self.parts.into_iter().flat_map(|(_, v)| v);
+        if let Err(e) = bound(query(f.call()), values).execute(conn).await {
             // Dropped since it was made: made again the next time.
             if let sqlx::Error::Database(db) = &e
                 && db.code().as_deref() == Some(UNDEFINED_FUNCTION)
@@ -159,22 +155,7 @@ impl Script {
                 Value::Text(_) => "text",
             })
             .collect();
-        let body = self.joined(None, None);
-        let types = types.join(", ");
-        let name = format!(
-            "confab_script_{:016x}",
-            crate::functions::fingerprint(&format!("{types}\n{body}"))
-        );
-        crate::functions::Function {
-            create: format!(
-                "CREATE OR REPLACE FUNCTION {name}({types}) RETURNS void LANGUAGE plpgsql AS $confab$\nBEGIN\n{body};\nEND\n$confab$"
-            ),
-            call: format!(
-                "SELECT {name}({})",
-                crate::sql::list(self.parts.iter().map(|(_, v)| v.len()).sum(), 1)
-            ),
-            name,
-        }
+        crate::functions::Function::new(types, self.joined(None, None))
     }
 
     async fn send(
@@ -184,20 +165,11 @@ impl Script {
         after: Option<&str>,
         rows: bool,
     ) -> Result<Vec<AnyRow>, StoreError> {
-        fn bound(mut q: crate::sql::AnyQuery, values: Vec<Value>) -> crate::sql::AnyQuery {
-            for v in values {
-                q = match v {
-                    Value::Int(v) => q.bind(v),
-                    Value::Text(v) => q.bind(v),
-                };
-            }
-            q
-        }
         let mut out = Vec::new();
         match self.backend {
             Backend::Sqlite => {
                 let sql = self.joined(before, after);
-                let values = self.parts.into_iter().flat_map(|(_, v)| v).collect();
+                let values = self.parts.into_iter().flat_map(|(_, v)| v);
                 let q = bound(query(sql), values);
                 if rows {
                     out = q.fetch_all(conn).await?;
@@ -361,6 +333,20 @@ impl Script {
     }
 }
 
+/// `q` with `values` bound, in order.
+fn bound(
+    mut q: crate::sql::AnyQuery,
+    values: impl IntoIterator<Item = Value>,
+) -> crate::sql::AnyQuery {
+    for v in values {
+        q = match v {
+            Value::Int(v) => q.bind(v),
+            Value::Text(v) => q.bind(v),
+        };
+    }
+    q
+}
+
 /// `sql` with each `$n` moved up by `by`.
 fn renumber(sql: &str, by: usize) -> String {
     if by == 0 {
@@ -405,14 +391,14 @@ mod tests {
         let f = s.function();
         assert!(f.name.starts_with("confab_script_"), "{}", f.name);
         assert_eq!(
-            f.create,
+            f.create(),
             format!(
                 "CREATE OR REPLACE FUNCTION {}(bigint, text, bigint) RETURNS void LANGUAGE plpgsql AS $confab$\n\
                  BEGIN\nUPDATE a SET x = $1 WHERE y = $2;\nINSERT INTO b VALUES ($3);\nEND\n$confab$",
                 f.name
             )
         );
-        assert_eq!(f.call, format!("SELECT {}($1,$2,$3)", f.name));
+        assert_eq!(f.call(), format!("SELECT {}($1,$2,$3)", f.name));
         // Other statements, or the same with values of other types, make
         // another function.
         let mut t = Script::new(Backend::Postgres);
