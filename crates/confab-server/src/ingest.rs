@@ -47,19 +47,23 @@ impl Ingest {
     /// handed it a result, and every batch waits for several (6% of the
     /// SQLite flow benchmark's throughput).
     pub fn start(runtime: Arc<Runtime>) -> Ingest {
-        let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        let mut senders = vec![tx];
-        match runtime.store.backend() {
-            Backend::Sqlite => own_thread(runtime, rx),
-            Backend::Postgres => {
-                tokio::spawn(writer(runtime.clone(), rx));
-                for _ in 1..runtime.settings.ingest_writers {
-                    let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-                    tokio::spawn(writer(runtime.clone(), rx));
-                    senders.push(tx);
+        let backend = runtime.store.backend();
+        let writers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => runtime.settings.ingest_writers,
+        };
+        let senders = (0..writers)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
+                match backend {
+                    Backend::Sqlite => own_thread(runtime.clone(), rx),
+                    Backend::Postgres => {
+                        tokio::spawn(writer(runtime.clone(), rx));
+                    }
                 }
-            }
-        }
+                tx
+            })
+            .collect();
         Ingest {
             shards: Arc::new(senders),
         }

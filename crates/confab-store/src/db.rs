@@ -111,7 +111,7 @@ impl Store {
                 (open(4).await.map_err(fail)?, Writer::single(conn))
             }
             (Backend::Postgres, _) => {
-                let p = open(16).await.map_err(fail)?;
+                let p = open(crate::POSTGRES_POOL).await.map_err(fail)?;
                 (p.clone(), Writer::pool(p, backend))
             }
         };

@@ -56,6 +56,10 @@ where
     }
 }
 
+/// Connections in a PostgreSQL store's pool, shared by the inbound
+/// writers, the API, the outbox and the timers.
+pub const POSTGRES_POOL: u32 = 16;
+
 /// Rows fetched per page when a caller asks for no limit, and the most a
 /// caller may ask for.
 pub const DEFAULT_PAGE: i64 = 50;

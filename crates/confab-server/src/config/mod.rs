@@ -12,6 +12,9 @@ use confab_channels::meta::MetaConfig;
 use confab_channels::twilio::TwilioConfig;
 use confab_model::PhoneNumber;
 
+/// The most inbound writers PostgreSQL may have (`INGEST_WRITERS`).
+const MAX_INGEST_WRITERS: usize = confab_store::POSTGRES_POOL as usize / 2;
+
 /// Raw settings as they come from flags, the environment and `.env`, named
 /// by their environment variables. [`Settings::from_raw`] checks them.
 #[derive(Clone, Default)]
@@ -457,8 +460,15 @@ impl Settings {
                 1,
                 "a number",
             )? {
-                n @ 1..=64 => n,
-                _ => return Err(bad("INGEST_WRITERS", "must be from 1 to 64")),
+                // Each writer holds a pooled connection while it commits;
+                // half the pool leaves the rest for the API and the outbox.
+                n @ 1..=MAX_INGEST_WRITERS => n,
+                _ => {
+                    return Err(bad(
+                        "INGEST_WRITERS",
+                        format!("must be from 1 to {MAX_INGEST_WRITERS}"),
+                    ));
+                }
             },
             assistant: assistant::from_raw(r)?,
         })
@@ -539,6 +549,10 @@ mod tests {
         let mut r = raw();
         r.ingest_writers = Some("0".into());
         assert_eq!(Settings::from_raw(&r).unwrap_err().var, "INGEST_WRITERS");
+        r.ingest_writers = Some("9".into());
+        assert_eq!(Settings::from_raw(&r).unwrap_err().var, "INGEST_WRITERS");
+        r.ingest_writers = Some("8".into());
+        assert_eq!(Settings::from_raw(&r).unwrap().ingest_writers, 8);
 
         let mut r = raw();
         r.database_url = Some("mysql://x".into());
