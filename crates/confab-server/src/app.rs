@@ -63,6 +63,11 @@ impl App {
             .migrate()
             .await
             .context("applying database migrations")?;
+        // Before the first webhook: in it, this stalled every request
+        // behind it for about 100 ms.
+        tokio::task::spawn_blocking(confab_model::PhoneNumber::warm)
+            .await
+            .context("loading the phone numbering plans")?;
         // Without a configured secret, replicas share one generated and kept
         // in the database, so tokens survive restarts and work on every replica.
         let secret = match &settings.jwt_secret {
