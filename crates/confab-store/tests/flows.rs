@@ -352,3 +352,43 @@ async fn a_received_batch_comes_with_its_contacts_their_latest_runs_and_the_sett
         Some("Ana B")
     );
 }
+
+/// One step at a time per contact: a batch does not read a contact that
+/// another transaction holds (a flow started through the API, a run moved
+/// on by a timer) until that transaction has committed. On PostgreSQL the
+/// batch's arrival and `lock_contacts` must take the same locks; on SQLite
+/// the one writer waits its turn.
+#[tokio::test]
+async fn a_batch_reads_a_contact_held_elsewhere_only_once_it_is_committed() {
+    let s = store().await;
+    let (tx, first) = s
+        .receive(&[common::text("+14155552671", "SM1")], 1, "k")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let a = first.stored[0].contact_id;
+    assert!(!first.contacts[&a].opted_out);
+
+    let mut holder = s.begin().await.unwrap();
+    holder.lock_contacts(&[a]).await.unwrap();
+    let batch = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let (tx, arrival) = s
+                .receive(&[common::text("+14155552671", "SM2")], 2, "k")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            arrival
+        })
+    };
+    // Time for the batch to read the contact, were it not held back.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.set_opted_out(a, true, 2).await.unwrap();
+    holder.commit().await.unwrap();
+    let second = batch.await.unwrap();
+    assert!(
+        second.contacts[&a].opted_out,
+        "the batch read the contact before it was committed"
+    );
+}
