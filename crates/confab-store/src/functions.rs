@@ -135,7 +135,7 @@ impl Functions {
 
 /// FNV-1a: a name that stays the same from build to build, unlike std's
 /// hasher.
-pub(crate) fn fingerprint(text: &str) -> u64 {
+fn fingerprint(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -268,9 +268,6 @@ impl<'a> Arriving<'a> {
         closing: &mut Script,
         rows: &[sqlx::any::AnyRow],
     ) -> Result<Vec<Ingested>, StoreError> {
-        let channel_of = |row: &sqlx::any::AnyRow| -> Result<&'static str, StoreError> {
-            channel_named(row.try_get("channel")?)
-        };
         let mut stored: HashMap<Key, StoredRow> = HashMap::with_capacity(self.unique.len());
         for row in rows.iter().filter(|r| crate::sql::is_part(r, MESSAGE_PART)) {
             if let Ok(list) = row.try_get::<&str, _>("rows") {
@@ -285,7 +282,10 @@ impl<'a> Arriving<'a> {
                 continue;
             }
             stored.insert(
-                (channel_of(row)?, row.try_get("provider_message_id")?),
+                (
+                    channel_named(row.try_get("channel")?)?,
+                    row.try_get("provider_message_id")?,
+                ),
                 (row.try_get("id")?, row.try_get("contact_id")?, false, None),
             );
         }
