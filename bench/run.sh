@@ -10,7 +10,9 @@
 #    fake AI answering each after AI_DELAY_MS (1 s), answers going out through
 #    the outbox to a fake Twilio API; webhook latency and memory over time.
 # Each prints throughput (closed loop), latency at a fixed 1,000 messages/s
-# (open loop) and the server's peak RSS. Everything stays on 127.0.0.1.
+# (open loop, with each second's p99 and max, so that a few stalls can be
+# told from a tail spread over the run) and the server's peak RSS.
+# Everything stays on 127.0.0.1.
 # PHASES picks some of them, e.g. PHASES=ai bash bench/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,7 @@ bench() { # title, extra bench flags...
     echo
     echo "== $backend, $title: latency at 1,000 messages/s for 20 s"
     target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
-        --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server" "$@"
+        --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server" --timeline "$@"
     echo
 }
 

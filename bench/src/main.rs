@@ -61,6 +61,10 @@ struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Also print each second's requests, p99 and max, by when they were
+    /// due: a tail from a few stalls shows as a few bad seconds.
+    #[arg(long)]
+    timeline: bool,
 }
 
 /// What every sender shares.
@@ -73,11 +77,15 @@ struct Ctx {
     /// Makes MessageSids unique across runs against the same database.
     run_id: u64,
     seq: AtomicU64,
+    /// When sending began: the timeline counts seconds from it.
+    started: Instant,
 }
 
 #[derive(Default)]
 struct Stats {
     latencies_us: Vec<u64>,
+    /// Each request's second (from `Ctx::started`) and latency.
+    timeline: Vec<(u32, u64)>,
     ok: u64,
     errors: BTreeMap<String, u64>,
 }
@@ -85,6 +93,7 @@ struct Stats {
 impl Stats {
     fn merge(&mut self, other: Stats) {
         self.latencies_us.extend(other.latencies_us);
+        self.timeline.extend(other.timeline);
         self.ok += other.ok;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
@@ -175,7 +184,10 @@ async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats
         Err(e) if e.is_timeout() => Err("timeout".to_string()),
         Err(_) => Err("transport".to_string()),
     };
-    stats.latencies_us.push(since.elapsed().as_micros() as u64);
+    let latency = since.elapsed().as_micros() as u64;
+    stats.latencies_us.push(latency);
+    let second = since.saturating_duration_since(ctx.started).as_secs();
+    stats.timeline.push((second as u32, latency));
     match outcome {
         Ok(()) => stats.ok += 1,
         Err(key) => *stats.errors.entry(key).or_default() += 1,
@@ -333,6 +345,7 @@ async fn main() {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         seq: AtomicU64::new(0),
+        started: Instant::now(),
     });
     if ctx.auth_token.is_none() {
         eprintln!("confab-bench: no auth token; requests go unsigned");
@@ -351,7 +364,7 @@ async fn main() {
             }
         });
     }
-    let started = Instant::now();
+    let started = ctx.started;
     let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
     let mut stats = match args.rate {
         Some(rate) => open_loop(ctx, &args, rate, deadline).await,
@@ -361,6 +374,28 @@ async fn main() {
     stats.latencies_us.sort_unstable();
     let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
     report(&args, &stats, elapsed, &samples);
+    if args.timeline {
+        for (second, sorted) in by_second(std::mem::take(&mut stats.timeline)) {
+            println!(
+                "second {second:>4}  requests {:>6}  p99 {:>8.2}  max {:>8.2} ms",
+                sorted.len(),
+                percentile(&sorted, 99.0) as f64 / 1000.0,
+                sorted.last().copied().unwrap_or(0) as f64 / 1000.0
+            );
+        }
+    }
+}
+
+/// The latencies of each second, sorted, seconds in order.
+fn by_second(timeline: Vec<(u32, u64)>) -> BTreeMap<u32, Vec<u64>> {
+    let mut seconds: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (second, latency) in timeline {
+        seconds.entry(second).or_default().push(latency);
+    }
+    for sorted in seconds.values_mut() {
+        sorted.sort_unstable();
+    }
+    seconds
 }
 
 fn report(args: &Args, stats: &Stats, elapsed: f64, rss_samples_kib: &[u64]) {
@@ -463,6 +498,13 @@ mod tests {
         assert_eq!(body_for(&bodies, 0, 0), "hi");
         assert_eq!(body_for(&bodies, 999, 0), "hi");
         assert_eq!(body_for(&[], 3, 2), "hello 2 from contact 3");
+    }
+
+    #[test]
+    fn the_timeline_groups_by_second_in_order() {
+        let seconds = by_second(vec![(1, 30), (0, 20), (1, 10), (0, 5)]);
+        let got: Vec<(u32, Vec<u64>)> = seconds.into_iter().collect();
+        assert_eq!(got, vec![(0, vec![5, 20]), (1, vec![10, 30])]);
     }
 
     #[test]
