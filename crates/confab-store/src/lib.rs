@@ -38,7 +38,7 @@ pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
 
 /// Runs a transaction again when the database aborted it to break a
 /// deadlock or a serialization conflict with a concurrent writer.
-pub(crate) async fn retry_conflicts<T, F, Fut>(mut f: F) -> Result<T, StoreError>
+pub async fn retry_conflicts<T, F, Fut>(mut f: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

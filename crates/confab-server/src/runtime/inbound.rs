@@ -19,16 +19,7 @@ impl Runtime {
     /// in one transaction; Twilio messages get their TwiML answer in
     /// `Ingested::response`.
     pub async fn process(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
-        let mut tries = 0;
-        loop {
-            match self.process_once(batch).await {
-                Err(e) if e.is_conflict() && tries < 4 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 << tries)).await;
-                }
-                other => return other,
-            }
-        }
+        confab_store::retry_conflicts(|| self.process_once(batch)).await
     }
 
     async fn process_once(&self, batch: &[InboundMessage]) -> Result<Vec<Ingested>, StoreError> {
