@@ -83,17 +83,16 @@ struct Ctx {
 
 #[derive(Default)]
 struct Stats {
-    latencies_us: Vec<u64>,
-    /// Each request's second (from `Ctx::started`) and latency.
-    timeline: Vec<(u32, u64)>,
+    /// Each request's second (from `Ctx::started`, by when it was due)
+    /// and its latency in µs.
+    samples: Vec<(u32, u64)>,
     ok: u64,
     errors: BTreeMap<String, u64>,
 }
 
 impl Stats {
     fn merge(&mut self, other: Stats) {
-        self.latencies_us.extend(other.latencies_us);
-        self.timeline.extend(other.timeline);
+        self.samples.extend(other.samples);
         self.ok += other.ok;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
@@ -184,10 +183,10 @@ async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats
         Err(e) if e.is_timeout() => Err("timeout".to_string()),
         Err(_) => Err("transport".to_string()),
     };
-    let latency = since.elapsed().as_micros() as u64;
-    stats.latencies_us.push(latency);
-    let second = since.saturating_duration_since(ctx.started).as_secs();
-    stats.timeline.push((second as u32, latency));
+    let second = since.saturating_duration_since(ctx.started).as_secs() as u32;
+    stats
+        .samples
+        .push((second, since.elapsed().as_micros() as u64));
     match outcome {
         Ok(()) => stats.ok += 1,
         Err(key) => *stats.errors.entry(key).or_default() += 1,
@@ -366,16 +365,17 @@ async fn main() {
     }
     let started = ctx.started;
     let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
-    let mut stats = match args.rate {
+    let stats = match args.rate {
         Some(rate) => open_loop(ctx, &args, rate, deadline).await,
         None => closed_loop(ctx, &args, deadline).await,
     };
     let elapsed = started.elapsed().as_secs_f64();
-    stats.latencies_us.sort_unstable();
+    let mut latencies: Vec<u64> = stats.samples.iter().map(|&(_, l)| l).collect();
+    latencies.sort_unstable();
     let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    report(&args, &stats, elapsed, &samples);
+    report(&args, &stats, &latencies, elapsed, &samples);
     if args.timeline {
-        for (second, sorted) in by_second(std::mem::take(&mut stats.timeline)) {
+        for (second, sorted) in by_second(&stats.samples) {
             println!(
                 "second {second:>4}  requests {:>6}  p99 {:>8.2}  max {:>8.2} ms",
                 sorted.len(),
@@ -387,9 +387,9 @@ async fn main() {
 }
 
 /// The latencies of each second, sorted, seconds in order.
-fn by_second(timeline: Vec<(u32, u64)>) -> BTreeMap<u32, Vec<u64>> {
+fn by_second(samples: &[(u32, u64)]) -> BTreeMap<u32, Vec<u64>> {
     let mut seconds: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    for (second, latency) in timeline {
+    for &(second, latency) in samples {
         seconds.entry(second).or_default().push(latency);
     }
     for sorted in seconds.values_mut() {
@@ -398,11 +398,12 @@ fn by_second(timeline: Vec<(u32, u64)>) -> BTreeMap<u32, Vec<u64>> {
     seconds
 }
 
-fn report(args: &Args, stats: &Stats, elapsed: f64, rss_samples_kib: &[u64]) {
-    let sent = stats.latencies_us.len() as u64;
+/// `latencies` are every request's, sorted.
+fn report(args: &Args, stats: &Stats, latencies: &[u64], elapsed: f64, rss_samples_kib: &[u64]) {
+    let sent = latencies.len() as u64;
     let errors: u64 = stats.errors.values().sum();
-    let ms = |p: f64| percentile(&stats.latencies_us, p) as f64 / 1000.0;
-    let max = stats.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0;
+    let ms = |p: f64| percentile(latencies, p) as f64 / 1000.0;
+    let max = latencies.last().copied().unwrap_or(0) as f64 / 1000.0;
     let rate = if elapsed > 0.0 {
         sent as f64 / elapsed
     } else {
@@ -502,7 +503,7 @@ mod tests {
 
     #[test]
     fn the_timeline_groups_by_second_in_order() {
-        let seconds = by_second(vec![(1, 30), (0, 20), (1, 10), (0, 5)]);
+        let seconds = by_second(&[(1, 30), (0, 20), (1, 10), (0, 5)]);
         let got: Vec<(u32, Vec<u64>)> = seconds.into_iter().collect();
         assert_eq!(got, vec![(0, vec![5, 20]), (1, vec![10, 30])]);
     }
