@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use tokio::sync::mpsc;
 
+mod client;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "confab-bench",
@@ -69,7 +71,7 @@ struct Args {
 
 /// What every sender shares.
 struct Ctx {
-    client: reqwest::Client,
+    client: client::Client,
     webhook_url: String,
     auth_token: Option<String>,
     to: String,
@@ -164,25 +166,20 @@ async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let mut req = ctx.client.post(&ctx.webhook_url).form(&params);
-    if let Some(token) = &ctx.auth_token {
-        let sig = confab_channels::twilio::signature(token, &ctx.webhook_url, &params);
-        req = req.header("X-Twilio-Signature", sig);
-    }
-    let outcome = match req.send().await {
-        // Read the body so the connection goes back to the pool.
-        Ok(resp) => {
-            let status = resp.status();
-            let _ = resp.bytes().await;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(status.as_u16().to_string())
-            }
-        }
-        Err(e) if e.is_timeout() => Err("timeout".to_string()),
-        Err(_) => Err("transport".to_string()),
-    };
+    let body = serde_urlencoded::to_string(&params).unwrap_or_default();
+    let sig = ctx
+        .auth_token
+        .as_ref()
+        .map(|token| confab_channels::twilio::signature(token, &ctx.webhook_url, &params));
+    let headers: Vec<(&str, &str)> = sig
+        .iter()
+        .map(|s| ("X-Twilio-Signature", s.as_str()))
+        .collect();
+    let outcome = ctx.client.post(&headers, &body).await.map_err(|e| match e {
+        client::Failure::Status(s) => s.to_string(),
+        client::Failure::Timeout => "timeout".to_string(),
+        client::Failure::Transport => "transport".to_string(),
+    });
     let second = since.saturating_duration_since(ctx.started).as_secs() as u32;
     stats
         .samples
@@ -307,7 +304,9 @@ fn validate(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::main]
+// One thread: the load generator takes as little of the server's
+// machine as it can.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
     if let Err(e) = validate(&args) {
@@ -321,22 +320,26 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let client = match reqwest::Client::builder()
-        .user_agent(confab_channels::USER_AGENT)
-        .timeout(Duration::from_secs_f64(args.timeout))
-        .pool_max_idle_per_host(args.concurrency.max(args.contacts.min(1024)) as usize)
-        .no_proxy()
-        .build()
-    {
+    let webhook_url = format!("{}/webhooks/twilio", args.url.trim_end_matches('/'));
+    let client = reqwest::Url::parse(&webhook_url)
+        .map_err(|e| e.to_string())
+        .and_then(|url| {
+            client::Client::new(
+                &url,
+                confab_channels::USER_AGENT,
+                Duration::from_secs_f64(args.timeout),
+            )
+        });
+    let client = match client {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("confab-bench: cannot build the HTTP client: {e}");
-            std::process::exit(1);
+            eprintln!("confab-bench: --url: {e}");
+            std::process::exit(2);
         }
     };
     let ctx = Arc::new(Ctx {
         client,
-        webhook_url: format!("{}/webhooks/twilio", args.url.trim_end_matches('/')),
+        webhook_url,
         auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
         to: args.to.clone(),
         bodies,
