@@ -27,7 +27,7 @@ mod client;
     about = "Signed Twilio webhook load against a local confab server"
 )]
 struct Args {
-    /// Base URL of the server; only loopback addresses are accepted.
+    /// Base URL of the server, http://; only loopback addresses are accepted.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     url: String,
     /// Signs each request with X-Twilio-Signature; without it requests go unsigned.
@@ -166,7 +166,7 @@ async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let body = serde_urlencoded::to_string(&params).unwrap_or_default();
+    let body = serde_urlencoded::to_string(&params).expect("pairs of strings always encode");
     let sig = ctx
         .auth_token
         .as_ref()
