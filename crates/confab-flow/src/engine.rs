@@ -278,6 +278,9 @@ impl Stepper<'_> {
     }
 
     fn render(&self, template: &str) -> Result<String, Broken> {
+        if let Some(text) = crate::template::plain(template) {
+            return Ok(text.to_string());
+        }
         templates()
             .render_in(template, &self.ctx())
             .map_err(|e| Broken(format!("template {template:?}: {e}")))

@@ -173,6 +173,13 @@ pub fn format_time(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// A text with nothing in it for the template engine (no expression, tag
+/// or comment, and no trailing newline, which rendering drops): it renders
+/// as itself, with no context to make. Most of a flow's texts are such.
+pub fn plain(source: &str) -> Option<&str> {
+    (!source.contains('{') && !source.ends_with(['\n', '\r'])).then_some(source)
+}
+
 /// Unix milliseconds as the RFC 3339 text templates work with.
 pub fn time_text(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -256,6 +263,36 @@ mod tests {
 
     fn ctx() -> Value {
         json!({"now": "2026-01-18T14:30:22Z", "name": "Ana", "n": 3, "contact": {"phone": "+27123456789"}})
+    }
+
+    #[test]
+    fn a_plain_text_renders_as_itself_and_only_it_is_plain() {
+        let t = Templates::global();
+        for source in [
+            "Hello! 👋 What's your name?",
+            "",
+            "  spaced  ",
+            "two\nlines",
+            "a } alone",
+            "Hi {{ name }}",
+            "{% if n %}yes{% endif %}",
+            "{# note #}text",
+            "ends in a newline\n",
+            "ends in a carriage return\r\n",
+            "a { alone",
+        ] {
+            let rendered = t.render(source, &ctx()).unwrap();
+            match plain(source) {
+                Some(text) => assert_eq!(text, rendered, "{source:?}"),
+                None => assert!(
+                    source.contains('{') || source.ends_with('\n'),
+                    "{source:?} was not taken as plain"
+                ),
+            }
+        }
+        assert_eq!(plain("Hi {{ name }}"), None);
+        assert_eq!(plain("line\n"), None);
+        assert_eq!(plain("Thanks!"), Some("Thanks!"));
     }
 
     #[test]
