@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Why a request failed: what the summary counts it under.
+/// Why a request failed.
 #[derive(Debug, PartialEq)]
 pub enum Failure {
     /// The server answered with a status other than 2xx.
@@ -21,6 +21,18 @@ pub enum Failure {
     Timeout,
     /// Connecting, writing, reading, or an answer that is not HTTP/1.1.
     Transport,
+}
+
+impl Failure {
+    /// What the summary counts it under: the status, `timeout` or
+    /// `transport`.
+    pub fn key(&self) -> String {
+        match self {
+            Failure::Status(s) => s.to_string(),
+            Failure::Timeout => "timeout".to_string(),
+            Failure::Transport => "transport".to_string(),
+        }
+    }
 }
 
 /// Connections to one server, each used by one request at a time.
@@ -178,14 +190,10 @@ async fn read_answer(conn: &mut TcpStream) -> Result<Answer, Failure> {
     Ok(answer)
 }
 
+/// Reads what has arrived onto the end of `buf`; 0 at the end of the stream.
 async fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, Failure> {
-    let mut chunk = [0u8; 4096];
-    let n = conn
-        .read(&mut chunk)
-        .await
-        .map_err(|_| Failure::Transport)?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    buf.reserve(4096);
+    conn.read_buf(buf).await.map_err(|_| Failure::Transport)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -345,6 +353,13 @@ mod tests {
         assert_eq!(chunked_end(b"zz\r\n"), Some(Err(())));
         assert_eq!(chunked_end(b"2\r\nhello\r\n"), Some(Err(())));
         assert_eq!(chunked_end(b"ffffffffffffffff\r\nx"), Some(Err(())));
+    }
+
+    #[test]
+    fn failures_are_counted_under_the_status_or_their_kind() {
+        assert_eq!(Failure::Status(403).key(), "403");
+        assert_eq!(Failure::Timeout.key(), "timeout");
+        assert_eq!(Failure::Transport.key(), "transport");
     }
 
     fn client(addr: SocketAddr, timeout: Duration) -> Client {

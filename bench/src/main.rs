@@ -166,20 +166,19 @@ async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let body = serde_urlencoded::to_string(&params).expect("pairs of strings always encode");
     let sig = ctx
         .auth_token
         .as_ref()
         .map(|token| confab_channels::twilio::signature(token, &ctx.webhook_url, &params));
-    let headers: Vec<(&str, &str)> = sig
-        .iter()
-        .map(|s| ("X-Twilio-Signature", s.as_str()))
-        .collect();
-    let outcome = ctx.client.post(&headers, &body).await.map_err(|e| match e {
-        client::Failure::Status(s) => s.to_string(),
-        client::Failure::Timeout => "timeout".to_string(),
-        client::Failure::Transport => "transport".to_string(),
-    });
+    let header = sig.as_deref().map(|s| ("X-Twilio-Signature", s));
+    let outcome = match serde_urlencoded::to_string(&params) {
+        Ok(body) => ctx
+            .client
+            .post(header.as_slice(), &body)
+            .await
+            .map_err(|e| e.key()),
+        Err(_) => Err("encoding".to_string()),
+    };
     let second = since.saturating_duration_since(ctx.started).as_secs() as u32;
     stats
         .samples
