@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
 
 use confab_model::{Button, ListRow, ListSection, MessageKind, OutboundContent, Template};
 use serde_json::{Map, Value};
@@ -121,23 +120,6 @@ impl Outcome {
 
 pub(crate) fn templates() -> &'static Templates {
     Templates::global()
-}
-
-/// Compiled answer patterns, by source: flows are few, answers many.
-fn pattern(src: &str) -> Result<regex::Regex, String> {
-    static CACHE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(re) = cache.lock().ok().and_then(|c| c.get(src).cloned()) {
-        return Ok(re);
-    }
-    let re = regex::Regex::new(src).map_err(|e| format!("bad pattern {src:?}: {e}"))?;
-    if let Ok(mut c) = cache.lock() {
-        if c.len() > 1000 {
-            c.clear();
-        }
-        c.insert(src.to_string(), re.clone());
-    }
-    Ok(re)
 }
 
 /// Moves `run` by `input` at time `now_ms`.
@@ -441,10 +423,13 @@ impl Stepper<'_> {
         let re = match &n.answer {
             Some(crate::definition::AnswerSpec::Text {
                 pattern: Some(p), ..
-            }) => Some(pattern(p)?),
+            }) => Some(
+                crate::pattern::compiled(p)
+                    .map_err(|e| Broken(format!("bad pattern {p:?}: {e}")))?,
+            ),
             _ => None,
         };
-        match answer::check(n.answer.as_ref(), reply, re.as_ref()) {
+        match answer::check(n.answer.as_ref(), reply, re.as_deref()) {
             Ok(value) => {
                 self.set_var(&n.save_as, value);
                 self.run.tries = 0;

@@ -207,7 +207,8 @@ fn fits(name: &str, spec: &Value, v: &Value) -> Result<(), String> {
             return Err(format!("{name}: {s:?} has the wrong length"));
         }
         if let Some(p) = spec.get("pattern").and_then(Value::as_str) {
-            let re = regex::Regex::new(p).map_err(|e| format!("{name}: bad pattern: {e}"))?;
+            let re =
+                crate::pattern::compiled(p).map_err(|e| format!("{name}: bad pattern: {e}"))?;
             if !re.is_match(s) {
                 return Err(format!("{name}: {s:?} does not match {p}"));
             }

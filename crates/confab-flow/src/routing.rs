@@ -12,7 +12,7 @@ fn matches(t: &Trigger, text: &str) -> bool {
         } else {
             format!("(?i){}", t.value)
         };
-        return regex::Regex::new(&src).is_ok_and(|re| re.is_match(text));
+        return crate::pattern::compiled(&src).is_ok_and(|re| re.is_match(text));
     }
     let (text, value) = if t.case_sensitive {
         (text.to_string(), t.value.clone())
