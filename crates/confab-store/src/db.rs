@@ -417,8 +417,9 @@ mod tests {
         let file_only = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&path)
             .immutable(true);
+        // The task runs every 50 ms; a busy machine may delay it, so up to 5 s.
         let mut found = None;
-        for _ in 0..100 {
+        for _ in 0..250 {
             let mut conn = sqlx::SqliteConnection::connect_with(&file_only)
                 .await
                 .unwrap();
