@@ -10,7 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::auth::{Jwt, LoginLimiter, random_secret};
+use crate::auth::{Jwt, LoginGuard, random_secret};
 use crate::catalog::Registry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -25,7 +25,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Arc<dyn Clock>,
     pub jwt: Arc<Jwt>,
-    pub login_limiter: Arc<LoginLimiter>,
+    pub login_guard: Arc<LoginGuard>,
     pub ingest: Ingest,
     pub metrics: PrometheusHandle,
     pub started: Instant,
@@ -118,7 +118,7 @@ impl App {
             settings,
             clock,
             jwt,
-            login_limiter: Arc::new(LoginLimiter::default()),
+            login_guard: Arc::new(LoginGuard::default()),
             ingest,
             metrics: crate::metrics_setup::handle(),
             started: Instant::now(),

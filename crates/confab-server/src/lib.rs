@@ -15,6 +15,7 @@ mod http;
 pub mod ingest;
 mod metrics_setup;
 mod openapi;
+pub mod origin;
 pub mod runtime;
 pub mod worker;
 

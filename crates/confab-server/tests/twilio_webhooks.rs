@@ -141,9 +141,9 @@ async fn signature_uses_public_url_behind_a_proxy() {
     assert_eq!(r.status(), 403);
 }
 
-#[tokio::test]
-async fn forwarded_proto_and_host_are_what_twilio_signed() {
-    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+/// A request signed for another deployment's URL, replayed here with
+/// forwarded headers naming that URL.
+async fn replayed_with_forwarded_headers(app: &TestApp) -> u16 {
     let params: Vec<(String, String)> = vec![
         ("From".into(), "whatsapp:+14155552671".into()),
         ("Body".into(), "hi".into()),
@@ -154,8 +154,7 @@ async fn forwarded_proto_and_host_are_what_twilio_signed() {
         "https://edge.example.org/webhooks/twilio",
         &params,
     );
-    let r = app
-        .http
+    app.http
         .post(format!("{}/webhooks/twilio", app.url))
         .header("X-Twilio-Signature", sig)
         .header("X-Forwarded-Proto", "https")
@@ -163,8 +162,21 @@ async fn forwarded_proto_and_host_are_what_twilio_signed() {
         .form(&params)
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    assert_eq!(replayed_with_forwarded_headers(&app).await, 403);
+    assert_eq!(app.count("messages").await, 0);
+
+    let mut raw = settings(&fresh_database().await, None, None);
+    raw.trusted_proxies = Some("10.0.0.0/8, 127.0.0.1".into());
+    let app = spawn_app(raw).await;
+    assert_eq!(replayed_with_forwarded_headers(&app).await, 200);
 }
 
 #[tokio::test]

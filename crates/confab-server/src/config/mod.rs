@@ -2,11 +2,13 @@
 //! bad value stops the server with one line naming the variable.
 
 mod assistant;
+mod http;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use assistant::{AssistantSettings, DEFAULT_SYSTEM_PROMPT, MediaSettings, RateLimit};
+pub use http::HttpSettings;
 
 use confab_channels::meta::MetaConfig;
 use confab_channels::twilio::TwilioConfig;
@@ -63,6 +65,12 @@ pub struct RawSettings {
     pub media_dir: Option<String>,
     pub media_max_bytes: Option<String>,
     pub media_retention_days: Option<String>,
+    pub http_header_timeout_seconds: Option<String>,
+    pub http_body_timeout_seconds: Option<String>,
+    pub http_idle_timeout_seconds: Option<String>,
+    pub max_connections: Option<String>,
+    pub shutdown_timeout_seconds: Option<String>,
+    pub trusted_proxies: Option<String>,
 }
 
 impl RawSettings {
@@ -114,6 +122,12 @@ impl RawSettings {
             media_dir: v("MEDIA_DIR"),
             media_max_bytes: v("MEDIA_MAX_BYTES"),
             media_retention_days: v("MEDIA_RETENTION_DAYS"),
+            http_header_timeout_seconds: v("HTTP_HEADER_TIMEOUT_SECONDS"),
+            http_body_timeout_seconds: v("HTTP_BODY_TIMEOUT_SECONDS"),
+            http_idle_timeout_seconds: v("HTTP_IDLE_TIMEOUT_SECONDS"),
+            max_connections: v("MAX_CONNECTIONS"),
+            shutdown_timeout_seconds: v("SHUTDOWN_TIMEOUT_SECONDS"),
+            trusted_proxies: v("TRUSTED_PROXIES"),
         }
     }
 }
@@ -171,6 +185,8 @@ pub struct Settings {
     pub ingest_writers: usize,
     /// The AI provider, the access policy and inbound media.
     pub assistant: AssistantSettings,
+    /// Timeouts, the connection cap, trusted proxies, the shutdown deadline.
+    pub http: HttpSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -471,6 +487,7 @@ impl Settings {
                 }
             },
             assistant: assistant::from_raw(r)?,
+            http: http::from_raw(r)?,
         })
     }
 
@@ -482,6 +499,12 @@ impl Settings {
         }
         if self.meta_app_secret.is_none() {
             w.push("WHATSAPP_APP_SECRET is not set: Meta webhooks are accepted without signature checks (local development only)".into());
+        }
+        if self.twilio_auth_token.is_some()
+            && self.public_url.is_none()
+            && self.http.trusted_proxies.is_empty()
+        {
+            w.push("PUBLIC_URL is not set: Twilio signatures are checked against the URL in each request's Host header; behind a proxy, set PUBLIC_URL (or TRUSTED_PROXIES to believe its X-Forwarded-Proto and -Host)".into());
         }
         if self.twilio.is_some() && self.public_url.is_none() {
             w.push("PUBLIC_URL is not set: Twilio sends carry no status callback, so their delivery status stays 'accepted' unless the callback is set on the Twilio sender".into());

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::IngestError;
+use crate::origin::Origin;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -47,23 +48,15 @@ impl From<IngestError> for ApiError {
 }
 
 /// The URL Twilio signed: the configured public URL, or the one the request
-/// was addressed to (behind a proxy, from `X-Forwarded-Proto`/`-Host`).
-fn public_url(state: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
+/// was addressed to (its `Host`; behind a trusted proxy, what the proxy
+/// says in `X-Forwarded-Proto`/`-Host`).
+fn public_url(state: &AppState, origin: &Origin, uri: &Uri) -> String {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     if let Some(base) = &state.settings.public_url {
         return format!("{base}{path}");
     }
-    let h = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.split(',').next().unwrap_or(s).trim())
-    };
-    let proto = h("x-forwarded-proto").unwrap_or("http");
-    let host = h("x-forwarded-host")
-        .or_else(|| h("host"))
-        .unwrap_or("localhost");
-    format!("{proto}://{host}{path}")
+    let host = origin.host.as_deref().unwrap_or("localhost");
+    format!("{}://{host}{path}", origin.scheme)
 }
 
 /// Twilio signs the URL as it was configured, which may or may not spell the
@@ -86,6 +79,7 @@ fn url_variants(url: &str) -> Vec<String> {
 /// Reads a Twilio form body and checks its signature.
 fn twilio_form(
     state: &AppState,
+    origin: &Origin,
     headers: &HeaderMap,
     uri: &Uri,
     body: &[u8],
@@ -112,7 +106,7 @@ fn twilio_form(
             outcome(Channel::Twilio, "unsigned");
             return Err(ApiError::Forbidden("missing X-Twilio-Signature".into()));
         };
-        let url = public_url(state, headers, uri);
+        let url = public_url(state, origin, uri);
         if !url_variants(&url)
             .iter()
             .any(|u| twilio::verify_signature(token, u, &params, given))
@@ -133,12 +127,13 @@ type TwilioParser<T> = fn(&[(String, String)]) -> Result<T, confab_channels::Par
 /// A checked Twilio form, parsed by `parse`; what it cannot read is a 400.
 fn twilio_parse<T>(
     state: &AppState,
+    origin: &Origin,
     headers: &HeaderMap,
     uri: &Uri,
     body: &[u8],
     parse: TwilioParser<T>,
 ) -> ApiResult<T> {
-    let params = twilio_form(state, headers, uri, body)?;
+    let params = twilio_form(state, origin, headers, uri, body)?;
     parse(&params).map_err(|e| {
         outcome(Channel::Twilio, "bad_request");
         ApiError::BadRequest(e.to_string())
@@ -176,11 +171,19 @@ fn twiml(body: String) -> Response {
     responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
 pub async fn twilio_inbound(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let msg = twilio_parse(&state, &headers, &uri, &body, twilio::parse_inbound)?;
+    let msg = twilio_parse(
+        &state,
+        &origin,
+        &headers,
+        &uri,
+        &body,
+        twilio::parse_inbound,
+    )?;
     check_id(Channel::Twilio, &msg.provider_message_id)?;
     let stored = state.ingest.store(msg).await?;
     outcome(
@@ -201,11 +204,12 @@ pub async fn twilio_inbound(
     responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
 pub async fn twilio_status(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let update = twilio_parse(&state, &headers, &uri, &body, twilio::parse_status)?;
+    let update = twilio_parse(&state, &origin, &headers, &uri, &body, twilio::parse_status)?;
     if let Some(u) = &update {
         check_id(Channel::Twilio, &u.provider_message_id)?;
     }

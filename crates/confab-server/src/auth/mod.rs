@@ -1,17 +1,18 @@
 //! Who may call `/api/v1`: users with a password (JWT after login) and API
 //! keys for other systems. Webhooks are authenticated by signatures instead.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod login_guard;
+mod password;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use std::time::Duration;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+pub use login_guard::{ClientKey, LoginGuard};
+pub use password::{PasswordError, Passwords};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -23,25 +24,14 @@ use crate::error::ApiError;
 pub const KEY_PREFIX: &str = "cfb_";
 pub const ROLES: [&str; 2] = ["admin", "operator"];
 
+/// Hashes a new password on the shared hashing threads.
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    // Argon2 is deliberately slow: keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
-    })
-    .await?
+    Ok(Passwords::shared().hash(password).await?)
 }
 
-pub async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .verify_password(password.as_bytes(), hash.as_str())
-            .is_ok()
-    })
-    .await
-    .unwrap_or(false)
+/// Checks a password against a stored hash on the shared hashing threads.
+pub async fn verify_password(password: String, hash: String) -> Result<bool, PasswordError> {
+    Passwords::shared().verify(password, hash).await
 }
 
 /// A new API key and the hash to store; the key is shown once.
@@ -105,67 +95,6 @@ impl Jwt {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .ok()
             .map(|d| d.claims)
-    }
-}
-
-/// Slows password guessing: after `MAX_FAILURES` failed logins for one
-/// username within `WINDOW`, logins for it are refused until the window
-/// ends. Also bounds how many password checks run at once.
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-    pub verifying: tokio::sync::Semaphore,
-}
-
-impl Default for LoginLimiter {
-    fn default() -> Self {
-        LoginLimiter {
-            failures: Mutex::default(),
-            verifying: tokio::sync::Semaphore::new(4),
-        }
-    }
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-impl LoginLimiter {
-    /// Seconds to wait before this username may try again, if it must.
-    fn blocked_for(&self, username: &str) -> Option<u64> {
-        let map = self.failures.lock().ok()?;
-        let (n, since) = map.get(username)?;
-        let left = WINDOW.checked_sub(since.elapsed())?;
-        (*n >= MAX_FAILURES).then(|| left.as_secs().max(1))
-    }
-
-    /// Counts a login attempt, unless the username is locked; a successful
-    /// login clears the count.
-    pub fn attempt(&self, username: &str) -> Result<(), u64> {
-        if let Some(wait) = self.blocked_for(username) {
-            return Err(wait);
-        }
-        self.failed(username);
-        Ok(())
-    }
-
-    fn failed(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            if map.len() > 100_000 {
-                map.retain(|_, (_, since)| since.elapsed() < WINDOW);
-            }
-            let entry = map
-                .entry(username.to_string())
-                .or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-    }
-
-    pub fn succeeded(&self, username: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(username);
-        }
     }
 }
 
@@ -255,23 +184,15 @@ mod tests {
         assert!(!h1.contains(&k1));
     }
 
-    #[test]
-    fn limiter_blocks_after_repeated_failures() {
-        let l = LoginLimiter::default();
-        for _ in 0..MAX_FAILURES {
-            assert!(l.attempt("bob").is_ok());
-        }
-        assert!(l.attempt("bob").unwrap_err() > 0);
-        assert!(l.blocked_for("alice").is_none());
-        l.succeeded("bob");
-        assert!(l.blocked_for("bob").is_none());
-    }
-
     #[tokio::test]
     async fn passwords_hash_and_verify() {
         let h = hash_password("correct horse".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), h.clone()).await);
-        assert!(!verify_password("wrong".into(), h).await);
+        assert!(
+            verify_password("correct horse".into(), h.clone())
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("wrong".into(), h).await.unwrap());
     }
 }
