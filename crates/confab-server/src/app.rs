@@ -1,7 +1,7 @@
 //! Building the server from settings, and running it until shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -33,6 +33,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     pub registry: Arc<Registry>,
     pub runtime: Arc<Runtime>,
+    /// Set when a shutdown begins: `/ready` answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// A built server: state, router and worker, not yet listening.
@@ -125,6 +127,7 @@ impl App {
             wake: worker.waker(),
             registry,
             runtime: runtime.clone(),
+            draining: Arc::new(AtomicBool::new(false)),
         };
         Ok(App { state, worker })
     }
@@ -156,15 +159,28 @@ impl App {
                 }
             })
         };
-        let mut signal = shutdown.clone();
-        axum::serve(
+        let http = &self.state.settings.http;
+        let limits = crate::http::serve::Limits {
+            header_timeout: http.header_timeout,
+            idle_timeout: http.idle_timeout,
+            max_connections: http
+                .max_connections
+                .unwrap_or_else(crate::http::serve::default_max_connections),
+            shutdown_timeout: http.shutdown_timeout,
+        };
+        tracing::info!(
+            max_connections = limits.max_connections,
+            reserved_for_health = crate::http::serve::RESERVE,
+            "accepting connections"
+        );
+        crate::http::serve::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            limits,
+            self.state.draining.clone(),
+            shutdown.clone(),
         )
-        .with_graceful_shutdown(async move {
-            let _ = signal.wait_for(|stop| *stop).await;
-        })
-        .await?;
+        .await;
         let _ = shutdown.wait_for(|stop| *stop).await;
         let _ = stop_worker.send(true);
         let _ = worker.await;

@@ -27,6 +27,10 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("too many requests; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// The server is at a limit of its own (connections, password checks);
+    /// the client may retry shortly. Not logged: a flood would flood logs.
+    #[error("{0}")]
+    Overloaded(String),
     /// A dependency (the database) is not answering; the client may retry.
     #[error("service unavailable")]
     Unavailable(String),
@@ -56,7 +60,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +106,9 @@ impl IntoResponse for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
                 }
+            }
+            ApiError::Overloaded(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

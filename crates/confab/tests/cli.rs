@@ -323,3 +323,124 @@ async fn two_server_processes_share_one_rate_limit() {
         "{answers:#?}"
     );
 }
+
+/// Starts `confab serve` on a free port with `ulimit -n` set to `files`,
+/// waiting until it is ready.
+async fn serve_with_file_limit(files: u32, envs: &[(&str, &str)]) -> (Server, u16) {
+    let port = free_port();
+    let mut c = Command::new("bash");
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .args([
+            "-c",
+            &format!("ulimit -n {files} && exec \"$0\" serve"),
+            env!("CARGO_BIN_EXE_confab"),
+        ])
+        .env("DATABASE_URL", temp_db())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let server = Server(c.spawn().unwrap());
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return (server, port);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server did not start");
+}
+
+/// Whether a fresh connection gets 200 from `path` within `secs`.
+async fn answers_within(port: u16, path: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        let fresh = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(1))
+            .build()
+            .unwrap();
+        if fresh
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// With the file limit at 600, 700 idle connections once made `/health`
+/// unreachable: the connection cap is taken from the limit, and a few
+/// connections past it are kept for health checks.
+#[tokio::test]
+async fn health_answers_with_more_idle_connections_than_the_file_limit() {
+    let (_server, port) = serve_with_file_limit(600, &[]).await;
+    let mut idle = Vec::new();
+    for _ in 0..700 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            idle.push(s);
+        }
+    }
+    assert!(
+        answers_within(port, "/health", 6).await,
+        "/health is reachable"
+    );
+    assert!(
+        answers_within(port, "/ready", 6).await,
+        "/ready is reachable"
+    );
+    drop(idle);
+}
+
+/// SIGTERM with idle and half-sent requests open: the process exits at once
+/// rather than refusing connections while it waits for them.
+#[tokio::test]
+async fn sigterm_exits_promptly_with_half_sent_requests_open() {
+    use tokio::io::AsyncWriteExt;
+    let (mut server, port) = serve_with_file_limit(1024, &[]).await;
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"POST /webhooks/twilio HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        open.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(open);
+}

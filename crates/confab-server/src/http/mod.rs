@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod ops;
+pub mod serve;
 pub mod webhooks;
 
 use std::time::Instant;
@@ -25,6 +26,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::openapi::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        // A body that takes longer than this to arrive is cut; the handler
+        // reading it answers 400 and the connection closes.
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+            state.settings.http.body_timeout,
+        ))
         .layer(middleware::from_fn(refuse_nul_in_query))
         .layer(middleware::from_fn(problem_details))
         .layer(middleware::from_fn(track))

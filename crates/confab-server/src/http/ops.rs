@@ -110,9 +110,13 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     (code, Json(health))
 }
 
-/// 200 when this replica can take traffic (its database answers), else 503.
+/// 200 when this replica can take traffic (its database answers and it is
+/// not shutting down), else 503.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200), (status = 503)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return crate::error::ApiError::Overloaded("shutting down".into()).into_response();
+    }
     if state.store.ping().await {
         (StatusCode::OK, "ready").into_response()
     } else {

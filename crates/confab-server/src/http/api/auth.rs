@@ -38,7 +38,7 @@ impl From<PasswordError> for ApiError {
     fn from(e: PasswordError) -> Self {
         match e {
             PasswordError::Busy => {
-                ApiError::Unavailable("too many logins at once; try again shortly".into())
+                ApiError::Overloaded("too many logins at once; try again shortly".into())
             }
             PasswordError::Failed(detail) => ApiError::Internal(detail),
         }
