@@ -1,10 +1,12 @@
-//! Confab's domain types, shared by every layer: phone numbers, channels and
-//! the one message model both WhatsApp providers are translated into.
+//! Confab's domain types, shared by every layer: phone numbers, channels,
+//! the one message model both WhatsApp providers are translated into, and
+//! the roles of the people and systems that manage them.
 //!
 //! Everything here is pure data that parses, never I/O.
 
 mod message;
 mod phone;
+mod role;
 mod status;
 
 pub use message::{
@@ -12,4 +14,5 @@ pub use message::{
     MessageKind, OutboundContent, ProviderError, StatusUpdate, Template, TemplateSpec,
 };
 pub use phone::{PhoneError, PhoneNumber};
+pub use role::{Role, UnknownRole};
 pub use status::DeliveryStatus;

@@ -48,7 +48,7 @@ async fn login_issues_a_token_and_slows_guessing() {
         .await
         .unwrap();
     app.store
-        .create_user("ana", &hash, "admin", 0)
+        .create_user("ana", &hash, confab_server::auth::Role::Admin, 0)
         .await
         .unwrap();
     let login = |pw: &str| {
@@ -501,7 +501,7 @@ async fn guesses_sent_at_once_are_limited_like_guesses_in_a_row() {
         .await
         .unwrap();
     app.store
-        .create_user("ana", &hash, "admin", 0)
+        .create_user("ana", &hash, confab_server::auth::Role::Admin, 0)
         .await
         .unwrap();
     let guesses = (0..20).map(|i| {

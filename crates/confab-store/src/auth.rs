@@ -1,5 +1,11 @@
+//! Users and API keys: who may manage Confab, and with which role. Every
+//! request's credentials are looked up here, so that a deleted or disabled
+//! user, a changed password or a revoked key takes effect at once.
+
+use confab_model::Role;
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError};
 
@@ -9,60 +15,214 @@ pub struct User {
     pub username: String,
     #[serde(skip)]
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub created_ms: i64,
+    pub disabled_ms: Option<i64>,
+    /// Tokens carry it; it moves on when the password changes or the user
+    /// is disabled, and older tokens stop working.
+    #[serde(skip)]
+    pub token_version: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ApiKey {
     pub id: i64,
     pub name: String,
+    pub role: Role,
     pub created_ms: i64,
     pub last_used_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
 }
+
+/// A stored role that is not one of ours (written by hand) grants the
+/// least: reading.
+fn role(row: &AnyRow) -> Result<Role, StoreError> {
+    let text: String = row.try_get("role")?;
+    Ok(Role::parse(&text).unwrap_or(Role::Viewer))
+}
+
+// Macros rather than constants: statements must be static strings, and
+// `concat!` takes only literals.
+macro_rules! user_columns {
+    () => {
+        "id, username, password_hash, role, created_ms, disabled_ms, token_version"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "id, name, role, created_ms, last_used_ms, revoked_ms"
+    };
+}
+
+fn user(r: AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        password_hash: r.try_get("password_hash")?,
+        role: role(&r)?,
+        created_ms: r.try_get("created_ms")?,
+        disabled_ms: r.try_get("disabled_ms")?,
+        token_version: r.try_get("token_version")?,
+    })
+}
+
+fn key(r: AnyRow) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: role(&r)?,
+        created_ms: r.try_get("created_ms")?,
+        last_used_ms: r.try_get("last_used_ms")?,
+        revoked_ms: r.try_get("revoked_ms")?,
+    })
+}
+
+/// A key's last use is written at most this often: a write per API
+/// request would compete with the inbound writer for nothing.
+const LAST_USED_EVERY_MS: i64 = 60_000;
 
 impl Store {
     pub async fn create_user(
         &self,
         username: &str,
         password_hash: &str,
-        role: &str,
+        role: Role,
         now_ms: i64,
     ) -> Result<User, StoreError> {
-        let row = sqlx::query("INSERT INTO users (username, password_hash, role, created_ms) VALUES ($1, $2, $3, $4) RETURNING id")
-            .bind(username.to_string())
-            .bind(password_hash.to_string())
-            .bind(role.to_string())
-            .bind(now_ms)
-            .fetch_one(&mut *self.write_conn().await?)
-            .await
-            .map_err(|e| StoreError::from_unique(e, &format!("user {username}")))?;
-        Ok(User {
-            id: row.try_get("id")?,
-            username: username.into(),
-            password_hash: password_hash.into(),
-            role: role.into(),
-            created_ms: now_ms,
-        })
+        // A random first version: SQLite may give a deleted user's id to
+        // the next one, and that user's tokens must not fit the newcomer.
+        let version = (uuid::Uuid::new_v4().as_u64_pair().0 >> 16) as i64;
+        let row = sqlx::query(concat!("INSERT INTO users (username, password_hash, role, created_ms, token_version) VALUES ($1, $2, $3, $4, $5) RETURNING ", user_columns!()))
+        .bind(username.to_string())
+        .bind(password_hash.to_string())
+        .bind(role.as_str())
+        .bind(now_ms)
+        .bind(version)
+        .fetch_one(&mut *self.write_conn().await?)
+        .await
+        .map_err(|e| StoreError::from_unique(e, &format!("user {username}")))?;
+        user(row)
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, role, created_ms FROM users WHERE username = $1",
-        )
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = $1"
+        ))
         .bind(username.to_string())
         .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(User {
-                id: r.try_get("id")?,
-                username: r.try_get("username")?,
-                password_hash: r.try_get("password_hash")?,
-                role: r.try_get("role")?,
-                created_ms: r.try_get("created_ms")?,
-            })
-        })
+        .await?
+        .map(user)
         .transpose()
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(user)
+        .transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(user)
+        .collect()
+    }
+
+    /// Runs one UPDATE of a user by name; `NotFound` when there is none.
+    async fn update_user(
+        &self,
+        sql: &'static str,
+        username: &str,
+        value: Option<String>,
+    ) -> Result<User, StoreError> {
+        let mut q = sqlx::query(sql);
+        if let Some(v) = value {
+            q = q.bind(v);
+        }
+        q.bind(username.to_string())
+            .fetch_optional(&mut *self.write_conn().await?)
+            .await?
+            .map(user)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// A role takes effect on the user's next request: roles are read from
+    /// here, never from a token.
+    pub async fn set_user_role(&self, username: &str, role: Role) -> Result<User, StoreError> {
+        self.update_user(
+            concat!(
+                "UPDATE users SET role = $1 WHERE username = $2 RETURNING ",
+                user_columns!()
+            ),
+            username,
+            Some(role.as_str().to_string()),
+        )
+        .await
+    }
+
+    /// A new password; every token issued before stops working.
+    pub async fn set_user_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<User, StoreError> {
+        self.update_user(
+            concat!("UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE username = $2 RETURNING ", user_columns!()),
+            username,
+            Some(password_hash.to_string()),
+        )
+        .await
+    }
+
+    /// A disabled user cannot log in, and their tokens stop working at once.
+    pub async fn disable_user(&self, username: &str, now_ms: i64) -> Result<User, StoreError> {
+        sqlx::query(concat!("UPDATE users SET disabled_ms = COALESCE(disabled_ms, $1), token_version = token_version + 1 WHERE username = $2 RETURNING ", user_columns!()))
+            .bind(now_ms)
+            .bind(username.to_string())
+            .fetch_optional(&mut *self.write_conn().await?)
+            .await?
+            .map(user)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn enable_user(&self, username: &str) -> Result<User, StoreError> {
+        self.update_user(
+            concat!(
+                "UPDATE users SET disabled_ms = NULL WHERE username = $1 RETURNING ",
+                user_columns!()
+            ),
+            username,
+            None,
+        )
+        .await
+    }
+
+    pub async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username.to_string())
+            .execute(&mut *self.write_conn().await?)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     /// Stores an API key by the hash of its secret; the secret itself is
@@ -71,46 +231,77 @@ impl Store {
         &self,
         name: &str,
         key_hash: &str,
+        role: Role,
         now_ms: i64,
     ) -> Result<ApiKey, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO api_keys (name, key_hash, created_ms) VALUES ($1, $2, $3) RETURNING id",
-        )
+        let row = sqlx::query(concat!("INSERT INTO api_keys (name, key_hash, role, created_ms) VALUES ($1, $2, $3, $4) RETURNING ", key_columns!()))
         .bind(name.to_string())
         .bind(key_hash.to_string())
+        .bind(role.as_str())
         .bind(now_ms)
         .fetch_one(&mut *self.write_conn().await?)
         .await
         .map_err(|e| StoreError::from_unique(e, "api key"))?;
-        Ok(ApiKey {
-            id: row.try_get("id")?,
-            name: name.into(),
-            created_ms: now_ms,
-            last_used_ms: None,
-        })
+        key(row)
     }
 
-    /// The live key with this hash, marking it used.
+    /// The live key with this hash. Its last use is recorded, to the minute.
     pub async fn use_api_key(
         &self,
         key_hash: &str,
         now_ms: i64,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE api_keys SET last_used_ms = $1 WHERE key_hash = $2 AND revoked_ms IS NULL RETURNING id, name, created_ms, last_used_ms",
-        )
-        .bind(now_ms)
+        let found = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE key_hash = $1 AND revoked_ms IS NULL"
+        ))
         .bind(key_hash.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(key)
+        .transpose()?;
+        let Some(mut k) = found else {
+            return Ok(None);
+        };
+        if k.last_used_ms
+            .is_none_or(|t| now_ms - t >= LAST_USED_EVERY_MS)
+        {
+            sqlx::query("UPDATE api_keys SET last_used_ms = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(k.id)
+                .execute(&mut *self.write_conn().await?)
+                .await?;
+            k.last_used_ms = Some(now_ms);
+        }
+        Ok(Some(k))
+    }
+
+    pub async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(key)
+        .collect()
+    }
+
+    /// A revoked key stops working at once; revoking it again changes nothing.
+    pub async fn revoke_api_key(&self, id: i64, now_ms: i64) -> Result<ApiKey, StoreError> {
+        sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(now_ms)
+        .bind(id)
         .fetch_optional(&mut *self.write_conn().await?)
-        .await?;
-        row.map(|r| {
-            Ok(ApiKey {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                created_ms: r.try_get("created_ms")?,
-                last_used_ms: r.try_get("last_used_ms")?,
-            })
-        })
-        .transpose()
+        .await?
+        .map(key)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
     }
 }

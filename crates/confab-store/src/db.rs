@@ -140,6 +140,13 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrate_until(i64::MAX).await
+    }
+
+    /// Applies the migrations up to `version` (numbered from 1 in order):
+    /// for tests of what a migration does to the rows before it.
+    #[doc(hidden)]
+    pub async fn migrate_until(&self, version: i64) -> Result<(), StoreError> {
         let migrations: &[(&str, &str)] = match self.backend {
             Backend::Sqlite => &[
                 (
@@ -159,6 +166,10 @@ impl Store {
                 (
                     "run updates",
                     include_str!("../migrations/sqlite/0006_run_updates.sql"),
+                ),
+                (
+                    "principals",
+                    include_str!("../migrations/sqlite/0007_principals.sql"),
                 ),
             ],
             Backend::Postgres => &[
@@ -187,12 +198,17 @@ impl Store {
                     "arrival",
                     include_str!("../migrations/postgres/0007_arrival.sql"),
                 ),
+                (
+                    "principals",
+                    include_str!("../migrations/postgres/0008_principals.sql"),
+                ),
             ],
         };
         let migrator = Migrator::with_migrations(
             migrations
                 .iter()
                 .enumerate()
+                .take_while(|(i, _)| (*i as i64) < version)
                 .map(|(i, (name, sql))| {
                     Migration::new(
                         i as i64 + 1,

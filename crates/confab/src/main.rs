@@ -2,16 +2,17 @@
 //! database, create the first credentials, check and test flows, and chat
 //! with a bot from the terminal.
 
+mod admin;
 mod chat;
 mod flow_cmd;
 
-use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
+use admin::{KeyCommand, UserCommand, command_db};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use confab_server::App;
 use confab_server::config::{RawSettings, Settings};
-use confab_server::{App, auth};
 use confab_store::Store;
 use tokio::sync::watch;
 
@@ -108,10 +109,10 @@ enum FlowCommand {
 }
 
 #[derive(Args)]
-struct DbArgs {
+pub(crate) struct DbArgs {
     /// sqlite://PATH or postgres://... [default: sqlite://./data/confab.db]
     #[arg(long, env = "DATABASE_URL")]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -138,28 +139,6 @@ struct ServeArgs {
     /// Load demo orders for the pms_menu bot before serving.
     #[arg(long)]
     demo: bool,
-}
-
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Create a user; the password is read from stdin (or prompted for).
-    Add {
-        name: String,
-        #[arg(long, default_value = "admin", value_parser = ["admin", "operator"])]
-        role: String,
-        #[command(flatten)]
-        db: DbArgs,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeyCommand {
-    /// Create an API key. It is printed once, alone on the last line.
-    Create {
-        name: String,
-        #[command(flatten)]
-        db: DbArgs,
-    },
 }
 
 fn init_logs(json: bool) {
@@ -193,29 +172,9 @@ async fn open(db: &DbArgs) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     use confab_server::clock::Clock;
     confab_server::clock::SystemClock.now_ms()
-}
-
-/// The password from a prompt that does not echo it, or from piped stdin.
-fn read_password() -> anyhow::Result<String> {
-    let stdin = std::io::stdin();
-    let pw = if stdin.is_terminal() {
-        let first = rpassword::prompt_password("Password: ")?;
-        if rpassword::prompt_password("Again: ")? != first {
-            anyhow::bail!("the passwords differ");
-        }
-        first
-    } else {
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line)?;
-        line.trim_end_matches(['\r', '\n']).to_string()
-    };
-    if pw.chars().count() < 8 {
-        anyhow::bail!("the password must be at least 8 characters");
-    }
-    Ok(pw)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -262,19 +221,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied ({})", store.backend().name());
             Ok(())
         }
-        Command::User {
-            command: UserCommand::Add { name, role, db },
-        } => {
-            let name = name.trim().to_string();
-            if name.is_empty() || name.chars().count() > 64 {
-                anyhow::bail!("the user name must be 1 to 64 characters");
-            }
-            let store = open(&db).await?;
-            let password = read_password()?;
-            let hash = auth::hash_password(password).await?;
-            let user = store.create_user(&name, &hash, &role, now_ms()).await?;
-            println!("user {} created with role {}", user.username, user.role);
-            Ok(())
+        Command::User { command } => {
+            let store = open(command_db(&command)).await?;
+            admin::user(command, store).await
         }
         Command::Flow { command } => {
             let ok = match command {
@@ -324,18 +273,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Key {
-            command: KeyCommand::Create { name, db },
-        } => {
-            let store = open(&db).await?;
-            let (key, hash) = auth::new_api_key();
-            let created = store.create_api_key(&name, &hash, now_ms()).await?;
-            println!(
-                "API key {} ({}) created; it is shown only once:",
-                created.id, created.name
-            );
-            println!("{key}");
-            Ok(())
+        Command::Key { command } => {
+            let db = match &command {
+                KeyCommand::Create { db, .. }
+                | KeyCommand::List { db }
+                | KeyCommand::Revoke { db, .. } => db,
+            };
+            let store = open(db).await?;
+            admin::key(command, store).await
         }
     }
 }

@@ -115,6 +115,64 @@ fn migrate_user_and_key_make_the_first_credentials() {
     assert!(key.starts_with("cfb_") && !key.contains(' '), "{stdout}");
 }
 
+/// Runs `confab ARGS` on `db`, returning whether it succeeded and what it printed.
+fn run(db: &str, args: &[&str]) -> (bool, String) {
+    let out = confab()
+        .args(args)
+        .env("DATABASE_URL", db)
+        .stdin(Stdio::piped())
+        .output_with(b"another-long-password\n");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn users_and_keys_are_listed_changed_and_taken_back() {
+    let db = temp_db();
+    assert!(run(&db, &["user", "add", "ana", "--role", "viewer"]).0);
+    let (ok, err) = run(&db, &["user", "add", "olga", "--role", "operator"]);
+    assert!(!ok && err.contains("'operator' is not a role"), "{err}");
+
+    let (ok, out) = run(&db, &["user", "set-role", "ana", "editor"]);
+    assert!(ok && out.contains("ana now has the role editor"), "{out}");
+    let (ok, out) = run(&db, &["user", "set-password", "ana"]);
+    assert!(ok && out.contains("earlier tokens no longer work"), "{out}");
+    assert!(run(&db, &["user", "disable", "ana"]).0);
+    let (ok, out) = run(&db, &["user", "list"]);
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.starts_with("ana ")).unwrap();
+    assert!(line.contains("editor") && !line.ends_with(" no"), "{out}");
+    assert!(run(&db, &["user", "enable", "ana"]).0);
+    let (_, out) = run(&db, &["user", "list"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ana ") && l.ends_with(" no")),
+        "{out}"
+    );
+    assert!(run(&db, &["user", "delete", "ana"]).0);
+    let (ok, err) = run(&db, &["user", "delete", "ana"]);
+    assert!(!ok && err.contains("no user ana"), "{err}");
+
+    let (ok, out) = run(&db, &["key", "create", "reports", "--role", "viewer"]);
+    assert!(ok && out.contains("role viewer"), "{out}");
+    let (ok, out) = run(&db, &["key", "list"]);
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.contains("reports")).unwrap();
+    let id = line.split_whitespace().next().unwrap().to_string();
+    assert!(line.contains("viewer") && line.ends_with(" no"), "{out}");
+    assert!(!out.contains("cfb_"), "a listed key never shows its secret");
+    assert!(run(&db, &["key", "revoke", &id]).0);
+    let (_, out) = run(&db, &["key", "list"]);
+    let line = out.lines().find(|l| l.contains("reports")).unwrap();
+    assert!(!line.ends_with(" no"), "{out}");
+    let (ok, err) = run(&db, &["key", "revoke", "999"]);
+    assert!(!ok && err.contains("no API key 999"), "{err}");
+}
+
 trait OutputWith {
     fn output_with(&mut self, input: &[u8]) -> std::process::Output;
 }

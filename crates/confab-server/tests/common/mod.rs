@@ -197,10 +197,19 @@ impl TestApp {
             .unwrap()
     }
 
-    /// An API key for `/api/v1`, made the way `confab key create` makes one.
+    /// An admin API key for `/api/v1`, made the way `confab key create`
+    /// makes one.
     pub async fn api_key(&self) -> String {
+        self.api_key_with(auth::Role::Admin).await
+    }
+
+    /// An API key with `role`.
+    pub async fn api_key_with(&self, role: auth::Role) -> String {
         let (key, hash) = auth::new_api_key();
-        self.store.create_api_key("test", &hash, 0).await.unwrap();
+        self.store
+            .create_api_key(&format!("test {role}"), &hash, role, 0)
+            .await
+            .unwrap();
         key
     }
 

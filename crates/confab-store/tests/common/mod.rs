@@ -8,7 +8,16 @@ pub async fn store() -> Store {
 /// A store of its own, and the URL of its database.
 #[allow(dead_code)]
 pub async fn store_at() -> (Store, String) {
-    let url = match std::env::var("TEST_DATABASE_URL")
+    let url = fresh_url().await;
+    let s = Store::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    (s, url)
+}
+
+/// The URL of a new, empty database.
+#[allow(dead_code)]
+pub async fn fresh_url() -> String {
+    match std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| u.starts_with("postgres"))
     {
@@ -23,10 +32,7 @@ pub async fn store_at() -> (Store, String) {
             std::fs::create_dir_all(&dir).unwrap();
             format!("sqlite://{}/{}.db", dir.display(), uuid::Uuid::new_v4())
         }
-    };
-    let s = Store::connect(&url).await.unwrap();
-    s.migrate().await.unwrap();
-    (s, url)
+    }
 }
 
 /// A text message, "hi", from `from` with the provider id `id`.

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::Body;
 use crate::access;
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 
 const DAY_MS: i64 = 86_400_000;
@@ -60,7 +59,6 @@ fn date_text(day: i64) -> String {
 #[utoipa::path(get, path = "/api/v1/stats/ai", tag = "assistant", params(StatsQuery),
     responses((status = 200, body = AiStats), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn ai_stats(
-    _: Principal,
     State(state): State<AppState>,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Json<AiStats>> {
@@ -141,7 +139,7 @@ async fn current(state: &AppState) -> ApiResult<Access> {
 /// Who the bot answers.
 #[utoipa::path(get, path = "/api/v1/access", tag = "assistant",
     responses((status = 200, body = Access)), security(("bearer" = [])))]
-pub async fn get_access(_: Principal, State(state): State<AppState>) -> ApiResult<Json<Access>> {
+pub async fn get_access(State(state): State<AppState>) -> ApiResult<Json<Access>> {
     Ok(Json(current(&state).await?))
 }
 
@@ -157,7 +155,6 @@ pub struct AllowListIn {
 #[utoipa::path(put, path = "/api/v1/access/allow-list", tag = "assistant", request_body = AllowListIn,
     responses((status = 200, body = Access), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn put_allow_list(
-    _: Principal,
     State(state): State<AppState>,
     Body(body): Body<AllowListIn>,
 ) -> ApiResult<Json<Access>> {

@@ -82,15 +82,15 @@ pub async fn login(
     }
     .await;
     let user = checked.inspect_err(|_| guard.abandoned(client, &req.username))?;
-    let Some(user) = user else {
+    // A disabled user is refused like a wrong password: the answer does
+    // not tell a guesser which accounts exist.
+    let Some(user) = user.filter(|u| u.disabled_ms.is_none()) else {
         metrics::counter!("confab_logins_total", "outcome" => "failed").increment(1);
         return Err(ApiError::Unauthorized("wrong username or password".into()));
     };
     guard.succeeded(client, &req.username);
     metrics::counter!("confab_logins_total", "outcome" => "ok").increment(1);
-    let token = state
-        .jwt
-        .issue(&user.username, &user.role, state.clock.now_ms())?;
+    let token = state.jwt.issue(&user, state.clock.now_ms())?;
     Ok(Json(Token {
         access_token: token,
         token_type: "bearer".into(),

@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::record_json;
 
@@ -34,10 +33,7 @@ pub struct CollectionOut {
 
 /// The collections declared next to the flows.
 #[utoipa::path(get, path = "/api/v1/collections", tag = "collections", responses((status = 200, body = Vec<CollectionOut>)), security(("bearer" = [])))]
-pub async fn list_collections(
-    _: Principal,
-    State(state): State<AppState>,
-) -> Json<Vec<CollectionOut>> {
+pub async fn list_collections(State(state): State<AppState>) -> Json<Vec<CollectionOut>> {
     let catalog = state.registry.catalog();
     let mut out: Vec<CollectionOut> = catalog
         .collections
@@ -86,7 +82,6 @@ fn not_found(name: &str, id: i64) -> impl FnOnce(confab_store::StoreError) -> Ap
     params(("name" = String, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query), ("contact_id" = Option<i64>, Query), ("format" = Option<String>, Query, description = "json (default) or csv")),
     responses((status = 200, body = Page<Object>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
-    _: Principal,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -191,7 +186,6 @@ fn to_csv(c: &Collection, rows: &[Record]) -> String {
 #[utoipa::path(post, path = "/api/v1/collections/{name}/records", tag = "collections", params(("name" = String, Path)),
     request_body(content = Object), responses((status = 201, body = Object), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn create(
-    _: Principal,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Body(fields): Body<Map<String, Value>>,
@@ -222,7 +216,6 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
     responses((status = 200, body = Object), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
-    _: Principal,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, i64)>,
 ) -> ApiResult<Json<Value>> {
@@ -239,7 +232,6 @@ pub async fn get(
 #[utoipa::path(put, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
     request_body(content = Object), responses((status = 200, body = Object), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn replace(
-    _: Principal,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, i64)>,
     Body(fields): Body<Map<String, Value>>,
@@ -269,7 +261,6 @@ async fn write(
 #[utoipa::path(patch, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
     request_body(content = Object), responses((status = 200, body = Object), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn patch(
-    _: Principal,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, i64)>,
     Body(fields): Body<Map<String, Value>>,
@@ -280,7 +271,6 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn delete(
-    _: Principal,
     State(state): State<AppState>,
     Path((name, id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::messages::{MessageOut, check_len};
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 
@@ -71,7 +70,6 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(ListQuery),
     responses((status = 200, body = Page<ContactOut>), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
-    _: Principal,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<ContactOut>>> {
@@ -99,7 +97,6 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")),
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
-    _: Principal,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<ContactOut>> {
@@ -150,7 +147,6 @@ pub struct ContactUpdate {
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")), request_body = ContactUpdate,
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn update(
-    _: Principal,
     State(state): State<AppState>,
     Path(key): Path<String>,
     Body(u): Body<ContactUpdate>,
@@ -180,7 +176,6 @@ pub async fn update(
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/read", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")),
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn mark_read(
-    _: Principal,
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> ApiResult<Json<ContactOut>> {
@@ -203,7 +198,6 @@ pub struct HistoryQuery {
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/messages", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671"), HistoryQuery),
     responses((status = 200, body = Page<MessageOut>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn history(
-    _: Principal,
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(q): Query<HistoryQuery>,

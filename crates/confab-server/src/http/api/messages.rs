@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::contacts::WINDOW_MS;
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::clock::{parse_time, rfc3339};
 use crate::config::Settings;
 use crate::error::{ApiError, ApiResult};
@@ -122,7 +121,6 @@ fn parse_when(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
 #[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(ListQuery),
     responses((status = 200, body = Page<MessageOut>), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
-    _: Principal,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<MessageOut>>> {
@@ -177,7 +175,6 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = i64, Path)),
     responses((status = 200, body = MessageOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
-    _: Principal,
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<MessageOut>> {
@@ -459,7 +456,6 @@ fn refusal(contact: Option<&Contact>, content: &OutboundContent, now_ms: i64) ->
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = Outgoing<String>,
     responses((status = 202, body = MessageOut), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn send(
-    _: Principal,
     State(state): State<AppState>,
     Body(req): Body<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
@@ -502,7 +498,6 @@ pub async fn send(
 #[utoipa::path(post, path = "/api/v1/messages/bulk", tag = "messages", request_body = Outgoing<Vec<String>>,
     responses((status = 202, body = BulkResponse), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn send_bulk(
-    _: Principal,
     State(state): State<AppState>,
     Body(req): Body<BulkRequest>,
 ) -> ApiResult<(StatusCode, Json<BulkResponse>)> {

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::RuntimeError;
@@ -83,7 +82,6 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(ListQuery),
     responses((status = 200, body = Page<RunOut>)), security(("bearer" = [])))]
 pub async fn list(
-    _: Principal,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<RunOut>>> {
@@ -120,11 +118,7 @@ async fn load(state: &AppState, id: i64) -> ApiResult<StoredRun> {
 /// One run with its event log.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn get(
-    _: Principal,
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<RunOut>> {
+pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunOut>> {
     let run = load(&state, id).await?;
     let events = state.store.run_events(id, 1000).await?;
     let mut out = RunOut::new(run);
@@ -164,7 +158,6 @@ pub struct StartRun {
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = StartRun,
     responses((status = 201, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn start(
-    _: Principal,
     State(state): State<AppState>,
     Body(req): Body<StartRun>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
@@ -201,11 +194,7 @@ pub async fn start(
 /// Stop a run for good.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn cancel(
-    _: Principal,
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<RunOut>> {
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunOut>> {
     load(&state, id).await?;
     Ok(Json(RunOut::new(state.runtime.cancel_run(id).await?)))
 }
@@ -213,11 +202,7 @@ pub async fn cancel(
 /// Hand a handed-off conversation back to the bot.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/resume", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn resume(
-    _: Principal,
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> ApiResult<Json<RunOut>> {
+pub async fn resume(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunOut>> {
     let run = load(&state, id).await?;
     if run.status != RunStatus::HandedOff.as_str() {
         return Err(ApiError::Conflict(format!(
@@ -257,7 +242,6 @@ pub struct FlowStatsOut {
 #[utoipa::path(get, path = "/api/v1/flows/{id}/stats", tag = "runs", params(("id" = String, Path)),
     responses((status = 200, body = FlowStatsOut)), security(("bearer" = [])))]
 pub async fn stats(
-    _: Principal,
     State(state): State<AppState>,
     Path(flow): Path<String>,
 ) -> ApiResult<Json<FlowStatsOut>> {
@@ -299,7 +283,7 @@ pub struct FlowOut {
 
 /// The flows live now.
 #[utoipa::path(get, path = "/api/v1/flows", tag = "runs", responses((status = 200, body = Vec<FlowOut>)), security(("bearer" = [])))]
-pub async fn flows(_: Principal, State(state): State<AppState>) -> ApiResult<Json<Vec<FlowOut>>> {
+pub async fn flows(State(state): State<AppState>) -> ApiResult<Json<Vec<FlowOut>>> {
     let catalog = state.registry.catalog();
     let mut out: Vec<FlowOut> = catalog
         .flows
@@ -326,7 +310,7 @@ pub struct ReloadOut {
 
 /// Read the flows directory again; a broken file keeps its previous version live.
 #[utoipa::path(post, path = "/api/v1/flows/reload", tag = "runs", responses((status = 200, body = ReloadOut)), security(("bearer" = [])))]
-pub async fn reload(_: Principal, State(state): State<AppState>) -> ApiResult<Json<ReloadOut>> {
+pub async fn reload(State(state): State<AppState>) -> ApiResult<Json<ReloadOut>> {
     let report = state
         .registry
         .reload(state.clock.now_ms())

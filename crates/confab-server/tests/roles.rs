@@ -1,0 +1,291 @@
+//! Who may do what: every `/api/v1` route tried with every role, and
+//! credentials that stop working the moment they are taken back.
+
+mod common;
+
+use common::*;
+use confab_server::auth::Role;
+use confab_server::auth::policy::{Access, RULES};
+use serde_json::json;
+
+/// The README's table of roles, route by route: the least role each route
+/// needs (`None`: anyone). Written out here, apart from the server's own
+/// table, so that a route added without a rule, or a rule changed by
+/// mistake, fails this test.
+const EXPECTED: &[(&str, &str, Option<Role>)] = &[
+    ("POST", "/api/v1/auth/login", None),
+    ("GET", "/api/v1/contacts", Some(Role::Viewer)),
+    ("GET", "/api/v1/contacts/{id}", Some(Role::Viewer)),
+    ("PATCH", "/api/v1/contacts/{id}", Some(Role::Agent)),
+    ("POST", "/api/v1/contacts/{id}/read", Some(Role::Agent)),
+    ("GET", "/api/v1/contacts/{id}/messages", Some(Role::Viewer)),
+    ("GET", "/api/v1/messages", Some(Role::Viewer)),
+    ("POST", "/api/v1/messages", Some(Role::Agent)),
+    ("POST", "/api/v1/messages/bulk", Some(Role::Editor)),
+    ("GET", "/api/v1/messages/{id}", Some(Role::Viewer)),
+    ("GET", "/api/v1/runs", Some(Role::Viewer)),
+    ("POST", "/api/v1/runs", Some(Role::Agent)),
+    ("GET", "/api/v1/runs/{id}", Some(Role::Viewer)),
+    ("POST", "/api/v1/runs/{id}/cancel", Some(Role::Agent)),
+    ("POST", "/api/v1/runs/{id}/resume", Some(Role::Agent)),
+    ("GET", "/api/v1/flows", Some(Role::Viewer)),
+    ("POST", "/api/v1/flows/reload", Some(Role::Editor)),
+    ("GET", "/api/v1/flows/{id}/stats", Some(Role::Viewer)),
+    ("GET", "/api/v1/collections", Some(Role::Viewer)),
+    (
+        "GET",
+        "/api/v1/collections/{name}/records",
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/collections/{name}/records",
+        Some(Role::Editor),
+    ),
+    (
+        "GET",
+        "/api/v1/collections/{name}/records/{id}",
+        Some(Role::Viewer),
+    ),
+    (
+        "PUT",
+        "/api/v1/collections/{name}/records/{id}",
+        Some(Role::Editor),
+    ),
+    (
+        "PATCH",
+        "/api/v1/collections/{name}/records/{id}",
+        Some(Role::Editor),
+    ),
+    (
+        "DELETE",
+        "/api/v1/collections/{name}/records/{id}",
+        Some(Role::Editor),
+    ),
+    ("GET", "/api/v1/stats/ai", Some(Role::Viewer)),
+    ("GET", "/api/v1/access", Some(Role::Viewer)),
+    ("PUT", "/api/v1/access/allow-list", Some(Role::Admin)),
+];
+
+fn expected(method: &str, path: &str) -> Option<Option<Role>> {
+    EXPECTED
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, r)| *r)
+}
+
+#[tokio::test]
+async fn every_documented_route_has_the_rule_the_readme_gives() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let doc: serde_json::Value = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut documented = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        for method in ops.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                documented.push((method, path.clone()));
+            }
+        }
+    }
+    for (m, p) in &documented {
+        assert!(
+            expected(m, p).is_some(),
+            "{m} {p} is documented but has no expected role here"
+        );
+    }
+    assert_eq!(
+        documented.len(),
+        EXPECTED.len(),
+        "every route is documented"
+    );
+    assert_eq!(RULES.len(), EXPECTED.len());
+    for (m, p, access) in RULES {
+        let want = expected(m, p).unwrap_or_else(|| panic!("{m} {p} is not expected"));
+        let got = match access {
+            Access::Public => None,
+            Access::Least(r) => Some(*r),
+        };
+        assert_eq!(got, want, "{m} {p}");
+    }
+}
+
+#[tokio::test]
+async fn every_route_refuses_the_roles_below_its_rule_and_serves_the_rest() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        keys.push((role, app.api_key_with(role).await));
+    }
+    for (method, path, least) in EXPECTED {
+        let Some(least) = least else { continue };
+        let url = path.replace("{id}", "1").replace("{name}", "reviews");
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let body = (*method != "GET" && *method != "DELETE").then(|| json!({}));
+        let (status, _) = app.call(m.clone(), "", &url, body.clone()).await;
+        assert_eq!(status, 401, "{method} {path} without credentials");
+        for (role, key) in &keys {
+            let (status, problem) = app.call(m.clone(), key, &url, body.clone()).await;
+            if role < least {
+                assert_eq!(status, 403, "{method} {path} as {role}: {problem}");
+                assert!(
+                    problem["detail"].as_str().unwrap().contains(least.as_str()),
+                    "{problem}"
+                );
+            } else {
+                assert!(
+                    status != 401 && status != 403,
+                    "{method} {path} as {role}: {status} {problem}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_agent_talks_to_contacts_but_changes_no_policy_flow_or_record() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let agent = app.api_key_with(Role::Agent).await;
+    let (s, _) = app
+        .call(
+            reqwest::Method::PUT,
+            &agent,
+            "/api/v1/access/allow-list",
+            Some(json!({"numbers": ["+14155552671"]})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        app.post(&agent, "/api/v1/flows/reload", json!({})).await.0,
+        403
+    );
+    let (s, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &agent,
+            "/api/v1/collections/reviews/records/1",
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        app.store.get_setting("allow_list").await.unwrap(),
+        None,
+        "nothing changed"
+    );
+}
+
+async fn login(app: &TestApp, user: &str, password: &str) -> (u16, serde_json::Value) {
+    let r = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.url))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+async fn user_with_token(app: &TestApp, name: &str, role: Role) -> String {
+    let hash = confab_server::auth::hash_password("a-long-password".into())
+        .await
+        .unwrap();
+    app.store.create_user(name, &hash, role, 0).await.unwrap();
+    let (s, t) = login(app, name, "a-long-password").await;
+    assert_eq!(s, 200, "{t}");
+    t["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn tokens_stop_working_when_their_user_is_deleted_disabled_or_given_a_new_password() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let ok = |s: u16| s == 200;
+
+    let t = user_with_token(&app, "gone", Role::Admin).await;
+    assert!(ok(app.get(&t, "/api/v1/contacts").await.0));
+    app.store.delete_user("gone").await.unwrap();
+    assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
+    // Someone new under the same name is not the one the token named.
+    let hash = confab_server::auth::hash_password("x-long-password".into())
+        .await
+        .unwrap();
+    app.store
+        .create_user("gone", &hash, Role::Admin, 0)
+        .await
+        .unwrap();
+    assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
+
+    let t = user_with_token(&app, "off", Role::Admin).await;
+    app.store.disable_user("off", 0).await.unwrap();
+    assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
+    assert_eq!(login(&app, "off", "a-long-password").await.0, 401);
+    app.store.enable_user("off").await.unwrap();
+    assert_eq!(
+        app.get(&t, "/api/v1/contacts").await.0,
+        401,
+        "old tokens stay dead"
+    );
+    assert_eq!(login(&app, "off", "a-long-password").await.0, 200);
+
+    let t = user_with_token(&app, "moved", Role::Admin).await;
+    app.store.set_user_password("moved", &hash).await.unwrap();
+    assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
+    assert_eq!(login(&app, "moved", "x-long-password").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_role_comes_from_the_database_on_every_request() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let t = user_with_token(&app, "ana", Role::Viewer).await;
+    assert_eq!(app.post(&t, "/api/v1/flows/reload", json!({})).await.0, 403);
+    app.store.set_user_role("ana", Role::Editor).await.unwrap();
+    assert_eq!(app.post(&t, "/api/v1/flows/reload", json!({})).await.0, 200);
+    app.store.set_user_role("ana", Role::Agent).await.unwrap();
+    assert_eq!(app.post(&t, "/api/v1/flows/reload", json!({})).await.0, 403);
+}
+
+#[tokio::test]
+async fn a_token_for_a_user_that_does_not_exist_is_refused() {
+    let mut raw = settings(&fresh_database().await, None, None);
+    let secret = "a-secret-that-is-long-enough-for-hs256-tokens";
+    raw.jwt_secret = Some(secret.into());
+    let app = spawn_app(raw).await;
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    let exp = (app.clock_now() / 1000 + 3600) as u64;
+    for claims in [
+        json!({"sub": "ghost", "role": "root", "exp": exp, "iat": 0}),
+        json!({"sub": "ghost", "uid": 999, "ver": 0, "exp": exp, "iat": 0}),
+    ] {
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &key,
+        )
+        .unwrap();
+        assert_eq!(
+            app.get(&forged, "/api/v1/contacts").await.0,
+            401,
+            "{claims}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_at_once() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    assert_eq!(app.get(&key, "/api/v1/contacts").await.0, 200);
+    let id = app.store.api_keys().await.unwrap()[0].id;
+    app.store.revoke_api_key(id, 1).await.unwrap();
+    assert_eq!(app.get(&key, "/api/v1/contacts").await.0, 401);
+}
