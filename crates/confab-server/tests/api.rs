@@ -541,3 +541,49 @@ async fn nul_characters_in_bodies_and_queries_are_refused() {
         .await;
     assert_eq!(s, 422);
 }
+
+#[tokio::test]
+async fn search_and_tags_match_alike_on_both_databases_and_wildcards_are_literal() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    for (i, p) in ["+14155552671", "+27123456789", "+4915112345678"]
+        .iter()
+        .enumerate()
+    {
+        app.twilio_text(p, "hi", &format!("SM{i:032x}")).await;
+    }
+    let id = |phone: &str| format!("/api/v1/contacts/{}", phone.replace('+', "%2B"));
+    app.patch(
+        &key,
+        &id("+14155552671"),
+        json!({"profile_name": "Ana 100%", "tags": ["Night"]}),
+    )
+    .await;
+    app.patch(
+        &key,
+        &id("+27123456789"),
+        json!({"profile_name": "Bo_b", "tags": ["day"]}),
+    )
+    .await;
+    let count = |q: &'static str| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let (s, page) = app.get(key, &format!("/api/v1/contacts?{q}")).await;
+            assert_eq!(s, 200, "{q}");
+            page["items"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count("search=%25").await, 1, "% is itself: only Ana 100%");
+    assert_eq!(count("search=100%25").await, 1);
+    assert_eq!(count("search=_").await, 1, "_ is itself: only Bo_b");
+    assert_eq!(count("search=o_b").await, 1);
+    assert_eq!(count("search=ob").await, 0);
+    assert_eq!(count("search=ana").await, 1, "A-Z in either case");
+    assert_eq!(count("search=+2712").await, 1, "a + read as a space");
+    assert_eq!(count("search=%2B2712").await, 1);
+    assert_eq!(count("tag=night").await, 1, "tags in either case, on both");
+    assert_eq!(count("tag=NIGHT").await, 1);
+    assert_eq!(count("tag=nigh").await, 0, "a whole tag, not part of one");
+    assert_eq!(count("tag=%25").await, 0);
+}

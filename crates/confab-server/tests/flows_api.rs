@@ -83,6 +83,8 @@ async fn records_are_checked_listed_changed_and_exported() {
     let mut other = review.clone();
     other["user_name"] = json!("=cmd|' /C calc'!A0");
     other["product_name"] = json!("Toaster");
+    other["product_review"] = json!("\t=1+1");
+    other["contact_number"] = json!("  @SUM(A1:A9)");
     assert_eq!(
         app.post(&key, "/api/v1/collections/reviews/records", other)
             .await
@@ -163,11 +165,13 @@ async fn records_are_checked_listed_changed_and_exported() {
         "id,contact_id,created_at,updated_at,contact_number,preferred_contact_again,preferred_contact_method,product_name,product_review,user_name"
     );
     assert_eq!(lines.len(), 3);
-    assert!(
-        lines[1].contains("'=cmd|' /C calc'!A0"),
-        "formulas are defused: {}",
-        lines[1]
-    );
+    for defused in ["'=cmd|' /C calc'!A0", "'\t=1+1", "'  @SUM(A1:A9)"] {
+        assert!(
+            lines[1].contains(defused),
+            "formulas are defused ({defused:?}): {}",
+            lines[1]
+        );
+    }
     assert!(lines[2].contains("\"Boils, fast!\""), "{}", lines[2]);
 
     let r = app

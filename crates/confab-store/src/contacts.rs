@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::{Bind, Filter, json_col, query, to_json};
+use crate::sql::{Bind, Filter, json_col, like_containing, query, to_json};
 use crate::{Store, StoreError};
 
 /// A person we talk to, one per phone number across channels.
@@ -94,19 +94,28 @@ impl Store {
     /// Newest contacts first; pass the last id of a page as `before_id`.
     pub async fn contacts(&self, f: &ContactFilter) -> Result<Vec<Contact>, StoreError> {
         let mut filter = Filter::default();
+        // Both match text as written but for the case of A-Z, the same on
+        // both engines; `%` and `_` are themselves.
+        let lower = |col: &str| self.backend().ascii_lower(col);
         if let Some(s) = &f.search {
-            let pattern = format!("%{}%", s.to_lowercase());
+            let pattern = like_containing(&s.to_ascii_lowercase());
             let p = filter.next_placeholder();
             filter.push(
                 &format!(
-                    "(LOWER(c.phone) LIKE {p} OR LOWER(COALESCE(c.profile_name, '')) LIKE {p})"
+                    "({} LIKE {p} ESCAPE '\\' OR {} LIKE {p} ESCAPE '\\')",
+                    lower("c.phone"),
+                    lower("COALESCE(c.profile_name, '')")
                 ),
                 Bind::Text(pattern),
             );
         }
         if let Some(tag) = &f.tag {
             // Tags are a JSON array of strings; the quoted form matches one element.
-            filter.push("c.tags LIKE {}", Bind::Text(format!("%{}%", to_json(tag))));
+            let element = to_json(&tag.to_ascii_lowercase());
+            filter.push(
+                &format!("{} LIKE {{}} ESCAPE '\\'", lower("c.tags")),
+                Bind::Text(like_containing(&element)),
+            );
         }
         if let Some(o) = f.opted_out {
             filter.push("c.opted_out = {}", Bind::I64(o as i64));

@@ -34,6 +34,18 @@ impl Backend {
         }
     }
 
+    /// `expr` with the letters A-Z folded to a-z and nothing else, alike on
+    /// both engines: SQLite's LOWER folds only those, PostgreSQL's folds
+    /// every letter, so there it is spelled out.
+    pub(crate) fn ascii_lower(self, expr: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("LOWER({expr})"),
+            Backend::Postgres => format!(
+                "TRANSLATE({expr}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+            ),
+        }
+    }
+
     /// Row locking for job claims: PostgreSQL lets concurrent workers skip
     /// each other's rows; SQLite has a single writer and needs nothing.
     pub(crate) fn skip_locked(self) -> &'static str {

@@ -15,6 +15,21 @@ pub(crate) fn query(sql: String) -> AnyQuery {
     sqlx::query(AssertSqlSafe(sql))
 }
 
+/// A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\` taken
+/// literally; use it with `ESCAPE '\'`.
+pub(crate) fn like_containing(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// `($1,$2,$3),($4,$5,$6)` for `rows` rows of `cols` values each, numbered
 /// from `start`.
 pub(crate) fn values(rows: usize, cols: usize, start: usize) -> String {

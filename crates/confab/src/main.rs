@@ -5,6 +5,7 @@
 mod admin;
 mod chat;
 mod flow_cmd;
+mod logs;
 
 use std::path::PathBuf;
 
@@ -141,19 +142,6 @@ struct ServeArgs {
     demo: bool,
 }
 
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn settings(db: &DbArgs, f: impl FnOnce(&mut RawSettings)) -> anyhow::Result<Settings> {
     let mut raw = RawSettings::from_env();
     if db.database_url.is_some() {
@@ -180,7 +168,7 @@ pub(crate) fn now_ms() -> i64 {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            init_logs(args.log_json);
+            logs::init(args.log_json);
             let settings = settings(&args.db, |raw| {
                 raw.host = args.host.clone().or(raw.host.take());
                 raw.port = args.port.clone().or(raw.port.take());

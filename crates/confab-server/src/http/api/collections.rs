@@ -128,7 +128,7 @@ pub async fn list(
     };
     let rows = state.store.records(&name, &filter).await?;
     if csv {
-        let mut resp = to_csv(&c, &rows[..rows.len().min(MAX_EXPORT as usize)]).into_response();
+        let mut resp = to_csv(&c, &rows[..rows.len().min(MAX_EXPORT as usize)])?.into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
@@ -141,9 +141,8 @@ pub async fn list(
     Ok(Json(Page::new(rows, limit, |r| r.id, |r| record_json(&r))).into_response())
 }
 
-/// RFC 4180 CSV; a cell that a spreadsheet would run as a formula is
-/// prefixed with an apostrophe.
-fn to_csv(c: &Collection, rows: &[Record]) -> String {
+/// RFC 4180 CSV, written by the `csv` crate.
+fn to_csv(c: &Collection, rows: &[Record]) -> Result<Vec<u8>, ApiError> {
     let mut columns = vec![
         "id".to_string(),
         "contact_id".into(),
@@ -151,35 +150,41 @@ fn to_csv(c: &Collection, rows: &[Record]) -> String {
         "updated_at".into(),
     ];
     columns.extend(c.fields.keys().cloned());
-    let cell = |v: &Value| -> String {
-        let s = match v {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let s = if s.starts_with(['=', '+', '-', '@']) && !matches!(v, Value::Number(_)) {
-            format!("'{s}")
-        } else {
-            s
-        };
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s
-        }
-    };
-    let mut out = columns.join(",");
-    out.push_str("\r\n");
+    let failed = |e: csv::Error| ApiError::Internal(format!("writing CSV failed: {e}"));
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    out.write_record(&columns).map_err(failed)?;
     for r in rows {
         let json = record_json(r);
-        let line: Vec<String> = columns
-            .iter()
-            .map(|k| cell(json.get(k).unwrap_or(&Value::Null)))
-            .collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
+        out.write_record(
+            columns
+                .iter()
+                .map(|k| csv_cell(json.get(k).unwrap_or(&Value::Null))),
+        )
+        .map_err(failed)?;
     }
-    out
+    out.into_inner()
+        .map_err(|e| ApiError::Internal(format!("writing CSV failed: {e}")))
+}
+
+/// A cell as a spreadsheet will not run it: text that a spreadsheet would
+/// take for a formula (OWASP's list: starting with `=`, `+`, `-`, `@`, a
+/// tab, a carriage return or a line feed, also after leading spaces) gets
+/// an apostrophe in front. Numbers are numbers.
+fn csv_cell(v: &Value) -> String {
+    let s = match v {
+        Value::Null => return String::new(),
+        Value::Number(n) => return n.to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let formula = |t: &str| t.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']);
+    if formula(&s) || formula(s.trim_start_matches(' ')) {
+        format!("'{s}")
+    } else {
+        s
+    }
 }
 
 /// Store a record; 422 names the field that does not fit.
@@ -281,4 +286,34 @@ pub async fn delete(
         .await
         .map_err(not_found(&name, id))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+    use serde_json::json;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_get_an_apostrophe() {
+        for (given, written) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("\n=1", "'\n=1"),
+            ("  =1", "'  =1"),
+            (" @x", "' @x"),
+            ("plain", "plain"),
+            ("a=b", "a=b"),
+            ("  text", "  text"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(&json!(given)), written, "{given:?}");
+        }
+        assert_eq!(csv_cell(&json!(-5)), "-5", "numbers are numbers");
+        assert_eq!(csv_cell(&json!(null)), "");
+        assert_eq!(csv_cell(&json!(true)), "true");
+    }
 }

@@ -58,8 +58,13 @@ impl ContactOut {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Part of the phone number or profile name, any case.
+    /// Part of the phone number or profile name. Letters A-Z match in
+    /// either case, other characters as written; `%` and `_` are themselves.
+    /// A `+` in a query string is a space, so `?search=+2712` searches for
+    /// `2712` (leading and trailing spaces are ignored), which finds the same
+    /// numbers; send `%2B2712` for the `+` itself.
     pub search: Option<String>,
+    /// Contacts with this tag; A-Z match in either case.
     pub tag: Option<String>,
     pub opted_out: Option<bool>,
     pub limit: Option<i64>,
@@ -77,7 +82,10 @@ pub async fn list(
     let rows = state
         .store
         .contacts(&ContactFilter {
-            search: q.search.filter(|s| !s.trim().is_empty()),
+            search: q
+                .search
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             tag: q.tag,
             opted_out: q.opted_out,
             before_id: cursor(q.cursor.as_deref())?,
