@@ -7,7 +7,8 @@ use std::fmt;
 
 use confab_model::{
     Button, Channel, DeliveryStatus, Extra, InboundMessage, ListSection, Location, Media,
-    MessageKind, OutboundContent, PhoneNumber, ProviderError, StatusUpdate, TemplateSpec,
+    MessageKind, OutboundContent, PhoneNumber, ProviderError, RejectedInbound, StatusUpdate,
+    TemplateSpec,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
@@ -127,16 +128,18 @@ pub fn verify_handshake(
 pub struct WebhookBatch {
     pub messages: Vec<InboundMessage>,
     pub statuses: Vec<StatusUpdate>,
+    /// Messages and statuses that cannot be used (no id, a sender that is
+    /// not a phone number), with the reason.
+    pub rejected: Vec<RejectedInbound>,
     /// Events we do not handle: changes of other fields (group events,
-    /// account updates), statuses we do not track, and messages that name
-    /// no sender or id we could store.
+    /// account updates), statuses we do not track, account-level errors.
     pub ignored: usize,
 }
 
 /// A webhook body from Meta. The envelope must be well formed; a single
-/// event in it that cannot be used is counted in `ignored` (and logged)
-/// rather than failing the batch, since Meta would resend the whole batch
-/// and the good events in it would never be taken.
+/// event in it that cannot be used is handed back in `rejected` rather than
+/// failing the batch, since Meta would resend the whole batch and the good
+/// events in it would never be taken.
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookBatch, ParseError> {
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError(format!("webhook body is not JSON: {e}")))?;
@@ -234,12 +237,19 @@ fn parse_change(
         }
     }
 
+    let rejected = |event: &'static str, v: &Value, reason: String| RejectedInbound {
+        channel: Channel::Meta,
+        event,
+        provider_message_id: string_at(v, "id"),
+        reason,
+        payload: v.to_string(),
+    };
     for (k, message) in optional_array(value, "messages", path)?.iter().enumerate() {
         match parse_message(message, to.as_deref(), &names) {
             Ok(m) => batch.messages.push(m),
             Err(reason) => {
-                tracing::warn!(event = %format!("{path}.messages[{k}]"), %reason, "Meta message skipped");
-                batch.ignored += 1;
+                tracing::warn!(event = %format!("{path}.messages[{k}]"), %reason, "Meta message rejected");
+                batch.rejected.push(rejected("message", message, reason));
             }
         }
     }
@@ -248,8 +258,8 @@ fn parse_change(
             Ok(Some(s)) => batch.statuses.push(s),
             Ok(None) => batch.ignored += 1,
             Err(reason) => {
-                tracing::warn!(event = %format!("{path}.statuses[{k}]"), %reason, "Meta status skipped");
-                batch.ignored += 1;
+                tracing::warn!(event = %format!("{path}.statuses[{k}]"), %reason, "Meta status rejected");
+                batch.rejected.push(rejected("status", status, reason));
             }
         }
     }

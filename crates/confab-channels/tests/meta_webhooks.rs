@@ -660,8 +660,24 @@ fn a_batch_with_several_entries_changes_messages_and_statuses() {
             message: "Message undeliverable".into()
         })
     );
-    // account_update change, `deleted` status, bad sender, missing id.
-    assert_eq!(batch.ignored, 4);
+    // account_update change, `deleted` status.
+    assert_eq!(batch.ignored, 2);
+    // A bad sender and a missing id are handed back with the reason.
+    let rejected: Vec<(Option<&str>, &str)> = batch
+        .rejected
+        .iter()
+        .map(|r| (r.provider_message_id.as_deref(), r.event))
+        .collect();
+    assert_eq!(rejected, [(Some("wamid.4"), "message"), (None, "message")]);
+    assert!(
+        batch.rejected[0]
+            .reason
+            .contains("`from` is not a phone number"),
+        "{}",
+        batch.rejected[0].reason
+    );
+    assert!(batch.rejected[0].payload.contains("not-a-number"));
+    assert_eq!(batch.rejected[1].reason, "no `id`");
 }
 
 #[test]

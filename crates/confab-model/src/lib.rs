@@ -11,7 +11,8 @@ mod status;
 
 pub use message::{
     Button, Channel, Direction, Extra, InboundMessage, ListRow, ListSection, Location, Media,
-    MessageKind, OutboundContent, ProviderError, StatusUpdate, Template, TemplateSpec,
+    MessageKind, OutboundContent, ProviderError, RejectedInbound, StatusUpdate, Template,
+    TemplateSpec,
 };
 pub use phone::{PhoneError, PhoneNumber};
 pub use role::{Role, UnknownRole};

@@ -167,6 +167,21 @@ pub struct StatusUpdate {
     pub error: Option<ProviderError>,
 }
 
+/// Something a provider sent, signed, that cannot be used (a sender that is
+/// not a phone number, a message with no id): kept with the reason, since
+/// the provider was told it arrived and will not send it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RejectedInbound {
+    pub channel: Channel,
+    /// `message` or `status`.
+    pub event: &'static str,
+    /// The provider's id for it, when it has a usable one.
+    pub provider_message_id: Option<String>,
+    pub reason: String,
+    /// The event as the provider sent it (JSON).
+    pub payload: String,
+}
+
 /// A WhatsApp template: Twilio names it by Content SID with numbered
 /// variables; Meta by name and language with components.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

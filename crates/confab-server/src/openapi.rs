@@ -18,6 +18,7 @@ use crate::http::{api, ops, webhooks};
         api::auth::login,
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
         api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk,
+        api::rejected::list,
         api::runs::list, api::runs::get, api::runs::start, api::runs::cancel, api::runs::resume,
         api::runs::flows, api::runs::reload, api::runs::stats,
         api::collections::list_collections, api::collections::list, api::collections::create,

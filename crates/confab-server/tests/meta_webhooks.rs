@@ -107,3 +107,67 @@ async fn forged_unsigned_and_malformed_posts_store_nothing() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     assert_eq!(app.count("messages").await, 0);
 }
+
+#[tokio::test]
+async fn unusable_events_are_kept_with_their_reason_not_dropped() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let long_id = format!("wamid.{}", "x".repeat(300));
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+        "messages": [
+            {"from": "27123456789", "id": "wamid.good", "timestamp": "1", "type": "text", "text": {"body": "fine"}},
+            {"from": "+1555\n2026-12-03 INFO forged line", "id": "wamid.bad", "timestamp": "1", "type": "text", "text": {"body": "?"}},
+            {"from": "27123456789", "id": long_id, "timestamp": "1", "type": "text", "text": {"body": "long"}}
+        ],
+        "statuses": [{"status": "read", "timestamp": "1"}]
+    }}]}]})
+    .to_string();
+    for _ in 0..2 {
+        assert_eq!(app.meta(body.as_bytes()).await.status(), 200);
+    }
+    assert_eq!(app.count("messages").await, 1, "the good message is stored");
+    let key = app.api_key().await;
+    let (s, page) = app.get(&key, "/api/v1/rejected?channel=meta").await;
+    assert_eq!(s, 200);
+    let items = page["items"].as_array().unwrap();
+    // The bad sender once however often it came; the long id and the
+    // status without one, once per delivery (they have no usable id).
+    let reasons: Vec<&str> = items
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("`from` is not a phone number"))
+            .count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("longer than 256")),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"no `id`"), "{reasons:?}");
+    let bad = items
+        .iter()
+        .find(|r| r["provider_message_id"] == "wamid.bad")
+        .unwrap();
+    assert_eq!(bad["event"], "message");
+    assert_eq!(bad["payload"]["text"]["body"], "?");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"confab_webhooks_total{channel="meta",outcome="rejected"}"#),
+        "counted in metrics"
+    );
+    assert_eq!(app.get(&key, "/api/v1/rejected?channel=sms").await.0, 400);
+}

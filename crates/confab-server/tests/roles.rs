@@ -23,6 +23,7 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("POST", "/api/v1/messages", Some(Role::Agent)),
     ("POST", "/api/v1/messages/bulk", Some(Role::Editor)),
     ("GET", "/api/v1/messages/{id}", Some(Role::Viewer)),
+    ("GET", "/api/v1/rejected", Some(Role::Viewer)),
     ("GET", "/api/v1/runs", Some(Role::Viewer)),
     ("POST", "/api/v1/runs", Some(Role::Agent)),
     ("GET", "/api/v1/runs/{id}", Some(Role::Viewer)),

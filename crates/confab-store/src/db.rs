@@ -183,6 +183,10 @@ impl Store {
                     "principals",
                     include_str!("../migrations/sqlite/0007_principals.sql"),
                 ),
+                (
+                    "rejected",
+                    include_str!("../migrations/sqlite/0008_rejected.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -213,6 +217,10 @@ impl Store {
                 (
                     "principals",
                     include_str!("../migrations/postgres/0008_principals.sql"),
+                ),
+                (
+                    "rejected",
+                    include_str!("../migrations/postgres/0009_rejected.sql"),
                 ),
             ],
         };
@@ -357,7 +365,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -372,6 +380,7 @@ const TABLES: [&str; 14] = [
     "media",
     "ai_calls",
     "rate_windows",
+    "rejected_inbound",
 ];
 
 impl Store {

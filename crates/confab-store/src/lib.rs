@@ -18,6 +18,7 @@ mod jobs;
 mod messages;
 mod nodelay;
 mod records;
+mod rejected;
 mod runs;
 mod script;
 mod sql;
@@ -33,6 +34,7 @@ pub use inbound::{Ingested, StatusApplied};
 pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
+pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
 pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
 

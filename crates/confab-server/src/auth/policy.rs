@@ -36,6 +36,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/messages", Least(Agent)),
     ("POST", "/api/v1/messages/bulk", Least(Editor)),
     ("GET", "/api/v1/messages/{id}", Least(Viewer)),
+    ("GET", "/api/v1/rejected", Least(Viewer)),
     ("GET", "/api/v1/runs", Least(Viewer)),
     ("POST", "/api/v1/runs", Least(Agent)),
     ("GET", "/api/v1/runs/{id}", Least(Viewer)),

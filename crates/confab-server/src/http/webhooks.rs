@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use confab_channels::{meta, twilio};
-use confab_model::Channel;
+use confab_model::{Channel, RejectedInbound};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -280,17 +280,40 @@ pub async fn meta_inbound(
             ));
         }
     }
-    let batch = meta::parse_webhook(&body).map_err(|e| {
+    let mut batch = meta::parse_webhook(&body).map_err(|e| {
         outcome(Channel::Meta, "bad_request");
         ApiError::BadRequest(e.to_string())
     })?;
-    for id in batch
-        .messages
-        .iter()
-        .map(|m| &m.provider_message_id)
-        .chain(batch.statuses.iter().map(|s| &s.provider_message_id))
-    {
+    // An id no provider would send is kept aside like any unusable event,
+    // rather than failing the batch and the good events in it.
+    let (messages, too_long): (Vec<_>, Vec<_>) = std::mem::take(&mut batch.messages)
+        .into_iter()
+        .partition(|m| m.provider_message_id.chars().count() <= MAX_PROVIDER_ID);
+    batch.messages = messages;
+    batch
+        .rejected
+        .extend(too_long.into_iter().map(|m| {
+            RejectedInbound {
+                channel: Channel::Meta,
+                event: "message",
+                provider_message_id: None,
+                reason: format!("message id is longer than {MAX_PROVIDER_ID} characters"),
+                payload: serde_json::json!({"id": m.provider_message_id, "from": m.from.as_str()})
+                    .to_string(),
+            }
+        }));
+    for id in batch.statuses.iter().map(|s| &s.provider_message_id) {
         check_id(Channel::Meta, id)?;
+    }
+    // Meta does not send again what was acknowledged: what cannot be used
+    // is kept, with why, before the answer.
+    if !batch.rejected.is_empty() {
+        state
+            .store
+            .store_rejected(&batch.rejected, state.clock.now_ms())
+            .await?;
+        metrics::counter!("confab_webhooks_total", "channel" => "meta", "outcome" => "rejected")
+            .increment(batch.rejected.len() as u64);
     }
     // Every message goes to the group-commit writer at once; we answer when
     // all of them are stored.

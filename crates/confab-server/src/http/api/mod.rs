@@ -6,6 +6,7 @@ pub mod auth;
 pub mod collections;
 pub mod contacts;
 pub mod messages;
+pub mod rejected;
 pub mod runs;
 
 use axum::Router;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/messages", get(messages::list).post(messages::send))
         .route("/messages/bulk", post(messages::send_bulk))
         .route("/messages/{id}", get(messages::get))
+        .route("/rejected", get(rejected::list))
         .route("/runs", get(runs::list).post(runs::start))
         .route("/runs/{id}", get(runs::get))
         .route("/runs/{id}/cancel", post(runs::cancel))
