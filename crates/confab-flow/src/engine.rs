@@ -371,7 +371,7 @@ impl Stepper<'_> {
                 });
                 self.restart()
             }
-            RunStatus::Failed | RunStatus::Cancelled => self.restart(),
+            RunStatus::Failed | RunStatus::Cancelled | RunStatus::Interrupted => self.restart(),
             RunStatus::HandedOff => {
                 self.events.push(Event::Ignored {
                     reason: "a person has this conversation".into(),

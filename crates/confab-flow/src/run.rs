@@ -24,9 +24,24 @@ pub enum RunStatus {
     Expired,
     /// Stopped by an operator.
     Cancelled,
+    /// Replaced by another run of the same contact (a restart, a trigger,
+    /// a run started through the API): a contact has one run in progress.
+    Interrupted,
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 9] = [
+        RunStatus::WaitingInput,
+        RunStatus::WaitingEffect,
+        RunStatus::WaitingTimer,
+        RunStatus::HandedOff,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Expired,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::WaitingInput => "waiting_input",
@@ -37,29 +52,23 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Expired => "expired",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 
     pub fn parse(s: &str) -> Option<RunStatus> {
-        [
-            RunStatus::WaitingInput,
-            RunStatus::WaitingEffect,
-            RunStatus::WaitingTimer,
-            RunStatus::HandedOff,
-            RunStatus::Completed,
-            RunStatus::Failed,
-            RunStatus::Expired,
-            RunStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     /// The run is over: a new message starts a new one.
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Expired | RunStatus::Cancelled
+            RunStatus::Completed
+                | RunStatus::Failed
+                | RunStatus::Expired
+                | RunStatus::Cancelled
+                | RunStatus::Interrupted
         )
     }
 }

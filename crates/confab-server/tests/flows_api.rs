@@ -43,7 +43,8 @@ async fn runs_show_where_each_contact_is_with_events_and_stats() {
     app.twilio_text("+15551234567", "restart", "SM3").await;
     let (_, stats) = app.get(&key, "/api/v1/flows/product_review/stats").await;
     assert_eq!(stats["started"], 2);
-    assert_eq!(stats["in_progress"], 2);
+    assert_eq!(stats["in_progress"], 1, "the restart ended the first run");
+    assert_eq!(stats["interrupted"], 1);
     assert_eq!(stats["dropped_at"]["ask_product"], 1);
     assert_eq!(app.get(&key, "/api/v1/flows/nope/stats").await.0, 404);
     assert_eq!(app.get(&key, "/api/v1/runs?status=dancing").await.0, 400);
@@ -243,6 +244,7 @@ async fn operators_start_cancel_and_resume_runs() {
         .await;
     assert_eq!(s, 201, "{started}");
     assert_eq!(started["status"], "handed_off");
+    let first = started["id"].clone();
     let (s, started) = app
         .post(
             &key,
@@ -252,6 +254,13 @@ async fn operators_start_cancel_and_resume_runs() {
         .await;
     assert_eq!(s, 201);
     assert_eq!(started["status"], "waiting_input");
+    // A contact has one run in progress: the one replaced says so.
+    let (_, replaced) = app.get(&key, &format!("/api/v1/runs/{first}")).await;
+    assert_eq!(replaced["status"], "interrupted");
+    let last = replaced["events"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["type"], "interrupted");
+    assert_eq!(last["reason"], "another run was started through the API");
+    assert_eq!(last["run"], started["id"]);
     let (s, cancelled) = app
         .post(
             &key,
@@ -353,4 +362,53 @@ async fn a_reload_takes_new_flows_and_keeps_the_last_good_version_of_a_broken_on
             .unwrap()
             .contains("Hello v2")
     );
+}
+
+#[tokio::test]
+async fn a_restart_ends_the_run_it_replaces() {
+    let app = app_with("product_review", None, None).await;
+    let key = app.api_key().await;
+    app.twilio_text("+14155552671", "hi", "SM1").await;
+    app.twilio_text("+14155552671", "Ana", "SM2").await;
+    app.twilio_text("+14155552671", "restart", "SM3").await;
+    let (_, runs) = app.get(&key, "/api/v1/runs?flow=product_review").await;
+    let statuses: Vec<&str> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["waiting_input", "interrupted"], "newest first");
+    let old = &runs["items"][1];
+    let (_, old) = app.get(&key, &format!("/api/v1/runs/{}", old["id"])).await;
+    let last = old["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["reason"], "the contact sent restart", "{old}");
+    let (_, stats) = app.get(&key, "/api/v1/flows/product_review/stats").await;
+    assert_eq!(stats["interrupted"], 1);
+    assert_eq!(stats["in_progress"], 1, "not two sessions");
+    let (s, _) = app.get(&key, "/api/v1/runs?status=interrupted").await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn starting_a_run_with_no_channel_to_send_is_refused_like_a_send() {
+    let app = app_with("product_review", None, None).await;
+    let key = app.api_key().await;
+    let (s, p) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"contact": "+14155552671", "flow": "product_review"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{p}");
+    let (s2, p2) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+14155552671", "text": "hi"}),
+        )
+        .await;
+    assert_eq!((s2, &p2["detail"]), (409, &p["detail"]), "the same refusal");
+    assert_eq!(app.count("runs").await, 0, "nothing started");
 }

@@ -137,7 +137,14 @@ impl Runtime {
                 current.as_ref().map(|(_, r)| r),
                 text,
             ) {
-                Some(flow) => (Target::Fresh(flow), Input::Start),
+                Some(flow) => (
+                    Target::Fresh {
+                        flow,
+                        replacing: current.map(|(row, _)| row),
+                        why: "a trigger started another flow",
+                    },
+                    Input::Start,
+                ),
                 None => match current {
                     Some(existing) => (
                         Target::Existing(Box::new(existing)),

@@ -99,7 +99,12 @@ pub enum RuntimeError {
 /// The run a step moves: the contact's stored one, or a new one of a flow.
 enum Target {
     Existing(Box<(StoredRun, Run)>),
-    Fresh(String),
+    Fresh {
+        flow: String,
+        /// The contact's latest run, which the new one replaces, and why.
+        replacing: Option<StoredRun>,
+        why: &'static str,
+    },
 }
 
 /// How a run's messages leave: in the answer to the message, or via the outbox.
@@ -199,12 +204,16 @@ impl Runtime {
         route: &Route<'_>,
         now: i64,
     ) -> Result<(StoredRun, bool, Option<String>), RuntimeError> {
-        let (mut row, run) = match target {
+        let (mut row, run, replacing) = match target {
             Target::Existing(existing) => {
                 let (row, run) = *existing;
-                (Some(row), run)
+                (Some(row), run, None)
             }
-            Target::Fresh(flow) => (None, Run::new(&flow, contact)),
+            Target::Fresh {
+                flow,
+                replacing,
+                why,
+            } => (None, Run::new(&flow, contact), replacing.map(|r| (r, why))),
         };
         let root_id = run.root_flow().to_string();
         // A run in progress keeps the version it began on; a finished one
@@ -275,6 +284,16 @@ impl Runtime {
             }
             _ => {
                 let id = tx.next_run_id().await?;
+                // A contact has one run in progress: the one this replaces
+                // ends here, saying why.
+                let replaced = match (replacing, row.as_ref()) {
+                    (Some(r), _) => Some(r),
+                    (None, Some(r)) => Some((r.clone(), restarted_by(&events))),
+                    (None, None) => None,
+                };
+                if let Some((old, why)) = replaced {
+                    interrupt(pending, old, why, id, run.root_flow());
+                }
                 pending.new_runs.push((
                     id,
                     confab_store::NewRun {
@@ -513,6 +532,42 @@ fn stored_run(row: &StoredRun) -> Result<Run, RuntimeError> {
 
 /// Ends a run from outside the flow (expiry, an operator) with `status`,
 /// logging `command` as its event; returns the stored state.
+/// Why a run began again: the command that restarted it.
+fn restarted_by(events: &[Event]) -> &'static str {
+    let command = events.iter().find_map(|e| match e {
+        Event::Command { name } => Some(name.as_str()),
+        _ => None,
+    });
+    match command {
+        Some("restart") => "the contact sent restart",
+        Some(_) => "the contact asked for the menu",
+        None => "a new run began",
+    }
+}
+
+/// Ends `old`, if it is still in progress, as replaced by run `by`.
+fn interrupt(pending: &mut Pending, old: StoredRun, why: &str, by: i64, flow: &str) {
+    if RunStatus::parse(&old.status).is_none_or(|s| s.is_finished()) {
+        return;
+    }
+    let state = match serde_json::from_str::<Run>(&old.state) {
+        Ok(mut run) => {
+            run.status = RunStatus::Interrupted;
+            run.timer = None;
+            serde_json::to_string(&run).unwrap_or(old.state)
+        }
+        Err(_) => old.state,
+    };
+    pending.runs.push((
+        old.id,
+        RunStatus::Interrupted.as_str().to_string(),
+        old.node,
+        state,
+    ));
+    let event = json!([{"type": "interrupted", "reason": why, "run": by, "flow": flow}]);
+    pending.events.push((old.id, event.to_string()));
+}
+
 async fn end_run(
     tx: &mut Tx,
     run_id: i64,

@@ -193,6 +193,7 @@ impl Runtime {
         let states = tx.contact_states(&[contact_id]).await?;
         let state = states.get(&contact_id).ok_or(StoreError::NotFound)?;
         let contact = contact_json(contact_id, state, channel, None);
+        let replacing = tx.current_runs(&[contact_id]).await?.remove(&contact_id);
         let route = Route::Outbox {
             channel,
             sender: self.sender(channel, None),
@@ -203,7 +204,11 @@ impl Runtime {
             &catalog,
             contact_id,
             contact,
-            Target::Fresh(flow.to_string()),
+            Target::Fresh {
+                flow: flow.to_string(),
+                replacing,
+                why: "another run was started through the API",
+            },
             Input::Start,
             &route,
             now,

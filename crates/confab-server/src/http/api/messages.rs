@@ -259,8 +259,11 @@ fn unprocessable(s: impl Into<String>) -> ApiError {
     ApiError::Unprocessable(s.into())
 }
 
-/// Picks the channel and the number we send from.
-fn channel(settings: &Settings, requested: Option<&str>) -> ApiResult<(Channel, String)> {
+/// Picks the channel and the number we send from: 409 when none can send.
+pub fn sending_channel(
+    settings: &Settings,
+    requested: Option<&str>,
+) -> ApiResult<(Channel, String)> {
     let configured: Vec<Channel> = [
         (Channel::Twilio, settings.twilio.is_some()),
         (Channel::Meta, settings.meta.is_some()),
@@ -460,7 +463,7 @@ pub async fn send(
     Body(req): Body<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let to = PhoneNumber::parse(&req.to).map_err(|e| unprocessable(format!("to: {e}")))?;
-    let (channel, sender) = channel(&state.settings, req.channel.as_deref())?;
+    let (channel, sender) = sending_channel(&state.settings, req.channel.as_deref())?;
     let content = content(&req, channel)?;
     let now = state.clock.now_ms();
     let contact = state.store.contact_by_phone(to.as_str()).await?;
@@ -506,7 +509,7 @@ pub async fn send_bulk(
             "to must list 1 to {MAX_BULK} recipients"
         )));
     }
-    let (channel, sender) = channel(&state.settings, req.channel.as_deref())?;
+    let (channel, sender) = sending_channel(&state.settings, req.channel.as_deref())?;
     let content = content(&req, channel)?;
     let now = state.clock.now_ms();
 

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use confab_flow::{Input, RunStatus};
-use confab_model::Channel;
 use confab_store::{RunFilter, StoredRun};
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +22,8 @@ pub struct RunOut {
     /// The flow version the run is pinned to.
     pub flow_version: i64,
     /// waiting_input, waiting_effect, waiting_timer, handed_off, completed,
-    /// failed, expired or cancelled.
+    /// failed, expired, cancelled or interrupted (replaced by a newer run of
+    /// the contact: a contact has one run in progress).
     pub status: String,
     /// The node the run is at.
     pub node: Option<String>,
@@ -154,24 +154,16 @@ pub struct StartRun {
 }
 
 /// Start a flow for a contact: its messages go through the outbox (outside
-/// the 24-hour window only templates reach the contact).
+/// the 24-hour window only templates reach the contact). A run the contact
+/// has in progress ends as `interrupted`. 409 when no channel can send, as
+/// for `POST /messages`.
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = StartRun,
     responses((status = 201, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn start(
     State(state): State<AppState>,
     Body(req): Body<StartRun>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
-    let channel = match req.channel.as_deref() {
-        Some(c) => Channel::parse(c)
-            .ok_or_else(|| ApiError::Unprocessable("channel must be twilio or meta".into()))?,
-        None => match (
-            state.settings.twilio.is_some(),
-            state.settings.meta.is_some(),
-        ) {
-            (false, true) => Channel::Meta,
-            _ => Channel::Twilio,
-        },
-    };
+    let (channel, _) = super::messages::sending_channel(&state.settings, req.channel.as_deref())?;
     let contact_id = match super::contacts::resolve(&state, &req.contact).await {
         Ok(c) => c.id,
         Err(ApiError::NotFound(_)) if req.contact.starts_with('+') => {
@@ -232,6 +224,8 @@ pub struct FlowStatsOut {
     pub failed: i64,
     pub expired: i64,
     pub cancelled: i64,
+    /// Replaced by a newer run of the same contact.
+    pub interrupted: i64,
     pub in_progress: i64,
     /// Runs that stopped at a node and went no further, by node.
     #[schema(value_type = Object)]
@@ -251,13 +245,18 @@ pub async fn stats(
         return Err(ApiError::NotFound(format!("no flow {flow}")));
     }
     let n = |k: &str| s.by_status.get(k).copied().unwrap_or(0);
-    let finished = ["completed", "failed", "expired", "cancelled"];
+    let finished = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_finished())
+        .map(RunStatus::as_str)
+        .collect::<Vec<_>>();
     Ok(Json(FlowStatsOut {
         started: s.by_status.values().sum(),
         completed: n("completed"),
         failed: n("failed"),
         expired: n("expired"),
         cancelled: n("cancelled"),
+        interrupted: n("interrupted"),
         in_progress: s
             .by_status
             .iter()
