@@ -511,3 +511,51 @@ async fn a_contact_who_opts_out_while_a_send_waits_gets_nothing() {
     );
     assert_eq!(fake.requests().len(), 1, "the retry never went out");
 }
+
+#[tokio::test]
+async fn a_provider_id_given_twice_is_recorded_not_retried_for_ever() {
+    let fake = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&fake.url), None)).await;
+    let same = r#"{"sid": "SMdup0000000000000000000000000000", "status": "queued"}"#;
+    fake.script([Reply::status(201, same), Reply::status(201, same)]);
+    contact_writes(&app, "+14155552671", 1).await;
+    contact_writes(&app, "+14155552672", 2).await;
+    let key = app.api_key().await;
+    let mut ids = Vec::new();
+    for to in ["+14155552671", "+14155552672"] {
+        let (s, m) = app
+            .post(&key, "/api/v1/messages", json!({"to": to, "text": "hi"}))
+            .await;
+        assert_eq!(s, 202, "{m}");
+        ids.push(m["id"].as_i64().unwrap());
+        // One after the other, so the first holds the id.
+        wait_status(&app, &key, ids[0], "accepted").await;
+    }
+    let second = wait_status(&app, &key, ids[1], "accepted").await;
+    assert!(second["provider_message_id"].is_null(), "{second}");
+    assert!(
+        second["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SMdup0000000000000000000000000000"),
+        "the conflict is noted: {second}"
+    );
+    let first = status_of(&app, &key, ids[0]).await;
+    assert_eq!(
+        first["provider_message_id"],
+        "SMdup0000000000000000000000000000"
+    );
+    assert_eq!(app.count("jobs").await, 0, "no send left queued");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fake.requests().len(), 2, "never sent again");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("confab_send_results_unstorable_total"));
+}

@@ -35,6 +35,19 @@ impl StoreError {
             if matches!(db.code().as_deref(), Some("40P01") | Some("40001")))
     }
 
+    /// Trying again cannot help: the statement breaks a rule of the schema
+    /// (a unique key, a reference, a NOT NULL or CHECK constraint) or the
+    /// data is corrupt.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Corrupt(_) | StoreError::NotFound | StoreError::Conflict(_) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                !matches!(db.kind(), sqlx::error::ErrorKind::Other)
+            }
+            _ => false,
+        }
+    }
+
     /// The database is unreachable or overloaded, not the request at fault:
     /// callers answer 503 and the client may retry.
     pub fn is_unavailable(&self) -> bool {

@@ -125,13 +125,15 @@ impl Store {
     /// The provider accepted the message: store its id and finish the job,
     /// then apply any delivery report that arrived before this result did.
     /// The id is kept if one is stored already: a message has one send.
+    /// Returns the messages whose provider id was another message's already
+    /// (see [`Store::sends_accepted`]).
     pub async fn send_accepted(
         &self,
         job_id: i64,
         message_id: i64,
         provider_message_id: &str,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         self.sends_accepted(
             &[(job_id, message_id, provider_message_id.to_string())],
             now_ms,
@@ -142,14 +144,37 @@ impl Store {
     /// [`Store::send_accepted`] for several sends, in one transaction: sends
     /// finish many at a time, and one commit serves them all. Each item is
     /// (job id, message id, provider message id).
+    ///
+    /// A provider id that another message has already (a provider's bug, or
+    /// a mock's) cannot be stored twice. The message went out all the same:
+    /// it is recorded as accepted without the id, with the conflict in its
+    /// error, so it is never sent again; its id is among those returned.
     pub async fn sends_accepted(
         &self,
         items: &[(i64, i64, String)],
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.write_tx().await?;
         let mut stored = Vec::with_capacity(items.len());
+        let mut conflicts = Vec::new();
         for (job_id, message_id, provider_message_id) in items {
+            let taken: Option<i64> = sqlx::query_scalar(
+                "SELECT o.id FROM messages o JOIN messages m ON m.id = $1 \
+                 WHERE o.channel = m.channel AND o.direction = m.direction \
+                 AND o.provider_message_id = $2 AND o.id <> m.id AND m.provider_message_id IS NULL",
+            )
+            .bind(*message_id)
+            .bind(provider_message_id.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(other) = taken {
+                let note = format!(
+                    "the provider accepted this message with id {provider_message_id}, which message {other} has already; its delivery reports cannot be told apart"
+                );
+                accept_without_id(&mut tx, *job_id, *message_id, &note, now_ms).await?;
+                conflicts.push(*message_id);
+                continue;
+            }
             let row = sqlx::query(
                 "UPDATE messages SET provider_message_id = COALESCE(provider_message_id, $1), updated_ms = $2 \
                  WHERE id = $3 RETURNING channel, provider_message_id",
@@ -204,6 +229,23 @@ impl Store {
                 .await?;
             }
         }
+        Ok(conflicts)
+    }
+
+    /// The provider accepted the message but what it answered cannot be
+    /// stored (the database refuses it for good): the message is recorded
+    /// as accepted with `note` as its error, and its job ends, so that it is
+    /// neither left queued nor sent again.
+    pub async fn send_accepted_without_id(
+        &self,
+        job_id: i64,
+        message_id: i64,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        accept_without_id(&mut tx, job_id, message_id, note, now_ms).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -345,4 +387,33 @@ impl Store {
                 .await?;
         Ok((row.try_get("n")?, row.try_get("next")?))
     }
+}
+
+/// Marks a message accepted without a provider id, noting why, and ends its job.
+async fn accept_without_id(
+    conn: &mut sqlx::AnyConnection,
+    job_id: i64,
+    message_id: i64,
+    note: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE messages SET status = $1, status_rank = $2, error = $3, updated_ms = $4 \
+         WHERE id = $5 AND status_rank < $2",
+    )
+    .bind(DeliveryStatus::Accepted.as_str())
+    .bind(DeliveryStatus::Accepted.rank())
+    .bind(crate::sql::to_json(&ProviderError {
+        code: None,
+        message: note.to_string(),
+    }))
+    .bind(now_ms)
+    .bind(message_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -64,6 +64,16 @@ pub fn backoff(base: Duration, attempt: i64, retry_after: Option<Duration>) -> D
     )
 }
 
+/// A provider gave a message an id another message has: counted and said,
+/// since the two messages' delivery reports cannot be told apart.
+fn id_taken(message: i64) {
+    metrics::counter!("confab_send_results_unstorable_total").increment(1);
+    tracing::warn!(
+        message,
+        "the provider accepted the message with an id another message has; recorded as accepted without it"
+    );
+}
+
 impl Worker {
     pub fn new(store: Store, settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Worker {
         let http = confab_channels::http_client(settings.provider_timeout);
@@ -106,7 +116,12 @@ impl Worker {
                 .map(|a| (a.job_id, a.message_id, a.provider_message_id.clone()))
                 .collect();
             let ok = match store.sends_accepted(&items, clock.now_ms()).await {
-                Ok(()) => true,
+                Ok(conflicts) => {
+                    for message in conflicts {
+                        id_taken(message);
+                    }
+                    true
+                }
                 Err(e) => {
                     // Each send then records itself, retrying as long as it must.
                     tracing::warn!(error = %e, sends = items.len(), "recording send results together failed");
@@ -339,10 +354,34 @@ impl Worker {
                 .send_accepted(job.job_id, job.message.id, &sent.provider_message_id, now)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(conflicts) => {
+                    conflicts.into_iter().for_each(id_taken);
+                    return Ok(());
+                }
                 Err(e) => e,
             };
-            tracing::warn!(error = %err, "storing a send result failed; retrying");
+            if err.is_permanent() {
+                // Trying again cannot help, and the message went out: it is
+                // recorded as accepted, with why its id is missing.
+                tracing::error!(message = job.message.id, error = %err, "the send result cannot be stored; recording the message as accepted without it");
+                metrics::counter!("confab_send_results_unstorable_total").increment(1);
+                let note = format!(
+                    "the provider accepted this message (id {}), but the id could not be stored: {err}",
+                    sent.provider_message_id
+                );
+                match self
+                    .store
+                    .send_accepted_without_id(job.job_id, job.message.id, &note, now)
+                    .await
+                {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recording the message as accepted failed; retrying")
+                    }
+                }
+            } else {
+                tracing::warn!(error = %err, "storing a send result failed; retrying");
+            }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
             let until = self.clock.now_ms() + self.settings.outbox_lease.as_millis() as i64;

@@ -103,7 +103,8 @@ impl FakeProvider {
         }
     }
 
-    /// Answers the next requests with these replies, then with success.
+    /// Answers the next requests with these replies, then with success. A
+    /// 2xx reply with an empty body is the usual success.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.shared.script.lock().unwrap().extend(replies);
     }
@@ -170,7 +171,12 @@ async fn handle(
         Some(r) => {
             tokio::time::sleep(r.delay).await;
             if r.status < 300 {
-                let (status, body) = success(s.kind, n);
+                // An empty body: the usual success; else the body scripted.
+                let (status, body) = if r.body.is_empty() {
+                    success(s.kind, n)
+                } else {
+                    (StatusCode::from_u16(r.status).unwrap(), r.body)
+                };
                 return (status, [("content-type", "application/json")], body).into_response();
             }
             let mut resp = (
