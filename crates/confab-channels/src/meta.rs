@@ -175,11 +175,23 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookBatch, ParseError> {
                 batch.ignored += 1;
                 continue;
             }
-            let value = change
+            // A change of the right field but the wrong shape is Meta's to
+            // own: kept as rejected, like an unusable message in it.
+            let parsed = change
                 .get("value")
                 .and_then(Value::as_object)
-                .ok_or_else(|| ParseError(format!("missing field `{path}.value`")))?;
-            parse_change(value, &format!("{path}.value"), &mut batch)?;
+                .ok_or_else(|| format!("`{path}.value` is not an object"))
+                .and_then(|value| parse_change(value, &format!("{path}.value"), &mut batch));
+            if let Err(reason) = parsed {
+                tracing::warn!(%reason, "Meta change rejected");
+                batch.rejected.push(RejectedInbound {
+                    channel: Channel::Meta,
+                    event: "change",
+                    provider_message_id: None,
+                    reason,
+                    payload: Value::Object(change.clone()).to_string(),
+                });
+            }
         }
     }
     Ok(batch)
@@ -222,13 +234,18 @@ fn parse_change(
     value: &Map<String, Value>,
     path: &str,
     batch: &mut WebhookBatch,
-) -> Result<(), ParseError> {
+) -> Result<(), String> {
+    // Every list is checked before any event is taken, so that a change
+    // is taken whole or rejected whole.
+    for name in ["contacts", "messages", "statuses", "errors"] {
+        optional_array(value, name, path).map_err(|e| e.0)?;
+    }
     let metadata = value.get("metadata").unwrap_or(&Value::Null);
     let to = string_at(metadata, "display_phone_number")
         .or_else(|| string_at(metadata, "phone_number_id"));
 
     let mut names: HashMap<&str, &str> = HashMap::new();
-    for contact in optional_array(value, "contacts", path)? {
+    for contact in optional_array(value, "contacts", path).unwrap_or_default() {
         if let (Some(wa_id), Some(name)) = (
             str_at(contact, "wa_id"),
             contact.get("profile").and_then(|p| str_at(p, "name")),
@@ -244,7 +261,11 @@ fn parse_change(
         reason,
         payload: v.to_string(),
     };
-    for (k, message) in optional_array(value, "messages", path)?.iter().enumerate() {
+    for (k, message) in optional_array(value, "messages", path)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         match parse_message(message, to.as_deref(), &names) {
             Ok(m) => batch.messages.push(m),
             Err(reason) => {
@@ -253,7 +274,11 @@ fn parse_change(
             }
         }
     }
-    for (k, status) in optional_array(value, "statuses", path)?.iter().enumerate() {
+    for (k, status) in optional_array(value, "statuses", path)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         match parse_status(status) {
             Ok(Some(s)) => batch.statuses.push(s),
             Ok(None) => batch.ignored += 1,
@@ -264,7 +289,9 @@ fn parse_change(
         }
     }
     // Errors about the account or webhook itself, not about one message.
-    batch.ignored += optional_array(value, "errors", path)?.len();
+    batch.ignored += optional_array(value, "errors", path)
+        .unwrap_or_default()
+        .len();
     Ok(())
 }
 

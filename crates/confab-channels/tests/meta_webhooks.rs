@@ -723,13 +723,22 @@ fn malformed_bodies_are_errors() {
         err(br#"{"object":"whatsapp_business_account","entry":[{"id":"1"}]}"#),
         "missing field `entry[0].changes`"
     );
+    // A change of the right field and the wrong shape is kept as rejected,
+    // whole: none of its events is taken.
+    let rejected = |body: &[u8]| {
+        let b = parse_webhook(body).unwrap();
+        assert!(b.messages.is_empty() && b.statuses.is_empty());
+        assert_eq!(b.rejected.len(), 1);
+        assert_eq!(b.rejected[0].event, "change");
+        b.rejected[0].reason.clone()
+    };
     assert_eq!(
-        err(br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages"}]}]}"#),
-        "missing field `entry[0].changes[0].value`"
+        rejected(br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages"}]}]}"#),
+        "`entry[0].changes[0].value` is not an object"
     );
     assert_eq!(
-        err(br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":{}}}]}]}"#),
-        "`entry[0].changes[0].value.messages` is not an array"
+        rejected(br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"statuses":{},"messages":[{"from":"16505551234","id":"wamid.1","type":"text","text":{"body":"x"}}]}}]}]}"#),
+        "`entry[0].changes[0].value.statuses` is not an array"
     );
     // An empty batch is fine.
     assert_eq!(

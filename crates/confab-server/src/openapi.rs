@@ -1,9 +1,17 @@
 //! The OpenAPI document, Swagger UI (served from the binary, no internet
 //! needed) and ReDoc.
+//!
+//! The document must say what the server does (Schemathesis checks it in
+//! CI). The handlers' annotations give each route's own answers; what every
+//! route shares is added here in one pass ([`conventions`]): the errors a
+//! route can answer whatever it does (a bad query, no credentials, a body
+//! of the wrong type...), all as `application/problem+json`, and the
+//! bounds of the parameters many routes take.
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
+use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -13,7 +21,7 @@ use crate::http::{api, ops, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Confab", description = "WhatsApp conversation platform: webhooks for Twilio and the Meta WhatsApp Cloud API, contacts, message history and durable sending."),
+    info(title = "Confab", description = "WhatsApp conversation platform: webhooks for Twilio and the Meta WhatsApp Cloud API, contacts, message history and durable sending.\n\nErrors are RFC 9457 `application/problem+json`. Text must not contain NUL characters. Lists answer `{items, next_cursor}`; pass `next_cursor` as `cursor` to read on."),
     paths(
         api::auth::login,
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
@@ -25,6 +33,7 @@ use crate::http::{api, ops, webhooks};
         api::collections::get, api::collections::replace, api::collections::patch, api::collections::delete,
         api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list,
         webhooks::twilio_inbound, webhooks::twilio_status, webhooks::meta_handshake, webhooks::meta_inbound,
+        webhooks::legacy_webhook, webhooks::legacy_webhook_alive,
         ops::health, ops::ready, ops::metrics_text,
     ),
     modifiers(&BearerAuth),
@@ -59,6 +68,313 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document as served: the annotations, with what every route shares.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    conventions(&mut doc);
+    serde_json::from_value(doc).expect("the document reads back")
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+/// A string parameter holds no NUL character (no database column can).
+fn no_nul() -> Value {
+    json!("^[^\\u0000]*$")
+}
+
+/// The bounds of a query or path parameter, by name (and, where the same
+/// name means different things, by path).
+fn refine_parameter(path: &str, p: &mut Map<String, Value>) {
+    let name = p
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let place = p
+        .get("in")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(schema) = p.get_mut("schema").and_then(Value::as_object_mut) else {
+        return;
+    };
+    // An optional query parameter is absent or a value, never `null`.
+    if let Some(Value::Array(types)) = schema.get("type").cloned() {
+        let concrete: Vec<Value> = types.into_iter().filter(|t| t != "null").collect();
+        if concrete.len() == 1 {
+            schema.insert("type".into(), concrete[0].clone());
+        }
+    }
+    let ids = json!("^[0-9]{1,18}$");
+    match (place.as_str(), name.as_str()) {
+        ("query", "limit") => {
+            schema.insert("minimum".into(), json!(1));
+            schema.insert("maximum".into(), json!(confab_store::MAX_PAGE));
+        }
+        // Cursors are the ids this API gave out.
+        ("query", "cursor" | "before") => {
+            schema.insert("pattern".into(), ids);
+        }
+        ("query", "direction") => {
+            schema.insert("enum".into(), json!(["inbound", "outbound"]));
+        }
+        ("query", "channel") => {
+            let all: Vec<&str> = confab_model::Channel::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect();
+            schema.insert("enum".into(), json!(all));
+        }
+        ("query", "status") if path.ends_with("/runs") => {
+            let all: Vec<&str> = confab_flow::RunStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            schema.insert("enum".into(), json!(all));
+        }
+        ("query", "status") => {
+            let all: Vec<&str> = confab_model::DeliveryStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            schema.insert("enum".into(), json!(all));
+        }
+        ("query", "since" | "until") => {
+            schema.remove("type");
+            schema.insert(
+                "anyOf".into(),
+                json!([{"type": "string", "format": "date-time"}, {"type": "string", "pattern": "^[0-9]{1,15}$"}]),
+            );
+        }
+        ("query", "from" | "to") => {
+            schema.insert("format".into(), json!("date"));
+        }
+        ("query", "format") => {
+            schema.insert("enum".into(), json!(["json", "csv"]));
+        }
+        ("query", "contact" | "phone") | ("path", "id")
+            if schema.get("type") == Some(&json!("string")) =>
+        {
+            if path.starts_with("/api/v1/contacts") || place == "query" {
+                schema.insert("pattern".into(), json!(api::contacts::CONTACT_KEY_PATTERN));
+            } else {
+                schema.insert("pattern".into(), no_nul());
+            }
+        }
+        _ if schema.get("type") == Some(&json!("string"))
+            && !schema.contains_key("pattern")
+            && !schema.contains_key("enum")
+            && !schema.contains_key("format") =>
+        {
+            schema.insert("pattern".into(), no_nul());
+        }
+        _ => {}
+    }
+}
+
+/// What the webhooks read of their bodies: the fields every request of its
+/// kind has are required (without them: 400), the rest is optional. What
+/// is well formed but unusable (a sender that is not a phone number) is
+/// kept as rejected and answered 200, since the provider would not send it
+/// again.
+fn webhook_body(path: &str) -> Option<Value> {
+    let text = || json!({"type": "string"});
+    let present = || json!({"type": "string", "maxLength": 256, "pattern": "\\S"});
+    let form = |required: &[&str], properties: Value| {
+        json!({"content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": required, "properties": properties
+        }}}, "required": true})
+    };
+    match path {
+        "/webhooks/twilio" | "/webhook" => Some(form(
+            &["From", "MessageSid"],
+            json!({
+                "From": {"type": "string", "pattern": "\\S", "example": "whatsapp:+14155552671"},
+                "MessageSid": present(),
+                "To": text(), "Body": text(), "ProfileName": text(), "WaId": text(),
+                "NumMedia": text(), "MediaUrl0": text(), "MediaContentType0": text(),
+                "Latitude": text(), "Longitude": text(),
+                "ButtonPayload": text(), "ButtonText": text(), "OriginalRepliedMessageSid": text(),
+            }),
+        )),
+        "/webhooks/twilio/status" => Some(form(
+            &["MessageSid", "MessageStatus"],
+            json!({
+                "MessageSid": present(),
+                "MessageStatus": {"type": "string", "pattern": "\\S", "example": "delivered"},
+                "ErrorCode": text(), "ErrorMessage": text(),
+            }),
+        )),
+        "/webhooks/meta" => {
+            let objects = || json!({"type": "array", "items": {"type": "object"}});
+            // Past the envelope, a change or event that cannot be used is
+            // kept as rejected, not refused: Meta would send it again and
+            // again, with the good events beside it.
+            Some(json!({"content": {"application/json": {"schema": {
+                "type": "object",
+                "required": ["object", "entry"],
+                "properties": {
+                    "object": {"type": "string", "enum": ["whatsapp_business_account"]},
+                    "entry": {"type": "array", "items": {
+                        "type": "object", "required": ["changes"],
+                        "properties": {"changes": objects()}
+                    }}
+                }
+            }}}, "required": true}))
+        }
+        _ => None,
+    }
+}
+
+/// Bounds of request fields that the derive cannot say.
+fn refine_schemas(schemas: &mut Map<String, Value>) {
+    let mut set = |schema: &str, field: &str, value: Value| {
+        if let Some(props) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            props.insert(field.to_string(), value);
+        }
+    };
+    let phone = || json!({"type": "string", "pattern": api::contacts::CONTACT_KEY_PATTERN});
+    // Text that must hold more than spaces, with its longest length.
+    let text = |max: usize| json!({"type": "string", "maxLength": max, "pattern": "\\S"});
+    set(
+        "ContactUpdate",
+        "tags",
+        json!({"type": ["array", "null"], "items": text(64)}),
+    );
+    set(
+        "ContactUpdate",
+        "profile_name",
+        json!({"anyOf": [text(256), {"type": "null"}]}),
+    );
+    set("StartRun", "contact", phone());
+    set(
+        "StartRun",
+        "channel",
+        json!({"type": ["string", "null"], "enum": ["twilio", "meta", null]}),
+    );
+    set("Outgoing_String", "to", phone());
+    // Each recipient of a bulk send is checked on its own: a bad one gets
+    // its own error in the answer.
+    set(
+        "Outgoing_Vec_String",
+        "to",
+        json!({"type": "array", "minItems": 1, "maxItems": api::messages::MAX_BULK, "items": {"type": "string"}}),
+    );
+    set(
+        "AllowListIn",
+        "numbers",
+        json!({"type": ["array", "null"], "items": phone()}),
+    );
+}
+
+/// Adds what every operation shares to `doc` (see the module's comment).
+fn conventions(doc: &mut Value) {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        refine_schemas(schemas);
+    }
+    // Records export as CSV too (`format=csv`).
+    if let Some(ok) = doc
+        .pointer_mut("/paths/~1api~1v1~1collections~1{name}~1records/get/responses/200/content")
+        .and_then(Value::as_object_mut)
+    {
+        ok.insert("text/csv".into(), json!({"schema": {"type": "string"}}));
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, ops) in paths.iter_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            if method == "post"
+                && let Some(body) = webhook_body(path)
+            {
+                op.insert("requestBody".into(), body);
+            }
+            let secured = op.contains_key("security");
+            let body = op.get("requestBody").cloned();
+            let params: Vec<Value> = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(Value::Array(ps)) = op.get_mut("parameters") {
+                for p in ps.iter_mut() {
+                    if let Some(p) = p.as_object_mut() {
+                        refine_parameter(path, p);
+                    }
+                }
+            }
+            let responses = op
+                .entry("responses")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("responses is an object");
+            // Every error is a problem, whatever its annotation said.
+            for (code, r) in responses.iter_mut() {
+                if code.starts_with('4') || code.starts_with('5') {
+                    let description = r
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or("A problem")
+                        .to_string();
+                    *r = problem(&description);
+                }
+            }
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| problem(description));
+            };
+            if !params.is_empty() || body.is_some() {
+                add("400", "The query, path or body cannot be read");
+            }
+            if params.iter().any(|p| p["in"] == "path") {
+                add("404", "No such resource");
+            }
+            if secured {
+                add(
+                    "401",
+                    "No valid credentials: a missing, expired or revoked token or key",
+                );
+                add("403", "The caller's role may not do this");
+            }
+            if let Some(b) = &body {
+                add("413", "The body is larger than MAX_BODY_BYTES");
+                add("415", "The body is not of the type this route takes");
+                if b["content"].get("application/json").is_some() {
+                    add("422", "The body does not fit");
+                }
+            }
+            if path.starts_with("/api/") || path.starts_with("/webhook") {
+                add(
+                    "503",
+                    "The database does not answer, or the server is at a limit of its own; try again",
+                );
+            }
+        }
+    }
+}
+
 const REDOC: &str = r#"<!DOCTYPE html>
 <html><head><title>Confab API</title><meta charset="utf-8"/>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -68,6 +384,42 @@ const REDOC: &str = r#"<!DOCTYPE html>
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document()))
         .route("/redoc", get(|| async { Html(REDOC) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_is_a_problem_and_secured_routes_say_401_and_403() {
+        let doc = serde_json::to_value(document()).unwrap();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for (code, r) in responses {
+                    if code.starts_with('4') || code.starts_with('5') {
+                        assert!(
+                            r["content"].get(PROBLEM).is_some(),
+                            "{method} {path} {code}: {r}"
+                        );
+                    }
+                }
+                if op.get("security").is_some() {
+                    assert!(responses.contains_key("401") && responses.contains_key("403"));
+                }
+            }
+        }
+        let limit = &doc["paths"]["/api/v1/contacts"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap()["schema"];
+        assert_eq!(
+            (limit["minimum"].clone(), limit["maximum"].clone()),
+            (json!(1), json!(500))
+        );
+    }
 }

@@ -19,6 +19,8 @@ async fn runs_show_where_each_contact_is_with_events_and_stats() {
     app.twilio_text("+15551234567", "hi", "SM1").await;
     app.twilio_text("+15551234567", "Ana", "SM2").await;
     let (_, flows) = app.get(&key, "/api/v1/flows").await;
+    assert!(flows["next_cursor"].is_null(), "a list like every other");
+    let flows = &flows["items"];
     let ids: Vec<&str> = flows
         .as_array()
         .unwrap()
@@ -27,6 +29,17 @@ async fn runs_show_where_each_contact_is_with_events_and_stats() {
         .collect();
     assert_eq!(ids, ["ai_assistant", "pms_menu", "product_review"]);
     assert_eq!(flows[2]["version"], 1);
+    // Runs by the contact's phone as well as its id.
+    for contact in ["%2B15551234567", "1"] {
+        let (s, runs) = app
+            .get(&key, &format!("/api/v1/runs?contact={contact}"))
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(runs["items"].as_array().unwrap().len(), 1, "{contact}");
+    }
+    let (_, none) = app.get(&key, "/api/v1/runs?contact=%2B15550000000").await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+    assert_eq!(app.get(&key, "/api/v1/runs?contact=nobody").await.0, 400);
     let (_, runs) = app.get(&key, "/api/v1/runs?flow=product_review").await;
     let run = &runs["items"][0];
     assert_eq!(run["status"], "waiting_input");

@@ -290,3 +290,27 @@ async fn a_revoked_key_stops_working_at_once() {
     app.store.revoke_api_key(id, 1).await.unwrap();
     assert_eq!(app.get(&key, "/api/v1/contacts").await.0, 401);
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_405_for_admins_and_refused_to_others() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let admin = app.api_key().await;
+    let viewer = app.api_key_with(Role::Viewer).await;
+    let trace = reqwest::Method::from_bytes(b"TRACE").unwrap();
+    let (s, _) = app
+        .call(trace.clone(), &admin, "/api/v1/auth/login", None)
+        .await;
+    assert_eq!(s, 405);
+    let (s, _) = app
+        .call(reqwest::Method::DELETE, &admin, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(s, 405);
+    let (s, _) = app
+        .call(reqwest::Method::DELETE, &viewer, "/api/v1/contacts", None)
+        .await;
+    assert_eq!(s, 403, "a method with no rule is for admins only");
+    let (s, _) = app
+        .call(reqwest::Method::DELETE, "", "/api/v1/contacts", None)
+        .await;
+    assert_eq!(s, 401);
+}

@@ -308,18 +308,32 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     assert_eq!(r.status(), 400);
     let p: serde_json::Value = r.json().await.unwrap();
     assert!(p["detail"].as_str().unwrap().contains("MessageSid"), "{p}");
-    // Not a phone number.
-    let r = app
-        .twilio(
-            "/webhooks/twilio",
-            &[
-                ("From", "whatsapp:hello"),
-                ("Body", "x"),
-                ("MessageSid", &sid(9)),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 400);
+    // Signed by Twilio but unusable (a sender that is not a phone number):
+    // kept with the reason, and answered 200, since Twilio would not send
+    // it again; a redelivery is kept once.
+    for _ in 0..2 {
+        let r = app
+            .twilio(
+                "/webhooks/twilio",
+                &[
+                    ("From", "whatsapp:hello"),
+                    ("Body", "x"),
+                    ("MessageSid", &sid(9)),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    let key = app.api_key().await;
+    let (_, rejected) = app.get(&key, "/api/v1/rejected?channel=twilio").await;
+    let items = rejected["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{rejected}");
+    assert_eq!(items[0]["provider_message_id"], sid(9));
+    assert_eq!(items[0]["payload"]["From"], "whatsapp:hello");
+    assert!(
+        items[0]["reason"].as_str().unwrap().contains("hello"),
+        "{rejected}"
+    );
     // Wrong content type.
     let r = app
         .http

@@ -1,6 +1,9 @@
 //! Which role may call which route: one table, enforced by one layer over
-//! every `/api/v1` route. A route with no rule is refused to everyone (and
-//! logged), so a route added without one cannot be open by mistake.
+//! every `/api/v1` route. A path with no rule is refused to everyone (and
+//! logged), so a route added without one cannot be open by mistake. A
+//! method with no rule on a path that has rules is most likely one the path
+//! does not take (405); it is let through for admins only, and logged if it
+//! turns out to be served.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
@@ -95,15 +98,14 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let access = match rule(req.method(), &route) {
-        Some(a) => a,
+    let (least, ruled) = match rule(req.method(), &route) {
+        Some(Public) => return next.run(req).await,
+        Some(Least(least)) => (least, true),
+        None if RULES.iter().any(|(_, p, _)| *p == route) => (Admin, false),
         None => {
             tracing::error!(method = %req.method(), %route, "a route without an access rule was called; refusing it");
             return ApiError::Forbidden("this route has no access rule".into()).into_response();
         }
-    };
-    let Least(least) = access else {
-        return next.run(req).await;
     };
     let principal = match Principal::authenticate(req.headers(), &state).await {
         Ok(p) => p,
@@ -122,7 +124,12 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         .into_response();
     }
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if !ruled && resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        tracing::error!(%method, %route, "a route without an access rule was served (to an admin); give it a rule");
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -26,13 +26,30 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/meta", get(meta_handshake).post(meta_inbound))
         // The paths the Python AI bot this replaces told Twilio to call, so
         // a sender configured for it keeps working.
-        .route("/webhook", get(webhook_alive).post(twilio_inbound))
+        .route("/webhook", get(legacy_webhook_alive).post(legacy_webhook))
 }
 
-/// `GET /webhook`: answers that the webhook is there (what the earlier bot
-/// offered for checking it).
-async fn webhook_alive() -> axum::Json<serde_json::Value> {
+/// Says the webhook is there (what the earlier Python AI bot offered for
+/// checking it).
+#[utoipa::path(get, path = "/webhook", tag = "webhooks",
+    responses((status = 200, body = Object, example = json!({"status": "ok", "post": "Twilio inbound messages"}))))]
+pub async fn legacy_webhook_alive() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok", "post": "Twilio inbound messages"}))
+}
+
+/// The earlier Python AI bot's Twilio webhook: the same as
+/// `POST /webhooks/twilio`, so a sender configured for it keeps working.
+#[utoipa::path(post, path = "/webhook", tag = "webhooks",
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses((status = 200, content_type = "text/xml"), (status = 403, body = crate::error::Problem)))]
+pub async fn legacy_webhook(
+    state: State<AppState>,
+    origin: Origin,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Response> {
+    twilio_inbound(state, origin, headers, uri, body).await
 }
 
 fn outcome(channel: Channel, what: &'static str) {
@@ -124,20 +141,77 @@ fn twilio_form(
 /// `twilio::parse_inbound` or `twilio::parse_status`.
 type TwilioParser<T> = fn(&[(String, String)]) -> Result<T, confab_channels::ParseError>;
 
-/// A checked Twilio form, parsed by `parse`; what it cannot read is a 400.
-fn twilio_parse<T>(
+/// What a checked Twilio form turned out to be.
+enum Parsed<T> {
+    Usable(T),
+    /// Signed and well formed, but unusable (a `From` that is not a phone
+    /// number, an id too long to be real): kept as rejected; Twilio is
+    /// answered 200, since it would not send it again anyway.
+    Rejected,
+}
+
+/// A checked Twilio form, parsed by `parse`. A form without the fields
+/// every Twilio request of its kind has (`required`) is a 400; anything
+/// else it cannot use is kept as rejected.
+async fn twilio_parse<T>(
     state: &AppState,
-    origin: &Origin,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
+    request: (&Origin, &HeaderMap, &Uri, &[u8]),
+    event: &'static str,
+    required: &[&str],
     parse: TwilioParser<T>,
-) -> ApiResult<T> {
+) -> ApiResult<Parsed<T>> {
+    let (origin, headers, uri, body) = request;
     let params = twilio_form(state, origin, headers, uri, body)?;
-    parse(&params).map_err(|e| {
+    let value = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(missing) = required.iter().find(|f| value(f).is_none()) {
         outcome(Channel::Twilio, "bad_request");
-        ApiError::BadRequest(e.to_string())
-    })
+        return Err(ApiError::BadRequest(format!("missing field `{missing}`")));
+    }
+    let reason = match parse(&params) {
+        Ok(parsed) => return Ok(Parsed::Usable(parsed)),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(%reason, "Twilio {event} rejected");
+    let id = value("MessageSid")
+        .filter(|id| id.chars().count() <= MAX_PROVIDER_ID)
+        .map(str::to_string);
+    let payload: serde_json::Map<String, serde_json::Value> = params
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    keep_rejected(
+        state,
+        vec![RejectedInbound {
+            channel: Channel::Twilio,
+            event,
+            provider_message_id: id,
+            reason,
+            payload: serde_json::Value::Object(payload).to_string(),
+        }],
+    )
+    .await?;
+    Ok(Parsed::Rejected)
+}
+
+/// Keeps what a provider sent that cannot be used, before it is answered.
+async fn keep_rejected(state: &AppState, rejected: Vec<RejectedInbound>) -> ApiResult<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let channel = rejected[0].channel;
+    state
+        .store
+        .store_rejected(&rejected, state.clock.now_ms())
+        .await?;
+    metrics::counter!("confab_webhooks_total", "channel" => channel.as_str(), "outcome" => "rejected")
+        .increment(rejected.len() as u64);
+    Ok(())
 }
 
 /// Longest provider message id accepted. Real ids are far shorter (Twilio
@@ -176,14 +250,18 @@ pub async fn twilio_inbound(
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let msg = twilio_parse(
+    let msg = match twilio_parse(
         &state,
-        &origin,
-        &headers,
-        &uri,
-        &body,
+        (&origin, &headers, &uri, &body),
+        "message",
+        &["From", "MessageSid"],
         twilio::parse_inbound,
-    )?;
+    )
+    .await?
+    {
+        Parsed::Usable(m) => m,
+        Parsed::Rejected => return Ok(twiml(twilio::twiml(&[]))),
+    };
     check_id(Channel::Twilio, &msg.provider_message_id)?;
     let stored = state.ingest.store(msg).await?;
     outcome(
@@ -209,7 +287,18 @@ pub async fn twilio_status(
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let update = twilio_parse(&state, &origin, &headers, &uri, &body, twilio::parse_status)?;
+    let update = match twilio_parse(
+        &state,
+        (&origin, &headers, &uri, &body),
+        "status",
+        &["MessageSid", "MessageStatus"],
+        twilio::parse_status,
+    )
+    .await?
+    {
+        Parsed::Usable(u) => u,
+        Parsed::Rejected => return Ok(twiml(twilio::twiml(&[]))),
+    };
     if let Some(u) = &update {
         check_id(Channel::Twilio, &u.provider_message_id)?;
     }
@@ -307,14 +396,7 @@ pub async fn meta_inbound(
     }
     // Meta does not send again what was acknowledged: what cannot be used
     // is kept, with why, before the answer.
-    if !batch.rejected.is_empty() {
-        state
-            .store
-            .store_rejected(&batch.rejected, state.clock.now_ms())
-            .await?;
-        metrics::counter!("confab_webhooks_total", "channel" => "meta", "outcome" => "rejected")
-            .increment(batch.rejected.len() as u64);
-    }
+    keep_rejected(&state, std::mem::take(&mut batch.rejected)).await?;
     // Every message goes to the group-commit writer at once; we answer when
     // all of them are stored.
     let results =

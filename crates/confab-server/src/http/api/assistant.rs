@@ -74,13 +74,15 @@ pub async fn ai_stats(
         .map(|t| day_of(t, "from"))
         .transpose()?
         .unwrap_or(to - 29);
-    if from > to {
-        return Err(ApiError::BadRequest("from is after to".into()));
-    }
-    let rows = state
-        .store
-        .ai_stats(from * DAY_MS, (to + 1) * DAY_MS)
-        .await?;
+    // From after to: no day lies between them.
+    let rows = if from > to {
+        Vec::new()
+    } else {
+        state
+            .store
+            .ai_stats(from * DAY_MS, (to + 1) * DAY_MS)
+            .await?
+    };
     let days = rows
         .into_iter()
         .map(|r| AiDay {

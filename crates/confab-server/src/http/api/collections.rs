@@ -115,10 +115,15 @@ pub async fn list(
             )));
         }
     };
-    let limit = if csv {
-        MAX_EXPORT
-    } else {
-        limit(q.get("limit").map(|l| l.parse().unwrap_or(0)))?
+    // A page for JSON; the whole export for CSV unless a limit is given.
+    let given = q
+        .get("limit")
+        .map(|l| limit(Some(l.parse().unwrap_or(0))))
+        .transpose()?;
+    let limit = match (csv, given) {
+        (_, Some(n)) => n,
+        (true, None) => MAX_EXPORT,
+        (false, None) => limit(None)?,
     };
     let filter = RecordFilter {
         fields,

@@ -128,16 +128,65 @@ pub async fn resolve(state: &AppState, key: &str) -> ApiResult<Contact> {
             other => Ok(other?),
         };
     }
-    let phone = PhoneNumber::parse(key).map_err(|_| {
-        ApiError::BadRequest(format!(
+    if !key_shaped(key) {
+        return Err(ApiError::BadRequest(format!(
             "'{key}' is neither a contact id nor a phone number like +14155552671"
-        ))
-    })?;
+        )));
+    }
+    // Shaped like a number but not one: no contact can have it.
+    let Ok(phone) = PhoneNumber::parse(key) else {
+        return Err(missing());
+    };
     state
         .store
         .contact_by_phone(phone.as_str())
         .await?
         .ok_or_else(missing)
+}
+
+/// A phone number a query filters by: 400 when it is not shaped like one
+/// (the OpenAPI pattern); none when it is shaped like one but is no
+/// number, which no contact can have.
+pub fn phone_filter(name: &str, key: &str) -> ApiResult<Option<PhoneNumber>> {
+    if !key_shaped(key) {
+        return Err(ApiError::BadRequest(format!(
+            "{name}: '{key}' is not a phone number like +14155552671"
+        )));
+    }
+    Ok(PhoneNumber::parse(key).ok())
+}
+
+/// What a contact in a path may look like (the OpenAPI document says the
+/// same as [`CONTACT_KEY_PATTERN`]): an id, or a phone number with an
+/// optional `+` and spaces, dots, dashes or brackets between its digits.
+fn key_shaped(key: &str) -> bool {
+    let rest = key.strip_prefix('+').unwrap_or(key);
+    rest.starts_with(|c: char| c.is_ascii_digit())
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '(' | ')' | '.' | '-'))
+}
+
+pub const CONTACT_KEY_PATTERN: &str = r"^\+?[0-9][0-9 ().-]*$";
+
+#[cfg(test)]
+#[test]
+fn the_key_shape_and_its_pattern_agree() {
+    let re = regex_lite(CONTACT_KEY_PATTERN);
+    for key in ["12", "+14155552671", "+1 (415) 555-2671", "0", "+1.2"] {
+        assert!(key_shaped(key) && re(key), "{key}");
+    }
+    for key in ["", "+", "abc", "+x1", "1a", " 1", "++1", "1/2"] {
+        assert!(!key_shaped(key) && !re(key), "{key}");
+    }
+}
+
+/// The pattern as a JSON Schema validator would read it (ECMA-262 regexes
+/// agree with Rust's here).
+#[cfg(test)]
+fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
+    let re = regex::Regex::new(pattern).unwrap();
+    move |s| re.is_match(s)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -147,7 +196,7 @@ pub struct ContactUpdate {
     pub opted_out: Option<bool>,
     pub blocked: Option<bool>,
     pub tags: Option<Vec<String>>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -212,7 +261,8 @@ pub async fn history(
 ) -> ApiResult<Json<Page<MessageOut>>> {
     let id = resolve(&state, &key).await?.id;
     let limit = limit(q.limit)?;
-    let before = cursor(q.before.as_deref().or(q.cursor.as_deref()))?;
+    // `before` wins when both are given; both must read.
+    let before = cursor(q.before.as_deref())?.or(cursor(q.cursor.as_deref())?);
     let rows = state
         .store
         .messages(&MessageFilter {

@@ -125,25 +125,9 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<MessageOut>>> {
     let limit = limit(q.limit)?;
-    let contact_id = match &q.phone {
-        None => q.contact_id,
-        Some(p) => {
-            let phone =
-                PhoneNumber::parse(p).map_err(|e| ApiError::BadRequest(format!("phone: {e}")))?;
-            match state.store.contact_by_phone(phone.as_str()).await? {
-                Some(c) if q.contact_id.is_none_or(|id| id == c.id) => Some(c.id),
-                // Nobody with that number (or another contact id): no messages.
-                _ => {
-                    return Ok(Json(Page {
-                        items: Vec::new(),
-                        next_cursor: None,
-                    }));
-                }
-            }
-        }
-    };
-    let filter = MessageFilter {
-        contact_id,
+    // Every parameter is checked before any is used.
+    let mut filter = MessageFilter {
+        contact_id: q.contact_id,
         direction: parse_enum(
             "direction",
             q.direction.as_deref(),
@@ -160,13 +144,34 @@ pub async fn list(
             "channel",
             q.channel.as_deref(),
             Channel::parse,
-            "twilio, meta",
+            "twilio, meta, simulator",
         )?,
         since_ms: parse_when("since", q.since.as_deref())?,
         until_ms: parse_when("until", q.until.as_deref())?,
         before_id: cursor(q.cursor.as_deref())?,
         limit: limit + 1,
     };
+    let phone = q
+        .phone
+        .as_deref()
+        .map(|p| super::contacts::phone_filter("phone", p))
+        .transpose()?;
+    if let Some(phone) = phone {
+        let found = match phone {
+            Some(phone) => state.store.contact_by_phone(phone.as_str()).await?,
+            None => None,
+        };
+        match found {
+            Some(c) if q.contact_id.is_none_or(|id| id == c.id) => filter.contact_id = Some(c.id),
+            // Nobody with that number (or another contact id): no messages.
+            _ => {
+                return Ok(Json(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                }));
+            }
+        }
+    }
     let rows = state.store.messages(&filter).await?;
     Ok(Json(Page::new(rows, limit, |m| m.id, MessageOut::from)))
 }

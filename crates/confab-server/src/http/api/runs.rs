@@ -71,6 +71,9 @@ impl From<RuntimeError> for ApiError {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// A contact id, or a phone number in international form.
+    pub contact: Option<String>,
+    /// The same as `contact`, by id only (kept for earlier clients).
     pub contact_id: Option<i64>,
     pub flow: Option<String>,
     pub status: Option<String>,
@@ -93,13 +96,28 @@ pub async fn list(
         )));
     }
     let limit = limit(q.limit)?;
+    let before_id = cursor(q.cursor.as_deref())?;
+    let contact_id = match (&q.contact, q.contact_id) {
+        (Some(key), _) => match super::contacts::resolve(&state, key).await {
+            Ok(c) => Some(c.id),
+            // No such contact: no runs.
+            Err(ApiError::NotFound(_)) => {
+                return Ok(Json(Page {
+                    items: vec![],
+                    next_cursor: None,
+                }));
+            }
+            Err(e) => return Err(e),
+        },
+        (None, id) => id,
+    };
     let rows = state
         .store
         .runs(&RunFilter {
-            contact_id: q.contact_id,
+            contact_id,
             flow_id: q.flow,
             status: q.status,
-            before_id: cursor(q.cursor.as_deref())?,
+            before_id,
             limit: limit + 1,
         })
         .await?;
@@ -280,9 +298,10 @@ pub struct FlowOut {
     pub definition: serde_json::Value,
 }
 
-/// The flows live now.
-#[utoipa::path(get, path = "/api/v1/flows", tag = "runs", responses((status = 200, body = Vec<FlowOut>)), security(("bearer" = [])))]
-pub async fn flows(State(state): State<AppState>) -> ApiResult<Json<Vec<FlowOut>>> {
+/// The flows live now, by id; all of them on one page (`next_cursor` is
+/// always null), in the shape of every other list.
+#[utoipa::path(get, path = "/api/v1/flows", tag = "runs", responses((status = 200, body = Page<FlowOut>)), security(("bearer" = [])))]
+pub async fn flows(State(state): State<AppState>) -> ApiResult<Json<Page<FlowOut>>> {
     let catalog = state.registry.catalog();
     let mut out: Vec<FlowOut> = catalog
         .flows
@@ -296,7 +315,10 @@ pub async fn flows(State(state): State<AppState>) -> ApiResult<Json<Vec<FlowOut>
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Json(out))
+    Ok(Json(Page {
+        items: out,
+        next_cursor: None,
+    }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
