@@ -339,11 +339,21 @@ fn postgres_tcp_port(url: &str) -> Option<u16> {
 
 /// Normalises a SQLite URL so that the file is created when missing, and
 /// creates its folder.
+/// The path (and query) of a SQLite URL after `sqlite:`. `sqlite:///./x.db`
+/// is SQLAlchemy's (and the Python seeds') way to say a path relative to
+/// the working directory: `./x.db`, not `/./x.db`.
+fn sqlite_path(rest: &str) -> &str {
+    match rest.strip_prefix("///") {
+        Some(rel) if rel.starts_with("./") || rel.starts_with("../") => rel,
+        _ => rest.trim_start_matches("//"),
+    }
+}
+
 fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     if rest.contains(":memory:") {
         return Ok(format!("sqlite:{rest}"));
     }
-    let path = rest.trim_start_matches("//");
+    let path = sqlite_path(rest);
     let (file, query) = match path.split_once('?') {
         Some((f, q)) => (f, Some(q)),
         None => (path, None),
@@ -484,6 +494,11 @@ mod tests {
             "sqlite:///tmp/confab-url-test/x.db?mode=rwc"
         );
         assert_eq!(sqlite_url("::memory:").unwrap(), "sqlite:::memory:");
+        // SQLAlchemy's relative form, as the Python seeds write it.
+        assert_eq!(sqlite_path("///./data/x.db"), "./data/x.db");
+        assert_eq!(sqlite_path("///../x.db"), "../x.db");
+        assert_eq!(sqlite_path("///var/x.db"), "/var/x.db");
+        assert_eq!(sqlite_path("//data/x.db"), "data/x.db");
         assert_eq!(
             sqlite_url("///tmp/a.db?mode=ro").unwrap(),
             "sqlite:///tmp/a.db?mode=ro"

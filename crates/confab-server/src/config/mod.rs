@@ -217,6 +217,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A SQLAlchemy URL names its driver after the dialect
+/// (`sqlite+aiosqlite:///./bot.db`, `postgresql+asyncpg://...`); the
+/// Python systems Confab replaces were configured so. The driver is theirs.
+fn without_driver(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, rest)) if scheme.contains('+') => {
+            let dialect = scheme.split('+').next().unwrap_or(scheme);
+            format!("{dialect}:{rest}")
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn parse_num<T: std::str::FromStr>(
     var: &'static str,
     v: &Option<String>,
@@ -260,7 +273,8 @@ impl Settings {
     pub fn from_raw(r: &RawSettings) -> Result<Settings, SettingError> {
         let database_url = r
             .database_url
-            .clone()
+            .as_deref()
+            .map(without_driver)
             .unwrap_or_else(|| "sqlite://./data/confab.db".into());
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
@@ -583,6 +597,21 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "DATABASE_URL: must start with sqlite: or postgres://"
+        );
+    }
+
+    #[test]
+    fn the_python_seeds_database_urls_work_as_their_users_meant_them() {
+        let mut r = raw();
+        r.database_url = Some("sqlite+aiosqlite:///./chatboost.db".into());
+        assert_eq!(
+            Settings::from_raw(&r).unwrap().database_url,
+            "sqlite:///./chatboost.db"
+        );
+        r.database_url = Some("postgresql+asyncpg://u:p@db/bots".into());
+        assert_eq!(
+            Settings::from_raw(&r).unwrap().database_url,
+            "postgresql://u:p@db/bots"
         );
     }
 
