@@ -1,6 +1,8 @@
-//! Stand-ins for the AI provider and Twilio's API, for the assistant
-//! benchmark: chat completions answer after a fixed delay, Twilio sends are
-//! accepted at once, and `/stats` counts both. Loopback only.
+//! Stand-ins for the AI provider and the WhatsApp providers' APIs, for the
+//! assistant benchmark and for trying Confab with no accounts: chat
+//! completions answer after a fixed delay, Twilio and Meta sends are
+//! accepted at once (and printed, with `--print`), and `/stats` counts them.
+//! Loopback only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,9 @@ struct Args {
     /// How long each chat completion takes.
     #[arg(long, default_value_t = 1000)]
     delay_ms: u64,
+    /// Print every send as it arrives.
+    #[arg(long)]
+    print: bool,
 }
 
 #[derive(Default)]
@@ -37,6 +42,7 @@ struct Counts {
 struct Ctx {
     delay: Duration,
     counts: Counts,
+    print: bool,
 }
 
 async fn chat(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
@@ -54,19 +60,45 @@ async fn chat(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     }))
 }
 
-async fn send(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+async fn send(State(ctx): State<Arc<Ctx>>, body: String) -> impl IntoResponse {
     let n = ctx.counts.sends.fetch_add(1, Ordering::Relaxed);
+    if ctx.print {
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap_or_default();
+        let shown: Vec<String> = form
+            .iter()
+            .filter(|(k, _)| k != "StatusCallback")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("twilio send {n}: {}", shown.join(" "));
+    }
     (
         StatusCode::CREATED,
         axum::Json(serde_json::json!({"sid": format!("SM{n:032x}"), "status": "queued"})),
     )
 }
 
+/// The Graph API's `/{version}/{phone-number-id}/messages`.
+async fn meta_send(State(ctx): State<Arc<Ctx>>, body: String) -> impl IntoResponse {
+    let n = ctx.counts.sends.fetch_add(1, Ordering::Relaxed);
+    let to = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["to"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    if ctx.print {
+        println!("meta send {n}: {body}");
+    }
+    axum::Json(serde_json::json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": to}],
+        "messages": [{"id": format!("wamid.FAKE{n}")}]
+    }))
+}
+
 async fn stats(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     let c = &ctx.counts;
     axum::Json(serde_json::json!({
         "chat_completions": c.chats.load(Ordering::Relaxed),
-        "twilio_sends": c.sends.load(Ordering::Relaxed),
+        "sends": c.sends.load(Ordering::Relaxed),
         "most_chats_in_flight": c.most_in_flight.load(Ordering::Relaxed),
     }))
 }
@@ -77,10 +109,12 @@ async fn main() {
     let ctx = Arc::new(Ctx {
         delay: Duration::from_millis(args.delay_ms),
         counts: Counts::default(),
+        print: args.print,
     });
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(send))
+        .route("/{version}/{phone}/messages", post(meta_send))
         .route("/stats", get(stats))
         .with_state(ctx);
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {

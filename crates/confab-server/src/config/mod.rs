@@ -175,6 +175,8 @@ pub struct Settings {
     pub provider_timeout: Duration,
     /// Flows and collections that add to or override the bundled ones.
     pub flows_dir: std::path::PathBuf,
+    /// `FLOWS_DIR` was given (not the default `./flows`).
+    pub flows_dir_given: bool,
     /// The flow a contact without a run starts in; `None` (DEFAULT_FLOW=none):
     /// messages are stored and only triggers start flows.
     pub default_flow: Option<String>,
@@ -470,6 +472,7 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| "./flows".into())
                 .into(),
+            flows_dir_given: r.flows_dir.is_some(),
             default_flow: match r.default_flow.as_deref().map(str::trim) {
                 None => Some("product_review".into()),
                 Some("none") => None,
@@ -514,6 +517,12 @@ impl Settings {
         if self.meta_app_secret.is_none() {
             w.push("WHATSAPP_APP_SECRET is not set: Meta webhooks are accepted without signature checks (local development only)".into());
         }
+        if self.flows_dir_given && !self.flows_dir.is_dir() {
+            w.push(format!(
+                "FLOWS_DIR {} is not a directory: only the bundled flows are loaded",
+                self.flows_dir.display()
+            ));
+        }
         if self.twilio_auth_token.is_some()
             && self.public_url.is_none()
             && self.http.trusted_proxies.is_empty()
@@ -543,6 +552,18 @@ mod tests {
         assert_eq!(s.ingest_writers, 1);
         assert!(s.twilio.is_none() && s.meta.is_none());
         assert_eq!(s.warnings().len(), 2);
+    }
+
+    #[test]
+    fn a_flows_dir_that_is_not_there_is_warned_about() {
+        let mut r = raw();
+        r.flows_dir = Some("/nonexistent/confab-flows".into());
+        let w = Settings::from_raw(&r).unwrap().warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("FLOWS_DIR /nonexistent/confab-flows is not a directory")),
+            "{w:?}"
+        );
     }
 
     #[test]
