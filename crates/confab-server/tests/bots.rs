@@ -359,12 +359,7 @@ async fn keyword_triggers_start_another_flow() {
     assert!(talk(&app, "+15551234567", "Review", 3).await[0].contains("What's your name?"));
     let key = app.api_key().await;
     let (_, runs) = app.get(&key, "/api/v1/runs").await;
-    let statuses: Vec<&str> = runs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
+    let statuses = column(&runs, "status");
     assert_eq!(statuses, ["waiting_input", "interrupted", "interrupted"]);
     let (_, old) = app
         .get(&key, &format!("/api/v1/runs/{}", runs["items"][2]["id"]))

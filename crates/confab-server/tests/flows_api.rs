@@ -385,12 +385,7 @@ async fn a_restart_ends_the_run_it_replaces() {
     app.twilio_text("+14155552671", "Ana", "SM2").await;
     app.twilio_text("+14155552671", "restart", "SM3").await;
     let (_, runs) = app.get(&key, "/api/v1/runs?flow=product_review").await;
-    let statuses: Vec<&str> = runs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
+    let statuses = column(&runs, "status");
     assert_eq!(statuses, ["waiting_input", "interrupted"], "newest first");
     let old = &runs["items"][1];
     let (_, old) = app.get(&key, &format!("/api/v1/runs/{}", old["id"])).await;

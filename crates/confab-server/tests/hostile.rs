@@ -34,15 +34,7 @@ async fn metrics_labels_never_take_a_value_the_client_chose() {
         sent.push(method);
         sent.push(path);
     }
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     for value in &sent {
         assert!(!text.contains(value.as_str()), "{value} became a label");
     }

@@ -156,15 +156,7 @@ async fn unusable_events_are_kept_with_their_reason_not_dropped() {
         .unwrap();
     assert_eq!(bad["event"], "message");
     assert_eq!(bad["payload"]["text"]["body"], "?");
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(
         metrics.contains(r#"confab_webhooks_total{channel="meta",outcome="rejected"}"#),
         "counted in metrics"

@@ -548,14 +548,6 @@ async fn a_provider_id_given_twice_is_recorded_not_retried_for_ever() {
     assert_eq!(app.count("jobs").await, 0, "no send left queued");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(fake.requests().len(), 2, "never sent again");
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(metrics.contains("confab_send_results_unstorable_total"));
 }

@@ -78,15 +78,7 @@ fn expected(method: &str, path: &str) -> Option<Option<Role>> {
 #[tokio::test]
 async fn every_documented_route_has_the_rule_the_readme_gives() {
     let app = spawn_app(settings(&fresh_database().await, None, None)).await;
-    let doc: serde_json::Value = app
-        .http
-        .get(format!("{}/openapi.json", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.public_json("/openapi.json").await;
     let mut documented = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         if !path.starts_with("/api/v1/") {
@@ -186,23 +178,12 @@ async fn an_agent_talks_to_contacts_but_changes_no_policy_flow_or_record() {
     );
 }
 
-async fn login(app: &TestApp, user: &str, password: &str) -> (u16, serde_json::Value) {
-    let r = app
-        .http
-        .post(format!("{}/api/v1/auth/login", app.url))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
-}
-
 async fn user_with_token(app: &TestApp, name: &str, role: Role) -> String {
     let hash = confab_server::auth::hash_password("a-long-password".into())
         .await
         .unwrap();
     app.store.create_user(name, &hash, role, 0).await.unwrap();
-    let (s, t) = login(app, name, "a-long-password").await;
+    let (s, t) = app.login(name, "a-long-password").await;
     assert_eq!(s, 200, "{t}");
     t["access_token"].as_str().unwrap().to_string()
 }
@@ -229,19 +210,19 @@ async fn tokens_stop_working_when_their_user_is_deleted_disabled_or_given_a_new_
     let t = user_with_token(&app, "off", Role::Admin).await;
     app.store.disable_user("off", 0).await.unwrap();
     assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
-    assert_eq!(login(&app, "off", "a-long-password").await.0, 401);
+    assert_eq!(app.login("off", "a-long-password").await.0, 401);
     app.store.enable_user("off").await.unwrap();
     assert_eq!(
         app.get(&t, "/api/v1/contacts").await.0,
         401,
         "old tokens stay dead"
     );
-    assert_eq!(login(&app, "off", "a-long-password").await.0, 200);
+    assert_eq!(app.login("off", "a-long-password").await.0, 200);
 
     let t = user_with_token(&app, "moved", Role::Admin).await;
     app.store.set_user_password("moved", &hash).await.unwrap();
     assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
-    assert_eq!(login(&app, "moved", "x-long-password").await.0, 200);
+    assert_eq!(app.login("moved", "x-long-password").await.0, 200);
 }
 
 #[tokio::test]

@@ -3,10 +3,11 @@
 //! Argon2 needs 19 MiB of working memory per hash. Run on the blocking pool
 //! with heap buffers, a burst of failed logins grew the process by that much
 //! per thread and kept it: the allocator's per-thread arenas hold freed
-//! blocks this size. Here a few dedicated threads do all hashing, each with
-//! memory mapped straight from the kernel, given back as soon as no work is
-//! waiting. A burst of logins waits in a short queue; beyond it, it is told
-//! to come back later instead of growing anything.
+//! blocks this size. Here a few dedicated threads (half the cores, so that
+//! messages keep flowing during a burst) do all hashing, each with memory
+//! mapped straight from the kernel, given back as soon as no work is
+//! waiting. A burst of logins waits its turn in a bounded queue; beyond it,
+//! a login is told to come back shortly instead of growing anything.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +20,9 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
-/// Hashes waiting for a thread beyond this are refused: each waits for
-/// about 30 ms of a core, so a longer queue only makes everyone wait.
-const QUEUE: usize = 32;
+/// Hashes that may wait for a thread; more are refused at once. Each takes
+/// about 30 ms of a core, so the last of them waits a second or two.
+const QUEUE: usize = 64;
 /// The most memory one stored hash may ask for (a hash made elsewhere with
 /// heavier settings); ours take 19 MiB.
 const MAX_BLOCKS: usize = 256 * 1024;
@@ -35,15 +36,25 @@ pub enum PasswordError {
     Failed(String),
 }
 
-enum Job {
+enum Work {
     Hash(String, oneshot::Sender<Result<String, PasswordError>>),
     Verify(String, String, oneshot::Sender<bool>),
+}
+
+/// Work and its place in the queue, given back when it is done.
+struct Job {
+    work: Work,
+    _place: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The process's password hashing threads.
 pub struct Passwords {
     queue: SyncSender<Job>,
+    /// Places in the queue; the channel holds as many, so it is never full.
+    places: Arc<tokio::sync::Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// Bytes of working memory the threads hold now.
+    mapped: Arc<AtomicUsize>,
 }
 
 impl Passwords {
@@ -53,7 +64,7 @@ impl Passwords {
         static POOL: OnceLock<Passwords> = OnceLock::new();
         POOL.get_or_init(|| {
             let threads = std::thread::available_parallelism()
-                .map(|n| n.get().min(4))
+                .map(|n| (n.get() / 2).clamp(1, 4))
                 .unwrap_or(1);
             Passwords::start(threads)
         })
@@ -63,19 +74,35 @@ impl Passwords {
         let (queue, jobs) = std::sync::mpsc::sync_channel(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         let waiting = Arc::new(AtomicUsize::new(0));
+        let mapped = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
             let jobs = jobs.clone();
             let waiting = waiting.clone();
+            let mapped = mapped.clone();
             // A thread that cannot start leaves the others to do the work.
             let _ = std::thread::Builder::new()
                 .name(format!("confab-passwords-{i}"))
-                .spawn(move || work(&jobs, &waiting));
+                .spawn(move || work(&jobs, &waiting, &mapped));
         }
-        Passwords { queue, waiting }
+        Passwords {
+            queue,
+            places: Arc::new(tokio::sync::Semaphore::new(QUEUE)),
+            waiting,
+            mapped,
+        }
     }
 
-    fn submit(&self, job: Job) -> Result<(), PasswordError> {
+    fn submit(&self, work: Work) -> Result<(), PasswordError> {
+        let place = self
+            .places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PasswordError::Busy)?;
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        let job = Job {
+            work,
+            _place: place,
+        };
         match self.queue.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -88,7 +115,7 @@ impl Passwords {
     /// A PHC string (`$argon2id$v=19$...`) for `password`, with a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Job::Hash(password, tx))?;
+        self.submit(Work::Hash(password, tx))?;
         rx.await
             .map_err(|_| PasswordError::Failed("the hashing thread stopped".into()))?
     }
@@ -97,17 +124,21 @@ impl Passwords {
     /// not one never matches.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, PasswordError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Job::Verify(password, hash, tx))?;
+        self.submit(Work::Verify(password, hash, tx))?;
         Ok(rx.await.unwrap_or(false))
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, waiting: &AtomicUsize) {
+fn work(jobs: &Mutex<Receiver<Job>>, waiting: &AtomicUsize, mapped: &Arc<AtomicUsize>) {
     let mut memory: Option<Memory> = None;
     loop {
+        // Nothing waiting: give the memory back before sleeping, also while
+        // another thread holds the queue.
+        if waiting.load(Ordering::SeqCst) == 0 {
+            memory = None;
+        }
         let job = {
             let Ok(jobs) = jobs.lock() else { return };
-            // Nothing waiting: give the memory back before sleeping.
             if waiting.load(Ordering::SeqCst) == 0 {
                 memory = None;
             }
@@ -117,19 +148,23 @@ fn work(jobs: &Mutex<Receiver<Job>>, waiting: &AtomicUsize) {
             }
         };
         waiting.fetch_sub(1, Ordering::SeqCst);
-        match job {
-            Job::Hash(password, reply) => {
-                let _ = reply.send(hash_with(&mut memory, &password));
+        match job.work {
+            Work::Hash(password, reply) => {
+                let _ = reply.send(hash_with(&mut memory, mapped, &password));
             }
-            Job::Verify(password, hash, reply) => {
-                let _ = reply.send(verify_with(&mut memory, &password, &hash));
+            Work::Verify(password, hash, reply) => {
+                let _ = reply.send(verify_with(&mut memory, mapped, &password, &hash));
             }
         }
     }
 }
 
 /// `memory`, grown to `blocks` if it is smaller.
-fn blocks(memory: &mut Option<Memory>, blocks: usize) -> Result<&mut [Block], PasswordError> {
+fn blocks<'m>(
+    memory: &'m mut Option<Memory>,
+    mapped: &Arc<AtomicUsize>,
+    blocks: usize,
+) -> Result<&'m mut [Block], PasswordError> {
     if blocks > MAX_BLOCKS {
         return Err(PasswordError::Failed(format!(
             "a hash asking for {blocks} KiB of memory is not accepted"
@@ -137,13 +172,18 @@ fn blocks(memory: &mut Option<Memory>, blocks: usize) -> Result<&mut [Block], Pa
     }
     if memory.as_ref().is_none_or(|m| m.blocks < blocks) {
         *memory = None;
-        *memory = Some(Memory::map(blocks).map_err(|e| PasswordError::Failed(e.to_string()))?);
+        *memory =
+            Some(Memory::map(blocks, mapped).map_err(|e| PasswordError::Failed(e.to_string()))?);
     }
     let m = memory.as_mut().expect("mapped just above");
     Ok(&mut m.as_mut_slice()[..blocks])
 }
 
-fn hash_with(memory: &mut Option<Memory>, password: &str) -> Result<String, PasswordError> {
+fn hash_with(
+    memory: &mut Option<Memory>,
+    mapped: &Arc<AtomicUsize>,
+    password: &str,
+) -> Result<String, PasswordError> {
     let failed = |e: &dyn std::fmt::Display| PasswordError::Failed(e.to_string());
     let params = Params::default();
     let mut salt = [0u8; 16];
@@ -154,7 +194,7 @@ fn hash_with(memory: &mut Option<Memory>, password: &str) -> Result<String, Pass
             password.as_bytes(),
             &salt,
             &mut out,
-            blocks(memory, params.block_count())?,
+            blocks(memory, mapped, params.block_count())?,
         )
         .map_err(|e| failed(&e))?;
     let phc = PasswordHash {
@@ -167,7 +207,12 @@ fn hash_with(memory: &mut Option<Memory>, password: &str) -> Result<String, Pass
     Ok(phc.to_string())
 }
 
-fn verify_with(memory: &mut Option<Memory>, password: &str, stored: &str) -> bool {
+fn verify_with(
+    memory: &mut Option<Memory>,
+    mapped: &Arc<AtomicUsize>,
+    password: &str,
+    stored: &str,
+) -> bool {
     let Ok(phc) = PasswordHash::new(stored) else {
         return false;
     };
@@ -185,7 +230,7 @@ fn verify_with(memory: &mut Option<Memory>, password: &str, stored: &str) -> boo
     let Ok(params) = Params::try_from(&phc) else {
         return false;
     };
-    let Ok(memory) = blocks(memory, params.block_count()) else {
+    let Ok(memory) = blocks(memory, mapped, params.block_count()) else {
         return false;
     };
     let mut out = vec![0u8; expected.len()];
@@ -204,6 +249,8 @@ fn verify_with(memory: &mut Option<Memory>, password: &str, stored: &str) -> boo
 struct Memory {
     ptr: NonNull<Block>,
     blocks: usize,
+    /// The pool's count of bytes mapped.
+    mapped: Arc<AtomicUsize>,
 }
 
 // The mapping is owned by one thread at a time, like a `Vec`.
@@ -214,7 +261,7 @@ impl Memory {
         blocks * std::mem::size_of::<Block>()
     }
 
-    fn map(blocks: usize) -> std::io::Result<Memory> {
+    fn map(blocks: usize, mapped: &Arc<AtomicUsize>) -> std::io::Result<Memory> {
         // SAFETY: an anonymous private mapping with no address hint touches
         // no existing memory; failure is reported as MAP_FAILED.
         let ptr = unsafe {
@@ -231,7 +278,12 @@ impl Memory {
             return Err(std::io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast::<Block>()).ok_or_else(std::io::Error::last_os_error)?;
-        Ok(Memory { ptr, blocks })
+        mapped.fetch_add(Self::len(blocks), Ordering::SeqCst);
+        Ok(Memory {
+            ptr,
+            blocks,
+            mapped: mapped.clone(),
+        })
     }
 
     fn as_mut_slice(&mut self) -> &mut [Block] {
@@ -249,6 +301,8 @@ impl Drop for Memory {
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), Self::len(self.blocks));
         }
+        self.mapped
+            .fetch_sub(Self::len(self.blocks), Ordering::SeqCst);
     }
 }
 
@@ -304,11 +358,33 @@ mod tests {
         assert!(results.iter().any(|r| matches!(r, Ok(true))));
     }
 
+    #[tokio::test]
+    async fn the_memory_goes_back_when_no_work_is_waiting() {
+        let pool = Passwords::start(2);
+        let h = pool.hash("pw".into()).await.unwrap();
+        let checks: Vec<_> = (0..12)
+            .map(|_| pool.verify("pw".into(), h.clone()))
+            .collect();
+        for ok in futures::future::join_all(checks).await {
+            assert!(ok.unwrap());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while pool.mapped.load(Ordering::SeqCst) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} bytes still mapped with nothing waiting",
+                pool.mapped.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn a_hash_asking_for_too_much_memory_never_matches() {
         let mut memory = None;
+        let mapped = Arc::new(AtomicUsize::new(0));
         let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI";
-        assert!(!verify_with(&mut memory, "x", greedy));
+        assert!(!verify_with(&mut memory, &mapped, "x", greedy));
         assert!(memory.is_none());
     }
 }

@@ -24,6 +24,16 @@ pub const APP_SECRET: &str = "meta-app-secret";
 pub const VERIFY_TOKEN: &str = "verify-me";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
 
+/// `field` of each item of a page, as text.
+pub fn column<'a>(page: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i[field].as_str().unwrap())
+        .collect()
+}
+
 /// A database for one test. PostgreSQL ones are dropped by a later run
 /// (see `Store::create_test_database`).
 pub async fn fresh_database() -> String {
@@ -231,6 +241,35 @@ impl TestApp {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// An unauthenticated GET (`/metrics`, `/openapi.json`...): its body.
+    pub async fn text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// An unauthenticated GET of a JSON document.
+    pub async fn public_json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.text(path).await).unwrap()
+    }
+
+    /// A login with a username and password: the status and the body.
+    pub async fn login(&self, user: &str, password: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.url))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (u16, serde_json::Value) {
