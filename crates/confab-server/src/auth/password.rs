@@ -112,6 +112,12 @@ impl Passwords {
         }
     }
 
+    /// Bytes of working memory the hashing threads hold now (none while no
+    /// work waits).
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapped.load(Ordering::SeqCst)
+    }
+
     /// A PHC string (`$argon2id$v=19$...`) for `password`, with a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
         let (tx, rx) = oneshot::channel();
@@ -369,11 +375,11 @@ mod tests {
             assert!(ok.unwrap());
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while pool.mapped.load(Ordering::SeqCst) != 0 {
+        while pool.mapped_bytes() != 0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{} bytes still mapped with nothing waiting",
-                pool.mapped.load(Ordering::SeqCst)
+                pool.mapped_bytes()
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

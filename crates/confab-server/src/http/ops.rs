@@ -130,6 +130,8 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     if let Ok((n, _)) = state.store.outbox_depth().await {
         metrics::gauge!("confab_outbox_depth").set(n as f64);
     }
+    metrics::gauge!("confab_password_memory_bytes")
+        .set(crate::auth::Passwords::shared().mapped_bytes() as f64);
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
