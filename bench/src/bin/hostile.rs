@@ -1,6 +1,7 @@
 //! What a hostile client can do to a running `confab serve`, measured:
 //! memory under failed logins and under odd methods, how slow connections
-//! are closed, and whether `/health` answers with every connection taken.
+//! are closed, whether `/health` answers with every connection taken, and
+//! half-sent requests held open across a shutdown.
 //! Prints what it saw; `bench/hostile.sh` runs each against a fresh server.
 
 use std::collections::BTreeMap;
@@ -57,6 +58,21 @@ enum What {
     Flood {
         #[arg(long, default_value_t = 700)]
         connections: usize,
+    },
+    /// Rounds of connections opened together and dropped (a third after a
+    /// request, a third mid-headers, a third silent): memory after each.
+    Churn {
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+    },
+    /// Half-sent requests held open for a while (to time a shutdown).
+    Hold {
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        #[arg(long, default_value_t = 40)]
+        seconds: u64,
     },
 }
 
@@ -308,6 +324,52 @@ async fn flood(addr: &str, connections: usize) {
     drop(open);
 }
 
+async fn churn(addr: &str, pid: Option<u32>, rounds: usize, connections: usize) {
+    let before = rss_mib(pid);
+    let mut after = Vec::new();
+    for _ in 0..rounds {
+        let mut open = Vec::new();
+        for i in 0..connections {
+            if let Ok(mut s) = TcpStream::connect(addr).await {
+                let raw = match i % 3 {
+                    0 => "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                    1 => "GET /health HTTP/1.1\r\nHost: x\r\n",
+                    _ => "",
+                };
+                let _ = s.write_all(raw.as_bytes()).await;
+                open.push(s);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(open);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        after.push(rss_mib(pid).unwrap_or(0.0));
+    }
+    let shown: Vec<String> = after.iter().map(|m| format!("{m:.1}")).collect();
+    println!(
+        "churn: RSS {} before; after each of {rounds} rounds of {connections} connections (MiB): {}",
+        show(before),
+        shown.join(" ")
+    );
+}
+
+async fn hold(addr: &str, connections: usize, seconds: u64) {
+    let mut open = Vec::new();
+    for i in 0..connections {
+        if let Ok(mut s) = TcpStream::connect(addr).await {
+            let raw = if i % 2 == 0 {
+                "GET /health HTTP/1.1\r\nHost: x\r\n"
+            } else {
+                "POST /webhooks/twilio HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nFrom="
+            };
+            let _ = s.write_all(raw.as_bytes()).await;
+            open.push(s);
+        }
+    }
+    println!("hold: {} half-sent requests open", open.len());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -320,5 +382,13 @@ async fn main() {
         What::Methods { count } => methods(&args.addr, args.pid, count).await,
         What::Slow { connections, wait } => slow(&args.addr, args.pid, connections, wait).await,
         What::Flood { connections } => flood(&args.addr, connections).await,
+        What::Hold {
+            connections,
+            seconds,
+        } => hold(&args.addr, connections, seconds).await,
+        What::Churn {
+            rounds,
+            connections,
+        } => churn(&args.addr, args.pid, rounds, connections).await,
     }
 }
