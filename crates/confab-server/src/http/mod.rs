@@ -23,11 +23,14 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .merge(webhooks::routes())
         .nest(
-            "/api/v1",
-            api::routes().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                crate::auth::policy::authorize,
-            )),
+            api::PREFIX,
+            api::table()
+                .into_parts()
+                .0
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    crate::auth::policy::authorize,
+                )),
         )
         .merge(crate::openapi::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

@@ -11,50 +11,147 @@ pub mod runs;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
+use axum::handler::Handler;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, on};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
+use crate::auth::Role;
+use crate::auth::policy::Access;
 use crate::error::{ApiError, ApiResult};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/contacts", get(contacts::list))
-        .route("/contacts/{id}", get(contacts::get).patch(contacts::update))
-        .route("/contacts/{id}/read", post(contacts::mark_read))
-        .route("/contacts/{id}/messages", get(contacts::history))
-        .route("/messages", get(messages::list).post(messages::send))
-        .route("/messages/bulk", post(messages::send_bulk))
-        .route("/messages/{id}", get(messages::get))
-        .route("/rejected", get(rejected::list))
-        .route("/runs", get(runs::list).post(runs::start))
-        .route("/runs/{id}", get(runs::get))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/resume", post(runs::resume))
-        .route("/flows", get(runs::flows))
-        .route("/flows/reload", post(runs::reload))
-        .route("/flows/{id}/stats", get(runs::stats))
-        .route("/collections", get(collections::list_collections))
-        .route("/stats/ai", get(assistant::ai_stats))
-        .route("/access", get(assistant::get_access))
-        .route(
-            "/access/allow-list",
-            axum::routing::put(assistant::put_allow_list),
-        )
-        .route(
+/// Every route of the API with the least role it may be called by: the one
+/// table the router and the access layer (`auth::policy`) are both built
+/// from, so that no route can be added without its rule.
+pub fn table() -> Table {
+    use Access::{Least, Public};
+    use Role::{Admin, Agent, Editor, Viewer};
+    Table::default()
+        .post("/auth/login", Public, auth::login)
+        .get("/contacts", Least(Viewer), contacts::list)
+        .get("/contacts/{id}", Least(Viewer), contacts::get)
+        .patch("/contacts/{id}", Least(Agent), contacts::update)
+        .post("/contacts/{id}/read", Least(Agent), contacts::mark_read)
+        .get("/contacts/{id}/messages", Least(Viewer), contacts::history)
+        .get("/messages", Least(Viewer), messages::list)
+        .post("/messages", Least(Agent), messages::send)
+        .post("/messages/bulk", Least(Editor), messages::send_bulk)
+        .get("/messages/{id}", Least(Viewer), messages::get)
+        .get("/rejected", Least(Viewer), rejected::list)
+        .get("/runs", Least(Viewer), runs::list)
+        .post("/runs", Least(Agent), runs::start)
+        .get("/runs/{id}", Least(Viewer), runs::get)
+        .post("/runs/{id}/cancel", Least(Agent), runs::cancel)
+        .post("/runs/{id}/resume", Least(Agent), runs::resume)
+        .get("/flows", Least(Viewer), runs::flows)
+        .post("/flows/reload", Least(Editor), runs::reload)
+        .get("/flows/{id}/stats", Least(Viewer), runs::stats)
+        .get("/collections", Least(Viewer), collections::list_collections)
+        .get(
             "/collections/{name}/records",
-            get(collections::list).post(collections::create),
+            Least(Viewer),
+            collections::list,
         )
-        .route(
+        .post(
+            "/collections/{name}/records",
+            Least(Editor),
+            collections::create,
+        )
+        .get(
             "/collections/{name}/records/{id}",
-            get(collections::get)
-                .put(collections::replace)
-                .patch(collections::patch)
-                .delete(collections::delete),
+            Least(Viewer),
+            collections::get,
         )
+        .put(
+            "/collections/{name}/records/{id}",
+            Least(Editor),
+            collections::replace,
+        )
+        .patch(
+            "/collections/{name}/records/{id}",
+            Least(Editor),
+            collections::patch,
+        )
+        .delete(
+            "/collections/{name}/records/{id}",
+            Least(Editor),
+            collections::delete,
+        )
+        .get("/stats/ai", Least(Viewer), assistant::ai_stats)
+        .get("/access", Least(Viewer), assistant::get_access)
+        .put(
+            "/access/allow-list",
+            Least(Admin),
+            assistant::put_allow_list,
+        )
+}
+
+/// Where the API's routes are mounted.
+pub const PREFIX: &str = "/api/v1";
+
+/// A route's method, its full path as routed, and who may call it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub method: Method,
+    pub path: String,
+    pub access: Access,
+}
+
+/// Routes and their rules, built together.
+#[derive(Default)]
+pub struct Table {
+    router: Router<AppState>,
+    rules: Vec<Rule>,
+}
+
+macro_rules! verb {
+    ($name:ident, $method:ident, $filter:ident) => {
+        fn $name<H, T>(self, path: &str, access: Access, handler: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.add(
+                Method::$method,
+                path,
+                access,
+                on(MethodFilter::$filter, handler),
+            )
+        }
+    };
+}
+
+impl Table {
+    verb!(get, GET, GET);
+    verb!(post, POST, POST);
+    verb!(put, PUT, PUT);
+    verb!(patch, PATCH, PATCH);
+    verb!(delete, DELETE, DELETE);
+
+    fn add(
+        mut self,
+        method: Method,
+        path: &str,
+        access: Access,
+        route: axum::routing::MethodRouter<AppState>,
+    ) -> Self {
+        // The same path twice merges its methods (a method twice panics at
+        // start, which the tests see).
+        self.router = self.router.route(path, route);
+        self.rules.push(Rule {
+            method,
+            path: format!("{PREFIX}{path}"),
+            access,
+        });
+        self
+    }
+
+    pub fn into_parts(self) -> (Router<AppState>, Vec<Rule>) {
+        (self.router, self.rules)
+    }
 }
 
 /// A JSON request body: axum's extractor (415 without a JSON content type,
