@@ -48,7 +48,12 @@ async fn login_issues_a_token_and_slows_guessing() {
         .await
         .unwrap();
     app.store
-        .create_user("ana", &hash, confab_server::auth::Role::Admin, 0)
+        .create_user(
+            "ana",
+            &hash,
+            confab_server::auth::Role::Admin,
+            &confab_store::Change::by("test", 0),
+        )
         .await
         .unwrap();
     let login = |pw: &str| {
@@ -501,7 +506,12 @@ async fn guesses_sent_at_once_are_limited_like_guesses_in_a_row() {
         .await
         .unwrap();
     app.store
-        .create_user("ana", &hash, confab_server::auth::Role::Admin, 0)
+        .create_user(
+            "ana",
+            &hash,
+            confab_server::auth::Role::Admin,
+            &confab_store::Change::by("test", 0),
+        )
         .await
         .unwrap();
     let guesses = (0..20).map(|i| {

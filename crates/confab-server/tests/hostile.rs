@@ -66,7 +66,12 @@ async fn wrong_passwords_slow_the_guesser_and_do_not_lock_the_user_out() {
         .await
         .unwrap();
     app.store
-        .create_user("ana", &hash, confab_server::auth::Role::Admin, 0)
+        .create_user(
+            "ana",
+            &hash,
+            confab_server::auth::Role::Admin,
+            &confab_store::Change::by("test", 0),
+        )
         .await
         .unwrap();
     let attacker = "203.0.113.66";

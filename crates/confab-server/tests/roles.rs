@@ -185,7 +185,10 @@ async fn user_with_token(app: &TestApp, name: &str, role: Role) -> String {
     let hash = confab_server::auth::hash_password("a-long-password".into())
         .await
         .unwrap();
-    app.store.create_user(name, &hash, role, 0).await.unwrap();
+    app.store
+        .create_user(name, &hash, role, &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     let (s, t) = app.login(name, "a-long-password").await;
     assert_eq!(s, 200, "{t}");
     t["access_token"].as_str().unwrap().to_string()
@@ -195,26 +198,42 @@ async fn user_with_token(app: &TestApp, name: &str, role: Role) -> String {
 async fn tokens_stop_working_when_their_user_is_deleted_disabled_or_given_a_new_password() {
     let app = spawn_app(settings(&fresh_database().await, None, None)).await;
     let ok = |s: u16| s == 200;
+    // Another admin, so that removing these users leaves one.
+    app.api_key().await;
 
     let t = user_with_token(&app, "gone", Role::Admin).await;
     assert!(ok(app.get(&t, "/api/v1/contacts").await.0));
-    app.store.delete_user("gone").await.unwrap();
+    app.store
+        .delete_user("gone", &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
     // Someone new under the same name is not the one the token named.
     let hash = confab_server::auth::hash_password("x-long-password".into())
         .await
         .unwrap();
     app.store
-        .create_user("gone", &hash, Role::Admin, 0)
+        .create_user(
+            "gone",
+            &hash,
+            Role::Admin,
+            &confab_store::Change::by("test", 0),
+        )
         .await
         .unwrap();
     assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
 
     let t = user_with_token(&app, "off", Role::Admin).await;
-    app.store.disable_user("off", 0).await.unwrap();
+    app.store
+        .disable_user("off", &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
     assert_eq!(app.login("off", "a-long-password").await.0, 401);
-    app.store.enable_user("off").await.unwrap();
+    app.store
+        .enable_user("off", &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     assert_eq!(
         app.get(&t, "/api/v1/contacts").await.0,
         401,
@@ -223,7 +242,10 @@ async fn tokens_stop_working_when_their_user_is_deleted_disabled_or_given_a_new_
     assert_eq!(app.login("off", "a-long-password").await.0, 200);
 
     let t = user_with_token(&app, "moved", Role::Admin).await;
-    app.store.set_user_password("moved", &hash).await.unwrap();
+    app.store
+        .set_user_password("moved", &hash, &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     assert_eq!(app.get(&t, "/api/v1/contacts").await.0, 401);
     assert_eq!(app.login("moved", "x-long-password").await.0, 200);
 }
@@ -233,9 +255,15 @@ async fn a_role_comes_from_the_database_on_every_request() {
     let app = spawn_app(settings(&fresh_database().await, None, None)).await;
     let t = user_with_token(&app, "ana", Role::Viewer).await;
     assert_eq!(app.post(&t, "/api/v1/flows/reload", json!({})).await.0, 403);
-    app.store.set_user_role("ana", Role::Editor).await.unwrap();
+    app.store
+        .set_user_role("ana", Role::Editor, &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     assert_eq!(app.post(&t, "/api/v1/flows/reload", json!({})).await.0, 200);
-    app.store.set_user_role("ana", Role::Agent).await.unwrap();
+    app.store
+        .set_user_role("ana", Role::Agent, &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
     assert_eq!(app.post(&t, "/api/v1/flows/reload", json!({})).await.0, 403);
 }
 
@@ -268,10 +296,13 @@ async fn a_token_for_a_user_that_does_not_exist_is_refused() {
 #[tokio::test]
 async fn a_revoked_key_stops_working_at_once() {
     let app = spawn_app(settings(&fresh_database().await, None, None)).await;
-    let key = app.api_key().await;
+    let key = app.api_key_with(Role::Viewer).await;
     assert_eq!(app.get(&key, "/api/v1/contacts").await.0, 200);
     let id = app.store.api_keys().await.unwrap()[0].id;
-    app.store.revoke_api_key(id, 1).await.unwrap();
+    app.store
+        .revoke_api_key(id, &confab_store::Change::by("test", 1))
+        .await
+        .unwrap();
     assert_eq!(app.get(&key, "/api/v1/contacts").await.0, 401);
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, Change};
 use crate::{Store, StoreError};
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,21 +88,72 @@ impl Store {
         username: &str,
         password_hash: &str,
         role: Role,
-        now_ms: i64,
+        by: &Change<'_>,
     ) -> Result<User, StoreError> {
         // A random first version: SQLite may give a deleted user's id to
         // the next one, and that user's tokens must not fit the newcomer.
         let version = (uuid::Uuid::new_v4().as_u64_pair().0 >> 16) as i64;
-        let row = sqlx::query(concat!("INSERT INTO users (username, password_hash, role, created_ms, token_version) VALUES ($1, $2, $3, $4, $5) RETURNING ", user_columns!()))
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (username, password_hash, role, created_ms, token_version) VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            user_columns!()
+        ))
         .bind(username.to_string())
         .bind(password_hash.to_string())
         .bind(role.as_str())
-        .bind(now_ms)
+        .bind(by.now_ms)
         .bind(version)
-        .fetch_one(&mut *self.write_conn().await?)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::from_unique(e, &format!("user {username}")))?;
-        user(row)
+        let created = user(row)?;
+        audit::record(
+            &mut tx,
+            by,
+            "user.create",
+            &user_target(&created),
+            None::<&User>,
+            Some(&created),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// The first user of an empty database: created only if there is no
+    /// user yet (two at once: one wins), else `Refused`.
+    pub async fn create_first_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        by: &Change<'_>,
+    ) -> Result<User, StoreError> {
+        let version = (uuid::Uuid::new_v4().as_u64_pair().0 >> 16) as i64;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (username, password_hash, role, created_ms, token_version) \
+             SELECT $1, $2, 'admin', $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users) RETURNING ",
+            user_columns!()
+        ))
+        .bind(username.to_string())
+        .bind(password_hash.to_string())
+        .bind(by.now_ms)
+        .bind(version)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Refused("registration is closed".into()))?;
+        let created = user(row)?;
+        audit::record(
+            &mut tx,
+            by,
+            "user.register",
+            &user_target(&created),
+            None::<&User>,
+            Some(&created),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -143,35 +195,74 @@ impl Store {
         .collect()
     }
 
-    /// Runs one UPDATE of a user by name; `NotFound` when there is none.
-    async fn update_user(
+    /// Changes one user by name in one transaction with its audit entry:
+    /// `sql` updates the user (`$1` the name, `$2` the value, when there is
+    /// one) and returns it; `NotFound` when there is none. A change that
+    /// would leave nobody (user or key) with the admin role is `Refused`.
+    async fn change_user(
         &self,
-        sql: &'static str,
         username: &str,
-        value: Option<String>,
+        sql: &'static str,
+        value: Option<Bind>,
+        action: &str,
+        by: &Change<'_>,
     ) -> Result<User, StoreError> {
-        let mut q = sqlx::query(sql);
-        if let Some(v) = value {
-            q = q.bind(v);
-        }
-        q.bind(username.to_string())
-            .fetch_optional(&mut *self.write_conn().await?)
+        let mut tx = self.write_tx().await?;
+        let admins_before = admins(&mut tx).await?;
+        let before = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = $1"
+        ))
+        .bind(username.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(user)
+        .transpose()?
+        .ok_or(StoreError::NotFound)?;
+        let mut q = sqlx::query(sql).bind(username.to_string());
+        q = match value {
+            Some(Bind::Text(t)) => q.bind(t),
+            Some(Bind::Int(i)) => q.bind(i),
+            None => q,
+        };
+        let after = q
+            .fetch_optional(&mut *tx)
             .await?
             .map(user)
             .transpose()?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        keeps_an_admin(admins_before, admins(&mut tx).await?)?;
+        audit::record(
+            &mut tx,
+            by,
+            action,
+            &user_target(&after),
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
     }
 
     /// A role takes effect on the user's next request: roles are read from
     /// here, never from a token.
-    pub async fn set_user_role(&self, username: &str, role: Role) -> Result<User, StoreError> {
-        self.update_user(
+    pub async fn set_user_role(
+        &self,
+        username: &str,
+        role: Role,
+        by: &Change<'_>,
+    ) -> Result<User, StoreError> {
+        self.change_user(
+            username,
             concat!(
-                "UPDATE users SET role = $1 WHERE username = $2 RETURNING ",
+                "UPDATE users SET role = $2 WHERE username = $1 RETURNING ",
                 user_columns!()
             ),
-            username,
-            Some(role.as_str().to_string()),
+            Some(Bind::Text(role.as_str().into())),
+            "user.role",
+            by,
         )
         .await
     }
@@ -181,47 +272,74 @@ impl Store {
         &self,
         username: &str,
         password_hash: &str,
+        by: &Change<'_>,
     ) -> Result<User, StoreError> {
-        self.update_user(
-            concat!("UPDATE users SET password_hash = $1, token_version = token_version + 1 WHERE username = $2 RETURNING ", user_columns!()),
+        self.change_user(
             username,
-            Some(password_hash.to_string()),
+            concat!(
+                "UPDATE users SET password_hash = $2, token_version = token_version + 1 WHERE username = $1 RETURNING ",
+                user_columns!()
+            ),
+            Some(Bind::Text(password_hash.into())),
+            "user.password",
+            by,
         )
         .await
     }
 
     /// A disabled user cannot log in, and their tokens stop working at once.
-    pub async fn disable_user(&self, username: &str, now_ms: i64) -> Result<User, StoreError> {
-        sqlx::query(concat!("UPDATE users SET disabled_ms = COALESCE(disabled_ms, $1), token_version = token_version + 1 WHERE username = $2 RETURNING ", user_columns!()))
-            .bind(now_ms)
-            .bind(username.to_string())
-            .fetch_optional(&mut *self.write_conn().await?)
-            .await?
-            .map(user)
-            .transpose()?
-            .ok_or(StoreError::NotFound)
-    }
-
-    pub async fn enable_user(&self, username: &str) -> Result<User, StoreError> {
-        self.update_user(
+    pub async fn disable_user(&self, username: &str, by: &Change<'_>) -> Result<User, StoreError> {
+        self.change_user(
+            username,
             concat!(
-                "UPDATE users SET disabled_ms = NULL WHERE username = $1 RETURNING ",
+                "UPDATE users SET disabled_ms = COALESCE(disabled_ms, $2), token_version = token_version + 1 WHERE username = $1 RETURNING ",
                 user_columns!()
             ),
-            username,
-            None,
+            Some(Bind::Int(by.now_ms)),
+            "user.disable",
+            by,
         )
         .await
     }
 
-    pub async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM users WHERE username = $1")
-            .bind(username.to_string())
-            .execute(&mut *self.write_conn().await?)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+    pub async fn enable_user(&self, username: &str, by: &Change<'_>) -> Result<User, StoreError> {
+        self.change_user(
+            username,
+            concat!(
+                "UPDATE users SET disabled_ms = NULL WHERE username = $1 RETURNING ",
+                user_columns!()
+            ),
+            None,
+            "user.enable",
+            by,
+        )
+        .await
+    }
+
+    pub async fn delete_user(&self, username: &str, by: &Change<'_>) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let admins_before = admins(&mut tx).await?;
+        let before = sqlx::query(concat!(
+            "DELETE FROM users WHERE username = $1 RETURNING ",
+            user_columns!()
+        ))
+        .bind(username.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(user)
+        .transpose()?
+        .ok_or(StoreError::NotFound)?;
+        keeps_an_admin(admins_before, admins(&mut tx).await?)?;
+        audit::record(
+            &mut tx,
+            by,
+            "user.delete",
+            &user_target(&before),
+            Some(&before),
+            None::<&User>,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -232,17 +350,32 @@ impl Store {
         name: &str,
         key_hash: &str,
         role: Role,
-        now_ms: i64,
+        by: &Change<'_>,
     ) -> Result<ApiKey, StoreError> {
-        let row = sqlx::query(concat!("INSERT INTO api_keys (name, key_hash, role, created_ms) VALUES ($1, $2, $3, $4) RETURNING ", key_columns!()))
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO api_keys (name, key_hash, role, created_ms) VALUES ($1, $2, $3, $4) RETURNING ",
+            key_columns!()
+        ))
         .bind(name.to_string())
         .bind(key_hash.to_string())
         .bind(role.as_str())
-        .bind(now_ms)
-        .fetch_one(&mut *self.write_conn().await?)
+        .bind(by.now_ms)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::from_unique(e, "api key"))?;
-        key(row)
+        let created = key(row)?;
+        audit::record(
+            &mut tx,
+            by,
+            "key.create",
+            &key_target(&created),
+            None::<&ApiKey>,
+            Some(&created),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// The live key with this hash. Its last use is recorded, to the minute.
@@ -291,17 +424,78 @@ impl Store {
     }
 
     /// A revoked key stops working at once; revoking it again changes nothing.
-    pub async fn revoke_api_key(&self, id: i64, now_ms: i64) -> Result<ApiKey, StoreError> {
-        sqlx::query(concat!(
-            "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 RETURNING ",
-            key_columns!()
+    pub async fn revoke_api_key(&self, id: i64, by: &Change<'_>) -> Result<ApiKey, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let admins_before = admins(&mut tx).await?;
+        let before = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = $1"
         ))
-        .bind(now_ms)
         .bind(id)
-        .fetch_optional(&mut *self.write_conn().await?)
+        .fetch_optional(&mut *tx)
         .await?
         .map(key)
         .transpose()?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+        let after = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2 RETURNING ",
+            key_columns!()
+        ))
+        .bind(by.now_ms)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map(key)??;
+        if before.revoked_ms.is_none() {
+            keeps_an_admin(admins_before, admins(&mut tx).await?)?;
+            audit::record(
+                &mut tx,
+                by,
+                "key.revoke",
+                &key_target(&after),
+                Some(&before),
+                Some(&after),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(after)
     }
+}
+
+/// A value a user change binds.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn user_target(u: &User) -> String {
+    format!("user:{}", u.username)
+}
+
+fn key_target(k: &ApiKey) -> String {
+    format!("key:{}", k.id)
+}
+
+/// Enabled admin users and live admin keys.
+async fn admins(conn: &mut sqlx::AnyConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_ms IS NULL) \
+              + (SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_ms IS NULL)",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Refuses a change that takes the last admin away (no enabled admin user
+/// and no live admin key left: there is always the CLI, but an API that
+/// locks its own admins out is a trap).
+fn keeps_an_admin(before: i64, after: i64) -> Result<(), StoreError> {
+    if after == 0 && before > 0 {
+        return Err(StoreError::Refused(
+            "this would leave no admin (no enabled admin user and no live admin key)".into(),
+        ));
+    }
+    Ok(())
 }

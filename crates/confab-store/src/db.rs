@@ -187,6 +187,7 @@ impl Store {
                     "rejected",
                     include_str!("../migrations/sqlite/0008_rejected.sql"),
                 ),
+                ("audit", include_str!("../migrations/sqlite/0009_audit.sql")),
             ],
             Backend::Postgres => &[
                 (
@@ -221,6 +222,10 @@ impl Store {
                 (
                     "rejected",
                     include_str!("../migrations/postgres/0009_rejected.sql"),
+                ),
+                (
+                    "audit",
+                    include_str!("../migrations/postgres/0010_audit.sql"),
                 ),
             ],
         };
@@ -375,7 +380,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 15] = [
+const TABLES: [&str; 16] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -391,6 +396,7 @@ const TABLES: [&str; 15] = [
     "ai_calls",
     "rate_windows",
     "rejected_inbound",
+    "audit_log",
 ];
 
 impl Store {

@@ -5,6 +5,10 @@ pub enum StoreError {
     NotFound,
     #[error("{0} already exists")]
     Conflict(String),
+    /// The change breaks a rule of the data (it would leave no admin):
+    /// the message says which.
+    #[error("{0}")]
+    Refused(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -40,7 +44,10 @@ impl StoreError {
     /// data is corrupt.
     pub fn is_permanent(&self) -> bool {
         match self {
-            StoreError::Corrupt(_) | StoreError::NotFound | StoreError::Conflict(_) => true,
+            StoreError::Corrupt(_)
+            | StoreError::NotFound
+            | StoreError::Conflict(_)
+            | StoreError::Refused(_) => true,
             StoreError::Database(sqlx::Error::Database(db)) => {
                 !matches!(db.kind(), sqlx::error::ErrorKind::Other)
             }

@@ -7,6 +7,7 @@
 //! between the backends lives in [`Backend`].
 
 mod ai;
+mod audit;
 mod auth;
 mod contacts;
 mod db;
@@ -26,6 +27,7 @@ mod tx;
 mod writer;
 
 pub use ai::{AiCall, AiStat, NewAiCall, NewMedia, RateWindow, StoredMedia};
+pub use audit::{AuditEntry, Change};
 pub use auth::{ApiKey, User};
 pub use contacts::{Contact, ContactFilter, ContactPatch};
 pub use db::{Backend, Store};

@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal};
 use clap::Subcommand;
 use confab_model::Role;
 use confab_server::auth;
-use confab_store::{Store, StoreError};
+use confab_store::{Change, Store, StoreError};
 
 use crate::{DbArgs, now_ms};
 
@@ -130,10 +130,16 @@ fn date(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// "no user ana" rather than "not found".
+/// Changes made here are audited as the CLI's.
+fn cli() -> Change<'static> {
+    Change::by("cli", now_ms())
+}
+
+/// "no user ana" rather than "not found"; a refusal as it is.
 fn named(what: String) -> impl FnOnce(StoreError) -> anyhow::Error {
     move |e| match e {
         StoreError::NotFound => anyhow::anyhow!("no {what}"),
+        StoreError::Refused(why) => anyhow::anyhow!("{what}: {why}"),
         e => e.into(),
     }
 }
@@ -146,7 +152,7 @@ pub(crate) async fn user(command: UserCommand, store: Store) -> anyhow::Result<(
                 anyhow::bail!("the user name must be 1 to 64 characters");
             }
             let hash = auth::hash_password(read_password()?).await?;
-            let user = store.create_user(&name, &hash, role, now_ms()).await?;
+            let user = store.create_user(&name, &hash, role, &cli()).await?;
             println!("user {} created with role {}", user.username, user.role);
         }
         UserCommand::List { .. } => {
@@ -167,7 +173,7 @@ pub(crate) async fn user(command: UserCommand, store: Store) -> anyhow::Result<(
         }
         UserCommand::SetRole { name, role, .. } => {
             let u = store
-                .set_user_role(&name, role)
+                .set_user_role(&name, role, &cli())
                 .await
                 .map_err(named(format!("user {name}")))?;
             println!("user {} now has the role {}", u.username, u.role);
@@ -178,28 +184,28 @@ pub(crate) async fn user(command: UserCommand, store: Store) -> anyhow::Result<(
             }
             let hash = auth::hash_password(read_password()?).await?;
             store
-                .set_user_password(&name, &hash)
+                .set_user_password(&name, &hash, &cli())
                 .await
                 .map_err(named(format!("user {name}")))?;
             println!("password of {name} changed; their earlier tokens no longer work");
         }
         UserCommand::Disable { name, .. } => {
             store
-                .disable_user(&name, now_ms())
+                .disable_user(&name, &cli())
                 .await
                 .map_err(named(format!("user {name}")))?;
             println!("user {name} disabled; their tokens no longer work");
         }
         UserCommand::Enable { name, .. } => {
             store
-                .enable_user(&name)
+                .enable_user(&name, &cli())
                 .await
                 .map_err(named(format!("user {name}")))?;
             println!("user {name} may log in again");
         }
         UserCommand::Delete { name, .. } => {
             store
-                .delete_user(&name)
+                .delete_user(&name, &cli())
                 .await
                 .map_err(named(format!("user {name}")))?;
             println!("user {name} deleted; their tokens no longer work");
@@ -216,7 +222,7 @@ pub(crate) async fn key(command: KeyCommand, store: Store) -> anyhow::Result<()>
                 anyhow::bail!("the key name must be 1 to 64 characters");
             }
             let (key, hash) = auth::new_api_key();
-            let created = store.create_api_key(&name, &hash, role, now_ms()).await?;
+            let created = store.create_api_key(&name, &hash, role, &cli()).await?;
             println!(
                 "API key {} ({}, role {}) created; it is shown only once:",
                 created.id, created.name, created.role
@@ -246,7 +252,7 @@ pub(crate) async fn key(command: KeyCommand, store: Store) -> anyhow::Result<()>
         }
         KeyCommand::Revoke { id, .. } => {
             let k = store
-                .revoke_api_key(id, now_ms())
+                .revoke_api_key(id, &cli())
                 .await
                 .map_err(named(format!("API key {id}")))?;
             println!("API key {} ({}) revoked; it no longer works", k.id, k.name);

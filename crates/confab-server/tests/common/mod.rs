@@ -217,7 +217,12 @@ impl TestApp {
     pub async fn api_key_with(&self, role: auth::Role) -> String {
         let (key, hash) = auth::new_api_key();
         self.store
-            .create_api_key(&format!("test {role}"), &hash, role, 0)
+            .create_api_key(
+                &format!("test {role}"),
+                &hash,
+                role,
+                &confab_store::Change::by("test", 0),
+            )
             .await
             .unwrap();
         key
