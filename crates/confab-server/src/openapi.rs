@@ -23,7 +23,9 @@ use crate::http::{api, ops, webhooks};
 #[openapi(
     info(title = "Confab", description = "WhatsApp conversation platform: webhooks for Twilio and the Meta WhatsApp Cloud API, contacts, message history and durable sending.\n\nErrors are RFC 9457 `application/problem+json`. Text must not contain NUL characters. Lists answer `{items, next_cursor}`; pass `next_cursor` as `cursor` to read on."),
     paths(
-        api::auth::login,
+        api::auth::login, api::auth::token, api::auth::register, api::auth::me,
+        api::users::list, api::users::create, api::users::get, api::users::update, api::users::delete,
+        api::users::list_keys, api::users::create_key, api::users::revoke_key, api::users::audit,
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
         api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk,
         api::rejected::list,
@@ -38,7 +40,7 @@ use crate::http::{api, ops, webhooks};
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Log in for a token"),
+        (name = "auth", description = "Log in for a token; users, API keys and the audit log"),
         (name = "contacts", description = "The people Confab talks to"),
         (name = "messages", description = "History and sending"),
         (name = "runs", description = "Flows, and where each contact is in them"),
@@ -259,6 +261,11 @@ fn refine_schemas(schemas: &mut Map<String, Value>) {
     );
     set("StartRun", "contact", phone());
     set(
+        "TokenForm",
+        "grant_type",
+        json!({"type": "string", "enum": ["password"]}),
+    );
+    set(
         "StartRun",
         "channel",
         json!({"type": ["string", "null"], "enum": ["twilio", "meta", null]}),
@@ -358,10 +365,12 @@ fn conventions(doc: &mut Value) {
                 );
                 add("403", "The caller's role may not do this");
             }
-            if let Some(b) = &body {
+            if body.is_some() {
                 add("413", "The body is larger than MAX_BODY_BYTES");
                 add("415", "The body is not of the type this route takes");
-                if b["content"].get("application/json").is_some() {
+                // Webhook forms missing a field are 400 (said above); every
+                // other body that does not fit is 422.
+                if !path.starts_with("/webhook") {
                     add("422", "The body does not fit");
                 }
             }

@@ -39,6 +39,7 @@ pub struct RawSettings {
     pub whatsapp_send_rate: Option<String>,
     pub jwt_secret: Option<String>,
     pub jwt_ttl_seconds: Option<String>,
+    pub allow_registration: Option<String>,
     pub max_body_bytes: Option<String>,
     pub send_max_attempts: Option<String>,
     pub send_retry_base_ms: Option<String>,
@@ -96,6 +97,7 @@ impl RawSettings {
             whatsapp_send_rate: v("WHATSAPP_SEND_RATE"),
             jwt_secret: v("JWT_SECRET"),
             jwt_ttl_seconds: v("JWT_TTL_SECONDS"),
+            allow_registration: v("ALLOW_REGISTRATION"),
             max_body_bytes: v("MAX_BODY_BYTES"),
             send_max_attempts: v("SEND_MAX_ATTEMPTS"),
             send_retry_base_ms: v("SEND_RETRY_BASE_MS"),
@@ -168,6 +170,9 @@ pub struct Settings {
     pub meta_send_rate: f64,
     pub jwt_secret: Option<String>,
     pub jwt_ttl: Duration,
+    /// Anyone may register (as a viewer); else only the first user of an
+    /// empty database.
+    pub allow_registration: bool,
     pub max_body_bytes: usize,
     pub send_max_attempts: i64,
     pub send_retry_base: Duration,
@@ -457,6 +462,16 @@ impl Settings {
             meta_send_rate: positive_rate("WHATSAPP_SEND_RATE", &r.whatsapp_send_rate, 80.0)?,
             jwt_secret,
             jwt_ttl: Duration::from_secs(ttl.max(60)),
+            allow_registration: match r.allow_registration.as_deref().map(str::trim) {
+                None | Some("false") | Some("0") | Some("no") => false,
+                Some("true") | Some("1") | Some("yes") => true,
+                Some(other) => {
+                    return Err(bad(
+                        "ALLOW_REGISTRATION",
+                        format!("'{other}' is not true or false"),
+                    ));
+                }
+            },
             max_body_bytes,
             send_max_attempts,
             send_retry_base: Duration::from_millis(parse_num(

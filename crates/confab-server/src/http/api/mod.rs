@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod messages;
 pub mod rejected;
 pub mod runs;
+pub mod users;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
@@ -31,6 +32,18 @@ pub fn table() -> Table {
     use Role::{Admin, Agent, Editor, Viewer};
     Table::default()
         .post("/auth/login", Public, auth::login)
+        .post("/auth/token", Public, auth::token)
+        .post("/auth/register", Public, auth::register)
+        .get("/auth/me", Least(Viewer), auth::me)
+        .get("/users", Least(Admin), users::list)
+        .post("/users", Least(Admin), users::create)
+        .get("/users/{id}", Least(Admin), users::get)
+        .patch("/users/{id}", Least(Admin), users::update)
+        .delete("/users/{id}", Least(Admin), users::delete)
+        .get("/keys", Least(Admin), users::list_keys)
+        .post("/keys", Least(Admin), users::create_key)
+        .delete("/keys/{id}", Least(Admin), users::revoke_key)
+        .get("/audit", Least(Admin), users::audit)
         .get("/contacts", Least(Viewer), contacts::list)
         .get("/contacts/{id}", Least(Viewer), contacts::get)
         .patch("/contacts/{id}", Least(Agent), contacts::update)
