@@ -17,6 +17,7 @@ mod metrics_setup;
 mod openapi;
 pub mod origin;
 pub mod runtime;
+pub mod secrets;
 pub mod worker;
 
 pub use app::{App, AppState};

@@ -188,6 +188,10 @@ impl Store {
                     include_str!("../migrations/sqlite/0008_rejected.sql"),
                 ),
                 ("audit", include_str!("../migrations/sqlite/0009_audit.sql")),
+                (
+                    "secrets",
+                    include_str!("../migrations/sqlite/0010_secrets.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -226,6 +230,10 @@ impl Store {
                 (
                     "audit",
                     include_str!("../migrations/postgres/0010_audit.sql"),
+                ),
+                (
+                    "secrets",
+                    include_str!("../migrations/postgres/0011_secrets.sql"),
                 ),
             ],
         };
@@ -344,6 +352,17 @@ fn postgres_tcp_port(url: &str) -> Option<u16> {
 
 /// Normalises a SQLite URL so that the file is created when missing, and
 /// creates its folder.
+/// The file of a SQLite database URL (`sqlite://./data/confab.db`:
+/// `./data/confab.db`); none for PostgreSQL or an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    if rest.contains(":memory:") {
+        return None;
+    }
+    let file = sqlite_path(rest).split('?').next()?;
+    (!file.is_empty()).then(|| file.into())
+}
+
 /// The path (and query) of a SQLite URL after `sqlite:`. `sqlite:///./x.db`
 /// is SQLAlchemy's (and the Python seeds') way to say a path relative to
 /// the working directory: `./x.db`, not `/./x.db`.
@@ -380,7 +399,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 17] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -397,6 +416,7 @@ const TABLES: [&str; 16] = [
     "rate_windows",
     "rejected_inbound",
     "audit_log",
+    "secrets",
 ];
 
 impl Store {

@@ -22,6 +22,7 @@ mod records;
 mod rejected;
 mod runs;
 mod script;
+mod secrets;
 mod sql;
 mod tx;
 mod writer;
@@ -30,7 +31,7 @@ pub use ai::{AiCall, AiStat, NewAiCall, NewMedia, RateWindow, StoredMedia};
 pub use audit::{AuditEntry, Change};
 pub use auth::{ApiKey, User};
 pub use contacts::{Contact, ContactFilter, ContactPatch};
-pub use db::{Backend, Store};
+pub use db::{Backend, Store, sqlite_file};
 pub use error::StoreError;
 pub use inbound::{Ingested, StatusApplied};
 pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
@@ -38,6 +39,7 @@ pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
 pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
+pub use secrets::SealedSecret;
 pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
 
 /// Runs a transaction again when the database aborted it to break a

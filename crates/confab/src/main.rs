@@ -65,12 +65,34 @@ enum Command {
         #[command(flatten)]
         flows: FlowsArgs,
     },
+    /// The key that seals the credentials Confab keeps (CONFAB_MASTER_KEY,
+    /// or on SQLite a key file beside the database).
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
     /// Load demo orders for the pms_menu bot into the database in use.
     Demo {
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
         flows: FlowsArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Print a new random key, for CONFAB_MASTER_KEY.
+    New,
+    /// Reseal every stored credential under a new key. With a key file the
+    /// file is replaced; with CONFAB_MASTER_KEY the new key is printed, to
+    /// be set before the next start.
+    Rotate {
+        /// The new key (base64 or hex of 32 bytes) [default: a random one]
+        #[arg(long, env = "CONFAB_NEW_MASTER_KEY", hide_env_values = true)]
+        new_key: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
     },
 }
 
@@ -242,6 +264,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             chat::chat(settings, flow, &from, name).await
         }
+        Command::MasterKey { command } => match command {
+            MasterKeyCommand::New => {
+                println!(
+                    "{}",
+                    confab_server::secrets::MasterKey::generate().encoded()
+                );
+                Ok(())
+            }
+            MasterKeyCommand::Rotate { new_key, db } => {
+                let settings = settings(&db, |_| {})?;
+                let store = open(&db).await?;
+                let new_key = new_key
+                    .as_deref()
+                    .map(confab_server::secrets::MasterKey::parse)
+                    .transpose()?;
+                let setting = std::env::var("CONFAB_MASTER_KEY")
+                    .ok()
+                    .filter(|k| !k.trim().is_empty());
+                let done = confab_server::secrets::rotate(
+                    &store,
+                    setting.as_deref(),
+                    &settings.database_url,
+                    new_key,
+                    now_ms(),
+                )
+                .await?;
+                println!(
+                    "{} credential(s) resealed under master key {}",
+                    done.resealed,
+                    done.new_key.id()
+                );
+                match done.file {
+                    Some(path) => println!("the key file {} holds the new key", path.display()),
+                    None => {
+                        println!("set CONFAB_MASTER_KEY to the new key before the next start:");
+                        println!("{}", done.new_key.encoded());
+                    }
+                }
+                Ok(())
+            }
+        },
         Command::Demo { db, flows } => {
             let settings = settings(&db, |raw| {
                 raw.flows_dir = flows.flows_dir.clone().or(raw.flows_dir.take())

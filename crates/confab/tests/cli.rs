@@ -502,3 +502,24 @@ async fn sigterm_exits_promptly_with_half_sent_requests_open() {
     }
     drop(open);
 }
+
+#[test]
+fn master_key_new_prints_a_key_and_rotate_replaces_the_key_file() {
+    let out = confab().args(["master-key", "new"]).output().unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(key.len(), 43, "32 bytes in base64: {key}");
+
+    // A folder of its own: the key file lives beside the database.
+    let dir = std::env::temp_dir().join(format!("confab-key-{}", uuid::Uuid::new_v4()));
+    let db = format!("sqlite://{}/confab.db", dir.display());
+    let (ok, out) = run(&db, &["master-key", "rotate"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 credential(s) resealed"), "{out}");
+    let file = dir.join("confab.key");
+    let before = std::fs::read_to_string(&file).unwrap();
+    let (ok, _) = run(&db, &["master-key", "rotate"]);
+    assert!(ok);
+    assert_ne!(std::fs::read_to_string(&file).unwrap(), before, "a new key");
+    std::fs::remove_dir_all(dir).unwrap();
+}
