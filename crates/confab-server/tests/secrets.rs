@@ -7,6 +7,16 @@ use common::*;
 use confab_server::secrets::{Keyring, MasterKey, SecretError, rotate};
 use confab_store::{SealedSecret, Store};
 
+/// A database of its own, in a folder of its own on SQLite: the key file
+/// lives beside the database.
+async fn database() -> String {
+    if is_postgres() {
+        return fresh_database().await;
+    }
+    let dir = std::env::temp_dir().join(format!("confab-secrets-{}", uuid::Uuid::new_v4()));
+    format!("sqlite://{}/confab.db", dir.display())
+}
+
 async fn store_with_secrets(url: &str, setting: Option<&str>) -> (Store, Keyring) {
     let store = Store::connect(url).await.unwrap();
     store.migrate().await.unwrap();
@@ -36,7 +46,7 @@ async fn opened(store: &Store, ring: &Keyring) -> Result<Vec<String>, SecretErro
 
 #[tokio::test]
 async fn a_rotation_reseals_every_credential_under_the_new_key() {
-    let url = fresh_database().await;
+    let url = database().await;
     // PostgreSQL's replicas share no disk: the key is a setting there.
     let first = MasterKey::generate().encoded();
     let setting = is_postgres().then_some(first.as_str());
@@ -68,7 +78,7 @@ async fn a_rotation_cut_short_leaves_both_keys_readable() {
     if is_postgres() {
         return; // key files are SQLite's
     }
-    let url = fresh_database().await;
+    let url = database().await;
     let (store, _) = store_with_secrets(&url, None).await;
     let db = confab_store::sqlite_file(&url).unwrap();
     let file = confab_server::secrets::key_file(&db);
