@@ -8,6 +8,7 @@
 pub mod http;
 pub mod media;
 pub mod meta;
+pub mod settings;
 pub mod twilio;
 
 use std::time::Duration;

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Wakes the outbox worker when new sends are queued.
     pub wake: Arc<Notify>,
     pub registry: Arc<Registry>,
+    /// The bots, cached for routing webhooks.
+    pub bots: Arc<crate::bots::Directory>,
     pub runtime: Arc<Runtime>,
     /// Set when a shutdown begins: `/ready` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
@@ -97,6 +99,10 @@ impl App {
         }
         let registry = Arc::new(registry);
         let settings = Arc::new(settings);
+        store
+            .sync_default_bot(settings.default_flow.as_deref(), clock.now_ms())
+            .await?;
+        let bots = crate::bots::Directory::load(store.clone(), settings.clone()).await?;
         let worker = Worker::new(store.clone(), settings.clone(), clock.clone());
         if let Some(list) = &settings.assistant.allow_list {
             // WHITELISTED_USERS replaces the stored list; the API changes it later.
@@ -126,6 +132,7 @@ impl App {
             started: Instant::now(),
             wake: worker.waker(),
             registry,
+            bots,
             runtime: runtime.clone(),
             draining: Arc::new(AtomicBool::new(false)),
         };
@@ -149,6 +156,7 @@ impl App {
             self.state.runtime.clone(),
             worker_stopped.clone(),
         ));
+        let fresh_bots = tokio::spawn(self.state.bots.clone().keep_fresh(worker_stopped.clone()));
         let worker = tokio::spawn(self.worker.run(worker_stopped));
         let upkeep = {
             let handle = self.state.metrics.clone();
@@ -185,6 +193,7 @@ impl App {
         let _ = stop_worker.send(true);
         let _ = worker.await;
         let _ = timers.await;
+        let _ = fresh_bots.await;
         upkeep.abort();
         self.state.store.close().await;
         Ok(())

@@ -66,6 +66,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A failure of ours the client cannot act on.
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -26,6 +26,8 @@ use crate::http::{api, ops, webhooks};
         api::auth::login, api::auth::token, api::auth::register, api::auth::me,
         api::users::list, api::users::create, api::users::get, api::users::update, api::users::delete,
         api::users::list_keys, api::users::create_key, api::users::revoke_key, api::users::audit,
+        api::bots::list, api::bots::create, api::bots::get, api::bots::update, api::bots::delete,
+        api::bots::test_channel,
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
         api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk,
         api::rejected::list,
@@ -41,6 +43,7 @@ use crate::http::{api, ops, webhooks};
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Log in for a token; users, API keys and the audit log"),
+        (name = "bots", description = "Bots, the unit of tenancy, and their channels"),
         (name = "contacts", description = "The people Confab talks to"),
         (name = "messages", description = "History and sending"),
         (name = "runs", description = "Flows, and where each contact is in them"),

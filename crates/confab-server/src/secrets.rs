@@ -199,9 +199,16 @@ impl Keyring {
             Some(k) => k,
             None => {
                 let k = MasterKey::generate();
-                write_key(&path, &k)?;
-                tracing::info!(file = %path.display(), key = k.id(), "made a master key for the credentials Confab keeps; back it up with the database");
-                k
+                if write_key(&path, &k, false)? {
+                    tracing::info!(file = %path.display(), key = k.id(), "made a master key for the credentials Confab keeps; back it up with the database");
+                    k
+                } else {
+                    // Another process made one first: that one is the key.
+                    read_key(&path)?.ok_or_else(|| SecretError::KeyFile {
+                        path: path.display().to_string(),
+                        problem: "vanished as it was made".into(),
+                    })?
+                }
             }
         };
         let mut ring = Keyring::new(current);
@@ -239,8 +246,9 @@ fn read_key(path: &Path) -> Result<Option<MasterKey>, SecretError> {
     }
 }
 
-/// Writes a key readable by its owner only, whole or not at all.
-fn write_key(path: &Path, key: &MasterKey) -> Result<(), SecretError> {
+/// Writes a key readable by its owner only, whole or not at all; unless
+/// `replace`, only where there is none yet (false: there was one).
+fn write_key(path: &Path, key: &MasterKey, replace: bool) -> Result<bool, SecretError> {
     use std::io::Write;
     let bad = |e: std::io::Error| SecretError::KeyFile {
         path: path.display().to_string(),
@@ -249,7 +257,8 @@ fn write_key(path: &Path, key: &MasterKey) -> Result<(), SecretError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(bad)?;
     }
-    let tmp = path.with_extension("key.tmp");
+    // A name of its own: two processes making a key at once do not mix.
+    let tmp = path.with_extension(format!("key.{}.tmp", uuid::Uuid::new_v4().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -258,7 +267,17 @@ fn write_key(path: &Path, key: &MasterKey) -> Result<(), SecretError> {
     f.write_all(format!("{}\n", key.encoded()).as_bytes())
         .map_err(bad)?;
     f.sync_all().map_err(bad)?;
-    std::fs::rename(&tmp, path).map_err(bad)
+    if replace {
+        return std::fs::rename(&tmp, path).map(|()| true).map_err(bad);
+    }
+    // A link is made only where no file is: the first key made stays.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(bad(e)),
+    }
 }
 
 /// What a rotation did.
@@ -286,7 +305,7 @@ pub async fn rotate(
     let file = match (setting, confab_store::sqlite_file(database_url)) {
         (None, Some(db)) => {
             let path = key_file(&db);
-            write_key(&pending(&path), &new_key)?;
+            write_key(&pending(&path), &new_key, true)?;
             Some(path)
         }
         _ => None,
@@ -311,32 +330,6 @@ pub async fn rotate(
         resealed: resealed.len(),
         file,
     })
-}
-
-/// What the API shows of a secret: whether it is set, and its last four
-/// characters (enough to tell two apart, too few to use).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct SecretHint {
-    pub set: bool,
-    pub last4: Option<String>,
-}
-
-impl SecretHint {
-    pub fn of(secret: Option<&str>) -> SecretHint {
-        match secret.filter(|s| !s.is_empty()) {
-            None => SecretHint {
-                set: false,
-                last4: None,
-            },
-            Some(s) => {
-                let chars: Vec<char> = s.chars().collect();
-                // A short secret shows none of itself.
-                let last4 = (chars.len() >= 12)
-                    .then(|| chars[chars.len() - 4..].iter().collect::<String>());
-                SecretHint { set: true, last4 }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -422,19 +415,5 @@ mod tests {
             k.id()
         );
         std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn hints_show_little() {
-        assert_eq!(
-            SecretHint::of(Some("abcdefghijklmnop")),
-            SecretHint {
-                set: true,
-                last4: Some("mnop".into())
-            }
-        );
-        assert_eq!(SecretHint::of(Some("short")).last4, None);
-        assert!(!SecretHint::of(None).set);
-        assert!(!SecretHint::of(Some("")).set);
     }
 }

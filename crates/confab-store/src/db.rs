@@ -192,6 +192,7 @@ impl Store {
                     "secrets",
                     include_str!("../migrations/sqlite/0010_secrets.sql"),
                 ),
+                ("bots", include_str!("../migrations/sqlite/0011_bots.sql")),
             ],
             Backend::Postgres => &[
                 (
@@ -235,6 +236,7 @@ impl Store {
                     "secrets",
                     include_str!("../migrations/postgres/0011_secrets.sql"),
                 ),
+                ("bots", include_str!("../migrations/postgres/0012_bots.sql")),
             ],
         };
         let migrator = Migrator::with_migrations(

@@ -72,6 +72,7 @@ pub struct RawSettings {
     pub max_connections: Option<String>,
     pub shutdown_timeout_seconds: Option<String>,
     pub trusted_proxies: Option<String>,
+    pub confab_master_key: Option<String>,
 }
 
 impl RawSettings {
@@ -130,6 +131,7 @@ impl RawSettings {
             max_connections: v("MAX_CONNECTIONS"),
             shutdown_timeout_seconds: v("SHUTDOWN_TIMEOUT_SECONDS"),
             trusted_proxies: v("TRUSTED_PROXIES"),
+            confab_master_key: v("CONFAB_MASTER_KEY"),
         }
     }
 }
@@ -168,6 +170,11 @@ pub struct Settings {
     /// Set when we can send through Meta.
     pub meta: Option<MetaConfig>,
     pub meta_send_rate: f64,
+    /// Where the providers' APIs are, for every bot's channels.
+    pub endpoints: confab_channels::settings::Endpoints,
+    /// Seals the credentials bots keep (`CONFAB_MASTER_KEY`); on SQLite,
+    /// a key file beside the database stands in for it.
+    pub master_key: Option<String>,
     pub jwt_secret: Option<String>,
     pub jwt_ttl: Duration,
     /// Anyone may register (as a viewer); else only the first user of an
@@ -343,7 +350,7 @@ impl Settings {
                     account_sid: sid,
                     auth_token: token,
                     from,
-                    api_url: twilio_api_url,
+                    api_url: twilio_api_url.clone(),
                 })
             }
         };
@@ -397,11 +404,12 @@ impl Settings {
                     app_secret: r.whatsapp_app_secret.clone(),
                     verify_token: r.whatsapp_webhook_verify_token.clone(),
                     api_version: api_version.clone(),
-                    api_url: meta_api_url,
+                    api_url: meta_api_url.clone(),
                 })
             }
         };
 
+        let (twilio_api_url_all, meta_api_url_all) = (twilio_api_url, meta_api_url);
         let jwt_secret = r.jwt_secret.clone();
         if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return Err(bad("JWT_SECRET", "must be at least 32 characters"));
@@ -460,6 +468,12 @@ impl Settings {
             meta_verify_token: r.whatsapp_webhook_verify_token.clone(),
             meta,
             meta_send_rate: positive_rate("WHATSAPP_SEND_RATE", &r.whatsapp_send_rate, 80.0)?,
+            endpoints: confab_channels::settings::Endpoints {
+                twilio_api_url: Some(twilio_api_url_all),
+                meta_api_url: Some(meta_api_url_all),
+                meta_api_version: Some(api_version),
+            },
+            master_key: r.confab_master_key.clone(),
             jwt_secret,
             jwt_ttl: Duration::from_secs(ttl.max(60)),
             allow_registration: match r.allow_registration.as_deref().map(str::trim) {

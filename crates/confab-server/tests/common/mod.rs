@@ -23,6 +23,8 @@ pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const APP_SECRET: &str = "meta-app-secret";
 pub const VERIFY_TOKEN: &str = "verify-me";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
+pub const TEST_MASTER_KEY: &str =
+    "5f1e0c0a9b8d7c6e5f4a3b2c1d0e0f1a2b3c4d5e6f708192a3b4c5d6e7f80912";
 
 /// `field` of each item of a page, as text.
 pub fn column<'a>(page: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
@@ -55,9 +57,10 @@ pub async fn fresh_database() -> String {
             format!("{base}/{name}")
         }
         None => {
-            let dir = std::env::temp_dir().join("confab-tests");
+            // A folder of its own: the master key file lives beside it.
+            let dir = std::env::temp_dir().join("confab-tests").join(&id);
             std::fs::create_dir_all(&dir).unwrap();
-            format!("sqlite://{}/{id}.db", dir.display())
+            format!("sqlite://{}/confab.db", dir.display())
         }
     }
 }
@@ -82,6 +85,8 @@ pub fn settings(db: &str, twilio_api: Option<&str>, meta_api: Option<&str>) -> R
         whatsapp_send_rate: Some("1000".into()),
         // Messaging tests see only what they send: no bot answers.
         default_flow: Some("none".into()),
+        // PostgreSQL has no key file: the replicas share this key.
+        confab_master_key: is_postgres().then(|| TEST_MASTER_KEY.into()),
         ..Default::default()
     };
     if let Some(url) = twilio_api {

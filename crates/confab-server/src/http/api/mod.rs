@@ -3,6 +3,7 @@
 
 pub mod assistant;
 pub mod auth;
+pub mod bots;
 pub mod collections;
 pub mod contacts;
 pub mod messages;
@@ -44,6 +45,16 @@ pub fn table() -> Table {
         .post("/keys", Least(Admin), users::create_key)
         .delete("/keys/{id}", Least(Admin), users::revoke_key)
         .get("/audit", Least(Admin), users::audit)
+        .get("/bots", Least(Viewer), bots::list)
+        .post("/bots", Least(Admin), bots::create)
+        .get("/bots/{bot}", Least(Viewer), bots::get)
+        .patch("/bots/{bot}", Least(Admin), bots::update)
+        .delete("/bots/{bot}", Least(Admin), bots::delete)
+        .post(
+            "/bots/{bot}/channels/{kind}/test",
+            Least(Editor),
+            bots::test_channel,
+        )
         .get("/contacts", Least(Viewer), contacts::list)
         .get("/contacts/{id}", Least(Viewer), contacts::get)
         .patch("/contacts/{id}", Least(Agent), contacts::update)
