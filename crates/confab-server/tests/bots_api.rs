@@ -336,7 +336,121 @@ async fn without_a_master_key_on_postgresql_no_credential_is_kept() {
     let key = app.api_key().await;
     let (status, problem) = app.post(&key, "/api/v1/bots", shop()).await;
     assert_eq!(status, 409, "{problem}");
-    assert!(problem["detail"].as_str().unwrap().contains("CONFAB_MASTER_KEY"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CONFAB_MASTER_KEY")
+    );
     // A bot without credentials is fine.
-    assert_eq!(app.post(&key, "/api/v1/bots", json!({"name": "Bare"})).await.0, 201);
+    assert_eq!(
+        app.post(&key, "/api/v1/bots", json!({"name": "Bare"}))
+            .await
+            .0,
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_user_or_key_limited_to_a_bot_sees_and_changes_only_that_bot() {
+    let (twilio, meta) = (
+        FakeProvider::start(Kind::Twilio).await,
+        FakeProvider::start(Kind::Meta).await,
+    );
+    let app = app(&twilio, &meta).await;
+    let admin = app.api_key().await;
+    let (_, shop) = app.post(&admin, "/api/v1/bots", shop()).await;
+    assert_eq!(
+        app.post(&admin, "/api/v1/bots", json!({"name": "Other"}))
+            .await
+            .0,
+        201
+    );
+
+    let (status, user) = app
+        .post(
+            &admin,
+            "/api/v1/users",
+            json!({"username": "sam", "password": "sams-password", "role": "admin", "bots": ["shop"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["bots"], json!([shop["id"]]));
+    let (_, token) = app.login("sam", "sams-password").await;
+    let sam = token["access_token"].as_str().unwrap().to_string();
+    let (_, me) = app.get(&sam, "/api/v1/auth/me").await;
+    assert_eq!(me["bots"], json!([shop["id"]]));
+
+    let (_, bots) = app.get(&sam, "/api/v1/bots").await;
+    assert_eq!(column(&bots, "slug"), ["shop"]);
+    assert_eq!(app.get(&sam, "/api/v1/bots/shop").await.0, 200);
+    // Another bot is as good as none; the default bot's data is another's.
+    assert_eq!(app.get(&sam, "/api/v1/bots/other").await.0, 404);
+    assert_eq!(app.get(&sam, "/api/v1/bots/1").await.0, 404);
+    let (status, problem) = app.get(&sam, "/api/v1/contacts").await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("shop"),
+        "{problem}"
+    );
+    let (status, _) = app
+        .patch(&sam, "/api/v1/bots/other", json!({"name": "Mine"}))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        app.patch(&sam, "/api/v1/bots/shop", json!({"name": "Shop!"}))
+            .await
+            .0,
+        200
+    );
+    // Above the bots: users, keys, the audit log, new bots. And a limited
+    // admin is not one of the admins a server keeps.
+    for path in ["/api/v1/users", "/api/v1/keys", "/api/v1/audit"] {
+        assert_eq!(app.get(&sam, path).await.0, 403, "{path}");
+    }
+    assert_eq!(
+        app.post(&sam, "/api/v1/bots", json!({"name": "Mine"}))
+            .await
+            .0,
+        403
+    );
+
+    // A key limited the same way; an unknown bot is named.
+    let (status, key) = app
+        .post(
+            &admin,
+            "/api/v1/keys",
+            json!({"name": "shop-reports", "role": "viewer", "bots": [shop["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let limited = key["key"].as_str().unwrap();
+    let (_, bots) = app.get(limited, "/api/v1/bots").await;
+    assert_eq!(column(&bots, "slug"), ["shop"]);
+    assert_eq!(app.get(limited, "/api/v1/messages").await.0, 403);
+    let (status, problem) = app
+        .post(
+            &admin,
+            "/api/v1/keys",
+            json!({"name": "x", "bots": ["nobody"]}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("bots[0]"),
+        "{problem}"
+    );
+
+    // Lifted: every bot again, from the next request; audited.
+    let path = format!("/api/v1/users/{}", user["id"]);
+    let (status, lifted) = app.patch(&admin, &path, json!({"bots": null})).await;
+    assert_eq!(status, 200, "{lifted}");
+    assert_eq!(lifted["bots"], serde_json::Value::Null);
+    assert_eq!(app.get(&sam, "/api/v1/contacts").await.0, 200);
+    assert_eq!(app.get(&sam, "/api/v1/bots/other").await.0, 200);
+    let (_, audit) = app.get(&admin, "/api/v1/audit").await;
+    assert_eq!(audit["items"][0]["action"], "user.bots");
+    // Nobody limits themselves.
+    let (status, _) = app.patch(&sam, &path, json!({"bots": ["shop"]})).await;
+    assert_eq!(status, 409);
 }

@@ -23,6 +23,8 @@ pub struct User {
     /// is disabled, and older tokens stop working.
     #[serde(skip)]
     pub token_version: i64,
+    /// The bots the user may act on; `None`: every bot.
+    pub bots: Option<Vec<i64>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +35,8 @@ pub struct ApiKey {
     pub created_ms: i64,
     pub last_used_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
+    /// The bots the key may act on; `None`: every bot.
+    pub bots: Option<Vec<i64>>,
 }
 
 /// A stored role that is not one of ours (written by hand) grants the
@@ -46,13 +50,26 @@ fn role(row: &AnyRow) -> Result<Role, StoreError> {
 // `concat!` takes only literals.
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, role, created_ms, disabled_ms, token_version"
+        "id, username, password_hash, role, created_ms, disabled_ms, token_version, bots"
     };
 }
 macro_rules! key_columns {
     () => {
-        "id, name, role, created_ms, last_used_ms, revoked_ms"
+        "id, name, role, created_ms, last_used_ms, revoked_ms, bots"
     };
+}
+
+/// A stored list of bots (JSON), or `None` for every bot.
+fn bots(row: &AnyRow) -> Result<Option<Vec<i64>>, StoreError> {
+    let text: Option<String> = row.try_get("bots")?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("a list of bots: {e}")))
+    })
+    .transpose()
+}
+
+fn bots_text(bots: Option<&[i64]>) -> Option<String> {
+    bots.map(|b| serde_json::to_string(b).expect("numbers serialize"))
 }
 
 fn user(r: AnyRow) -> Result<User, StoreError> {
@@ -64,6 +81,7 @@ fn user(r: AnyRow) -> Result<User, StoreError> {
         created_ms: r.try_get("created_ms")?,
         disabled_ms: r.try_get("disabled_ms")?,
         token_version: r.try_get("token_version")?,
+        bots: bots(&r)?,
     })
 }
 
@@ -75,6 +93,7 @@ fn key(r: AnyRow) -> Result<ApiKey, StoreError> {
         created_ms: r.try_get("created_ms")?,
         last_used_ms: r.try_get("last_used_ms")?,
         revoked_ms: r.try_get("revoked_ms")?,
+        bots: bots(&r)?,
     })
 }
 
@@ -90,12 +109,25 @@ impl Store {
         role: Role,
         by: &Change<'_>,
     ) -> Result<User, StoreError> {
+        self.create_limited_user(username, password_hash, role, None, by)
+            .await
+    }
+
+    /// [`Store::create_user`] for a user limited to `bots` (`None`: every bot).
+    pub async fn create_limited_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+        bots: Option<&[i64]>,
+        by: &Change<'_>,
+    ) -> Result<User, StoreError> {
         // A random first version: SQLite may give a deleted user's id to
         // the next one, and that user's tokens must not fit the newcomer.
         let version = (uuid::Uuid::new_v4().as_u64_pair().0 >> 16) as i64;
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(concat!(
-            "INSERT INTO users (username, password_hash, role, created_ms, token_version) VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            "INSERT INTO users (username, password_hash, role, created_ms, token_version, bots) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
             user_columns!()
         ))
         .bind(username.to_string())
@@ -103,6 +135,7 @@ impl Store {
         .bind(role.as_str())
         .bind(by.now_ms)
         .bind(version)
+        .bind(bots_text(bots))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::from_unique(e, &format!("user {username}")))?;
@@ -224,6 +257,7 @@ impl Store {
         q = match value {
             Some(Bind::Text(t)) => q.bind(t),
             Some(Bind::Int(i)) => q.bind(i),
+            Some(Bind::MaybeText(t)) => q.bind(t),
             None => q,
         };
         let after = q
@@ -244,6 +278,26 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(after)
+    }
+
+    /// Limits a user to `bots` (`None`: every bot), from their next request.
+    pub async fn set_user_bots(
+        &self,
+        username: &str,
+        bots: Option<&[i64]>,
+        by: &Change<'_>,
+    ) -> Result<User, StoreError> {
+        self.change_user(
+            username,
+            concat!(
+                "UPDATE users SET bots = $2 WHERE username = $1 RETURNING ",
+                user_columns!()
+            ),
+            Some(Bind::MaybeText(bots_text(bots))),
+            "user.bots",
+            by,
+        )
+        .await
     }
 
     /// A role takes effect on the user's next request: roles are read from
@@ -352,15 +406,29 @@ impl Store {
         role: Role,
         by: &Change<'_>,
     ) -> Result<ApiKey, StoreError> {
+        self.create_limited_api_key(name, key_hash, role, None, by)
+            .await
+    }
+
+    /// [`Store::create_api_key`] for a key limited to `bots` (`None`: every bot).
+    pub async fn create_limited_api_key(
+        &self,
+        name: &str,
+        key_hash: &str,
+        role: Role,
+        bots: Option<&[i64]>,
+        by: &Change<'_>,
+    ) -> Result<ApiKey, StoreError> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(concat!(
-            "INSERT INTO api_keys (name, key_hash, role, created_ms) VALUES ($1, $2, $3, $4) RETURNING ",
+            "INSERT INTO api_keys (name, key_hash, role, created_ms, bots) VALUES ($1, $2, $3, $4, $5) RETURNING ",
             key_columns!()
         ))
         .bind(name.to_string())
         .bind(key_hash.to_string())
         .bind(role.as_str())
         .bind(by.now_ms)
+        .bind(bots_text(bots))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| StoreError::from_unique(e, "api key"))?;
@@ -468,6 +536,7 @@ impl Store {
 enum Bind {
     Text(String),
     Int(i64),
+    MaybeText(Option<String>),
 }
 
 fn user_target(u: &User) -> String {
@@ -481,8 +550,8 @@ fn key_target(k: &ApiKey) -> String {
 /// Enabled admin users and live admin keys.
 async fn admins(conn: &mut sqlx::AnyConnection) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_ms IS NULL) \
-              + (SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_ms IS NULL)",
+        "SELECT (SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_ms IS NULL AND bots IS NULL) \
+              + (SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_ms IS NULL AND bots IS NULL)",
     )
     .fetch_one(conn)
     .await?)

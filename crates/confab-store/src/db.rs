@@ -193,6 +193,10 @@ impl Store {
                     include_str!("../migrations/sqlite/0010_secrets.sql"),
                 ),
                 ("bots", include_str!("../migrations/sqlite/0011_bots.sql")),
+                (
+                    "bot limits",
+                    include_str!("../migrations/sqlite/0012_bot_limits.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -237,6 +241,10 @@ impl Store {
                     include_str!("../migrations/postgres/0011_secrets.sql"),
                 ),
                 ("bots", include_str!("../migrations/postgres/0012_bots.sql")),
+                (
+                    "bot limits",
+                    include_str!("../migrations/postgres/0013_bot_limits.sql"),
+                ),
             ],
         };
         let migrator = Migrator::with_migrations(

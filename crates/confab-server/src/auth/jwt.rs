@@ -74,6 +74,7 @@ mod tests {
             created_ms: 0,
             disabled_ms: None,
             token_version: 3,
+            bots: None,
         }
     }
 

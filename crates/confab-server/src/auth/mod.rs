@@ -63,11 +63,14 @@ pub enum Principal {
         id: i64,
         username: String,
         role: Role,
+        /// The bots it may act on; `None`: every bot.
+        bots: Option<Vec<i64>>,
     },
     ApiKey {
         id: i64,
         name: String,
         role: Role,
+        bots: Option<Vec<i64>>,
     },
 }
 
@@ -76,6 +79,17 @@ impl Principal {
         match self {
             Principal::User { role, .. } | Principal::ApiKey { role, .. } => *role,
         }
+    }
+
+    /// The bots it may act on; `None`: every bot.
+    pub fn bots(&self) -> Option<&[i64]> {
+        match self {
+            Principal::User { bots, .. } | Principal::ApiKey { bots, .. } => bots.as_deref(),
+        }
+    }
+
+    pub fn may_act_on(&self, bot: i64) -> bool {
+        self.bots().is_none_or(|b| b.contains(&bot))
     }
 
     /// Who, for logs and the audit trail: `user:ana` or `key:3`.
@@ -113,6 +127,7 @@ impl Principal {
                 id: key.id,
                 name: key.name,
                 role: key.role,
+                bots: key.bots,
             });
         }
         let claims = state
@@ -133,6 +148,7 @@ impl Principal {
             id: user.id,
             username: user.username,
             role: user.role,
+            bots: user.bots,
         })
     }
 }

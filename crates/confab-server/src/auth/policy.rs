@@ -49,8 +49,109 @@ pub fn rule(method: &Method, path: &str) -> Option<Access> {
         .map(|r| r.access)
 }
 
+/// What a route acts on, for callers limited to some bots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Users, keys, the audit log, making bots: above the bots, for those
+    /// who may act on every bot.
+    Server,
+    /// The list of bots: each caller sees theirs.
+    Bots,
+    /// The caller itself (`/auth/me`).
+    Own,
+    /// The bot named by the path's `{bot}`.
+    PathBot,
+    /// The bot `default` (every unscoped route).
+    DefaultBot,
+}
+
+/// The scope of a routed path (as `MatchedPath` gives it).
+pub fn scope(method: &Method, route: &str) -> Scope {
+    let path = route
+        .strip_prefix(crate::http::api::PREFIX)
+        .unwrap_or(route);
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    if path.starts_with("/bots/{bot}") {
+        Scope::PathBot
+    } else if path == "/bots" {
+        if method == Method::GET || method == Method::HEAD {
+            Scope::Bots
+        } else {
+            Scope::Server
+        }
+    } else if under("/users") || under("/keys") || under("/audit") {
+        Scope::Server
+    } else if under("/auth") {
+        Scope::Own
+    } else {
+        Scope::DefaultBot
+    }
+}
+
+/// Refuses a caller limited to some bots a route outside them.
+async fn within_bots(
+    principal: &Principal,
+    state: &AppState,
+    req: &mut Request,
+    method: &Method,
+    route: &str,
+) -> Result<(), ApiError> {
+    let Some(allowed) = principal.bots() else {
+        return Ok(());
+    };
+    let slugs = || {
+        let names: Vec<String> = allowed
+            .iter()
+            .filter_map(|id| state.bots.by_id(*id))
+            .map(|b| b.slug().to_string())
+            .collect();
+        if names.is_empty() {
+            "no bot".to_string()
+        } else {
+            format!("the bots {}", names.join(", "))
+        }
+    };
+    match scope(method, route) {
+        Scope::Bots | Scope::Own => Ok(()),
+        Scope::Server => Err(ApiError::Forbidden(format!(
+            "{method} {route} is for those who may act on every bot; this caller may act on {} only",
+            slugs()
+        ))),
+        Scope::DefaultBot => {
+            if principal.may_act_on(confab_store::DEFAULT_BOT) {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(format!(
+                    "{method} {route} acts on the bot `default`; this caller may act on {} only",
+                    slugs()
+                )))
+            }
+        }
+        Scope::PathBot => {
+            use axum::RequestExt;
+            let params = req
+                .extract_parts::<axum::extract::RawPathParams>()
+                .await
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let key = params
+                .iter()
+                .find(|(name, _)| *name == "bot")
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            match state.bots.find(&key) {
+                // Another's bot is as good as none.
+                Some(bot) if !principal.may_act_on(bot.id()) => {
+                    Err(ApiError::NotFound(format!("no bot {key}")))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
 /// The layer: authenticates the caller (401), checks its role against the
-/// route's rule (403), and leaves the principal for the handler.
+/// route's rule (403) and its bots against the route's bot (403, 404),
+/// and leaves the principal for the handler.
 pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -82,8 +183,11 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         ))
         .into_response();
     }
-    req.extensions_mut().insert(principal);
     let method = req.method().clone();
+    if let Err(e) = within_bots(&principal, &state, &mut req, &method, &route).await {
+        return e.into_response();
+    }
+    req.extensions_mut().insert(principal);
     let resp = next.run(req).await;
     if !ruled && resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
         tracing::error!(%method, %route, "a route without an access rule was served (to an admin); give it a rule");
@@ -106,6 +210,30 @@ mod tests {
                 r.method,
                 r.path
             );
+        }
+    }
+
+    #[test]
+    fn every_route_acts_on_the_server_a_bot_or_the_default_bot() {
+        use Scope::*;
+        let cases = [
+            (Method::GET, "/api/v1/bots", Bots),
+            (Method::POST, "/api/v1/bots", Server),
+            (Method::PATCH, "/api/v1/bots/{bot}", PathBot),
+            (
+                Method::POST,
+                "/api/v1/bots/{bot}/channels/{kind}/test",
+                PathBot,
+            ),
+            (Method::GET, "/api/v1/users/{id}", Server),
+            (Method::DELETE, "/api/v1/keys/{id}", Server),
+            (Method::GET, "/api/v1/audit", Server),
+            (Method::GET, "/api/v1/auth/me", Own),
+            (Method::GET, "/api/v1/contacts", DefaultBot),
+            (Method::GET, "/api/v1/keysafe", DefaultBot),
+        ];
+        for (m, path, want) in cases {
+            assert_eq!(scope(&m, path), want, "{m} {path}");
         }
     }
 

@@ -209,6 +209,8 @@ pub struct Me {
     pub name: String,
     /// admin, editor, agent or viewer.
     pub role: String,
+    /// The ids of the bots they may act on; null: every bot.
+    pub bots: Option<Vec<i64>>,
 }
 
 /// Who the credentials belong to, and their role now.
@@ -216,18 +218,21 @@ pub struct Me {
     responses((status = 200, body = Me)), security(("bearer" = [])))]
 pub async fn me(principal: Principal) -> Json<Me> {
     let role = principal.role().as_str().to_string();
+    let bots = principal.bots().map(<[i64]>::to_vec);
     Json(match principal {
         Principal::User { id, username, .. } => Me {
             kind: "user".into(),
             id,
             name: username,
             role,
+            bots,
         },
         Principal::ApiKey { id, name, .. } => Me {
             kind: "key".into(),
             id,
             name,
             role,
+            bots,
         },
     })
 }

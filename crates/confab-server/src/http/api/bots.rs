@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use confab_channels::settings::{self, Config, Probe};
 use confab_store::{BotWrite, Change, DEFAULT_BOT};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Body, Page};
@@ -53,13 +53,6 @@ impl BotOut {
     }
 }
 
-/// `null` given (Some(None)) told apart from left out (None).
-fn given<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// A bot's channels by kind; in a change, `null` removes one.
 type ChannelsIn = BTreeMap<String, Option<Map<String, Value>>>;
 
@@ -84,7 +77,7 @@ pub struct BotChange {
     pub name: Option<String>,
     pub slug: Option<String>,
     /// `null` clears it: contacts without a run then start nothing.
-    #[serde(default, deserialize_with = "given")]
+    #[serde(default, deserialize_with = "super::given")]
     #[schema(value_type = Option<String>)]
     pub default_flow: Option<Option<String>>,
     /// Per kind: the settings to change (others keep their values), or
@@ -243,12 +236,21 @@ async fn fresh(state: &AppState, id: i64) -> ApiResult<Json<BotOut>> {
     Ok(Json(BotOut::of(&bot)))
 }
 
-/// Bots, by id.
+/// Bots, by id (those the caller may act on).
 #[utoipa::path(get, path = "/api/v1/bots", tag = "bots",
     responses((status = 200, body = Page<BotOut>)), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Page<BotOut>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Page<BotOut>>> {
     Ok(Json(Page {
-        items: state.bots.all().iter().map(|b| BotOut::of(b)).collect(),
+        items: state
+            .bots
+            .all()
+            .iter()
+            .filter(|b| principal.may_act_on(b.id()))
+            .map(|b| BotOut::of(b))
+            .collect(),
         next_cursor: None,
     }))
 }

@@ -113,6 +113,14 @@ pub fn table() -> Table {
         )
 }
 
+/// A field given as `null` (`Some(None)`) told apart from one left out
+/// (`None`), for changes where `null` means "clear".
+pub fn given<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Where the API's routes are mounted.
 pub const PREFIX: &str = "/api/v1";
 

@@ -22,6 +22,8 @@ pub struct UserOut {
     pub created_at: String,
     /// When the user was disabled; null while enabled.
     pub disabled_at: Option<String>,
+    /// The ids of the bots the user may act on; null: every bot.
+    pub bots: Option<Vec<i64>>,
 }
 
 impl From<User> for UserOut {
@@ -32,6 +34,7 @@ impl From<User> for UserOut {
             role: u.role.as_str().into(),
             created_at: rfc3339(u.created_ms),
             disabled_at: u.disabled_ms.map(rfc3339),
+            bots: u.bots,
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct KeyOut {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The ids of the bots the key may act on; null: every bot.
+    pub bots: Option<Vec<i64>>,
     /// The key itself: only in the answer that created it, never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -58,6 +63,7 @@ impl From<ApiKey> for KeyOut {
             created_at: rfc3339(k.created_ms),
             last_used_at: k.last_used_ms.map(rfc3339),
             revoked_at: k.revoked_ms.map(rfc3339),
+            bots: k.bots,
             key: None,
         }
     }
@@ -86,6 +92,31 @@ pub fn check_password(password: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Bots named by id or slug, as ids; each must exist.
+fn bot_ids(state: &AppState, names: &[serde_json::Value]) -> ApiResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let key = match name {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => {
+                return Err(ApiError::Unprocessable(format!(
+                    "bots[{i}]: a bot's id or slug"
+                )));
+            }
+        };
+        let bot = state
+            .bots
+            .find(&key)
+            .ok_or_else(|| ApiError::Unprocessable(format!("bots[{i}]: no bot {key}")))?;
+        if !ids.contains(&bot.id()) {
+            ids.push(bot.id());
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 fn role(s: &str) -> ApiResult<Role> {
@@ -130,6 +161,9 @@ pub struct NewUser {
     pub password: String,
     /// admin, editor, agent or viewer; viewer when left out.
     pub role: Option<String>,
+    /// The bots (ids or slugs) the user may act on; every bot when left out.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub bots: Option<Vec<serde_json::Value>>,
 }
 
 /// Create a user.
@@ -148,11 +182,22 @@ pub async fn create(
         .map(role)
         .transpose()?
         .unwrap_or(Role::Viewer);
+    let bots = req
+        .bots
+        .as_deref()
+        .map(|b| bot_ids(&state, b))
+        .transpose()?;
     let hash = Passwords::shared().hash(req.password).await?;
     let label = principal.label();
     let u = state
         .store
-        .create_user(&req.username, &hash, role, &by(&label, &state))
+        .create_limited_user(
+            &req.username,
+            &hash,
+            role,
+            bots.as_deref(),
+            &by(&label, &state),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(u.into())))
 }
@@ -172,6 +217,10 @@ pub struct UserChange {
     pub password: Option<String>,
     /// True disables the user (their tokens stop working), false enables.
     pub disabled: Option<bool>,
+    /// The bots (ids or slugs) the user may act on; null: every bot.
+    #[serde(default, deserialize_with = "super::given")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub bots: Option<Option<Vec<serde_json::Value>>>,
 }
 
 /// Change a user's role, password or whether they are disabled. Nobody
@@ -189,11 +238,19 @@ pub async fn update(
     if let Some(p) = &req.password {
         check_password(p)?;
     }
+    let new_bots = req
+        .bots
+        .map(|b| b.map(|b| bot_ids(&state, &b)).transpose())
+        .transpose()?;
     let target = user(&state, id).await?;
     let myself = matches!(principal, Principal::User { id: me, .. } if me == id);
-    if myself && (req.disabled == Some(true) || new_role.is_some_and(|r| r != target.role)) {
+    if myself
+        && (req.disabled == Some(true)
+            || new_role.is_some_and(|r| r != target.role)
+            || new_bots.as_ref().is_some_and(|b| *b != target.bots))
+    {
         return Err(ApiError::Conflict(
-            "you may not change your own role or disable yourself".into(),
+            "you may not change your own role or bots, or disable yourself".into(),
         ));
     }
     let hash = match req.password {
@@ -209,6 +266,9 @@ pub async fn update(
     }
     if let Some(h) = hash {
         now = state.store.set_user_password(&name, &h, &by).await?;
+    }
+    if let Some(b) = new_bots.filter(|b| *b != now.bots) {
+        now = state.store.set_user_bots(&name, b.as_deref(), &by).await?;
     }
     match req.disabled {
         Some(true) if now.disabled_ms.is_none() => {
@@ -268,6 +328,9 @@ pub struct NewKey {
     pub name: String,
     /// admin, editor, agent or viewer; viewer when left out.
     pub role: Option<String>,
+    /// The bots (ids or slugs) the key may act on; every bot when left out.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub bots: Option<Vec<serde_json::Value>>,
 }
 
 /// Create an API key; the answer carries the key, shown only this once.
@@ -285,11 +348,22 @@ pub async fn create_key(
         .map(role)
         .transpose()?
         .unwrap_or(Role::Viewer);
+    let bots = req
+        .bots
+        .as_deref()
+        .map(|b| bot_ids(&state, b))
+        .transpose()?;
     let (key, hash) = new_api_key();
     let label = principal.label();
     let created = state
         .store
-        .create_api_key(req.name.trim(), &hash, role, &by(&label, &state))
+        .create_limited_api_key(
+            req.name.trim(),
+            &hash,
+            role,
+            bots.as_deref(),
+            &by(&label, &state),
+        )
         .await?;
     let mut out = KeyOut::from(created);
     out.key = Some(key);
