@@ -191,6 +191,22 @@ async fn put_channels(
     Ok(())
 }
 
+/// Records a change to a bot in the audit log, in its transaction, and
+/// tells caches of it.
+async fn changed(
+    conn: &mut sqlx::AnyConnection,
+    by: &Change<'_>,
+    action: &str,
+    before: Option<&Bot>,
+    after: Option<&Bot>,
+) -> Result<(), StoreError> {
+    let bot = after
+        .or(before)
+        .expect("a change has a bot before or after it");
+    audit::record(conn, by, action, &target(bot), before, after).await?;
+    bump(conn).await
+}
+
 /// Tells every server caching bots that they changed.
 async fn bump(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     sqlx::query(
@@ -239,16 +255,7 @@ impl Store {
                 .await?;
             let after = one(&mut tx, DEFAULT_BOT).await?;
             let by = Change::by("env", now_ms);
-            audit::record(
-                &mut tx,
-                &by,
-                "bot.update",
-                &target(&after),
-                Some(&before),
-                Some(&after),
-            )
-            .await?;
-            bump(&mut tx).await?;
+            changed(&mut tx, &by, "bot.update", Some(&before), Some(&after)).await?;
         }
         tx.commit().await
     }
@@ -283,16 +290,7 @@ impl Store {
         all.extend(channels(id));
         put_channels(&mut tx, id, &all, by.now_ms).await?;
         let created = one(&mut tx, id).await?;
-        audit::record(
-            &mut tx,
-            by,
-            "bot.create",
-            &target(&created),
-            None::<&Bot>,
-            Some(&created),
-        )
-        .await?;
-        bump(&mut tx).await?;
+        changed(&mut tx, by, "bot.create", None, Some(&created)).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -335,16 +333,7 @@ impl Store {
         .map_err(|e| StoreError::from_unique(e, &format!("bot {}", bot.slug)))?;
         put_channels(&mut tx, id, &bot.channels, now).await?;
         let after = one(&mut tx, id).await?;
-        audit::record(
-            &mut tx,
-            by,
-            "bot.update",
-            &target(&after),
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
-        bump(&mut tx).await?;
+        changed(&mut tx, by, "bot.update", Some(&before), Some(&after)).await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -364,16 +353,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::record(
-            &mut tx,
-            by,
-            "bot.delete",
-            &target(&before),
-            Some(&before),
-            None::<&Bot>,
-        )
-        .await?;
-        bump(&mut tx).await?;
+        changed(&mut tx, by, "bot.delete", Some(&before), None).await?;
         tx.commit().await?;
         Ok(before)
     }
