@@ -1,5 +1,5 @@
-//! The bots a server serves, kept in memory: a webhook finds its bot by the
-//! number it was sent to without a database round trip. The cache is read
+//! The bots a server serves, kept in memory: a bot is found by id, slug or
+//! the address of one of its channels without a database round trip. The cache is read
 //! again when this server changes a bot, and when the database says another
 //! server did (checked every second).
 //!
@@ -75,12 +75,6 @@ impl BotEntry {
 
     pub fn channel(&self, channel: Channel) -> Option<&BotChannel> {
         self.channels.iter().find(|c| c.channel() == channel)
-    }
-
-    /// Receives a channel's webhooks whatever number they name: the default
-    /// bot, while it has no number of that kind of its own.
-    fn catches_all(&self, channel: Channel) -> bool {
-        self.id() == DEFAULT_BOT && self.channel(channel).and_then(|c| c.address()).is_none()
     }
 }
 
@@ -271,10 +265,6 @@ impl Directory {
         self.snapshot().bots.clone()
     }
 
-    pub fn default_bot(&self) -> Arc<BotEntry> {
-        self.by_id(DEFAULT_BOT).expect("the default bot exists")
-    }
-
     pub fn by_id(&self, id: i64) -> Option<Arc<BotEntry>> {
         self.snapshot().bots.iter().find(|b| b.id() == id).cloned()
     }
@@ -290,21 +280,6 @@ impl Directory {
                 .find(|b| b.slug() == key)
                 .cloned(),
         }
-    }
-
-    /// The bot a webhook of `channel` sent to `address` belongs to.
-    pub fn route(&self, channel: Channel, address: Option<&str>) -> Option<Arc<BotEntry>> {
-        let snapshot = self.snapshot();
-        if let Some(a) = address
-            && let Some(&i) = snapshot.by_address.get(&(channel, a.to_string()))
-        {
-            return Some(snapshot.bots[i].clone());
-        }
-        snapshot
-            .bots
-            .iter()
-            .find(|b| b.catches_all(channel))
-            .cloned()
     }
 
     /// The bot, other than `except`, whose `channel` has this address.
