@@ -1,7 +1,7 @@
 //! The bots a server serves, kept in memory: a bot is found by id, slug or
-//! the address of one of its channels without a database round trip. The cache is read
-//! again when this server changes a bot, and when the database says another
-//! server did (checked every second).
+//! the address of one of its channels without a database round trip. The
+//! cache is read again when this server changes a bot, and when the
+//! database says another server did (checked every second).
 //!
 //! The bot `default` is the environment's: its channels come from the
 //! `TWILIO_*` and `WHATSAPP_*` settings where those are given.
