@@ -387,6 +387,8 @@ fn parse_message(
     };
 
     Ok(InboundMessage {
+        // Routed to its bot by the caller, which knows the bots.
+        bot_id: confab_model::DEFAULT_BOT,
         channel: Channel::Meta,
         provider_message_id: id,
         profile_name: names.get(from_raw).map(|n| n.to_string()),

@@ -265,6 +265,8 @@ pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundMessage, Pars
     };
 
     Ok(InboundMessage {
+        // Routed to its bot by the caller, which knows the bots.
+        bot_id: confab_model::DEFAULT_BOT,
         channel: Channel::Twilio,
         provider_message_id,
         from,

@@ -15,5 +15,9 @@ pub use message::{
     TemplateSpec,
 };
 pub use phone::{PhoneError, PhoneNumber};
+
+/// The bot every deployment has, described by the environment's settings;
+/// the one a message belongs to until it is routed to another.
+pub const DEFAULT_BOT: i64 = 1;
 pub use role::{Role, UnknownRole};
 pub use status::DeliveryStatus;

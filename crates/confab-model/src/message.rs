@@ -138,6 +138,8 @@ impl Extra {
 /// One message from a contact, whatever channel it came through.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InboundMessage {
+    /// The bot it was sent to: a contact is a phone number of a bot.
+    pub bot_id: i64,
     pub channel: Channel,
     pub provider_message_id: String,
     pub from: PhoneNumber,

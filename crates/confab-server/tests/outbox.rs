@@ -285,6 +285,7 @@ async fn a_crashed_workers_lease_runs_out_and_the_send_happens() {
     let queued = store
         .enqueue_outbound(
             &[confab_store::NewOutbound {
+                bot_id: confab_store::DEFAULT_BOT,
                 to: confab_model::PhoneNumber::parse("+14155552671").unwrap(),
                 channel: confab_model::Channel::Twilio,
                 sender: "+14155238886".into(),

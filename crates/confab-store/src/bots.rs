@@ -11,7 +11,7 @@ use crate::audit::{self, Change};
 use crate::{Store, StoreError};
 
 /// The bot every unscoped route and the environment's settings describe.
-pub const DEFAULT_BOT: i64 = 1;
+pub const DEFAULT_BOT: i64 = confab_model::DEFAULT_BOT;
 
 /// The setting that changes with every change to a bot, so that servers
 /// caching bots know to read them again.

@@ -5,10 +5,11 @@ use sqlx::any::AnyRow;
 use crate::sql::{Bind, Filter, json_col, like_containing, query, to_json};
 use crate::{Store, StoreError};
 
-/// A person we talk to, one per phone number across channels.
+/// A person a bot talks to: one per phone number and bot, across channels.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Contact {
     pub id: i64,
+    pub bot_id: i64,
     pub phone: String,
     pub profile_name: Option<String>,
     pub first_seen_ms: i64,
@@ -47,7 +48,7 @@ pub struct ContactPatch {
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-const COLUMNS: &str = "c.id, c.phone, c.profile_name, c.first_seen_ms, c.last_seen_ms, c.last_inbound_ms, \
+const COLUMNS: &str = "c.id, c.bot_id, c.phone, c.profile_name, c.first_seen_ms, c.last_seen_ms, c.last_inbound_ms, \
      c.last_read_ms, c.opted_out, c.blocked, c.tags, c.attributes, c.created_ms, c.updated_ms, \
      (SELECT COUNT(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'inbound' \
       AND m.id > c.read_up_to_id) AS unread_count";
@@ -55,6 +56,7 @@ const COLUMNS: &str = "c.id, c.phone, c.profile_name, c.first_seen_ms, c.last_se
 fn from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
         id: row.try_get("id")?,
+        bot_id: row.try_get("bot_id")?,
         phone: row.try_get("phone")?,
         profile_name: row.try_get("profile_name")?,
         first_seen_ms: row.try_get("first_seen_ms")?,
@@ -81,10 +83,16 @@ impl Store {
         from_row(&row)
     }
 
-    pub async fn contact_by_phone(&self, phone: &str) -> Result<Option<Contact>, StoreError> {
+    /// The contact of bot `bot_id` with this phone number.
+    pub async fn contact_by_phone(
+        &self,
+        bot_id: i64,
+        phone: &str,
+    ) -> Result<Option<Contact>, StoreError> {
         let row = query(format!(
-            "SELECT {COLUMNS} FROM contacts c WHERE c.phone = $1"
+            "SELECT {COLUMNS} FROM contacts c WHERE c.bot_id = $1 AND c.phone = $2"
         ))
+        .bind(bot_id)
         .bind(phone.to_string())
         .fetch_optional(&self.pool)
         .await?;
@@ -197,18 +205,19 @@ impl Store {
 }
 
 impl Store {
-    /// The known contacts among these phone numbers, by phone.
+    /// The known contacts of bot `bot_id` among these phone numbers, by phone.
     pub async fn contacts_by_phones(
         &self,
+        bot_id: i64,
         phones: &[&str],
     ) -> Result<std::collections::HashMap<String, Contact>, StoreError> {
         let mut out = std::collections::HashMap::with_capacity(phones.len());
         for chunk in crate::sql::shaped_chunks(phones) {
             let sql = format!(
-                "SELECT {COLUMNS} FROM contacts c WHERE c.phone IN ({})",
-                crate::sql::list(chunk.len(), 1)
+                "SELECT {COLUMNS} FROM contacts c WHERE c.bot_id = $1 AND c.phone IN ({})",
+                crate::sql::list(chunk.len(), 2)
             );
-            let mut q = query(sql);
+            let mut q = query(sql).bind(bot_id);
             for p in chunk {
                 q = q.bind(p.to_string());
             }
@@ -222,12 +231,19 @@ impl Store {
 }
 
 impl Store {
-    /// The contact with this phone number, created when new; its id.
-    pub async fn ensure_contact(&self, phone: &str, now_ms: i64) -> Result<i64, StoreError> {
+    /// The contact of bot `bot_id` with this phone number, created when
+    /// new; its id.
+    pub async fn ensure_contact(
+        &self,
+        bot_id: i64,
+        phone: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let ids = crate::inbound::upsert_contacts(&mut tx, &[(phone, None)], now_ms, false).await?;
+        let ids = crate::inbound::upsert_contacts(&mut tx, &[(bot_id, phone, None)], now_ms, false)
+            .await?;
         tx.commit().await?;
-        ids.get(phone)
+        ids.get(&(bot_id, phone.to_string()))
             .copied()
             .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))
     }

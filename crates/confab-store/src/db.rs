@@ -197,6 +197,10 @@ impl Store {
                     "bot limits",
                     include_str!("../migrations/sqlite/0012_bot_limits.sql"),
                 ),
+                (
+                    "contacts of bots",
+                    include_str!("../migrations/sqlite/0013_contacts_of_bots.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -245,6 +249,10 @@ impl Store {
                     "bot limits",
                     include_str!("../migrations/postgres/0013_bot_limits.sql"),
                 ),
+                (
+                    "contacts of bots",
+                    include_str!("../migrations/postgres/0014_contacts_of_bots.sql"),
+                ),
             ],
         };
         let migrator = Migrator::with_migrations(
@@ -258,7 +266,10 @@ impl Store {
                         (*name).into(),
                         MigrationType::Simple,
                         sql.into_sql_str(),
-                        false,
+                        // A migration that must manage its own transaction
+                        // (SQLite's foreign keys can only be switched
+                        // outside one) says so on its first line.
+                        sql.starts_with("-- no-transaction"),
                     )
                 })
                 .collect(),

@@ -50,58 +50,63 @@ fn without_nul(m: &InboundMessage) -> InboundMessage {
     }
 }
 
-/// One row per phone, in phone order, with the last name given for it.
+/// A contact as a batch names it: its bot, its phone, the name last given.
+pub(crate) type ContactKey<'a> = (i64, &'a str, Option<&'a str>);
+
+/// One row per contact (bot and phone), in (bot, phone) order, with the
+/// last name given for it, as the JSON rows `[phone, name, bot]`.
 /// PostgreSQL refuses to upsert a row twice in one statement, and rows
-/// locked in phone order cannot deadlock concurrent writers.
-fn distinct_phones<'a>(contacts: &[(&'a str, Option<&'a str>)]) -> Vec<(&'a str, Option<&'a str>)> {
-    let mut distinct: Vec<(&str, Option<&str>)> = Vec::with_capacity(contacts.len());
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
-    for &(phone, name) in contacts {
-        match seen.get(phone) {
+/// locked in one order cannot deadlock concurrent writers.
+fn distinct_contacts<'a>(contacts: &[ContactKey<'a>]) -> Vec<(&'a str, Option<&'a str>, i64)> {
+    let mut distinct: Vec<(&str, Option<&str>, i64)> = Vec::with_capacity(contacts.len());
+    let mut seen: HashMap<(i64, &str), usize> = HashMap::with_capacity(contacts.len());
+    for &(bot, phone, name) in contacts {
+        match seen.get(&(bot, phone)) {
             Some(&i) => {
                 if name.is_some() {
                     distinct[i].1 = name;
                 }
             }
             None => {
-                seen.insert(phone, distinct.len());
-                distinct.push((phone, name));
+                seen.insert((bot, phone), distinct.len());
+                distinct.push((phone, name, bot));
             }
         }
     }
-    distinct.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    distinct.sort_unstable_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
     distinct
 }
 
-/// Creates the contacts that do not exist yet (phone, name); `$2` is now,
-/// `$3` the time of their last inbound message. `conflict` says what to do
-/// with a contact that exists.
+/// Creates the contacts that do not exist yet (`$1`: rows of phone, name,
+/// bot); `$2` is now, `$3` the time of their last inbound message.
+/// `conflict` says what to do with a contact that exists.
 fn insert_contacts_sql(backend: Backend, conflict: &str) -> String {
     format!(
-        "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) \
-         SELECT {}, $2, $2, $3, $2, $2 FROM {} WHERE true ORDER BY j.key \
-         ON CONFLICT (phone) {conflict}",
+        "INSERT INTO contacts (phone, profile_name, bot_id, first_seen_ms, last_seen_ms, last_inbound_ms, created_ms, updated_ms) \
+         SELECT {}, {}, $2, $2, $3, $2, $2 FROM {} WHERE true ORDER BY j.key \
+         ON CONFLICT (bot_id, phone) {conflict}",
         columns(0, &[Text, Text]),
+        crate::sql::int_at(2),
         json_rows(backend, 1)
     )
 }
 
-/// Finds or creates contacts by phone and returns their ids. A contact that
-/// exists is left as it is (see `refresh_contacts`); a new one created for an
-/// inbound message starts with its service window open.
+/// Finds or creates contacts by bot and phone and returns their ids. A
+/// contact that exists is left as it is (see `refresh_contacts`); a new one
+/// created for an inbound message starts with its service window open.
 pub(crate) async fn upsert_contacts(
     tx: &mut crate::writer::WriteTx,
-    contacts: &[(&str, Option<&str>)],
+    contacts: &[ContactKey<'_>],
     now_ms: i64,
     inbound: bool,
-) -> Result<HashMap<String, i64>, StoreError> {
+) -> Result<HashMap<(i64, String), i64>, StoreError> {
     // Touching a row that exists makes RETURNING give its id on both backends.
     let sql = insert_contacts_sql(
         Backend::of(tx),
-        "DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, phone",
+        "DO UPDATE SET updated_ms = contacts.updated_ms RETURNING id, bot_id, phone",
     );
     let rows = query(sql)
-        .bind(to_json(&distinct_phones(contacts)))
+        .bind(to_json(&distinct_contacts(contacts)))
         .bind(now_ms)
         .bind(inbound.then_some(now_ms))
         .fetch_all(&mut **tx)
@@ -109,7 +114,10 @@ pub(crate) async fn upsert_contacts(
     let mut ids = HashMap::with_capacity(rows.len());
     for row in rows {
         ids.insert(
-            row.try_get::<String, _>("phone")?,
+            (
+                row.try_get::<i64, _>("bot_id")?,
+                row.try_get::<String, _>("phone")?,
+            ),
             row.try_get::<i64, _>("id")?,
         );
     }
@@ -175,11 +183,11 @@ impl<'a> Arriving<'a> {
         }
         let mut unique: Vec<usize> = first.values().copied().collect();
         unique.sort_unstable();
-        let contacts: Vec<(&str, Option<&str>)> = batch
+        let contacts: Vec<ContactKey> = batch
             .iter()
-            .map(|m| (m.from.as_str(), m.profile_name.as_deref()))
+            .map(|m| (m.bot_id, m.from.as_str(), m.profile_name.as_deref()))
             .collect();
-        let phones = to_json(&distinct_phones(&contacts));
+        let phones = to_json(&distinct_contacts(&contacts));
         Arriving {
             batch,
             first,
@@ -216,10 +224,11 @@ impl<'a> Arriving<'a> {
                     to_json(&m.media),
                     to_json(&m.extra),
                     m.provider_message_id.as_str(),
+                    m.bot_id,
                 )
             })
             .collect();
-        // The contact is found by phone (created by the statement before,
+        // The contact is found by bot and phone (created by the statement before,
         // or there already), one index lookup a row: a join is planned for
         // the hundred rows a JSON array is guessed to hold, and PostgreSQL
         // then reads every contact.
@@ -227,7 +236,8 @@ impl<'a> Arriving<'a> {
             backend,
             "contact_id, channel, kind, text, media, extra, provider_message_id",
             &format!(
-                "(SELECT id FROM contacts WHERE phone = {}), {}",
+                "(SELECT id FROM contacts WHERE bot_id = {} AND phone = {}), {}",
+                crate::sql::int_at(7),
                 text_at(0),
                 columns(1, &[Text; 6])
             ),

@@ -47,6 +47,8 @@ pub struct MessageFilter {
 /// One message to queue for sending.
 #[derive(Clone, Debug)]
 pub struct NewOutbound {
+    /// The bot that sends it: `to` is a contact of this bot.
+    pub bot_id: i64,
     pub to: PhoneNumber,
     pub channel: Channel,
     pub sender: String,
@@ -279,10 +281,10 @@ pub(crate) async fn enqueue_in(
 ) -> Result<Vec<SendOutcome>, StoreError> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in crate::sql::shaped_chunks(items) {
-        let unknown: Vec<(&str, Option<&str>)> = chunk
+        let unknown: Vec<crate::inbound::ContactKey> = chunk
             .iter()
             .filter(|i| i.contact_id.is_none())
-            .map(|i| (i.to.as_str(), None))
+            .map(|i| (i.bot_id, i.to.as_str(), None))
             .collect();
         let mut contact_ids = if unknown.is_empty() {
             std::collections::HashMap::new()
@@ -291,14 +293,16 @@ pub(crate) async fn enqueue_in(
         };
         for i in chunk {
             if let Some(id) = i.contact_id {
-                contact_ids.insert(i.to.as_str().to_string(), id);
+                contact_ids.insert((i.bot_id, i.to.as_str().to_string()), id);
             }
         }
+        let contact_of =
+            |item: &NewOutbound| contact_ids[&(item.bot_id, item.to.as_str().to_string())];
         let rows: Vec<OutboundRow> = chunk
             .iter()
             .map(|item| {
                 OutboundRow::new(
-                    contact_ids[item.to.as_str()],
+                    contact_of(item),
                     item.channel,
                     &item.content,
                     Some(&item.sender),
@@ -316,7 +320,7 @@ pub(crate) async fn enqueue_in(
         }
         let mut ids = Vec::with_capacity(chunk.len());
         for item in chunk {
-            let contact_id = contact_ids[item.to.as_str()];
+            let contact_id = contact_of(item);
             let message_id = *by_contact
                 .get(&contact_id)
                 .ok_or_else(|| StoreError::Corrupt("queued message has no id".into()))?;

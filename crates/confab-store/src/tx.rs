@@ -13,6 +13,7 @@ use crate::{Backend, Ingested, NewOutbound, SendOutcome, Store, StoreError};
 /// What the runtime needs to know of a contact.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContactState {
+    pub bot_id: i64,
     pub phone: String,
     pub name: Option<String>,
     pub blocked: bool,
@@ -110,7 +111,7 @@ pub struct Arrival {
 
 const ARRIVAL_PART: &str = "arrival";
 
-/// The batch's contacts (their phones as `$1`), each with its latest run,
+/// The batch's contacts (as `$1`: rows of phone, name, bot), each with its latest run,
 /// the setting `$2` and the highest run id, as SQLite reads them after the
 /// batch is stored. The contacts come as one JSON array in one row (see
 /// [`ArrivingContact`]): every row is a hand-off between SQLite's thread
@@ -120,9 +121,9 @@ const SQLITE_ARRIVAL: &str = "SELECT 'arrival' AS part, \
      (SELECT value FROM settings WHERE key = $2) AS setting, \
      (SELECT COALESCE(MAX(id), 0) FROM runs) AS highest_run, \
      json_group_array(json_array(c.id, c.phone, c.profile_name, c.blocked, c.opted_out, c.refused, \
-     r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms)) AS contacts \
+     r.id, r.flow_id, r.flow_version, r.status, r.node, r.state, r.created_ms, r.updated_ms, c.bot_id)) AS contacts \
      FROM contacts c LEFT JOIN runs r ON r.id = (SELECT MAX(id) FROM runs WHERE contact_id = c.id) \
-     WHERE c.phone IN (SELECT j.value->>0 FROM jsonb_each($1) AS j)";
+     WHERE (c.bot_id, c.phone) IN (SELECT j.value->>2, j.value->>0 FROM jsonb_each($1) AS j)";
 
 /// [`SQLITE_ARRIVAL`] on PostgreSQL, where the contacts are locked first:
 /// the function of migration 0007.
@@ -147,11 +148,13 @@ struct ArrivingContact {
     state: Option<String>,
     created_ms: Option<i64>,
     updated_ms: Option<i64>,
+    bot_id: i64,
 }
 
 impl ArrivingContact {
     fn split(self) -> Result<(i64, ContactState, Option<crate::StoredRun>), StoreError> {
         let state = ContactState {
+            bot_id: self.bot_id,
             phone: self.phone,
             name: self.profile_name,
             blocked: self.blocked != 0,
@@ -177,12 +180,13 @@ impl ArrivingContact {
     }
 }
 
-/// A contact's id and state, from a row with `contact_id`, `phone`,
+/// A contact's id and state, from a row with `contact_id`, `bot_id`, `phone`,
 /// `profile_name`, `blocked`, `opted_out` and `refused`.
 fn contact_from_row(r: &sqlx::any::AnyRow) -> Result<(i64, ContactState), StoreError> {
     Ok((
         r.try_get("contact_id")?,
         ContactState {
+            bot_id: r.try_get("bot_id")?,
             phone: r.try_get("phone")?,
             name: r.try_get("profile_name")?,
             blocked: r.try_get::<i64, _>("blocked")? != 0,
@@ -394,7 +398,7 @@ impl Tx {
         ids: &[i64],
     ) -> Result<std::collections::HashMap<i64, ContactState>, StoreError> {
         let sql = format!(
-            "SELECT id AS contact_id, phone, profile_name, blocked, opted_out, refused FROM contacts WHERE {}",
+            "SELECT id AS contact_id, bot_id, phone, profile_name, blocked, opted_out, refused FROM contacts WHERE {}",
             among(&self.inner, "id", 1)
         );
         let rows = query(sql)

@@ -13,6 +13,7 @@ async fn one_message(s: &Store, sid: &str) -> (i64, i64) {
     let stored = tx
         .ingest(
             &[confab_model::InboundMessage {
+                bot_id: confab_model::DEFAULT_BOT,
                 channel: confab_model::Channel::Twilio,
                 provider_message_id: sid.into(),
                 from: confab_model::PhoneNumber::parse("+14155552671").unwrap(),

@@ -298,6 +298,7 @@ async fn a_received_batch_comes_with_its_contacts_their_latest_runs_and_the_sett
     let s = store().await;
     s.put_setting("allow", "+14155552671").await.unwrap();
     let msg = |from: &str, id: &str, name: Option<&str>| confab_model::InboundMessage {
+        bot_id: confab_model::DEFAULT_BOT,
         profile_name: name.map(str::to_string),
         ..common::text(from, id)
     };

@@ -5,6 +5,7 @@ use confab_store::NewOutbound;
 
 fn outbound(phone: &str) -> NewOutbound {
     NewOutbound {
+        bot_id: confab_store::DEFAULT_BOT,
         to: PhoneNumber::parse(phone).unwrap(),
         channel: Channel::Twilio,
         sender: "+14155238886".into(),

@@ -70,6 +70,7 @@ pub async fn chat(
         }
         let text = line.trim_end_matches(['\r', '\n']).to_string();
         let msg = InboundMessage {
+            bot_id: confab_model::DEFAULT_BOT,
             channel: Channel::Simulator,
             provider_message_id: format!("chat-{}", uuid::Uuid::new_v4()),
             from: from.clone(),

@@ -99,8 +99,7 @@ impl Runtime {
                         .deliver(
                             &mut tx,
                             &mut pending,
-                            contact_id,
-                            &state.phone,
+                            (contact_id, state.bot_id, &state.phone),
                             reply,
                             &route,
                             now,

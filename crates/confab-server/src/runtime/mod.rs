@@ -125,7 +125,7 @@ enum Route<'a> {
 
 /// A run's contact, as flows see it (`contact.phone`, `contact.name`).
 fn contact_json(id: i64, c: &ContactState, channel: Channel, via: Option<&str>) -> Value {
-    json!({"id": id, "phone": c.phone, "name": c.name, "channel": channel.as_str(), "via": via})
+    json!({"id": id, "bot_id": c.bot_id, "phone": c.phone, "name": c.name, "channel": channel.as_str(), "via": via})
 }
 
 pub fn record_json(r: &Record) -> Value {
@@ -352,8 +352,22 @@ impl Runtime {
             .and_then(|c| c.get("phone"))
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // Runs from before bots held conversations are the default bot's.
+        let bot_id = run
+            .vars
+            .get("contact")
+            .and_then(|c| c.get("bot_id"))
+            .and_then(Value::as_i64)
+            .unwrap_or(confab_store::DEFAULT_BOT);
         let (queued, twiml) = self
-            .deliver(tx, pending, contact_id, phone, replies, route, now)
+            .deliver(
+                tx,
+                pending,
+                (contact_id, bot_id, phone),
+                replies,
+                route,
+                now,
+            )
             .await?;
         Ok((stored, queued, twiml))
     }
@@ -363,8 +377,7 @@ impl Runtime {
         &self,
         tx: &mut Tx,
         pending: &mut Pending,
-        contact_id: i64,
-        phone: &str,
+        (contact_id, bot_id, phone): (i64, i64, &str),
         replies: Vec<OutboundContent>,
         route: &Route<'_>,
         now: i64,
@@ -413,6 +426,7 @@ impl Runtime {
                 let items: Vec<NewOutbound> = replies
                     .into_iter()
                     .map(|content| NewOutbound {
+                        bot_id,
                         to: to.clone(),
                         channel: *channel,
                         sender: sender.clone(),

@@ -39,6 +39,7 @@ pub async fn fresh_url() -> String {
 #[allow(dead_code)]
 pub fn text(from: &str, id: &str) -> confab_model::InboundMessage {
     confab_model::InboundMessage {
+        bot_id: confab_model::DEFAULT_BOT,
         channel: confab_model::Channel::Twilio,
         provider_message_id: id.into(),
         from: confab_model::PhoneNumber::parse(from).unwrap(),

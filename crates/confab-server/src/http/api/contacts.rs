@@ -139,7 +139,7 @@ pub async fn resolve(state: &AppState, key: &str) -> ApiResult<Contact> {
     };
     state
         .store
-        .contact_by_phone(phone.as_str())
+        .contact_by_phone(confab_store::DEFAULT_BOT, phone.as_str())
         .await?
         .ok_or_else(missing)
 }

@@ -158,7 +158,12 @@ pub async fn list(
         .transpose()?;
     if let Some(phone) = phone {
         let found = match phone {
-            Some(phone) => state.store.contact_by_phone(phone.as_str()).await?,
+            Some(phone) => {
+                state
+                    .store
+                    .contact_by_phone(confab_store::DEFAULT_BOT, phone.as_str())
+                    .await?
+            }
             None => None,
         };
         match found {
@@ -471,7 +476,10 @@ pub async fn send(
     let (channel, sender) = sending_channel(&state.settings, req.channel.as_deref())?;
     let content = content(&req, channel)?;
     let now = state.clock.now_ms();
-    let contact = state.store.contact_by_phone(to.as_str()).await?;
+    let contact = state
+        .store
+        .contact_by_phone(confab_store::DEFAULT_BOT, to.as_str())
+        .await?;
     if let Some(why) = refusal(contact.as_ref(), &content, now) {
         return Err(ApiError::Conflict(why));
     }
@@ -479,6 +487,7 @@ pub async fn send(
         .store
         .enqueue_outbound(
             &[NewOutbound {
+                bot_id: confab_store::DEFAULT_BOT,
                 to,
                 channel,
                 sender,
@@ -527,7 +536,10 @@ pub async fn send_bulk(
         .iter()
         .filter_map(|p| p.as_ref().ok().map(|p| p.as_str()))
         .collect();
-    let contacts = state.store.contacts_by_phones(&phones).await?;
+    let contacts = state
+        .store
+        .contacts_by_phones(confab_store::DEFAULT_BOT, &phones)
+        .await?;
 
     let mut seen = HashSet::new();
     let mut results: Vec<BulkResult> = Vec::with_capacity(req.to.len());
@@ -556,6 +568,7 @@ pub async fn send_bulk(
                         error: None,
                     });
                     queue.push(NewOutbound {
+                        bot_id: confab_store::DEFAULT_BOT,
                         to: phone,
                         channel,
                         sender: sender.clone(),
@@ -695,6 +708,7 @@ mod tests {
         };
         let mut contact = Contact {
             id: 1,
+            bot_id: confab_store::DEFAULT_BOT,
             phone: "+14155552671".into(),
             profile_name: None,
             first_seen_ms: 0,

@@ -189,7 +189,11 @@ pub async fn start(
                 .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
             state
                 .store
-                .ensure_contact(phone.as_str(), state.clock.now_ms())
+                .ensure_contact(
+                    confab_store::DEFAULT_BOT,
+                    phone.as_str(),
+                    state.clock.now_ms(),
+                )
                 .await?
         }
         Err(e) => return Err(e),
