@@ -5,6 +5,7 @@
 //! Nothing here stores or schedules anything; the caller decides what to do
 //! with a parsed message or a [`SendError`].
 
+pub mod client;
 pub mod http;
 pub mod media;
 pub mod meta;

@@ -134,6 +134,37 @@ pub struct WebhookBatch {
     /// Events we do not handle: changes of other fields (group events,
     /// account updates), statuses we do not track, account-level errors.
     pub ignored: usize,
+    /// The phone number id each message (by its id) was sent to: which
+    /// bot it is for.
+    pub sent_to: HashMap<String, String>,
+}
+
+/// The phone number ids a webhook body names (`metadata.phone_number_id`
+/// of each change), read leniently and before its signature is checked:
+/// they say whose secret checks it. A body they cannot be read from names
+/// none.
+pub fn phone_number_ids(body: &[u8]) -> Vec<String> {
+    let Ok(root) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = root
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("changes").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| {
+            c.get("value")?
+                .get("metadata")?
+                .get("phone_number_id")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// A webhook body from Meta. The envelope must be well formed; a single
@@ -243,6 +274,7 @@ fn parse_change(
     let metadata = value.get("metadata").unwrap_or(&Value::Null);
     let to = string_at(metadata, "display_phone_number")
         .or_else(|| string_at(metadata, "phone_number_id"));
+    let phone_number_id = string_at(metadata, "phone_number_id");
 
     let mut names: HashMap<&str, &str> = HashMap::new();
     for contact in optional_array(value, "contacts", path).unwrap_or_default() {
@@ -267,7 +299,14 @@ fn parse_change(
         .enumerate()
     {
         match parse_message(message, to.as_deref(), &names) {
-            Ok(m) => batch.messages.push(m),
+            Ok(m) => {
+                if let Some(id) = &phone_number_id {
+                    batch
+                        .sent_to
+                        .insert(m.provider_message_id.clone(), id.clone());
+                }
+                batch.messages.push(m)
+            }
             Err(reason) => {
                 tracing::warn!(event = %format!("{path}.messages[{k}]"), %reason, "Meta message rejected");
                 batch.rejected.push(rejected("message", message, reason));

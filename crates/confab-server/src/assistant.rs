@@ -9,10 +9,8 @@ use std::sync::Arc;
 
 use confab_ai::{AiClient, AiError, ChatMessage, ChatRequest, JsonSchemaFormat, Part, Role};
 use confab_channels::media::{Fetched, MediaError, MediaLimits};
-use confab_channels::meta::MetaClient;
-use confab_channels::twilio::TwilioClient;
 use confab_flow::{EffectResult, Request};
-use confab_model::{Channel, Direction, MessageKind, OutboundContent};
+use confab_model::{Direction, MessageKind, OutboundContent};
 use confab_store::{Message, MessageFilter, NewAiCall, NewMedia, Store, StoreError, StoredMedia};
 
 use crate::clock::Clock;
@@ -28,8 +26,8 @@ pub struct Assistant {
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
     client: Option<AiClient>,
-    twilio: Option<TwilioClient>,
-    meta: Option<MetaClient>,
+    /// The bots' channels, which fetch the media contacts send.
+    bots: Arc<crate::bots::Directory>,
 }
 
 /// Who asked, for the record of the call.
@@ -79,23 +77,20 @@ struct Question {
 }
 
 impl Assistant {
-    pub fn new(store: Store, settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Assistant {
+    pub fn new(
+        store: Store,
+        bots: Arc<crate::bots::Directory>,
+        settings: Arc<Settings>,
+        clock: Arc<dyn Clock>,
+    ) -> Assistant {
         let a = &settings.assistant;
         let http = confab_channels::http_client(
             a.ai.as_ref()
                 .map_or(std::time::Duration::from_secs(60), |c| c.request_timeout),
         );
-        let providers = confab_channels::http_client(settings.provider_timeout);
         Assistant {
             client: a.ai.clone().map(|c| AiClient::new(c, http)),
-            twilio: settings
-                .twilio
-                .clone()
-                .map(|c| TwilioClient::new(c, providers.clone())),
-            meta: settings
-                .meta
-                .clone()
-                .map(|c| MetaClient::new(c, providers.clone())),
+            bots,
             store,
             settings,
             clock,
@@ -481,29 +476,18 @@ impl Assistant {
             accept: accept.iter().map(|s| s.to_string()).collect(),
         };
         let media = &m.media[0];
-        let fetched = match m.channel {
-            Channel::Twilio => match (&self.twilio, media.url.as_deref()) {
-                (Some(c), Some(url)) => c.fetch_media(url, &limits).await,
-                (None, _) => {
-                    return Err(Refusal::new(
-                        "failed",
-                        "Twilio media needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
-                    ));
-                }
-                (_, None) => Err(MediaError::NotFound),
-            },
-            Channel::Meta => match (&self.meta, media.provider_id.as_deref()) {
-                (Some(c), Some(id)) => c.fetch_media(id, &limits).await,
-                (None, _) => {
-                    return Err(Refusal::new(
-                        "failed",
-                        "Meta media needs WHATSAPP_ACCESS_TOKEN",
-                    ));
-                }
-                (_, None) => Err(MediaError::NotFound),
-            },
-            Channel::Simulator => Err(MediaError::NotFound),
+        // The bot whose channel the contact wrote to fetches it.
+        let bot_id = self.store.contact(m.contact_id).await?.bot_id;
+        let Some(client) = self.bots.client(bot_id, m.channel) else {
+            return Err(Refusal::new(
+                "failed",
+                format!(
+                    "{} media needs the bot's {} credentials",
+                    m.channel, m.channel
+                ),
+            ));
         };
+        let fetched = client.fetch_media(media, &limits).await;
         let file = fetched.map_err(|e| match e {
             MediaError::TooLarge { .. } => Refusal::new("too_large", e.to_string()),
             MediaError::WrongType(t) => Refusal::new("unsupported", format!("files of type {t}")),

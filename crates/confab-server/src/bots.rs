@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use confab_channels::client::Client;
 use confab_channels::settings::{self, Config, Kind, Values};
 use confab_model::Channel;
 use confab_store::{Bot, DEFAULT_BOT, Store};
@@ -40,6 +41,8 @@ pub struct BotChannel {
     pub config: Option<Config>,
     /// Why the channel cannot be used (its secrets do not open).
     pub problem: Option<String>,
+    /// What sends and fetches media through it, when it can.
+    pub client: Option<Arc<Client>>,
 }
 
 impl BotChannel {
@@ -76,6 +79,18 @@ impl BotEntry {
     pub fn channel(&self, channel: Channel) -> Option<&BotChannel> {
         self.channels.iter().find(|c| c.channel() == channel)
     }
+
+    /// Receives a channel's webhooks whatever address they name: the
+    /// default bot, while it has no address of that kind of its own (as
+    /// before there were bots).
+    fn catches_all(&self, channel: Channel) -> bool {
+        self.id() == DEFAULT_BOT && self.channel(channel).and_then(|c| c.address()).is_none()
+    }
+
+    /// The secret `field` of its `channel`, if set.
+    pub fn secret(&self, channel: Channel, field: &str) -> Option<&str> {
+        self.channel(channel).and_then(|c| c.value(field))
+    }
 }
 
 #[derive(Default)]
@@ -91,10 +106,19 @@ pub struct Directory {
     settings: Arc<Settings>,
     keyring: Result<Keyring, String>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// The providers' HTTP client, shared by every channel.
+    http: reqwest::Client,
+}
+
+/// The client of a channel's settings, when they are complete.
+fn client_of(config: &Option<Config>, http: &reqwest::Client) -> Option<Arc<Client>> {
+    config
+        .clone()
+        .map(|c| Arc::new(Client::new(c, http.clone())))
 }
 
 /// The default bot's channels as the environment gives them.
-fn env_channels(s: &Settings) -> Vec<BotChannel> {
+fn env_channels(s: &Settings, http: &reqwest::Client) -> Vec<BotChannel> {
     let mut out = Vec::new();
     let mut twilio = Values::new();
     if let Some(t) = &s.twilio {
@@ -122,9 +146,11 @@ fn env_channels(s: &Settings) -> Vec<BotChannel> {
             continue;
         }
         let kind = settings::kind(channel.as_str()).expect("a kind of channel");
+        let config = Config::build(channel, &values, &s.endpoints);
         out.push(BotChannel {
             kind,
-            config: Config::build(channel, &values, &s.endpoints),
+            client: client_of(&config, http),
+            config,
             values,
             source: Source::Env,
             problem: None,
@@ -142,6 +168,7 @@ impl Directory {
             tracing::warn!("{e}");
         }
         let directory = Arc::new(Directory {
+            http: confab_channels::http_client(settings.provider_timeout),
             store,
             settings,
             keyring,
@@ -195,6 +222,7 @@ impl Directory {
             kind,
             values,
             source: Source::Api,
+            client: client_of(&config, &self.http),
             config,
             problem,
         }
@@ -211,7 +239,7 @@ impl Directory {
             let mut channels: Vec<BotChannel> =
                 bot.channels.iter().map(|c| self.open(&bot, c)).collect();
             if bot.id == DEFAULT_BOT {
-                for env in env_channels(&self.settings) {
+                for env in env_channels(&self.settings, &self.http) {
                     channels.retain(|c| c.channel() != env.channel());
                     channels.push(env);
                 }
@@ -280,6 +308,28 @@ impl Directory {
                 .find(|b| b.slug() == key)
                 .cloned(),
         }
+    }
+
+    /// The bot a webhook of `channel` addressed to `address` is for: the
+    /// bot with that address, else the default bot while it has no address
+    /// of that kind; `None`: no bot.
+    pub fn route(&self, channel: Channel, address: Option<&str>) -> Option<Arc<BotEntry>> {
+        let snapshot = self.snapshot();
+        if let Some(a) = address
+            && let Some(&i) = snapshot.by_address.get(&(channel, a.to_string()))
+        {
+            return Some(snapshot.bots[i].clone());
+        }
+        snapshot
+            .bots
+            .iter()
+            .find(|b| b.catches_all(channel))
+            .cloned()
+    }
+
+    /// What sends for bot `bot_id` through `channel`, if it can.
+    pub fn client(&self, bot_id: i64, channel: Channel) -> Option<Arc<Client>> {
+        self.by_id(bot_id)?.channel(channel)?.client.clone()
     }
 
     /// The bot, other than `except`, whose `channel` has this address.

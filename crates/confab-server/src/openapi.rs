@@ -37,6 +37,7 @@ use crate::http::{api, ops, webhooks};
         api::collections::get, api::collections::replace, api::collections::patch, api::collections::delete,
         api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list,
         webhooks::twilio_inbound, webhooks::twilio_status, webhooks::meta_handshake, webhooks::meta_inbound,
+        webhooks::twilio_inbound_of, webhooks::twilio_status_of, webhooks::meta_handshake_of, webhooks::meta_inbound_of,
         webhooks::legacy_webhook, webhooks::legacy_webhook_alive,
         ops::health, ops::ready, ops::metrics_text,
     ),

@@ -715,7 +715,7 @@ async fn the_earlier_bots_webhook_path_still_works() {
                 &[],
             ),
         )
-        .form(&[("From", "whatsapp:+15550005656")])
+        .form(&[("From", "whatsapp:+15550005656"), ("To", SANDBOX)])
         .send()
         .await
         .unwrap();

@@ -35,6 +35,8 @@ pub struct ClaimedSend {
     /// How many times this job has been claimed, this claim included.
     pub attempt: i64,
     pub message: Message,
+    /// The bot whose contact it goes to, and whose channel sends it.
+    pub bot_id: i64,
     pub to_phone: String,
     /// The contact was blocked, or opted out and this is no answer to them,
     /// after the message was queued.
@@ -81,7 +83,7 @@ impl Store {
             .map(|j| (j.job_id, j.ref_id, j.attempt))
             .collect();
         let sql = format!(
-            "SELECT m.{}, c.phone AS to_phone, c.opted_out, c.blocked FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
+            "SELECT m.{}, c.bot_id, c.phone AS to_phone, c.opted_out, c.blocked FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id IN ({})",
             crate::messages::COLUMNS.replace(", ", ", m."),
             list(jobs.len(), 1)
         );
@@ -96,17 +98,22 @@ impl Store {
             // answer names the message it replies to); blocked ones get nothing.
             let refuses = row.try_get::<i64, _>("blocked")? != 0
                 || (row.try_get::<i64, _>("opted_out")? != 0 && m.extra.context_id.is_none());
-            by_id.insert(m.id, (m, row.try_get::<String, _>("to_phone")?, refuses));
+            let to = (
+                row.try_get::<i64, _>("bot_id")?,
+                row.try_get::<String, _>("to_phone")?,
+            );
+            by_id.insert(m.id, (m, to, refuses));
         }
         let mut out = Vec::with_capacity(jobs.len());
         jobs.sort_by_key(|j| j.0);
         for (job_id, message_id, attempt) in jobs {
             match by_id.remove(&message_id) {
-                Some((message, to_phone, contact_refuses)) => out.push(ClaimedSend {
+                Some((message, (bot_id, to_phone), contact_refuses)) => out.push(ClaimedSend {
                     job_id,
                     lease: lease_until_ms,
                     attempt,
                     message,
+                    bot_id,
                     to_phone,
                     contact_refuses,
                 }),

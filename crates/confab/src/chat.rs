@@ -50,10 +50,13 @@ pub async fn chat(
             report.flows.join(", ")
         );
     }
+    let settings = Arc::new(settings);
+    let bots = confab_server::bots::Directory::load(store.clone(), settings.clone()).await?;
     let mut runtime = Runtime::new(
         store.clone(),
         Arc::new(registry),
-        Arc::new(settings),
+        bots,
+        settings,
         clock,
         Default::default(),
     );

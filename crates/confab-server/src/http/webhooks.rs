@@ -6,15 +6,17 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use confab_channels::{meta, twilio};
-use confab_model::{Channel, RejectedInbound};
+use confab_model::{Channel, PhoneNumber, RejectedInbound};
+use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::bots::BotEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::IngestError;
 use crate::origin::Origin;
@@ -23,7 +25,13 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/webhooks/twilio", post(twilio_inbound))
         .route("/webhooks/twilio/status", post(twilio_status))
+        .route("/webhooks/twilio/{bot}", post(twilio_inbound_of))
+        .route("/webhooks/twilio/{bot}/status", post(twilio_status_of))
         .route("/webhooks/meta", get(meta_handshake).post(meta_inbound))
+        .route(
+            "/webhooks/meta/{bot}",
+            get(meta_handshake_of).post(meta_inbound_of),
+        )
         // The paths the Python AI bot this replaces told Twilio to call, so
         // a sender configured for it keeps working.
         .route("/webhook", get(legacy_webhook_alive).post(legacy_webhook))
@@ -93,14 +101,72 @@ fn url_variants(url: &str) -> Vec<String> {
     out
 }
 
-/// Reads a Twilio form body and checks its signature.
+/// A webhook for a bot there is not: 404, nothing stored.
+fn no_bot(channel: Channel, what: String) -> ApiError {
+    outcome(channel, "unknown_bot");
+    ApiError::NotFound(what)
+}
+
+/// The bot a webhook is for: the one its path names, else the one with
+/// the address it was sent to (see `Directory::route`).
+fn webhook_bot(
+    state: &AppState,
+    channel: Channel,
+    named: Option<&str>,
+    address: Option<&str>,
+) -> ApiResult<Arc<BotEntry>> {
+    match named {
+        Some(key) => state
+            .bots
+            .find(key)
+            .ok_or_else(|| no_bot(channel, format!("no bot {key}"))),
+        None => state.bots.route(channel, address).ok_or_else(|| {
+            no_bot(
+                channel,
+                format!(
+                    "no bot has the {channel} address {}",
+                    address.unwrap_or("(none given)")
+                ),
+            )
+        }),
+    }
+}
+
+/// The secret that signs `bot`'s webhooks of `channel`. `Ok(None)`: the
+/// default bot with none configured, which takes them unsigned (as when
+/// there were no bots). A bot without the channel has no webhooks.
+fn signing_secret<'a>(
+    bot: &'a BotEntry,
+    channel: Channel,
+    field: &str,
+) -> ApiResult<Option<&'a str>> {
+    let c = bot.channel(channel);
+    if let Some(p) = c.and_then(|c| c.problem.as_deref()) {
+        return Err(ApiError::Unavailable(format!(
+            "bot {}: the {channel} channel cannot be used: {p}",
+            bot.slug()
+        )));
+    }
+    match c.and_then(|c| c.value(field)) {
+        Some(secret) => Ok(Some(secret)),
+        None if bot.id() == confab_store::DEFAULT_BOT => Ok(None),
+        None => Err(no_bot(
+            channel,
+            format!("bot {} has no {channel} channel", bot.slug()),
+        )),
+    }
+}
+
+/// Reads a Twilio form body, finds its bot (named, or by the number in
+/// `address`: `To` for a message, `From` for a status) and checks the
+/// signature with that bot's auth token.
 fn twilio_form(
     state: &AppState,
-    origin: &Origin,
-    headers: &HeaderMap,
-    uri: &Uri,
-    body: &[u8],
-) -> ApiResult<Vec<(String, String)>> {
+    request: (&Origin, &HeaderMap, &Uri, &[u8]),
+    named: Option<&str>,
+    address: &str,
+) -> ApiResult<(Arc<BotEntry>, Vec<(String, String)>)> {
+    let (origin, headers, uri, body) = request;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -115,7 +181,17 @@ fn twilio_form(
         outcome(Channel::Twilio, "bad_request");
         ApiError::BadRequest(format!("the form body cannot be read: {e}"))
     })?;
-    if let Some(token) = &state.settings.twilio_auth_token {
+    let number = params
+        .iter()
+        .find(|(k, _)| k == address)
+        .and_then(|(_, v)| PhoneNumber::parse(v).ok());
+    let bot = webhook_bot(
+        state,
+        Channel::Twilio,
+        named,
+        number.as_ref().map(PhoneNumber::as_str),
+    )?;
+    if let Some(token) = signing_secret(&bot, Channel::Twilio, "auth_token")? {
         let given = headers
             .get("x-twilio-signature")
             .and_then(|v| v.to_str().ok());
@@ -129,13 +205,13 @@ fn twilio_form(
             .any(|u| twilio::verify_signature(token, u, &params, given))
         {
             outcome(Channel::Twilio, "forged");
-            tracing::warn!(%url, "Twilio signature does not match; is PUBLIC_URL right?");
+            tracing::warn!(%url, bot = %bot.slug(), "Twilio signature does not match; is PUBLIC_URL right?");
             return Err(ApiError::Forbidden(
                 "X-Twilio-Signature does not match".into(),
             ));
         }
     }
-    Ok(params)
+    Ok((bot, params))
 }
 
 /// `twilio::parse_inbound` or `twilio::parse_status`.
@@ -156,12 +232,12 @@ enum Parsed<T> {
 async fn twilio_parse<T>(
     state: &AppState,
     request: (&Origin, &HeaderMap, &Uri, &[u8]),
+    (named, address): (Option<&str>, &str),
     event: &'static str,
     required: &[&str],
     parse: TwilioParser<T>,
-) -> ApiResult<Parsed<T>> {
-    let (origin, headers, uri, body) = request;
-    let params = twilio_form(state, origin, headers, uri, body)?;
+) -> ApiResult<(Arc<BotEntry>, Parsed<T>)> {
+    let (bot, params) = twilio_form(state, request, named, address)?;
     let value = |name: &str| {
         params
             .iter()
@@ -174,7 +250,7 @@ async fn twilio_parse<T>(
         return Err(ApiError::BadRequest(format!("missing field `{missing}`")));
     }
     let reason = match parse(&params) {
-        Ok(parsed) => return Ok(Parsed::Usable(parsed)),
+        Ok(parsed) => return Ok((bot, Parsed::Usable(parsed))),
         Err(e) => e.to_string(),
     };
     tracing::warn!(%reason, "Twilio {event} rejected");
@@ -196,7 +272,7 @@ async fn twilio_parse<T>(
         }],
     )
     .await?;
-    Ok(Parsed::Rejected)
+    Ok((bot, Parsed::Rejected))
 }
 
 /// Keeps what a provider sent that cannot be used, before it is answered.
@@ -239,10 +315,11 @@ fn twiml(body: String) -> Response {
 }
 
 /// An inbound WhatsApp message from Twilio (form-encoded, signed with
-/// `X-Twilio-Signature`). Answers TwiML.
+/// `X-Twilio-Signature`), for the bot with the number it was sent to
+/// (`To`). Answers TwiML.
 #[utoipa::path(post, path = "/webhooks/twilio", tag = "webhooks",
     request_body(content_type = "application/x-www-form-urlencoded", content = Object),
-    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn twilio_inbound(
     State(state): State<AppState>,
     origin: Origin,
@@ -250,18 +327,45 @@ pub async fn twilio_inbound(
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let msg = match twilio_parse(
-        &state,
-        (&origin, &headers, &uri, &body),
+    twilio_message(&state, (&origin, &headers, &uri, &body), None).await
+}
+
+/// An inbound WhatsApp message from Twilio for the bot the path names
+/// (id or slug), whatever number it was sent to: for senders that want a
+/// URL of their own. Signed with that bot's auth token.
+#[utoipa::path(post, path = "/webhooks/twilio/{bot}", tag = "webhooks", params(("bot" = String, Path, description = "id or slug")),
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn twilio_inbound_of(
+    State(state): State<AppState>,
+    Path(bot): Path<String>,
+    origin: Origin,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Response> {
+    twilio_message(&state, (&origin, &headers, &uri, &body), Some(&bot)).await
+}
+
+async fn twilio_message(
+    state: &AppState,
+    request: (&Origin, &HeaderMap, &Uri, &[u8]),
+    named: Option<&str>,
+) -> ApiResult<Response> {
+    let (bot, parsed) = twilio_parse(
+        state,
+        request,
+        (named, "To"),
         "message",
         &["From", "MessageSid"],
         twilio::parse_inbound,
     )
-    .await?
-    {
+    .await?;
+    let mut msg = match parsed {
         Parsed::Usable(m) => m,
         Parsed::Rejected => return Ok(twiml(twilio::twiml(&[]))),
     };
+    msg.bot_id = bot.id();
     check_id(Channel::Twilio, &msg.provider_message_id)?;
     let stored = state.ingest.store(msg).await?;
     outcome(
@@ -276,10 +380,12 @@ pub async fn twilio_inbound(
     Ok(twiml(stored.response.unwrap_or_else(|| twilio::twiml(&[]))))
 }
 
-/// A delivery status callback from Twilio (`MessageSid`, `MessageStatus`, `ErrorCode`).
+/// A delivery status callback from Twilio (`MessageSid`, `MessageStatus`,
+/// `ErrorCode`), checked with the token of the bot that sent the message
+/// (`From`).
 #[utoipa::path(post, path = "/webhooks/twilio/status", tag = "webhooks",
     request_body(content_type = "application/x-www-form-urlencoded", content = Object),
-    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn twilio_status(
     State(state): State<AppState>,
     origin: Origin,
@@ -287,15 +393,39 @@ pub async fn twilio_status(
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let update = match twilio_parse(
-        &state,
-        (&origin, &headers, &uri, &body),
+    twilio_delivery(&state, (&origin, &headers, &uri, &body), None).await
+}
+
+/// A delivery status callback from Twilio for the bot the path names.
+#[utoipa::path(post, path = "/webhooks/twilio/{bot}/status", tag = "webhooks", params(("bot" = String, Path, description = "id or slug")),
+    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
+    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn twilio_status_of(
+    State(state): State<AppState>,
+    Path(bot): Path<String>,
+    origin: Origin,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> ApiResult<Response> {
+    twilio_delivery(&state, (&origin, &headers, &uri, &body), Some(&bot)).await
+}
+
+async fn twilio_delivery(
+    state: &AppState,
+    request: (&Origin, &HeaderMap, &Uri, &[u8]),
+    named: Option<&str>,
+) -> ApiResult<Response> {
+    let (_, parsed) = twilio_parse(
+        state,
+        request,
+        (named, "From"),
         "status",
         &["MessageSid", "MessageStatus"],
         twilio::parse_status,
     )
-    .await?
-    {
+    .await?;
+    let update = match parsed {
         Parsed::Usable(u) => u,
         Parsed::Rejected => return Ok(twiml(twilio::twiml(&[]))),
     };
@@ -323,7 +453,7 @@ pub struct Handshake {
 }
 
 /// Meta's subscription handshake: echoes `hub.challenge` when
-/// `hub.verify_token` matches.
+/// `hub.verify_token` is a bot's verify token.
 #[utoipa::path(get, path = "/webhooks/meta", tag = "webhooks",
     params(("hub.mode" = String, Query), ("hub.verify_token" = String, Query), ("hub.challenge" = String, Query)),
     responses((status = 200, content_type = "text/plain"), (status = 403, body = crate::error::Problem)))]
@@ -331,30 +461,82 @@ pub async fn meta_handshake(
     State(state): State<AppState>,
     Query(q): Query<Handshake>,
 ) -> ApiResult<String> {
-    let expected = state.settings.meta_verify_token.as_deref().ok_or_else(|| {
-        ApiError::Forbidden("WHATSAPP_WEBHOOK_VERIFY_TOKEN is not configured".into())
-    })?;
-    meta::verify_handshake(
-        q.mode.as_deref(),
-        q.token.as_deref(),
-        q.challenge.as_deref(),
-        expected,
-    )
-    .ok_or_else(|| {
-        ApiError::Forbidden("verification failed: wrong hub.mode or hub.verify_token".into())
-    })
+    handshake(state.bots.all(), &q)
+}
+
+/// Meta's subscription handshake for the bot the path names.
+#[utoipa::path(get, path = "/webhooks/meta/{bot}", tag = "webhooks",
+    params(("bot" = String, Path, description = "id or slug"), ("hub.mode" = String, Query), ("hub.verify_token" = String, Query), ("hub.challenge" = String, Query)),
+    responses((status = 200, content_type = "text/plain"), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn meta_handshake_of(
+    State(state): State<AppState>,
+    Path(bot): Path<String>,
+    Query(q): Query<Handshake>,
+) -> ApiResult<String> {
+    let bot = webhook_bot(&state, Channel::Meta, Some(&bot), None)?;
+    handshake(vec![bot], &q)
+}
+
+fn handshake(bots: Vec<Arc<BotEntry>>, q: &Handshake) -> ApiResult<String> {
+    let tokens: Vec<&str> = bots
+        .iter()
+        .filter_map(|b| b.secret(Channel::Meta, "verify_token"))
+        .collect();
+    if tokens.is_empty() {
+        return Err(ApiError::Forbidden(
+            "no verify token is configured (WHATSAPP_WEBHOOK_VERIFY_TOKEN, or a bot's meta.verify_token)".into(),
+        ));
+    }
+    tokens
+        .iter()
+        .find_map(|expected| {
+            meta::verify_handshake(
+                q.mode.as_deref(),
+                q.token.as_deref(),
+                q.challenge.as_deref(),
+                expected,
+            )
+        })
+        .ok_or_else(|| {
+            ApiError::Forbidden("verification failed: wrong hub.mode or hub.verify_token".into())
+        })
 }
 
 /// Messages and statuses from the Meta WhatsApp Cloud API, batched, signed
-/// with `X-Hub-Signature-256`.
+/// with `X-Hub-Signature-256`: each message is for the bot with the phone
+/// number id it was sent to, and the body is checked with that bot's app
+/// secret.
 #[utoipa::path(post, path = "/webhooks/meta", tag = "webhooks", request_body(content_type = "application/json", content = Object),
-    responses((status = 200, content_type = "text/plain"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, content_type = "text/plain"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn meta_inbound(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<&'static str> {
-    if let Some(secret) = &state.settings.meta_app_secret {
+    meta_receive(&state, &headers, &body, None).await
+}
+
+/// Messages and statuses from Meta for the bot the path names, whatever
+/// phone number id they name.
+#[utoipa::path(post, path = "/webhooks/meta/{bot}", tag = "webhooks", params(("bot" = String, Path, description = "id or slug")),
+    request_body(content_type = "application/json", content = Object),
+    responses((status = 200, content_type = "text/plain"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn meta_inbound_of(
+    State(state): State<AppState>,
+    Path(bot): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<&'static str> {
+    meta_receive(&state, &headers, &body, Some(&bot)).await
+}
+
+/// Checks a Meta body's signature with the app secret of every bot it is
+/// for: a batch Meta sends is for the numbers of one app.
+fn meta_verify(bots: &[Arc<BotEntry>], headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    for bot in bots {
+        let Some(secret) = signing_secret(bot, Channel::Meta, "app_secret")? else {
+            continue;
+        };
         let given = headers
             .get("x-hub-signature-256")
             .and_then(|v| v.to_str().ok());
@@ -362,20 +544,85 @@ pub async fn meta_inbound(
             outcome(Channel::Meta, "unsigned");
             return Err(ApiError::Forbidden("missing X-Hub-Signature-256".into()));
         };
-        if !meta::verify_signature(secret, &body, given) {
+        if !meta::verify_signature(secret, body, given) {
             outcome(Channel::Meta, "forged");
             return Err(ApiError::Forbidden(
                 "X-Hub-Signature-256 does not match".into(),
             ));
         }
     }
-    let mut batch = meta::parse_webhook(&body).map_err(|e| {
+    Ok(())
+}
+
+async fn meta_receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    named: Option<&str>,
+) -> ApiResult<&'static str> {
+    // Whose secret checks the body: the bot the path names, or the bots of
+    // the phone number ids it names (read before it is trusted, to know).
+    let mut bots: Vec<Arc<BotEntry>> = Vec::new();
+    match named {
+        Some(_) => bots.push(webhook_bot(state, Channel::Meta, named, None)?),
+        None => {
+            let ids = meta::phone_number_ids(body);
+            let wanted: Vec<Option<&str>> = if ids.is_empty() {
+                vec![None]
+            } else {
+                ids.iter().map(|i| Some(i.as_str())).collect()
+            };
+            for id in wanted {
+                if let Some(bot) = state.bots.route(Channel::Meta, id)
+                    && !bots.iter().any(|b| b.id() == bot.id())
+                {
+                    bots.push(bot);
+                }
+            }
+            if bots.is_empty() {
+                return Err(no_bot(
+                    Channel::Meta,
+                    format!("no bot has the phone number id {}", ids.join(", ")),
+                ));
+            }
+        }
+    }
+    meta_verify(&bots, headers, body)?;
+    let mut batch = meta::parse_webhook(body).map_err(|e| {
         outcome(Channel::Meta, "bad_request");
         ApiError::BadRequest(e.to_string())
     })?;
+    // Each message to its bot; one for a number no bot has (in a batch
+    // with others that are known) is kept aside, like any unusable event.
+    let mut messages = Vec::with_capacity(batch.messages.len());
+    for mut m in std::mem::take(&mut batch.messages) {
+        let to = batch.sent_to.get(&m.provider_message_id).map(String::as_str);
+        let bot = match named {
+            Some(_) => Some(bots[0].clone()),
+            None => state.bots.route(Channel::Meta, to),
+        };
+        match bot {
+            Some(bot) => {
+                m.bot_id = bot.id();
+                messages.push(m);
+            }
+            None => batch.rejected.push(RejectedInbound {
+                channel: Channel::Meta,
+                event: "message",
+                provider_message_id: Some(m.provider_message_id.clone())
+                    .filter(|id| id.chars().count() <= MAX_PROVIDER_ID),
+                reason: format!(
+                    "no bot has the phone number id {}",
+                    to.unwrap_or("(none given)")
+                ),
+                payload: serde_json::json!({"id": m.provider_message_id, "from": m.from.as_str()})
+                    .to_string(),
+            }),
+        }
+    }
     // An id no provider would send is kept aside like any unusable event,
     // rather than failing the batch and the good events in it.
-    let (messages, too_long): (Vec<_>, Vec<_>) = std::mem::take(&mut batch.messages)
+    let (messages, too_long): (Vec<_>, Vec<_>) = messages
         .into_iter()
         .partition(|m| m.provider_message_id.chars().count() <= MAX_PROVIDER_ID);
     batch.messages = messages;
@@ -396,7 +643,7 @@ pub async fn meta_inbound(
     }
     // Meta does not send again what was acknowledged: what cannot be used
     // is kept, with why, before the answer.
-    keep_rejected(&state, std::mem::take(&mut batch.rejected)).await?;
+    keep_rejected(state, std::mem::take(&mut batch.rejected)).await?;
     // Every message goes to the group-commit writer at once; we answer when
     // all of them are stored.
     let results =

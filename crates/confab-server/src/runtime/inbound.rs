@@ -68,7 +68,7 @@ impl Runtime {
                 Channel::Twilio | Channel::Simulator => Route::Inline(m),
                 Channel::Meta => Route::Outbox {
                     channel: Channel::Meta,
-                    sender: self.sender(Channel::Meta, m.to.as_deref()),
+                    sender: self.sender(m.bot_id, Channel::Meta, m.to.as_deref()),
                     reply_to: Some(m.provider_message_id.clone()),
                 },
             };
@@ -130,9 +130,10 @@ impl Runtime {
                 .as_deref()
                 .or(m.extra.reply_id.as_deref())
                 .unwrap_or("");
+            let default_flow = self.default_flow_of(m.bot_id);
             let (target, input) = match choose(
                 &flow_list,
-                self.default_flow.as_deref(),
+                default_flow.as_deref(),
                 current.as_ref().map(|(_, r)| r),
                 text,
             ) {

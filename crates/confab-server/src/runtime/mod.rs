@@ -30,6 +30,7 @@ mod pending;
 
 use pending::Pending;
 
+use crate::bots::Directory;
 use crate::catalog::{Catalog, Pinned, Registry};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -44,6 +45,8 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     /// The flow a contact with no run starts in; none: only triggers start flows.
     pub default_flow: Option<String>,
+    /// The bots, with their channels and default flows.
+    pub bots: Arc<Directory>,
     pub wake: Arc<Notify>,
     /// Carries out what `ai` nodes ask, after commit.
     pub assistant: Arc<crate::assistant::Assistant>,
@@ -150,16 +153,19 @@ impl Runtime {
     pub fn new(
         store: Store,
         registry: Arc<Registry>,
+        bots: Arc<Directory>,
         settings: Arc<Settings>,
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
     ) -> Runtime {
         let assistant = Arc::new(crate::assistant::Assistant::new(
             store.clone(),
+            bots.clone(),
             settings.clone(),
             clock.clone(),
         ));
         Runtime {
+            bots,
             default_flow: settings.default_flow.clone(),
             store,
             registry,
@@ -171,19 +177,26 @@ impl Runtime {
         }
     }
 
-    /// The number we send from on a channel.
-    fn sender(&self, channel: Channel, inbound_to: Option<&str>) -> String {
-        match channel {
-            Channel::Twilio => self.settings.twilio.as_ref().map(|t| t.from.to_string()),
-            Channel::Meta => self
-                .settings
-                .meta
-                .as_ref()
-                .map(|m| m.phone_number_id.clone()),
-            Channel::Simulator => Some("simulator".into()),
+    /// The number bot `bot_id` sends from on a channel: its channel's, or
+    /// the one the contact wrote to.
+    fn sender(&self, bot_id: i64, channel: Channel, inbound_to: Option<&str>) -> String {
+        if channel == Channel::Simulator {
+            return "simulator".into();
         }
-        .or_else(|| inbound_to.map(|t| t.strip_prefix("whatsapp:").unwrap_or(t).to_string()))
-        .unwrap_or_default()
+        self.bots
+            .client(bot_id, channel)
+            .map(|c| c.sender())
+            .or_else(|| inbound_to.map(|t| t.strip_prefix("whatsapp:").unwrap_or(t).to_string()))
+            .unwrap_or_default()
+    }
+
+    /// The flow a contact of bot `bot_id` without a run starts in.
+    fn default_flow_of(&self, bot_id: i64) -> Option<String> {
+        if bot_id == confab_store::DEFAULT_BOT {
+            // The environment's, or what `confab chat` was told.
+            return self.default_flow.clone();
+        }
+        self.bots.by_id(bot_id)?.record.default_flow.clone()
     }
 
     /// Steps one run (a new one of the default flow when `run` is none),
@@ -391,7 +404,7 @@ impl Runtime {
                     .extend(replies.into_iter().map(|content| confab_store::Reply {
                         contact_id,
                         channel: Channel::Simulator,
-                        sender: Some(self.sender(Channel::Simulator, None)),
+                        sender: Some(self.sender(bot_id, Channel::Simulator, None)),
                         content,
                     }));
                 Ok((false, Some(answer)))
@@ -406,7 +419,7 @@ impl Runtime {
                     .map(|content| confab_store::Reply {
                         contact_id,
                         channel: m.channel,
-                        sender: Some(self.sender(m.channel, m.to.as_deref())),
+                        sender: Some(self.sender(m.bot_id, m.channel, m.to.as_deref())),
                         content,
                     })
                     .collect();

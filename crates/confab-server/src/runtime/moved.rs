@@ -92,11 +92,16 @@ impl Runtime {
                 .and_then(Channel::parse)
                 .unwrap_or(Channel::Twilio);
             let via = contact.and_then(|c| c.get("via")).and_then(Value::as_str);
+            // Runs from before bots held conversations are the default bot's.
+            let bot_id = contact
+                .and_then(|c| c.get("bot_id"))
+                .and_then(Value::as_i64)
+                .unwrap_or(confab_store::DEFAULT_BOT);
             let route = match channel {
                 Channel::Simulator => Route::Collect,
                 _ => Route::Outbox {
                     channel,
-                    sender: self.sender(channel, via),
+                    sender: self.sender(bot_id, channel, via),
                     reply_to: None,
                 },
             };
@@ -196,7 +201,7 @@ impl Runtime {
         let replacing = tx.current_runs(&[contact_id]).await?.remove(&contact_id);
         let route = Route::Outbox {
             channel,
-            sender: self.sender(channel, None),
+            sender: self.sender(state.bot_id, channel, None),
             reply_to: None,
         };
         self.step_alone(

@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_channels::meta::MetaClient;
-use confab_channels::twilio::TwilioClient;
 use confab_channels::{SendError, Sent};
 use confab_model::{Channel, PhoneNumber, ProviderError};
 use confab_store::{ClaimedSend, Store};
@@ -30,8 +28,8 @@ pub struct Worker {
     store: Store,
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
-    twilio: Option<Arc<TwilioClient>>,
-    meta: Option<Arc<MetaClient>>,
+    /// Each bot's channels, which send its messages.
+    bots: Arc<crate::bots::Directory>,
     wake: Arc<Notify>,
     /// Accepted sends waiting to be recorded together.
     accepted: mpsc::UnboundedSender<Accepted>,
@@ -75,18 +73,15 @@ fn id_taken(message: i64) {
 }
 
 impl Worker {
-    pub fn new(store: Store, settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Worker {
-        let http = confab_channels::http_client(settings.provider_timeout);
+    pub fn new(
+        store: Store,
+        bots: Arc<crate::bots::Directory>,
+        settings: Arc<Settings>,
+        clock: Arc<dyn Clock>,
+    ) -> Worker {
         let (accepted, accepted_rx) = mpsc::unbounded_channel();
         Worker {
-            twilio: settings
-                .twilio
-                .clone()
-                .map(|c| Arc::new(TwilioClient::new(c, http.clone()))),
-            meta: settings
-                .meta
-                .clone()
-                .map(|c| Arc::new(MetaClient::new(c, http.clone()))),
+            bots,
             store,
             settings,
             clock,
@@ -408,29 +403,27 @@ impl Worker {
             .as_ref()
             .ok_or_else(|| permanent("the message has no content to send".into()))?;
         let to = PhoneNumber::parse(&job.to_phone).map_err(|e| permanent(e.to_string()))?;
-        match job.message.channel {
-            Channel::Twilio => {
-                let client = self
-                    .twilio
-                    .as_ref()
-                    .ok_or_else(|| permanent("Twilio is not configured for sending".into()))?;
-                let callback = self
-                    .settings
-                    .public_url
-                    .as_ref()
-                    .map(|u| format!("{u}/webhooks/twilio/status"));
-                client.send(&to, content, callback.as_deref()).await
-            }
-            Channel::Simulator => Err(permanent(
+        if job.message.channel == Channel::Simulator {
+            return Err(permanent(
                 "the simulator has no outbox: its replies are printed in the chat".into(),
-            )),
-            Channel::Meta => {
-                let client = self.meta.as_ref().ok_or_else(|| {
-                    permanent("Meta WhatsApp is not configured for sending".into())
-                })?;
-                client.send(&to, content).await
-            }
+            ));
         }
+        let client = self
+            .bots
+            .client(job.bot_id, job.message.channel)
+            .ok_or_else(|| {
+                permanent(format!(
+                    "the bot has no {} channel that can send",
+                    job.message.channel
+                ))
+            })?;
+        // Twilio reports delivery to this URL (Meta to the app's webhook).
+        let callback = self
+            .settings
+            .public_url
+            .as_ref()
+            .map(|u| format!("{u}/webhooks/twilio/status"));
+        client.send(&to, content, callback.as_deref()).await
     }
 }
 

@@ -160,12 +160,24 @@ impl TestApp {
         self.raw.clone()
     }
 
-    /// Signs and posts a Twilio webhook to `path`, as Twilio would.
+    /// Signs and posts a Twilio webhook to `path`, as Twilio would: a
+    /// message names the number it was sent to (`To`), a delivery report
+    /// the number the message went from (`From`), the settings' sender
+    /// unless given.
     pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
-        let params: Vec<(String, String)> = params
+        let mut params: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let is_message = params.iter().any(|(k, _)| k == "Body" || k == "NumMedia");
+        if is_message && !params.iter().any(|(k, _)| k == "To") {
+            params.push(("To".into(), "whatsapp:+14155238886".into()));
+        }
+        // A delivery report names the sender the message went from.
+        let is_status = params.iter().any(|(k, _)| k == "MessageStatus");
+        if is_status && !params.iter().any(|(k, _)| k == "From") {
+            params.push(("From".into(), "whatsapp:+14155238886".into()));
+        }
         let url = format!("{}{path}", self.url);
         // Twilio signs the URL it was given: the public one when configured.
         let signed = format!(

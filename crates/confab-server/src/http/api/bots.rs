@@ -92,7 +92,13 @@ fn unprocessable(field: &str, problem: impl std::fmt::Display) -> ApiError {
 
 const SLUG_MAX: usize = 40;
 
+/// Slugs a path already uses (`/webhooks/twilio/status`).
+const RESERVED: &[&str] = &["status"];
+
 fn check_slug(slug: &str) -> ApiResult<String> {
+    if RESERVED.contains(&slug) {
+        return Err(unprocessable("slug", format!("`{slug}` is reserved")));
+    }
     let ok = (1..=SLUG_MAX).contains(&slug.len())
         && slug.starts_with(|c: char| c.is_ascii_lowercase())
         && slug
@@ -122,6 +128,7 @@ fn slug_of(name: &str) -> String {
     let slug: String = slug.trim_matches('-').chars().take(SLUG_MAX).collect();
     let slug = slug.trim_end_matches('-');
     match slug.chars().next() {
+        Some(_) if RESERVED.contains(&slug) => format!("{slug}-bot"),
         Some(c) if c.is_ascii_lowercase() => slug.to_string(),
         Some(_) => format!("bot-{}", &slug[..slug.len().min(SLUG_MAX - 4)]),
         None => "bot".into(),
@@ -455,6 +462,8 @@ mod tests {
             assert!(check_slug(&slug_of(name)).is_ok(), "{name}");
         }
         assert!(check_slug("1abc").is_err());
+        assert!(check_slug("status").is_err());
+        assert_eq!(slug_of("Status"), "status-bot");
         assert!(check_slug("Abc").is_err());
     }
 }

@@ -1,0 +1,276 @@
+//! Two bots on one server: each webhook goes to the bot of the number it
+//! was sent to, is checked with that bot's secret, and is answered by that
+//! bot's flow; each bot's contacts and history are its own.
+mod common;
+
+use std::time::Duration;
+
+use common::fake::{FakeProvider, Kind};
+use common::*;
+use serde_json::json;
+
+const SHOP_SID: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHOP_TOKEN: &str = "shop-twilio-token-0001";
+const SHOP_META_TOKEN: &str = "EAAG-shop-access-token";
+const SHOP_APP_SECRET: &str = "shop-app-secret-0001";
+const CLINIC_SID: &str = "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const CLINIC_TOKEN: &str = "clinic-twilio-token-0002";
+const SHOP_NUMBER: &str = "+14155550001";
+const CLINIC_NUMBER: &str = "+14155550002";
+const SHOP_PHONE_ID: &str = "5550001";
+
+struct Setup {
+    app: TestApp,
+    key: String,
+    meta: FakeProvider,
+    shop: i64,
+    clinic: i64,
+}
+
+/// A server whose default bot has the environment's Twilio and Meta
+/// numbers, and two bots made through the API.
+async fn setup() -> Setup {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let meta = FakeProvider::start(Kind::Meta).await;
+    let app = spawn_app(settings(
+        &fresh_database().await,
+        Some(&twilio.url),
+        Some(&meta.url),
+    ))
+    .await;
+    let key = app.api_key().await;
+    let (status, shop) = app
+        .post(
+            &key,
+            "/api/v1/bots",
+            json!({"name": "Shop", "default_flow": "product_review", "channels": {
+                "twilio": {"account_sid": SHOP_SID, "auth_token": SHOP_TOKEN, "number": SHOP_NUMBER},
+                "meta": {"phone_number_id": SHOP_PHONE_ID, "access_token": SHOP_META_TOKEN, "app_secret": SHOP_APP_SECRET}
+            }}),
+        )
+        .await;
+    assert_eq!(status, 201, "{shop}");
+    let (status, clinic) = app
+        .post(
+            &key,
+            "/api/v1/bots",
+            json!({"name": "Clinic", "default_flow": "pms_menu", "channels": {
+                "twilio": {"account_sid": CLINIC_SID, "auth_token": CLINIC_TOKEN, "number": CLINIC_NUMBER}
+            }}),
+        )
+        .await;
+    assert_eq!(status, 201, "{clinic}");
+    Setup {
+        app,
+        key,
+        meta,
+        shop: shop["id"].as_i64().unwrap(),
+        clinic: clinic["id"].as_i64().unwrap(),
+    }
+}
+
+/// A Twilio message to `to`, posted to `path` and signed with `token` as
+/// Twilio signs it.
+async fn twilio(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    to: &str,
+    from: &str,
+    sid: &str,
+) -> reqwest::Response {
+    let params: Vec<(String, String)> = [
+        ("From", format!("whatsapp:{from}")),
+        ("To", format!("whatsapp:{to}")),
+        ("Body", "hi".to_string()),
+        ("MessageSid", sid.to_string()),
+        ("NumMedia", "0".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let url = format!("{}{path}", app.url);
+    app.http
+        .post(&url)
+        .header(
+            "X-Twilio-Signature",
+            confab_channels::twilio::signature(token, &url, &params),
+        )
+        .form(&params)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn sid(n: u32) -> String {
+    format!("SM{n:032x}")
+}
+
+#[tokio::test]
+async fn each_twilio_number_is_its_bots_and_signed_with_its_token() {
+    let s = setup().await;
+    let app = &s.app;
+    let ana = "+27123456789";
+    let r = twilio(app, "/webhooks/twilio", SHOP_TOKEN, SHOP_NUMBER, ana, &sid(1)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("review one of our products"));
+    let r = twilio(app, "/webhooks/twilio", CLINIC_TOKEN, CLINIC_NUMBER, ana, &sid(2)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Production assistant"));
+
+    // One number, two bots: two contacts, each with its own history.
+    let of_shop = app.store.contact_by_phone(s.shop, ana).await.unwrap().unwrap();
+    let of_clinic = app.store.contact_by_phone(s.clinic, ana).await.unwrap().unwrap();
+    assert_ne!(of_shop.id, of_clinic.id);
+    let (_, history) = app
+        .get(&s.key, &format!("/api/v1/contacts/{}/messages", of_shop.id))
+        .await;
+    let texts: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert!(texts.iter().all(|t| !t.contains("Production")), "{texts:?}");
+
+    // Signed with the other bot's token: refused, nothing kept.
+    let before = app.count("messages").await;
+    let r = twilio(app, "/webhooks/twilio", SHOP_TOKEN, CLINIC_NUMBER, ana, &sid(3)).await;
+    assert_eq!(r.status(), 403);
+    // A number no bot has: 404, nothing kept.
+    let r = twilio(app, "/webhooks/twilio", SHOP_TOKEN, "+14155550099", ana, &sid(4)).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.count("messages").await, before);
+
+    // A URL of the bot's own: its token, whatever the number says.
+    let r = twilio(app, "/webhooks/twilio/clinic", CLINIC_TOKEN, "+14155550099", "+27111111111", &sid(5)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Production assistant"));
+    let r = twilio(app, "/webhooks/twilio/clinic", SHOP_TOKEN, CLINIC_NUMBER, ana, &sid(6)).await;
+    assert_eq!(r.status(), 403);
+    let r = twilio(app, "/webhooks/twilio/nobody", SHOP_TOKEN, CLINIC_NUMBER, ana, &sid(7)).await;
+    assert_eq!(r.status(), 404);
+    // The environment's number is still the default bot's.
+    let r = app.twilio_text(ana, "hi", &sid(8)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        app.store
+            .contact_by_phone(confab_store::DEFAULT_BOT, ana)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// A Meta webhook with one text message to `phone_number_id`.
+fn meta_body(phone_number_id: &str, from: &str, id: &str) -> Vec<u8> {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
+            "messages": [{"from": from, "id": id, "timestamp": "1700000000", "type": "text", "text": {"body": "hi"}}]
+        }}]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+async fn meta_post(app: &TestApp, path: &str, secret: &str, body: &[u8]) -> reqwest::Response {
+    app.http
+        .post(format!("{}{path}", app.url))
+        .header(
+            "X-Hub-Signature-256",
+            confab_channels::meta::signature(secret, body),
+        )
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_meta_number_is_its_bots_and_its_answers_go_out_with_its_token() {
+    let s = setup().await;
+    let app = &s.app;
+    let body = meta_body(SHOP_PHONE_ID, "27123456789", "wamid.shop1");
+    // The default bot's app secret does not sign for the shop.
+    let r = meta_post(app, "/webhooks/meta", APP_SECRET, &body).await;
+    assert_eq!(r.status(), 403);
+    let r = meta_post(app, "/webhooks/meta", SHOP_APP_SECRET, &body).await;
+    assert_eq!(r.status(), 200);
+    let contact = app
+        .store
+        .contact_by_phone(s.shop, "+27123456789")
+        .await
+        .unwrap()
+        .expect("a contact of the shop");
+    assert_eq!(contact.profile_name.as_deref(), Some("Ana"));
+    // The survey's first question goes out from the shop's number, with its token.
+    app.eventually(10, "the shop's answer", || async {
+        !s.meta.requests().is_empty()
+    })
+    .await;
+    let sent = &s.meta.requests()[0];
+    assert!(sent.path.ends_with(&format!("/{SHOP_PHONE_ID}/messages")), "{}", sent.path);
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {SHOP_META_TOKEN}").as_str())
+    );
+    assert_eq!(sent.json()["to"], "27123456789");
+
+    // A phone number id no bot has: 404, nothing kept.
+    let before = app.count("messages").await;
+    let other = meta_body("5559999", "27123456789", "wamid.nobody");
+    assert_eq!(meta_post(app, "/webhooks/meta", SHOP_APP_SECRET, &other).await.status(), 404);
+    // The bot's own URL: its secret, whatever number the body names.
+    assert_eq!(
+        meta_post(app, "/webhooks/meta/shop", APP_SECRET, &other).await.status(),
+        403
+    );
+    assert_eq!(app.count("messages").await, before);
+    assert_eq!(
+        meta_post(app, "/webhooks/meta/shop", SHOP_APP_SECRET, &other).await.status(),
+        200
+    );
+    // The environment's number is still the default bot's.
+    let default = meta_body(PHONE_NUMBER_ID, "27123456789", "wamid.default1");
+    assert_eq!(app.meta(&default).await.status(), 200);
+    assert!(
+        app.store
+            .contact_by_phone(confab_store::DEFAULT_BOT, "+27123456789")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn each_bot_answers_meta_handshakes_with_its_own_verify_token() {
+    let s = setup().await;
+    let app = &s.app;
+    let (status, _) = app
+        .patch(
+            &s.key,
+            "/api/v1/bots/shop",
+            json!({"channels": {"meta": {"verify_token": "shop-verify"}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let handshake = |path: &str, token: &str| {
+        let url = format!(
+            "{}{path}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42",
+            app.url
+        );
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(handshake("/webhooks/meta", "shop-verify").await, 200);
+    assert_eq!(handshake("/webhooks/meta", VERIFY_TOKEN).await, 200);
+    assert_eq!(handshake("/webhooks/meta/shop", "shop-verify").await, 200);
+    assert_eq!(handshake("/webhooks/meta/shop", VERIFY_TOKEN).await, 403);
+    assert_eq!(handshake("/webhooks/meta/nobody", "shop-verify").await, 404);
+}
