@@ -103,12 +103,7 @@ impl App {
             .sync_default_bot(settings.default_flow.as_deref(), clock.now_ms())
             .await?;
         let bots = crate::bots::Directory::load(store.clone(), settings.clone()).await?;
-        let worker = Worker::new(
-            store.clone(),
-            bots.clone(),
-            settings.clone(),
-            clock.clone(),
-        );
+        let worker = Worker::new(store.clone(), bots.clone(), settings.clone(), clock.clone());
         if let Some(list) = &settings.assistant.allow_list {
             // WHITELISTED_USERS replaces the stored list; the API changes it later.
             store

@@ -28,6 +28,7 @@ pub async fn load_demo_orders(
     for order in demo {
         let fields: Map<String, Value> = order.as_object().cloned().unwrap_or_default();
         let filter = RecordFilter {
+            bot_id: confab_store::DEFAULT_BOT,
             fields: vec![("order_number".into(), fields["order_number"].clone())],
             limit: 1,
             ..Default::default()
@@ -38,7 +39,9 @@ pub async fn load_demo_orders(
         let data = orders
             .check(&fields, false)
             .map_err(|e| anyhow::anyhow!("demo order: {e}"))?;
-        store.insert_record("orders", None, &data, now_ms).await?;
+        store
+            .insert_record(confab_store::DEFAULT_BOT, "orders", None, &data, now_ms)
+            .await?;
         added += 1;
     }
     Ok(added)

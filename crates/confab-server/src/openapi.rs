@@ -290,6 +290,48 @@ fn refine_schemas(schemas: &mut Map<String, Value>) {
 }
 
 /// Adds what every operation shares to `doc` (see the module's comment).
+/// A bot's data has the routes of the default bot's under
+/// `/api/v1/bots/{bot}`: each is documented as its unscoped route is, with
+/// the bot as a path parameter.
+fn of_bots(paths: &mut Map<String, Value>) {
+    const SCOPED: &str = "/api/v1/bots/{bot}";
+    let mut added: Vec<(String, String, Value)> = Vec::new();
+    for rule in crate::auth::policy::rules() {
+        let Some(rest) = rule.path.strip_prefix(SCOPED) else {
+            continue;
+        };
+        let unscoped = format!("{}{rest}", api::PREFIX);
+        let method = rule.method.as_str().to_ascii_lowercase();
+        let Some(op) = paths.get(&unscoped).and_then(|ops| ops.get(&method)) else {
+            continue;
+        };
+        let mut op = op.clone();
+        if let Some(o) = op.as_object_mut() {
+            if let Some(Value::String(id)) = o.get("operationId").cloned() {
+                o.insert("operationId".into(), json!(format!("{id}_of_bot")));
+            }
+            let params = o.entry("parameters").or_insert_with(|| json!([]));
+            if let Some(ps) = params.as_array_mut() {
+                ps.insert(
+                    0,
+                    json!({"name": "bot", "in": "path", "required": true,
+                           "description": "the bot's id or slug", "schema": {"type": "string"}}),
+                );
+            }
+        }
+        added.push((rule.path.clone(), method, op));
+    }
+    for (path, method, op) in added {
+        if let Some(ops) = paths
+            .entry(path)
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+        {
+            ops.insert(method, op);
+        }
+    }
+}
+
 fn conventions(doc: &mut Value) {
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
@@ -307,6 +349,7 @@ fn conventions(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
+    of_bots(paths);
     for (path, ops) in paths.iter_mut() {
         let Some(ops) = ops.as_object_mut() else {
             continue;

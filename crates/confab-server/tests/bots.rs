@@ -108,6 +108,7 @@ async fn the_review_bot_runs_over_signed_twilio_webhooks() {
             "reviews",
             &confab_store::RecordFilter {
                 limit: 10,
+                bot_id: confab_store::DEFAULT_BOT,
                 ..Default::default()
             },
         )
@@ -381,6 +382,7 @@ async fn a_record_that_does_not_fit_fails_the_run_politely_and_stores_nothing() 
             "reviews",
             &confab_store::RecordFilter {
                 limit: 10,
+                bot_id: confab_store::DEFAULT_BOT,
                 ..Default::default()
             },
         )

@@ -22,6 +22,7 @@ const SHOP_PHONE_ID: &str = "5550001";
 struct Setup {
     app: TestApp,
     key: String,
+    twilio: FakeProvider,
     meta: FakeProvider,
     shop: i64,
     clinic: i64,
@@ -63,6 +64,7 @@ async fn setup() -> Setup {
     Setup {
         app,
         key,
+        twilio,
         meta,
         shop: shop["id"].as_i64().unwrap(),
         clinic: clinic["id"].as_i64().unwrap(),
@@ -111,44 +113,145 @@ async fn each_twilio_number_is_its_bots_and_signed_with_its_token() {
     let s = setup().await;
     let app = &s.app;
     let ana = "+27123456789";
-    let r = twilio(app, "/webhooks/twilio", SHOP_TOKEN, SHOP_NUMBER, ana, &sid(1)).await;
+    let r = twilio(
+        app,
+        "/webhooks/twilio",
+        SHOP_TOKEN,
+        SHOP_NUMBER,
+        ana,
+        &sid(1),
+    )
+    .await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("review one of our products"));
-    let r = twilio(app, "/webhooks/twilio", CLINIC_TOKEN, CLINIC_NUMBER, ana, &sid(2)).await;
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("review one of our products")
+    );
+    let r = twilio(
+        app,
+        "/webhooks/twilio",
+        CLINIC_TOKEN,
+        CLINIC_NUMBER,
+        ana,
+        &sid(2),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Production assistant"));
 
     // One number, two bots: two contacts, each with its own history.
-    let of_shop = app.store.contact_by_phone(s.shop, ana).await.unwrap().unwrap();
-    let of_clinic = app.store.contact_by_phone(s.clinic, ana).await.unwrap().unwrap();
-    assert_ne!(of_shop.id, of_clinic.id);
-    let (_, history) = app
-        .get(&s.key, &format!("/api/v1/contacts/{}/messages", of_shop.id))
-        .await;
-    let texts: Vec<&str> = history["items"]
-        .as_array()
+    let of_shop = app
+        .store
+        .contact_by_phone(s.shop, ana)
+        .await
         .unwrap()
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
-    assert!(texts.iter().all(|t| !t.contains("Production")), "{texts:?}");
+        .unwrap();
+    let of_clinic = app
+        .store
+        .contact_by_phone(s.clinic, ana)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(of_shop.id, of_clinic.id);
+    let texts = |history: serde_json::Value| -> Vec<String> {
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["text"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (status, history) = app
+        .get(
+            &s.key,
+            &format!("/api/v1/bots/shop/contacts/{ana}/messages"),
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let shop_texts = texts(history);
+    assert_eq!(shop_texts.len(), 2, "{shop_texts:?}");
+    assert!(
+        shop_texts.iter().all(|t| !t.contains("Production")),
+        "{shop_texts:?}"
+    );
+    let (_, history) = app
+        .get(
+            &s.key,
+            &format!("/api/v1/bots/clinic/contacts/{}/messages", of_clinic.id),
+        )
+        .await;
+    assert!(texts(history).iter().any(|t| t.contains("Production")));
+    // The unscoped routes are the default bot's: the shop's contact is not there.
+    let (status, _) = app
+        .get(&s.key, &format!("/api/v1/contacts/{}", of_shop.id))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get(
+            &s.key,
+            &format!("/api/v1/bots/clinic/contacts/{}", of_shop.id),
+        )
+        .await;
+    assert_eq!(status, 404, "a contact of another bot");
 
     // Signed with the other bot's token: refused, nothing kept.
     let before = app.count("messages").await;
-    let r = twilio(app, "/webhooks/twilio", SHOP_TOKEN, CLINIC_NUMBER, ana, &sid(3)).await;
+    let r = twilio(
+        app,
+        "/webhooks/twilio",
+        SHOP_TOKEN,
+        CLINIC_NUMBER,
+        ana,
+        &sid(3),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     // A number no bot has: 404, nothing kept.
-    let r = twilio(app, "/webhooks/twilio", SHOP_TOKEN, "+14155550099", ana, &sid(4)).await;
+    let r = twilio(
+        app,
+        "/webhooks/twilio",
+        SHOP_TOKEN,
+        "+14155550099",
+        ana,
+        &sid(4),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert_eq!(app.count("messages").await, before);
 
     // A URL of the bot's own: its token, whatever the number says.
-    let r = twilio(app, "/webhooks/twilio/clinic", CLINIC_TOKEN, "+14155550099", "+27111111111", &sid(5)).await;
+    let r = twilio(
+        app,
+        "/webhooks/twilio/clinic",
+        CLINIC_TOKEN,
+        "+14155550099",
+        "+27111111111",
+        &sid(5),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Production assistant"));
-    let r = twilio(app, "/webhooks/twilio/clinic", SHOP_TOKEN, CLINIC_NUMBER, ana, &sid(6)).await;
+    let r = twilio(
+        app,
+        "/webhooks/twilio/clinic",
+        SHOP_TOKEN,
+        CLINIC_NUMBER,
+        ana,
+        &sid(6),
+    )
+    .await;
     assert_eq!(r.status(), 403);
-    let r = twilio(app, "/webhooks/twilio/nobody", SHOP_TOKEN, CLINIC_NUMBER, ana, &sid(7)).await;
+    let r = twilio(
+        app,
+        "/webhooks/twilio/nobody",
+        SHOP_TOKEN,
+        CLINIC_NUMBER,
+        ana,
+        &sid(7),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     // The environment's number is still the default bot's.
     let r = app.twilio_text(ana, "hi", &sid(8)).await;
@@ -214,7 +317,11 @@ async fn a_meta_number_is_its_bots_and_its_answers_go_out_with_its_token() {
     })
     .await;
     let sent = &s.meta.requests()[0];
-    assert!(sent.path.ends_with(&format!("/{SHOP_PHONE_ID}/messages")), "{}", sent.path);
+    assert!(
+        sent.path.ends_with(&format!("/{SHOP_PHONE_ID}/messages")),
+        "{}",
+        sent.path
+    );
     assert_eq!(
         sent.header("authorization"),
         Some(format!("Bearer {SHOP_META_TOKEN}").as_str())
@@ -224,15 +331,24 @@ async fn a_meta_number_is_its_bots_and_its_answers_go_out_with_its_token() {
     // A phone number id no bot has: 404, nothing kept.
     let before = app.count("messages").await;
     let other = meta_body("5559999", "27123456789", "wamid.nobody");
-    assert_eq!(meta_post(app, "/webhooks/meta", SHOP_APP_SECRET, &other).await.status(), 404);
+    assert_eq!(
+        meta_post(app, "/webhooks/meta", SHOP_APP_SECRET, &other)
+            .await
+            .status(),
+        404
+    );
     // The bot's own URL: its secret, whatever number the body names.
     assert_eq!(
-        meta_post(app, "/webhooks/meta/shop", APP_SECRET, &other).await.status(),
+        meta_post(app, "/webhooks/meta/shop", APP_SECRET, &other)
+            .await
+            .status(),
         403
     );
     assert_eq!(app.count("messages").await, before);
     assert_eq!(
-        meta_post(app, "/webhooks/meta/shop", SHOP_APP_SECRET, &other).await.status(),
+        meta_post(app, "/webhooks/meta/shop", SHOP_APP_SECRET, &other)
+            .await
+            .status(),
         200
     );
     // The environment's number is still the default bot's.
@@ -273,4 +389,164 @@ async fn each_bot_answers_meta_handshakes_with_its_own_verify_token() {
     assert_eq!(handshake("/webhooks/meta/shop", "shop-verify").await, 200);
     assert_eq!(handshake("/webhooks/meta/shop", VERIFY_TOKEN).await, 403);
     assert_eq!(handshake("/webhooks/meta/nobody", "shop-verify").await, 404);
+}
+
+#[tokio::test]
+async fn each_bots_data_is_under_its_own_path() {
+    let s = setup().await;
+    let app = &s.app;
+    let ana = "+27123456789";
+    assert_eq!(
+        twilio(
+            app,
+            "/webhooks/twilio",
+            SHOP_TOKEN,
+            SHOP_NUMBER,
+            ana,
+            &sid(1)
+        )
+        .await
+        .status(),
+        200
+    );
+    // Answers of the survey, up to the saved review.
+    for (n, text) in [
+        (2, "Ana"),
+        (3, "Kettle"),
+        (4, "5"),
+        (5, "Great kettle"),
+        (6, "no"),
+    ] {
+        let r = twilio_text_to(app, SHOP_TOKEN, SHOP_NUMBER, ana, text, &sid(n)).await;
+        assert_eq!(r.status(), 200);
+    }
+    let (status, contacts) = app.get(&s.key, "/api/v1/bots/shop/contacts").await;
+    assert_eq!(status, 200);
+    assert_eq!(column(&contacts, "phone"), [ana]);
+    let (_, contacts) = app.get(&s.key, "/api/v1/contacts").await;
+    assert!(contacts["items"].as_array().unwrap().is_empty());
+    let (_, runs) = app.get(&s.key, "/api/v1/bots/shop/runs").await;
+    assert_eq!(column(&runs, "flow"), ["product_review"]);
+    let run_id = runs["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        app.get(&s.key, &format!("/api/v1/runs/{run_id}")).await.0,
+        404
+    );
+    assert_eq!(
+        app.get(&s.key, &format!("/api/v1/bots/shop/runs/{run_id}"))
+            .await
+            .0,
+        200
+    );
+    let (_, messages) = app.get(&s.key, "/api/v1/bots/clinic/messages").await;
+    assert!(messages["items"].as_array().unwrap().is_empty());
+    let (_, messages) = app
+        .get(&s.key, "/api/v1/bots/shop/messages?direction=inbound")
+        .await;
+    assert_eq!(messages["items"].as_array().unwrap().len(), 6);
+
+    // Records: a bot's collection holds its own.
+    let (status, created) = app
+        .post(
+            &s.key,
+            "/api/v1/bots/clinic/collections/orders/records",
+            json!({"order_number": "ORD-77777", "customer": "Clinic", "status": "Open", "progress": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let (_, mine) = app
+        .get(&s.key, "/api/v1/bots/clinic/collections/orders/records")
+        .await;
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let (_, theirs) = app
+        .get(
+            &s.key,
+            "/api/v1/collections/orders/records?order_number=ORD-77777",
+        )
+        .await;
+    assert!(theirs["items"].as_array().unwrap().is_empty());
+    let path = format!("/api/v1/collections/orders/records/{id}");
+    assert_eq!(app.get(&s.key, &path).await.0, 404);
+    assert_eq!(
+        app.call(reqwest::Method::DELETE, &s.key, &path, None)
+            .await
+            .0,
+        404,
+        "nothing of another bot is changed"
+    );
+    assert_eq!(
+        app.get(
+            &s.key,
+            &format!("/api/v1/bots/clinic/collections/orders/records/{id}")
+        )
+        .await
+        .0,
+        200
+    );
+
+    // Sending for a bot goes out through its channel, inside the window
+    // the contact opened with that bot.
+    let (status, refused) = app
+        .post(
+            &s.key,
+            "/api/v1/bots/clinic/messages",
+            json!({"to": ana, "text": "Your order is ready"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    twilio_text_to(app, CLINIC_TOKEN, CLINIC_NUMBER, ana, "hi", &sid(20)).await;
+    let (status, sent) = app
+        .post(
+            &s.key,
+            "/api/v1/bots/clinic/messages",
+            json!({"to": ana, "text": "Your order is ready"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{sent}");
+    app.eventually(10, "the clinic's message", || async {
+        !s.twilio.requests().is_empty()
+    })
+    .await;
+    let out = &s.twilio.requests()[0];
+    assert!(out.path.contains(CLINIC_SID), "{}", out.path);
+    assert_eq!(
+        out.form_value("From").as_deref(),
+        Some(format!("whatsapp:{CLINIC_NUMBER}").as_str())
+    );
+    assert_eq!(
+        out.form_value("Body").as_deref(),
+        Some("Your order is ready")
+    );
+    assert_eq!(app.get(&s.key, "/api/v1/bots/nobody/contacts").await.0, 404);
+}
+
+async fn twilio_text_to(
+    app: &TestApp,
+    token: &str,
+    to: &str,
+    from: &str,
+    text: &str,
+    sid: &str,
+) -> reqwest::Response {
+    let params: Vec<(String, String)> = [
+        ("From", format!("whatsapp:{from}")),
+        ("To", format!("whatsapp:{to}")),
+        ("Body", text.to_string()),
+        ("MessageSid", sid.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let url = format!("{}/webhooks/twilio", app.url);
+    app.http
+        .post(&url)
+        .header(
+            "X-Twilio-Signature",
+            confab_channels::twilio::signature(token, &url, &params),
+        )
+        .form(&params)
+        .send()
+        .await
+        .unwrap()
 }

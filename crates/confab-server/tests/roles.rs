@@ -90,11 +90,38 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("PUT", "/api/v1/access/allow-list", Some(Role::Admin)),
 ];
 
-fn expected(method: &str, path: &str) -> Option<Option<Role>> {
-    EXPECTED
+/// The routes of a bot's data: each is also under `/api/v1/bots/{bot}`,
+/// with the same rule.
+const OF_BOTS: &[&str] = &[
+    "/api/v1/contacts",
+    "/api/v1/messages",
+    "/api/v1/runs",
+    "/api/v1/collections/{name}/records",
+];
+
+/// [`EXPECTED`], and its routes of a bot's data under `/api/v1/bots/{bot}`.
+fn all_expected() -> Vec<(&'static str, String, Option<Role>)> {
+    let mut all: Vec<_> = EXPECTED
         .iter()
-        .find(|(m, p, _)| *m == method && *p == path)
-        .map(|(_, _, r)| *r)
+        .map(|(m, p, r)| (*m, p.to_string(), *r))
+        .collect();
+    for (m, p, r) in EXPECTED {
+        if OF_BOTS
+            .iter()
+            .any(|b| p == b || p.starts_with(&format!("{b}/")))
+        {
+            let rest = p.strip_prefix("/api/v1").unwrap();
+            all.push((*m, format!("/api/v1/bots/{{bot}}{rest}"), *r));
+        }
+    }
+    all
+}
+
+fn expected(method: &str, path: &str) -> Option<Option<Role>> {
+    all_expected()
+        .into_iter()
+        .find(|(m, p, _)| *m == method && p == path)
+        .map(|(_, _, r)| r)
 }
 
 #[tokio::test]
@@ -121,12 +148,12 @@ async fn every_documented_route_has_the_rule_the_readme_gives() {
     }
     assert_eq!(
         documented.len(),
-        EXPECTED.len(),
+        all_expected().len(),
         "every route is documented"
     );
     // Every route the router has comes with a rule (they are one table):
     // a route added is a row here too, or this fails.
-    assert_eq!(rules().len(), EXPECTED.len());
+    assert_eq!(rules().len(), all_expected().len());
     for r in rules() {
         let (m, p) = (r.method.as_str(), r.path.as_str());
         let want = expected(m, p).unwrap_or_else(|| panic!("{m} {p} is not expected"));
@@ -145,17 +172,20 @@ async fn every_route_refuses_the_roles_below_its_rule_and_serves_the_rest() {
     for role in Role::ALL {
         keys.push((role, app.api_key_with(role).await));
     }
-    for (method, path, least) in EXPECTED {
+    for (method, path, least) in all_expected() {
         let Some(least) = least else { continue };
         // Ids no record has: a DELETE must not take the test's own keys.
-        let url = path.replace("{id}", "424242").replace("{name}", "reviews");
+        let url = path
+            .replace("{id}", "424242")
+            .replace("{name}", "reviews")
+            .replace("{bot}", "default");
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let body = (*method != "GET" && *method != "DELETE").then(|| json!({}));
+        let body = (method != "GET" && method != "DELETE").then(|| json!({}));
         let (status, _) = app.call(m.clone(), "", &url, body.clone()).await;
         assert_eq!(status, 401, "{method} {path} without credentials");
         for (role, key) in &keys {
             let (status, problem) = app.call(m.clone(), key, &url, body.clone()).await;
-            if role < least {
+            if *role < least {
                 assert_eq!(status, 403, "{method} {path} as {role}: {problem}");
                 assert!(
                     problem["detail"].as_str().unwrap().contains(least.as_str()),

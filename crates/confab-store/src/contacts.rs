@@ -28,6 +28,8 @@ pub struct Contact {
 
 #[derive(Clone, Debug, Default)]
 pub struct ContactFilter {
+    /// The bot's contacts only.
+    pub bot_id: Option<i64>,
     /// Matches part of the phone number or profile name, any case.
     pub search: Option<String>,
     pub tag: Option<String>,
@@ -105,6 +107,9 @@ impl Store {
         // Both match text as written but for the case of A-Z, the same on
         // both engines; `%` and `_` are themselves.
         let lower = |col: &str| self.backend().ascii_lower(col);
+        if let Some(b) = f.bot_id {
+            filter.push("c.bot_id = {}", Bind::I64(b));
+        }
         if let Some(s) = &f.search {
             let pattern = like_containing(&s.to_ascii_lowercase());
             let p = filter.next_placeholder();

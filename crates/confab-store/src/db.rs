@@ -201,6 +201,10 @@ impl Store {
                     "contacts of bots",
                     include_str!("../migrations/sqlite/0013_contacts_of_bots.sql"),
                 ),
+                (
+                    "records of bots",
+                    include_str!("../migrations/sqlite/0014_records_of_bots.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -252,6 +256,10 @@ impl Store {
                 (
                     "contacts of bots",
                     include_str!("../migrations/postgres/0014_contacts_of_bots.sql"),
+                ),
+                (
+                    "records of bots",
+                    include_str!("../migrations/postgres/0015_records_of_bots.sql"),
                 ),
             ],
         };

@@ -33,6 +33,8 @@ pub struct Message {
 
 #[derive(Clone, Debug, Default)]
 pub struct MessageFilter {
+    /// The messages of the bot's contacts only.
+    pub bot_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub direction: Option<Direction>,
     pub status: Option<DeliveryStatus>,
@@ -109,6 +111,12 @@ impl Store {
     /// Newest first; pass the last id of a page as `before_id`.
     pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<Message>, StoreError> {
         let mut filter = Filter::default();
+        if let Some(b) = f.bot_id {
+            filter.push(
+                "contact_id IN (SELECT id FROM contacts WHERE bot_id = {})",
+                Bind::I64(b),
+            );
+        }
         if let Some(c) = f.contact_id {
             filter.push("contact_id = {}", Bind::I64(c));
         }

@@ -15,6 +15,8 @@ use crate::{Backend, Store, StoreError, Tx};
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Record {
     pub id: i64,
+    /// The bot whose collection holds it.
+    pub bot_id: i64,
     pub collection: String,
     pub contact_id: Option<i64>,
     pub data: Map<String, Value>,
@@ -25,6 +27,8 @@ pub struct Record {
 /// Which records to list.
 #[derive(Clone, Debug, Default)]
 pub struct RecordFilter {
+    /// The bot whose records these are (0, the default value, has none).
+    pub bot_id: i64,
     /// Field equals value (compared as text, as JSON writes it).
     pub fields: Vec<(String, Value)>,
     pub contact_id: Option<i64>,
@@ -33,9 +37,12 @@ pub struct RecordFilter {
     pub limit: i64,
 }
 
+const RECORD_COLUMNS: &str = "id, bot_id, collection, contact_id, data, created_ms, updated_ms";
+
 fn from_row(r: &AnyRow) -> Result<Record, StoreError> {
     Ok(Record {
         id: r.try_get("id")?,
+        bot_id: r.try_get("bot_id")?,
         collection: r.try_get("collection")?,
         contact_id: r.try_get("contact_id")?,
         data: crate::sql::json_col(r, "data")?,
@@ -79,8 +86,14 @@ fn field_param(backend: Backend, name: &str) -> String {
 }
 
 fn select(backend: Backend, collection: &str, f: &RecordFilter) -> Result<AnyQuery, StoreError> {
-    let mut clauses = vec!["collection = $1".to_string()];
-    let mut binds: Vec<Option<String>> = vec![Some(collection.to_string())];
+    // The bot is bound as text (every bind here is); the column compares
+    // as a number.
+    let mut clauses = vec![
+        "collection = $1".to_string(),
+        "bot_id = CAST($2 AS BIGINT)".to_string(),
+    ];
+    let mut binds: Vec<Option<String>> =
+        vec![Some(collection.to_string()), Some(f.bot_id.to_string())];
     for (name, value) in &f.fields {
         if !is_field_name(name) {
             return Err(StoreError::NotFound);
@@ -96,7 +109,7 @@ fn select(backend: Backend, collection: &str, f: &RecordFilter) -> Result<AnyQue
         }
     }
     let mut sql = format!(
-        "SELECT id, collection, contact_id, data, created_ms, updated_ms FROM records WHERE {}",
+        "SELECT {RECORD_COLUMNS} FROM records WHERE {}",
         clauses.join(" AND ")
     );
     if f.contact_id.is_some() {
@@ -139,6 +152,7 @@ impl Tx {
     /// [`Staged`].
     pub async fn insert_record(
         &mut self,
+        bot_id: i64,
         collection: &str,
         contact_id: Option<i64>,
         data: &Map<String, Value>,
@@ -150,6 +164,7 @@ impl Tx {
             .await?;
         let record = Record {
             id,
+            bot_id,
             collection: collection.to_string(),
             contact_id,
             data: data.clone(),
@@ -176,14 +191,16 @@ impl Tx {
                     r.contact_id,
                     crate::sql::to_json(&r.data),
                     r.created_ms,
+                    r.bot_id,
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO records (id, collection, contact_id, data, created_ms, updated_ms) \
-             SELECT {}, {} FROM {} WHERE true ORDER BY j.key",
+            "INSERT INTO records (id, collection, contact_id, data, created_ms, updated_ms, bot_id) \
+             SELECT {}, {}, {} FROM {} WHERE true ORDER BY j.key",
             columns(0, &[Int, Text, Int, Text, Int]),
             int_at(4),
+            int_at(5),
             json_rows(self.backend, 1)
         );
         script.push(&sql).bind(crate::sql::to_json(&rows));
@@ -209,34 +226,44 @@ impl Tx {
         rows.iter().map(from_row).collect()
     }
 
-    /// Merges `changes` into a record; `None` when there is no such record.
+    /// Merges `changes` into a record of bot `bot_id`; `None` when it has
+    /// no such record.
     pub async fn update_record(
         &mut self,
+        bot_id: i64,
         collection: &str,
         id: i64,
         changes: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Option<Record>, StoreError> {
         self.write_staged_records().await?;
-        update(&mut self.inner, collection, id, changes, false, now_ms).await
+        update(
+            &mut self.inner,
+            (bot_id, collection, id),
+            changes,
+            false,
+            now_ms,
+        )
+        .await
     }
 }
 
 async fn insert(
     conn: &mut sqlx::AnyConnection,
-    collection: &str,
+    (bot_id, collection): (i64, &str),
     contact_id: Option<i64>,
     data: &Map<String, Value>,
     now_ms: i64,
 ) -> Result<Record, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO records (collection, contact_id, data, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $4) \
-         RETURNING id, collection, contact_id, data, created_ms, updated_ms",
-    )
+    let row = query(format!(
+        "INSERT INTO records (collection, contact_id, data, created_ms, updated_ms, bot_id) VALUES ($1, $2, $3, $4, $4, $5) \
+         RETURNING {RECORD_COLUMNS}"
+    ))
     .bind(collection.to_string())
     .bind(contact_id)
     .bind(crate::sql::to_json(data))
     .bind(now_ms)
+    .bind(bot_id)
     .fetch_one(conn)
     .await?;
     from_row(&row)
@@ -244,17 +271,18 @@ async fn insert(
 
 async fn update(
     conn: &mut sqlx::AnyConnection,
-    collection: &str,
-    id: i64,
+    (bot_id, collection, id): (i64, &str, i64),
     changes: &Map<String, Value>,
     replace: bool,
     now_ms: i64,
 ) -> Result<Option<Record>, StoreError> {
-    let row = sqlx::query("SELECT data FROM records WHERE id = $1 AND collection = $2")
-        .bind(id)
-        .bind(collection.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT data FROM records WHERE id = $1 AND collection = $2 AND bot_id = $3")
+            .bind(id)
+            .bind(collection.to_string())
+            .bind(bot_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let mut data: Map<String, Value> = if replace {
         Map::new()
@@ -268,10 +296,9 @@ async fn update(
             data.insert(k.clone(), v.clone());
         }
     }
-    let row = sqlx::query(
-        "UPDATE records SET data = $1, updated_ms = $2 WHERE id = $3 \
-         RETURNING id, collection, contact_id, data, created_ms, updated_ms",
-    )
+    let row = query(format!(
+        "UPDATE records SET data = $1, updated_ms = $2 WHERE id = $3 RETURNING {RECORD_COLUMNS}"
+    ))
     .bind(crate::sql::to_json(&data))
     .bind(now_ms)
     .bind(id)
@@ -283,22 +310,32 @@ async fn update(
 impl Store {
     pub async fn insert_record(
         &self,
+        bot_id: i64,
         collection: &str,
         contact_id: Option<i64>,
         data: &Map<String, Value>,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
         let mut conn = self.write_conn().await?;
-        insert(&mut conn, collection, contact_id, data, now_ms).await
+        insert(&mut conn, (bot_id, collection), contact_id, data, now_ms).await
     }
 
-    pub async fn record(&self, collection: &str, id: i64) -> Result<Record, StoreError> {
-        let row = sqlx::query("SELECT id, collection, contact_id, data, created_ms, updated_ms FROM records WHERE id = $1 AND collection = $2")
-            .bind(id)
-            .bind(collection.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+    /// A record of bot `bot_id`'s collection.
+    pub async fn record(
+        &self,
+        bot_id: i64,
+        collection: &str,
+        id: i64,
+    ) -> Result<Record, StoreError> {
+        let row = query(format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE id = $1 AND collection = $2 AND bot_id = $3"
+        ))
+        .bind(id)
+        .bind(collection.to_string())
+        .bind(bot_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         from_row(&row)
     }
 
@@ -317,26 +354,32 @@ impl Store {
     /// Changes fields (`replace`: the record becomes exactly `changes`).
     pub async fn update_record(
         &self,
-        collection: &str,
-        id: i64,
+        (bot_id, collection, id): (i64, &str, i64),
         changes: &Map<String, Value>,
         replace: bool,
         now_ms: i64,
     ) -> Result<Record, StoreError> {
         let mut tx = self.write_tx().await?;
-        let r = update(&mut tx, collection, id, changes, replace, now_ms)
+        let r = update(&mut tx, (bot_id, collection, id), changes, replace, now_ms)
             .await?
             .ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         Ok(r)
     }
 
-    pub async fn delete_record(&self, collection: &str, id: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM records WHERE id = $1 AND collection = $2")
-            .bind(id)
-            .bind(collection.to_string())
-            .execute(&mut *self.write_conn().await?)
-            .await?;
+    pub async fn delete_record(
+        &self,
+        bot_id: i64,
+        collection: &str,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("DELETE FROM records WHERE id = $1 AND collection = $2 AND bot_id = $3")
+                .bind(id)
+                .bind(collection.to_string())
+                .bind(bot_id)
+                .execute(&mut *self.write_conn().await?)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -38,6 +38,8 @@ pub struct NewRun {
 
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
+    /// The runs of the bot's contacts only.
+    pub bot_id: Option<i64>,
     pub contact_id: Option<i64>,
     pub flow_id: Option<String>,
     pub status: Option<String>,
@@ -278,6 +280,12 @@ impl Store {
     /// Newest first; pass the last id of a page as `before_id`.
     pub async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError> {
         let mut filter = Filter::default();
+        if let Some(b) = f.bot_id {
+            filter.push(
+                "contact_id IN (SELECT id FROM contacts WHERE bot_id = {})",
+                Bind::I64(b),
+            );
+        }
         if let Some(c) = f.contact_id {
             filter.push("contact_id = {}", Bind::I64(c));
         }

@@ -1,5 +1,8 @@
 mod common;
 
+/// The default bot, whose records these are.
+const D: i64 = confab_store::DEFAULT_BOT;
+
 use common::store;
 use confab_store::Store;
 use serde_json::{Map, Value, json};
@@ -17,9 +20,10 @@ async fn records_are_found_by_field_alike_on_both_backends() {
         ("ORD-2", "ON HOLD", 10, false),
         ("ORD-3", "In Progress", 75, false),
     ] {
-        tx.insert_record("orders", None, &obj(json!({"order_number": n, "status": status, "progress": progress, "urgent": urgent})), 1_000).await.unwrap();
+        tx.insert_record(D, "orders", None, &obj(json!({"order_number": n, "status": status, "progress": progress, "urgent": urgent})), 1_000).await.unwrap();
     }
     tx.insert_record(
+        D,
         "tickets",
         None,
         &obj(json!({"order_number": "ORD-1"})),
@@ -33,6 +37,7 @@ async fn records_are_found_by_field_alike_on_both_backends() {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         limit: 10,
+        bot_id: D,
         ..Default::default()
     };
     let ids = |rs: Vec<confab_store::Record>| {
@@ -88,6 +93,7 @@ async fn records_are_found_by_field_alike_on_both_backends() {
     );
     let changed = tx
         .update_record(
+            D,
             "orders",
             2,
             &obj(json!({"status": "Done", "progress": null})),
@@ -101,14 +107,14 @@ async fn records_are_found_by_field_alike_on_both_backends() {
         obj(json!({"order_number": "ORD-2", "status": "Done", "urgent": false}))
     );
     assert!(
-        tx.update_record("tickets", 2, &obj(json!({"x": 1})), 2_000)
+        tx.update_record(D, "tickets", 2, &obj(json!({"x": 1})), 2_000)
             .await
             .unwrap()
             .is_none(),
         "the id is of another collection"
     );
     tx.commit().await.unwrap();
-    assert_eq!(s.record("orders", 2).await.unwrap().updated_ms, 2_000);
+    assert_eq!(s.record(D, "orders", 2).await.unwrap().updated_ms, 2_000);
 }
 
 #[tokio::test]
@@ -233,30 +239,30 @@ async fn replicas_publishing_the_same_flow_at_once_agree_on_one_version() {
 async fn records_saved_in_a_transaction_get_their_ids_at_once_and_are_written_at_commit() {
     let s = store().await;
     let before = s
-        .insert_record("orders", None, &obj(json!({"n": 0})), 1_000)
+        .insert_record(D, "orders", None, &obj(json!({"n": 0})), 1_000)
         .await
         .unwrap();
     let mut tx = s.begin().await.unwrap();
     let a = tx
-        .insert_record("orders", None, &obj(json!({"n": 1})), 2_000)
+        .insert_record(D, "orders", None, &obj(json!({"n": 1})), 2_000)
         .await
         .unwrap();
     let b = tx
-        .insert_record("tickets", None, &obj(json!({"n": 2})), 2_000)
+        .insert_record(D, "tickets", None, &obj(json!({"n": 2})), 2_000)
         .await
         .unwrap();
     assert!(before.id < a.id && a.id < b.id, "{before:?} {a:?} {b:?}");
     // Not written yet: other connections see nothing of them.
     assert!(matches!(
-        s.record("orders", a.id).await,
+        s.record(D, "orders", a.id).await,
         Err(confab_store::StoreError::NotFound)
     ));
     tx.commit().await.unwrap();
-    assert_eq!(s.record("orders", a.id).await.unwrap(), a);
-    assert_eq!(s.record("tickets", b.id).await.unwrap(), b);
+    assert_eq!(s.record(D, "orders", a.id).await.unwrap(), a);
+    assert_eq!(s.record(D, "tickets", b.id).await.unwrap(), b);
     // Ids given ahead (PostgreSQL takes a block) never collide with later ones.
     let after = s
-        .insert_record("orders", None, &obj(json!({"n": 3})), 3_000)
+        .insert_record(D, "orders", None, &obj(json!({"n": 3})), 3_000)
         .await
         .unwrap();
     assert!(after.id > b.id);
@@ -268,7 +274,7 @@ async fn a_transaction_dropped_uncommitted_keeps_nothing_and_the_next_write_goes
     {
         let mut tx = s.begin().await.unwrap();
         let r = tx
-            .insert_record("orders", None, &obj(json!({"n": 1})), 1_000)
+            .insert_record(D, "orders", None, &obj(json!({"n": 1})), 1_000)
             .await
             .unwrap();
         // Reading records writes the staged ones inside the transaction.
@@ -277,7 +283,7 @@ async fn a_transaction_dropped_uncommitted_keeps_nothing_and_the_next_write_goes
     }
     let next = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        s.insert_record("orders", None, &obj(json!({"n": 2})), 2_000),
+        s.insert_record(D, "orders", None, &obj(json!({"n": 2})), 2_000),
     )
     .await
     .expect("the write lock was given back")
@@ -289,6 +295,7 @@ async fn a_transaction_dropped_uncommitted_keeps_nothing_and_the_next_write_goes
 fn first_ten() -> confab_store::RecordFilter {
     confab_store::RecordFilter {
         limit: 10,
+        bot_id: D,
         ..Default::default()
     }
 }

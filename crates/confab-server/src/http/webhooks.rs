@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use confab_channels::{meta, twilio};
 use confab_model::{Channel, PhoneNumber, RejectedInbound};
-use std::sync::Arc;
 use serde::Deserialize;
+use std::sync::Arc;
 
 use crate::app::AppState;
 use crate::bots::BotEntry;
@@ -101,6 +101,9 @@ fn url_variants(url: &str) -> Vec<String> {
     out
 }
 
+/// A Twilio form's fields, in order.
+type Form = Vec<(String, String)>;
+
 /// A webhook for a bot there is not: 404, nothing stored.
 fn no_bot(channel: Channel, what: String) -> ApiError {
     outcome(channel, "unknown_bot");
@@ -165,7 +168,7 @@ fn twilio_form(
     request: (&Origin, &HeaderMap, &Uri, &[u8]),
     named: Option<&str>,
     address: &str,
-) -> ApiResult<(Arc<BotEntry>, Vec<(String, String)>)> {
+) -> ApiResult<(Arc<BotEntry>, Form)> {
     let (origin, headers, uri, body) = request;
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -596,7 +599,10 @@ async fn meta_receive(
     // with others that are known) is kept aside, like any unusable event.
     let mut messages = Vec::with_capacity(batch.messages.len());
     for mut m in std::mem::take(&mut batch.messages) {
-        let to = batch.sent_to.get(&m.provider_message_id).map(String::as_str);
+        let to = batch
+            .sent_to
+            .get(&m.provider_message_id)
+            .map(String::as_str);
         let bot = match named {
             Some(_) => Some(bots[0].clone()),
             None => state.bots.route(Channel::Meta, to),

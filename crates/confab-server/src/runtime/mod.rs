@@ -126,6 +126,16 @@ enum Route<'a> {
     },
 }
 
+/// The bot a run's contact belongs to. Runs from before bots held
+/// conversations are the default bot's.
+fn bot_of(run: &confab_flow::Run) -> i64 {
+    run.vars
+        .get("contact")
+        .and_then(|c| c.get("bot_id"))
+        .and_then(Value::as_i64)
+        .unwrap_or(confab_store::DEFAULT_BOT)
+}
+
 /// A run's contact, as flows see it (`contact.phone`, `contact.name`).
 fn contact_json(id: i64, c: &ContactState, channel: Channel, via: Option<&str>) -> Value {
     json!({"id": id, "bot_id": c.bot_id, "phone": c.phone, "name": c.name, "channel": channel.as_str(), "via": via})
@@ -268,7 +278,8 @@ impl Runtime {
                 remote = Some(request);
                 break;
             }
-            let result = self.execute(tx, catalog, contact_id, &request, now).await?;
+            let owner = (bot_of(&outcome.run), contact_id);
+            let result = self.execute(tx, catalog, owner, &request, now).await?;
             outcome = step(&flows, outcome.run, Input::Result(result), now);
         }
         let Outcome { run, .. } = outcome;
@@ -365,13 +376,7 @@ impl Runtime {
             .and_then(|c| c.get("phone"))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        // Runs from before bots held conversations are the default bot's.
-        let bot_id = run
-            .vars
-            .get("contact")
-            .and_then(|c| c.get("bot_id"))
-            .and_then(Value::as_i64)
-            .unwrap_or(confab_store::DEFAULT_BOT);
+        let bot_id = bot_of(&run);
         let (queued, twiml) = self
             .deliver(
                 tx,
@@ -463,7 +468,7 @@ impl Runtime {
         &self,
         tx: &mut Tx,
         catalog: &Catalog,
-        contact_id: i64,
+        (bot_id, contact_id): (i64, i64),
         request: &Request,
         now: i64,
     ) -> Result<EffectResult, RuntimeError> {
@@ -489,7 +494,9 @@ impl Runtime {
                     Ok(d) => d,
                     Err(e) => return failed(e),
                 };
-                let r = tx.insert_record(name, Some(contact_id), &data, now).await?;
+                let r = tx
+                    .insert_record(bot_id, name, Some(contact_id), &data, now)
+                    .await?;
                 Ok(EffectResult::Record {
                     record: Some(record_json(&r)),
                 })
@@ -515,6 +522,7 @@ impl Runtime {
                 }
                 let contact = filter.get("contact_id").and_then(Value::as_i64);
                 let f = RecordFilter {
+                    bot_id,
                     fields,
                     contact_id: contact,
                     before_id: None,
@@ -540,7 +548,7 @@ impl Runtime {
                 else {
                     return Ok(EffectResult::Record { record: None });
                 };
-                let r = tx.update_record(name, id, &changes, now).await?;
+                let r = tx.update_record(bot_id, name, id, &changes, now).await?;
                 Ok(EffectResult::Record {
                     record: r.as_ref().map(record_json),
                 })

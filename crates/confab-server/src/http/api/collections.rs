@@ -12,6 +12,7 @@ use confab_store::{Record, RecordFilter};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::scope::{BotScope, Name, NameId};
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -83,7 +84,8 @@ fn not_found(name: &str, id: i64) -> impl FnOnce(confab_store::StoreError) -> Ap
     responses((status = 200, body = Page<Object>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    bot: BotScope,
+    Path(Name { name }): Path<Name>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let c = collection(&state, &name)?;
@@ -126,6 +128,7 @@ pub async fn list(
         (false, None) => limit(None)?,
     };
     let filter = RecordFilter {
+        bot_id: bot.id(),
         fields,
         contact_id,
         before_id: cursor(q.get("cursor").map(String::as_str))?,
@@ -197,7 +200,8 @@ fn csv_cell(v: &Value) -> String {
     request_body(content = Object), responses((status = 201, body = Object), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    bot: BotScope,
+    Path(Name { name }): Path<Name>,
     Body(fields): Body<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let c = collection(&state, &name)?;
@@ -208,17 +212,17 @@ pub async fn create(
             let id = v.as_i64().ok_or_else(|| {
                 ApiError::Unprocessable("contact_id: must be a contact id".into())
             })?;
-            state
-                .store
-                .contact(id)
-                .await
-                .map_err(|_| ApiError::Unprocessable(format!("contact_id: no contact {id}")))?;
+            let no_contact = || ApiError::Unprocessable(format!("contact_id: no contact {id}"));
+            let contact = state.store.contact(id).await.map_err(|_| no_contact())?;
+            if contact.bot_id != bot.id() {
+                return Err(no_contact());
+            }
             Some(id)
         }
     };
     let r = state
         .store
-        .insert_record(&name, contact_id, &data, state.clock.now_ms())
+        .insert_record(bot.id(), &name, contact_id, &data, state.clock.now_ms())
         .await?;
     Ok((StatusCode::CREATED, Json(record_json(&r))))
 }
@@ -227,12 +231,13 @@ pub async fn create(
     responses((status = 200, body = Object), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, i64)>,
+    bot: BotScope,
+    Path(NameId { name, id }): Path<NameId>,
 ) -> ApiResult<Json<Value>> {
     collection(&state, &name)?;
     let r = state
         .store
-        .record(&name, id)
+        .record(bot.id(), &name, id)
         .await
         .map_err(not_found(&name, id))?;
     Ok(Json(record_json(&r)))
@@ -243,17 +248,17 @@ pub async fn get(
     request_body(content = Object), responses((status = 200, body = Object), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn replace(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, i64)>,
+    bot: BotScope,
+    Path(NameId { name, id }): Path<NameId>,
     Body(fields): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    write(&state, &name, id, &fields, true).await
+    write(&state, (bot.id(), &name, id), &fields, true).await
 }
 
 /// PUT (`replace`) and PATCH: checks the fields and stores them.
 async fn write(
     state: &AppState,
-    name: &str,
-    id: i64,
+    (bot_id, name, id): (i64, &str, i64),
     fields: &Map<String, Value>,
     replace: bool,
 ) -> ApiResult<Json<Value>> {
@@ -261,7 +266,7 @@ async fn write(
     let data = checked(&c, fields, !replace)?;
     let r = state
         .store
-        .update_record(name, id, &data, replace, state.clock.now_ms())
+        .update_record((bot_id, name, id), &data, replace, state.clock.now_ms())
         .await
         .map_err(not_found(name, id))?;
     Ok(Json(record_json(&r)))
@@ -272,22 +277,24 @@ async fn write(
     request_body(content = Object), responses((status = 200, body = Object), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, i64)>,
+    bot: BotScope,
+    Path(NameId { name, id }): Path<NameId>,
     Body(fields): Body<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    write(&state, &name, id, &fields, false).await
+    write(&state, (bot.id(), &name, id), &fields, false).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/collections/{name}/records/{id}", tag = "collections", params(("name" = String, Path), ("id" = i64, Path)),
     responses((status = 204), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, i64)>,
+    bot: BotScope,
+    Path(NameId { name, id }): Path<NameId>,
 ) -> ApiResult<StatusCode> {
     collection(&state, &name)?;
     state
         .store
-        .delete_record(&name, id)
+        .delete_record(bot.id(), &name, id)
         .await
         .map_err(not_found(&name, id))?;
     Ok(StatusCode::NO_CONTENT)

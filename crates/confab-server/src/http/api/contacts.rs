@@ -5,6 +5,7 @@ use confab_store::{Contact, ContactFilter, ContactPatch, MessageFilter};
 use serde::{Deserialize, Serialize};
 
 use super::messages::{MessageOut, check_len};
+use super::scope::{BotScope, Id};
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::clock::rfc3339;
@@ -76,12 +77,14 @@ pub struct ListQuery {
     responses((status = 200, body = Page<ContactOut>), (status = 401, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    bot: BotScope,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<ContactOut>>> {
     let limit = limit(q.limit)?;
     let rows = state
         .store
         .contacts(&ContactFilter {
+            bot_id: Some(bot.id()),
             search: q
                 .search
                 .map(|s| s.trim().to_string())
@@ -106,15 +109,16 @@ pub async fn list(
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    bot: BotScope,
+    Path(Id { id: key }): Path<Id<String>>,
 ) -> ApiResult<Json<ContactOut>> {
-    let c = resolve(&state, &key).await?;
+    let c = resolve(&state, &bot, &key).await?;
     Ok(Json(ContactOut::new(c, state.clock.now_ms())))
 }
 
-/// The contact a path names: by id, or by phone number in international
-/// form (`/contacts/+27123456789/read`).
-pub async fn resolve(state: &AppState, key: &str) -> ApiResult<Contact> {
+/// The contact of `bot` a path names: by id, or by phone number in
+/// international form (`/contacts/+27123456789/read`).
+pub async fn resolve(state: &AppState, bot: &BotScope, key: &str) -> ApiResult<Contact> {
     let missing = || ApiError::NotFound(format!("no contact {key}"));
     // Rust's integer parse takes a leading '+', which marks a phone here.
     if let Some(id) = key
@@ -125,6 +129,7 @@ pub async fn resolve(state: &AppState, key: &str) -> ApiResult<Contact> {
     {
         return match state.store.contact(id).await {
             Err(confab_store::StoreError::NotFound) => Err(missing()),
+            Ok(c) if c.bot_id != bot.id() => Err(missing()),
             other => Ok(other?),
         };
     }
@@ -139,7 +144,7 @@ pub async fn resolve(state: &AppState, key: &str) -> ApiResult<Contact> {
     };
     state
         .store
-        .contact_by_phone(confab_store::DEFAULT_BOT, phone.as_str())
+        .contact_by_phone(bot.id(), phone.as_str())
         .await?
         .ok_or_else(missing)
 }
@@ -205,7 +210,8 @@ pub struct ContactUpdate {
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    bot: BotScope,
+    Path(Id { id: key }): Path<Id<String>>,
     Body(u): Body<ContactUpdate>,
 ) -> ApiResult<Json<ContactOut>> {
     for tag in u.tags.iter().flatten() {
@@ -223,7 +229,7 @@ pub async fn update(
             .map(|t| t.into_iter().map(|s| s.trim().to_string()).collect()),
         attributes: u.attributes,
     };
-    let id = resolve(&state, &key).await?.id;
+    let id = resolve(&state, &bot, &key).await?.id;
     let now = state.clock.now_ms();
     let c = state.store.update_contact(id, &patch, now).await?;
     Ok(Json(ContactOut::new(c, now)))
@@ -234,9 +240,10 @@ pub async fn update(
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn mark_read(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    bot: BotScope,
+    Path(Id { id: key }): Path<Id<String>>,
 ) -> ApiResult<Json<ContactOut>> {
-    let id = resolve(&state, &key).await?.id;
+    let id = resolve(&state, &bot, &key).await?.id;
     let now = state.clock.now_ms();
     let c = state.store.mark_read(id, now).await?;
     Ok(Json(ContactOut::new(c, now)))
@@ -256,10 +263,11 @@ pub struct HistoryQuery {
     responses((status = 200, body = Page<MessageOut>), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    bot: BotScope,
+    Path(Id { id: key }): Path<Id<String>>,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Page<MessageOut>>> {
-    let id = resolve(&state, &key).await?.id;
+    let id = resolve(&state, &bot, &key).await?.id;
     let limit = limit(q.limit)?;
     // `before` wins when both are given; both must read.
     let before = cursor(q.before.as_deref())?.or(cursor(q.cursor.as_deref())?);

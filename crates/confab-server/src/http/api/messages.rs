@@ -11,10 +11,10 @@ use confab_store::{Contact, Message, MessageFilter, NewOutbound};
 use serde::{Deserialize, Serialize};
 
 use super::contacts::WINDOW_MS;
+use super::scope::{BotScope, Id};
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::clock::{parse_time, rfc3339};
-use crate::config::Settings;
 use crate::error::{ApiError, ApiResult};
 
 /// A message as the API shows it.
@@ -122,11 +122,13 @@ fn parse_when(name: &str, v: Option<&str>) -> ApiResult<Option<i64>> {
     responses((status = 200, body = Page<MessageOut>), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    bot: BotScope,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<MessageOut>>> {
     let limit = limit(q.limit)?;
     // Every parameter is checked before any is used.
     let mut filter = MessageFilter {
+        bot_id: Some(bot.id()),
         contact_id: q.contact_id,
         direction: parse_enum(
             "direction",
@@ -161,7 +163,7 @@ pub async fn list(
             Some(phone) => {
                 state
                     .store
-                    .contact_by_phone(confab_store::DEFAULT_BOT, phone.as_str())
+                    .contact_by_phone(bot.id(), phone.as_str())
                     .await?
             }
             None => None,
@@ -186,10 +188,13 @@ pub async fn list(
     responses((status = 200, body = MessageOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    bot: BotScope,
+    Path(Id { id }): Path<Id<i64>>,
 ) -> ApiResult<Json<MessageOut>> {
     match state.store.message(id).await {
         Ok(m) => {
+            let owner = state.store.contact(m.contact_id).await?.bot_id;
+            bot.owns(owner, || format!("no message {id}"))?;
             let mut out: MessageOut = m.into();
             out.ai = state
                 .store
@@ -269,48 +274,42 @@ fn unprocessable(s: impl Into<String>) -> ApiError {
     ApiError::Unprocessable(s.into())
 }
 
-/// Picks the channel and the number we send from: 409 when none can send.
+/// Picks the bot's channel and the number it sends from: 409 when none
+/// can send.
 pub fn sending_channel(
-    settings: &Settings,
+    bot: &crate::bots::BotEntry,
     requested: Option<&str>,
 ) -> ApiResult<(Channel, String)> {
-    let configured: Vec<Channel> = [
-        (Channel::Twilio, settings.twilio.is_some()),
-        (Channel::Meta, settings.meta.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(c, on)| on.then_some(c))
-    .collect();
-    let channel =
-        match requested {
-            Some(s) => {
-                Channel::parse(s).ok_or_else(|| unprocessable("channel must be twilio or meta"))?
+    let sending: Vec<(Channel, String)> = bot
+        .channels
+        .iter()
+        .filter_map(|c| Some((c.channel(), c.client.as_ref()?.sender())))
+        .collect();
+    let channel = match requested {
+        Some(s) => {
+            Channel::parse(s).ok_or_else(|| unprocessable("channel must be twilio or meta"))?
+        }
+        None => match sending.as_slice() {
+            [(one, _)] => *one,
+            [] => {
+                return Err(ApiError::Conflict(format!(
+                    "bot {} has no channel that can send: set the TWILIO_* or WHATSAPP_* settings (the default bot), or give it one through /api/v1/bots",
+                    bot.slug()
+                )));
             }
-            None => match configured.as_slice() {
-                [one] => *one,
-                [] => return Err(ApiError::Conflict(
-                    "no channel is configured for sending: set the TWILIO_* or WHATSAPP_* settings"
-                        .into(),
-                )),
-                _ => {
-                    return Err(unprocessable(
-                        "channel is required (twilio or meta) when both are configured",
-                    ));
-                }
-            },
-        };
-    let sender = match channel {
-        Channel::Twilio => settings
-            .twilio
-            .as_ref()
-            .map(|t| t.from.as_str().to_string()),
-        Channel::Meta => settings.meta.as_ref().map(|m| m.phone_number_id.clone()),
-        Channel::Simulator => None,
+            _ => {
+                return Err(unprocessable(
+                    "channel is required (twilio or meta) when both are configured",
+                ));
+            }
+        },
     };
-    let sender = sender.ok_or_else(|| {
-        ApiError::Conflict(format!("channel {channel} is not configured for sending"))
-    })?;
-    Ok((channel, sender))
+    sending
+        .into_iter()
+        .find(|(c, _)| *c == channel)
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("channel {channel} is not configured for sending"))
+        })
 }
 
 pub fn check_len(name: &str, s: &str, max: usize) -> ApiResult<()> {
@@ -470,16 +469,14 @@ fn refusal(contact: Option<&Contact>, content: &OutboundContent, now_ms: i64) ->
     responses((status = 202, body = MessageOut), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn send(
     State(state): State<AppState>,
+    bot: BotScope,
     Body(req): Body<SendRequest>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let to = PhoneNumber::parse(&req.to).map_err(|e| unprocessable(format!("to: {e}")))?;
-    let (channel, sender) = sending_channel(&state.settings, req.channel.as_deref())?;
+    let (channel, sender) = sending_channel(&bot.0, req.channel.as_deref())?;
     let content = content(&req, channel)?;
     let now = state.clock.now_ms();
-    let contact = state
-        .store
-        .contact_by_phone(confab_store::DEFAULT_BOT, to.as_str())
-        .await?;
+    let contact = state.store.contact_by_phone(bot.id(), to.as_str()).await?;
     if let Some(why) = refusal(contact.as_ref(), &content, now) {
         return Err(ApiError::Conflict(why));
     }
@@ -487,7 +484,7 @@ pub async fn send(
         .store
         .enqueue_outbound(
             &[NewOutbound {
-                bot_id: confab_store::DEFAULT_BOT,
+                bot_id: bot.id(),
                 to,
                 channel,
                 sender,
@@ -516,6 +513,7 @@ pub async fn send(
     responses((status = 202, body = BulkResponse), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn send_bulk(
     State(state): State<AppState>,
+    bot: BotScope,
     Body(req): Body<BulkRequest>,
 ) -> ApiResult<(StatusCode, Json<BulkResponse>)> {
     if req.to.is_empty() || req.to.len() > MAX_BULK {
@@ -523,7 +521,7 @@ pub async fn send_bulk(
             "to must list 1 to {MAX_BULK} recipients"
         )));
     }
-    let (channel, sender) = sending_channel(&state.settings, req.channel.as_deref())?;
+    let (channel, sender) = sending_channel(&bot.0, req.channel.as_deref())?;
     let content = content(&req, channel)?;
     let now = state.clock.now_ms();
 
@@ -536,10 +534,7 @@ pub async fn send_bulk(
         .iter()
         .filter_map(|p| p.as_ref().ok().map(|p| p.as_str()))
         .collect();
-    let contacts = state
-        .store
-        .contacts_by_phones(confab_store::DEFAULT_BOT, &phones)
-        .await?;
+    let contacts = state.store.contacts_by_phones(bot.id(), &phones).await?;
 
     let mut seen = HashSet::new();
     let mut results: Vec<BulkResult> = Vec::with_capacity(req.to.len());
@@ -568,7 +563,7 @@ pub async fn send_bulk(
                         error: None,
                     });
                     queue.push(NewOutbound {
-                        bot_id: confab_store::DEFAULT_BOT,
+                        bot_id: bot.id(),
                         to: phone,
                         channel,
                         sender: sender.clone(),

@@ -9,6 +9,7 @@ pub mod contacts;
 pub mod messages;
 pub mod rejected;
 pub mod runs;
+pub mod scope;
 pub mod users;
 
 use axum::Router;
@@ -55,51 +56,51 @@ pub fn table() -> Table {
             Least(Editor),
             bots::test_channel,
         )
-        .get("/contacts", Least(Viewer), contacts::list)
-        .get("/contacts/{id}", Least(Viewer), contacts::get)
-        .patch("/contacts/{id}", Least(Agent), contacts::update)
-        .post("/contacts/{id}/read", Least(Agent), contacts::mark_read)
-        .get("/contacts/{id}/messages", Least(Viewer), contacts::history)
-        .get("/messages", Least(Viewer), messages::list)
-        .post("/messages", Least(Agent), messages::send)
-        .post("/messages/bulk", Least(Editor), messages::send_bulk)
-        .get("/messages/{id}", Least(Viewer), messages::get)
+        .get_of_bots("/contacts", Least(Viewer), contacts::list)
+        .get_of_bots("/contacts/{id}", Least(Viewer), contacts::get)
+        .patch_of_bots("/contacts/{id}", Least(Agent), contacts::update)
+        .post_of_bots("/contacts/{id}/read", Least(Agent), contacts::mark_read)
+        .get_of_bots("/contacts/{id}/messages", Least(Viewer), contacts::history)
+        .get_of_bots("/messages", Least(Viewer), messages::list)
+        .post_of_bots("/messages", Least(Agent), messages::send)
+        .post_of_bots("/messages/bulk", Least(Editor), messages::send_bulk)
+        .get_of_bots("/messages/{id}", Least(Viewer), messages::get)
         .get("/rejected", Least(Viewer), rejected::list)
-        .get("/runs", Least(Viewer), runs::list)
-        .post("/runs", Least(Agent), runs::start)
-        .get("/runs/{id}", Least(Viewer), runs::get)
-        .post("/runs/{id}/cancel", Least(Agent), runs::cancel)
-        .post("/runs/{id}/resume", Least(Agent), runs::resume)
+        .get_of_bots("/runs", Least(Viewer), runs::list)
+        .post_of_bots("/runs", Least(Agent), runs::start)
+        .get_of_bots("/runs/{id}", Least(Viewer), runs::get)
+        .post_of_bots("/runs/{id}/cancel", Least(Agent), runs::cancel)
+        .post_of_bots("/runs/{id}/resume", Least(Agent), runs::resume)
         .get("/flows", Least(Viewer), runs::flows)
         .post("/flows/reload", Least(Editor), runs::reload)
         .get("/flows/{id}/stats", Least(Viewer), runs::stats)
         .get("/collections", Least(Viewer), collections::list_collections)
-        .get(
+        .get_of_bots(
             "/collections/{name}/records",
             Least(Viewer),
             collections::list,
         )
-        .post(
+        .post_of_bots(
             "/collections/{name}/records",
             Least(Editor),
             collections::create,
         )
-        .get(
+        .get_of_bots(
             "/collections/{name}/records/{id}",
             Least(Viewer),
             collections::get,
         )
-        .put(
+        .put_of_bots(
             "/collections/{name}/records/{id}",
             Least(Editor),
             collections::replace,
         )
-        .patch(
+        .patch_of_bots(
             "/collections/{name}/records/{id}",
             Least(Editor),
             collections::patch,
         )
-        .delete(
+        .delete_of_bots(
             "/collections/{name}/records/{id}",
             Least(Editor),
             collections::delete,
@@ -156,7 +157,30 @@ macro_rules! verb {
     };
 }
 
+/// A route of a bot's data: for the default bot at `path`, and for any bot
+/// at `/bots/{bot}` + `path` (the handler takes the bot from `BotScope`).
+macro_rules! verb_of_bots {
+    ($name:ident, $single:ident) => {
+        fn $name<H, T>(self, path: &str, access: Access, handler: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.$single(path, access, handler.clone()).$single(
+                &format!("/bots/{{bot}}{path}"),
+                access,
+                handler,
+            )
+        }
+    };
+}
+
 impl Table {
+    verb_of_bots!(get_of_bots, get);
+    verb_of_bots!(post_of_bots, post);
+    verb_of_bots!(put_of_bots, put);
+    verb_of_bots!(patch_of_bots, patch);
+    verb_of_bots!(delete_of_bots, delete);
     verb!(get, GET, GET);
     verb!(post, POST, POST);
     verb!(put, PUT, PUT);

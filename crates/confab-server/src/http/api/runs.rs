@@ -8,6 +8,7 @@ use confab_flow::{Input, RunStatus};
 use confab_store::{RunFilter, StoredRun};
 use serde::{Deserialize, Serialize};
 
+use super::scope::{BotScope, Id};
 use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::clock::rfc3339;
@@ -86,6 +87,7 @@ pub struct ListQuery {
     responses((status = 200, body = Page<RunOut>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    bot: BotScope,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<RunOut>>> {
     if let Some(s) = &q.status
@@ -98,7 +100,7 @@ pub async fn list(
     let limit = limit(q.limit)?;
     let before_id = cursor(q.cursor.as_deref())?;
     let contact_id = match (&q.contact, q.contact_id) {
-        (Some(key), _) => match super::contacts::resolve(&state, key).await {
+        (Some(key), _) => match super::contacts::resolve(&state, &bot, key).await {
             Ok(c) => Some(c.id),
             // No such contact: no runs.
             Err(ApiError::NotFound(_)) => {
@@ -114,6 +116,7 @@ pub async fn list(
     let rows = state
         .store
         .runs(&RunFilter {
+            bot_id: Some(bot.id()),
             contact_id,
             flow_id: q.flow,
             status: q.status,
@@ -124,20 +127,26 @@ pub async fn list(
     Ok(Json(Page::new(rows, limit, |r| r.id, RunOut::new)))
 }
 
-async fn load(state: &AppState, id: i64) -> ApiResult<StoredRun> {
-    match state.store.run(id).await {
-        Err(confab_store::StoreError::NotFound) => {
-            Err(ApiError::NotFound(format!("no run with id {id}")))
-        }
-        other => Ok(other?),
-    }
+/// Run `id` of a contact of `bot`.
+async fn load(state: &AppState, bot: &BotScope, id: i64) -> ApiResult<StoredRun> {
+    let missing = || format!("no run with id {id}");
+    let run = match state.store.run(id).await {
+        Err(confab_store::StoreError::NotFound) => return Err(ApiError::NotFound(missing())),
+        other => other?,
+    };
+    bot.owns(state.store.contact(run.contact_id).await?.bot_id, missing)?;
+    Ok(run)
 }
 
 /// One run with its event log.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunOut>> {
-    let run = load(&state, id).await?;
+pub async fn get(
+    State(state): State<AppState>,
+    bot: BotScope,
+    Path(Id { id }): Path<Id<i64>>,
+) -> ApiResult<Json<RunOut>> {
+    let run = load(&state, &bot, id).await?;
     let events = state.store.run_events(id, 1000).await?;
     let mut out = RunOut::new(run);
     // Each stored row holds one step's events, in order.
@@ -179,21 +188,18 @@ pub struct StartRun {
     responses((status = 201, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn start(
     State(state): State<AppState>,
+    bot: BotScope,
     Body(req): Body<StartRun>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
-    let (channel, _) = super::messages::sending_channel(&state.settings, req.channel.as_deref())?;
-    let contact_id = match super::contacts::resolve(&state, &req.contact).await {
+    let (channel, _) = super::messages::sending_channel(&bot.0, req.channel.as_deref())?;
+    let contact_id = match super::contacts::resolve(&state, &bot, &req.contact).await {
         Ok(c) => c.id,
         Err(ApiError::NotFound(_)) if req.contact.starts_with('+') => {
             let phone = confab_model::PhoneNumber::parse(&req.contact)
                 .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
             state
                 .store
-                .ensure_contact(
-                    confab_store::DEFAULT_BOT,
-                    phone.as_str(),
-                    state.clock.now_ms(),
-                )
+                .ensure_contact(bot.id(), phone.as_str(), state.clock.now_ms())
                 .await?
         }
         Err(e) => return Err(e),
@@ -208,16 +214,24 @@ pub async fn start(
 /// Stop a run for good.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunOut>> {
-    load(&state, id).await?;
+pub async fn cancel(
+    State(state): State<AppState>,
+    bot: BotScope,
+    Path(Id { id }): Path<Id<i64>>,
+) -> ApiResult<Json<RunOut>> {
+    load(&state, &bot, id).await?;
     Ok(Json(RunOut::new(state.runtime.cancel_run(id).await?)))
 }
 
 /// Hand a handed-off conversation back to the bot.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/resume", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
-pub async fn resume(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<RunOut>> {
-    let run = load(&state, id).await?;
+pub async fn resume(
+    State(state): State<AppState>,
+    bot: BotScope,
+    Path(Id { id }): Path<Id<i64>>,
+) -> ApiResult<Json<RunOut>> {
+    let run = load(&state, &bot, id).await?;
     if run.status != RunStatus::HandedOff.as_str() {
         return Err(ApiError::Conflict(format!(
             "run {id} is {}, not handed off",
@@ -234,7 +248,7 @@ pub async fn resume(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
             "run {id} is no longer its contact's current run"
         )));
     }
-    Ok(Json(RunOut::new(load(&state, id).await?)))
+    Ok(Json(RunOut::new(load(&state, &bot, id).await?)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
