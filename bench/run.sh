@@ -6,6 +6,9 @@
 #    verified, parsed, stored and acknowledged;
 # 2. flows: every contact walks the product review survey (bench/review_walk.txt),
 #    each webhook a flow step answered in TwiML;
+# 2b. the same two over many bots (BOTS, default 100): each contact writes
+#    to one of them (contact i to bot i mod BOTS), each bot with a Twilio
+#    number and auth token of its own, made through the API;
 # 3. the AI assistant: 1,000 contacts in conversation with ai_assistant, the
 #    fake AI answering each after AI_DELAY_MS (1 s), answers going out through
 #    the outbox to a fake Twilio API; webhook latency and memory over time.
@@ -61,7 +64,7 @@ bench() { # title, extra bench flags...
     echo
 }
 
-phases=" ${PHASES:-core flow ai} "
+phases=" ${PHASES:-core flow bots ai} "
 
 if [[ $phases == *" core "* ]]; then
     run_server none
@@ -72,6 +75,46 @@ fi
 if [[ $phases == *" flow "* ]]; then
     run_server product_review
     bench "review flow steps" --bodies bench/review_walk.txt
+    kill "$server"; wait "$server" 2>/dev/null || true
+fi
+
+# Bots made through the API, each with its own Twilio number and token
+# (what confab-bench --bots signs with), answering with flow $1 (or none).
+make_bots() {
+    local flow=$1 key j
+    key=$(DATABASE_URL="$db" target/release/confab key create bench-bots | tail -1)
+    for j in $(seq 0 $((bots - 1))); do
+        curl -sf "http://127.0.0.1:$port/api/v1/bots" -H "Authorization: Bearer $key" \
+            -H 'content-type: application/json' -d "{\"name\": \"Bench $j\", \"slug\": \"bench-$j\",
+                \"default_flow\": $flow, \"channels\": {\"twilio\": {
+                \"account_sid\": \"AC00000000000000000000000000000000\", \"auth_token\": \"$token-$j\",
+                \"number\": \"+1444$(printf %07d "$j")\"}}}" >/dev/null
+    done
+}
+
+if [[ $phases == *" bots "* ]]; then
+    bots="${BOTS:-100}"
+    # PostgreSQL keeps no key file: the credentials are sealed with this one.
+    export CONFAB_MASTER_KEY="${CONFAB_MASTER_KEY:-$(target/release/confab master-key new | tail -1)}"
+    case "$backend" in
+        sqlite) db="sqlite://$work/bench-bots.db" ;;
+        postgres)
+            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_bots" -qc "CREATE DATABASE confab_bench_bots"
+            db="${admin%/*}/confab_bench_bots" ;;
+    esac
+    run_server none
+    make_bots null
+    bench "messaging core over $bots bots" --bots "$bots"
+    kill "$server"; wait "$server" 2>/dev/null || true
+    case "$backend" in
+        sqlite) db="sqlite://$work/bench-bots-flow.db" ;;
+        postgres)
+            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_bots" -qc "CREATE DATABASE confab_bench_bots"
+            db="${admin%/*}/confab_bench_bots" ;;
+    esac
+    run_server none
+    make_bots '"product_review"'
+    bench "review flow steps over $bots bots" --bodies bench/review_walk.txt --bots "$bots"
     kill "$server"; wait "$server" 2>/dev/null || true
 fi
 

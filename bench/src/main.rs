@@ -57,6 +57,12 @@ struct Args {
     /// Our WhatsApp number, as Twilio would send it in `To`.
     #[arg(long, default_value = "whatsapp:+14155238886")]
     to: String,
+    /// Spread the contacts over this many bots (`bench/run.sh` makes them):
+    /// contact i writes to bot i mod N, whose number is +1444 and seven
+    /// digits of its index and whose auth token is `--auth-token`, `-`
+    /// and its index.
+    #[arg(long)]
+    bots: Option<u64>,
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
@@ -75,6 +81,7 @@ struct Ctx {
     webhook_url: String,
     auth_token: Option<String>,
     to: String,
+    bots: Option<u64>,
     bodies: Vec<String>,
     /// Makes MessageSids unique across runs against the same database.
     run_id: u64,
@@ -112,6 +119,11 @@ fn body_for(bodies: &[String], contact: u64, k: u64) -> String {
 
 fn contact_number(i: u64) -> String {
     format!("+1555{i:07}")
+}
+
+/// The number of bot `j` of `--bots`.
+fn bot_number(j: u64) -> String {
+    format!("+1444{j:07}")
 }
 
 /// Nearest-rank percentile of sorted values; `p` in 0..=100.
@@ -154,9 +166,19 @@ fn check_loopback(url: &str) -> Result<(), String> {
 async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats) {
     let seq = ctx.seq.fetch_add(1, Ordering::Relaxed);
     let number = contact_number(contact);
+    // With bots, the contact writes to its bot's number, signed with its token.
+    let bot = ctx.bots.map(|n| contact % n);
+    let to = match bot {
+        Some(j) => format!("whatsapp:{}", bot_number(j)),
+        None => ctx.to.clone(),
+    };
+    let token = match (bot, &ctx.auth_token) {
+        (Some(j), Some(t)) => Some(format!("{t}-{j}")),
+        (_, t) => t.clone(),
+    };
     let params: Vec<(String, String)> = [
         ("From", format!("whatsapp:{number}")),
-        ("To", ctx.to.clone()),
+        ("To", to),
         ("Body", body_for(&ctx.bodies, contact, k)),
         ("MessageSid", format!("SM{:016x}{seq:016x}", ctx.run_id)),
         ("ProfileName", format!("Bench Contact {contact}")),
@@ -166,8 +188,7 @@ async fn fire(ctx: &Ctx, contact: u64, k: u64, since: Instant, stats: &mut Stats
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let sig = ctx
-        .auth_token
+    let sig = token
         .as_ref()
         .map(|token| confab_channels::twilio::signature(token, &ctx.webhook_url, &params));
     let header = sig.as_deref().map(|s| ("X-Twilio-Signature", s));
@@ -341,6 +362,7 @@ async fn main() {
         webhook_url,
         auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
         to: args.to.clone(),
+        bots: args.bots.filter(|n| *n > 0),
         bodies,
         run_id: SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -21,10 +21,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(config: Config, http: reqwest::Client) -> Client {
+    /// `http` calls the provider's API, `media_http` downloads media (see
+    /// [`crate::media::client`]); both may be shared by every channel.
+    pub fn new(config: Config, http: reqwest::Client, media_http: reqwest::Client) -> Client {
         match config {
-            Config::Twilio(c) => Client::Twilio(TwilioClient::new(c, http)),
-            Config::Meta(c) => Client::Meta(MetaClient::new(c, http)),
+            Config::Twilio(c) => Client::Twilio(TwilioClient::sharing(c, http, media_http)),
+            Config::Meta(c) => Client::Meta(MetaClient::sharing(c, http, media_http)),
         }
     }
 

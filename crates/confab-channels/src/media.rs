@@ -103,7 +103,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The client downloads go through. It never follows redirects by itself:
 /// [`download`] does, so that credentials only reach the origin they are for.
-pub(crate) fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     confab_http::build(
         confab_http::client_builder(DOWNLOAD_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

@@ -561,6 +561,12 @@ struct GraphError {
 
 impl MetaClient {
     pub fn new(cfg: MetaConfig, http: reqwest::Client) -> Self {
+        Self::sharing(cfg, http, media::client())
+    }
+
+    /// A client that downloads media through `media_http` (see
+    /// [`media::client`]), which many clients may share.
+    pub fn sharing(cfg: MetaConfig, http: reqwest::Client, media_http: reqwest::Client) -> Self {
         let messages_url = format!(
             "{}/{}/{}/messages",
             cfg.api_url.trim_end_matches('/'),
@@ -570,7 +576,7 @@ impl MetaClient {
         MetaClient {
             cfg,
             http,
-            media_http: media::client(),
+            media_http,
             messages_url,
         }
     }

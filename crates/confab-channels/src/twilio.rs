@@ -409,6 +409,12 @@ struct TwilioErrorBody {
 
 impl TwilioClient {
     pub fn new(cfg: TwilioConfig, http: reqwest::Client) -> Self {
+        Self::sharing(cfg, http, media::client())
+    }
+
+    /// A client that downloads media through `media_http` (see
+    /// [`media::client`]), which many clients may share.
+    pub fn sharing(cfg: TwilioConfig, http: reqwest::Client, media_http: reqwest::Client) -> Self {
         let messages_url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             cfg.api_url.trim_end_matches('/'),
@@ -417,7 +423,7 @@ impl TwilioClient {
         TwilioClient {
             cfg,
             http,
-            media_http: media::client(),
+            media_http,
             messages_url,
         }
     }

@@ -519,6 +519,58 @@ async fn each_bots_data_is_under_its_own_path() {
         Some("Your order is ready")
     );
     assert_eq!(app.get(&s.key, "/api/v1/bots/nobody/contacts").await.0, 404);
+
+    // A bot with conversations goes only when told to take them with it.
+    let (status, problem) = app
+        .call(reqwest::Method::DELETE, &s.key, "/api/v1/bots/shop", None)
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("1 contacts") && detail.contains("force=true"),
+        "{detail}"
+    );
+    assert_eq!(app.get(&s.key, "/api/v1/bots/shop/contacts").await.0, 200);
+    let before = app.count("messages").await;
+    let (status, deleted) = app
+        .call(
+            reqwest::Method::DELETE,
+            &s.key,
+            "/api/v1/bots/shop?force=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["removed"]["contacts"], 1);
+    assert_eq!(deleted["removed"]["runs"], 1);
+    let removed = deleted["removed"]["messages"].as_i64().unwrap();
+    assert_eq!(app.count("messages").await, before - removed);
+    assert_eq!(deleted["removed"]["records"], 1, "the saved review");
+    assert!(
+        app.store
+            .contact_by_phone(s.shop, ana)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The clinic keeps its own; the shop's number now belongs to no bot.
+    assert!(
+        app.store
+            .contact_by_phone(s.clinic, ana)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let r = twilio(
+        app,
+        "/webhooks/twilio",
+        SHOP_TOKEN,
+        SHOP_NUMBER,
+        ana,
+        &sid(30),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
 }
 
 async fn twilio_text_to(

@@ -338,9 +338,15 @@ impl Store {
         Ok(after)
     }
 
-    /// Deletes bot `id`, its channels and their secrets. The default bot
-    /// stays.
-    pub async fn delete_bot(&self, id: i64, by: &Change<'_>) -> Result<Bot, StoreError> {
+    /// Deletes bot `id`, its channels and their secrets; with `force`, also
+    /// its conversations and records (without, a bot that holds any is
+    /// `Refused`, saying what it holds). The default bot stays.
+    pub async fn delete_bot(
+        &self,
+        id: i64,
+        force: bool,
+        by: &Change<'_>,
+    ) -> Result<(Bot, BotData), StoreError> {
         if id == DEFAULT_BOT {
             return Err(StoreError::Refused(
                 "the default bot cannot be deleted".into(),
@@ -348,6 +354,31 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         let before = one(&mut tx, id).await?;
+        let data = bot_data(&mut tx, id).await?;
+        if !data.is_empty() && !force {
+            return Err(StoreError::Refused(format!(
+                "bot {} holds {data}; delete it with ?force=true to remove them too",
+                before.slug
+            )));
+        }
+        // Children first: every table that names a contact, a message or
+        // a run of the bot's.
+        const OF_BOT: &[&str] = &[
+            "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+            "DELETE FROM jobs WHERE kind = 'send' AND ref_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+            "DELETE FROM jobs WHERE kind IN ('timer', 'effect') AND ref_id IN (SELECT id FROM runs WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+            "DELETE FROM message_responses WHERE message_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+            "DELETE FROM media WHERE message_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+            "DELETE FROM ai_calls WHERE message_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+            "DELETE FROM runs WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
+            "DELETE FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
+            "DELETE FROM rate_windows WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
+            "DELETE FROM records WHERE bot_id = $1 OR contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
+            "DELETE FROM contacts WHERE bot_id = $1",
+        ];
+        for sql in OF_BOT {
+            sqlx::query(*sql).bind(id).execute(&mut *tx).await?;
+        }
         put_channels(&mut tx, id, &[], by.now_ms).await?;
         sqlx::query("DELETE FROM bots WHERE id = $1")
             .bind(id)
@@ -355,8 +386,57 @@ impl Store {
             .await?;
         changed(&mut tx, by, "bot.delete", Some(&before), None).await?;
         tx.commit().await?;
-        Ok(before)
+        Ok((before, data))
     }
+
+    /// What bot `id` holds.
+    pub async fn bot_data(&self, id: i64) -> Result<BotData, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        bot_data(&mut conn, id).await
+    }
+}
+
+/// What a bot holds: what deleting it removes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BotData {
+    pub contacts: i64,
+    pub messages: i64,
+    pub runs: i64,
+    pub records: i64,
+}
+
+impl BotData {
+    pub fn is_empty(&self) -> bool {
+        *self == BotData::default()
+    }
+}
+
+impl std::fmt::Display for BotData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} contacts, {} messages, {} runs and {} records",
+            self.contacts, self.messages, self.runs, self.records
+        )
+    }
+}
+
+async fn bot_data(conn: &mut sqlx::AnyConnection, id: i64) -> Result<BotData, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM contacts WHERE bot_id = $1) AS contacts, \
+                (SELECT COUNT(*) FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)) AS messages, \
+                (SELECT COUNT(*) FROM runs WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)) AS runs, \
+                (SELECT COUNT(*) FROM records WHERE bot_id = $1) AS records",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(BotData {
+        contacts: row.try_get("contacts")?,
+        messages: row.try_get("messages")?,
+        runs: row.try_get("runs")?,
+        records: row.try_get("records")?,
+    })
 }
 
 #[cfg(test)]
@@ -404,7 +484,7 @@ mod tests {
         );
         let by = Change::by("test", 5);
         assert!(matches!(
-            s.delete_bot(DEFAULT_BOT, &by).await,
+            s.delete_bot(DEFAULT_BOT, true, &by).await,
             Err(StoreError::Refused(_))
         ));
     }
@@ -440,7 +520,7 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
         let generation = s.bots_generation().await.unwrap();
-        s.delete_bot(a.id, &by).await.unwrap();
+        s.delete_bot(a.id, false, &by).await.unwrap();
         assert_ne!(s.bots_generation().await.unwrap(), generation);
         assert!(s.all_secrets().await.unwrap().is_empty());
         let b = s

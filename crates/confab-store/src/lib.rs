@@ -31,7 +31,7 @@ mod writer;
 pub use ai::{AiCall, AiStat, NewAiCall, NewMedia, RateWindow, StoredMedia};
 pub use audit::{AuditEntry, Change};
 pub use auth::{ApiKey, User};
-pub use bots::{Bot, BotChannel, BotWrite, DEFAULT_BOT};
+pub use bots::{Bot, BotChannel, BotData, BotWrite, DEFAULT_BOT};
 pub use contacts::{Contact, ContactFilter, ContactPatch};
 pub use db::{Backend, Store, sqlite_file};
 pub use error::StoreError;

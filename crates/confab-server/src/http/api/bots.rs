@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use confab_channels::settings::{self, Config, Probe};
 use confab_store::{BotWrite, Change, DEFAULT_BOT};
@@ -374,15 +374,32 @@ pub async fn update(
     fresh(&state, current.id()).await
 }
 
-/// Delete a bot with its channels. The default bot stays.
-#[utoipa::path(delete, path = "/api/v1/bots/{bot}", tag = "bots", params(("bot" = String, Path, description = "id or slug")),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DeleteQuery {
+    /// Delete the bot also when it holds conversations or records, and
+    /// them with it.
+    pub force: Option<bool>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// What was removed with the bot.
+    #[schema(value_type = Object)]
+    pub removed: confab_store::BotData,
+}
+
+/// Delete a bot with its channels. One that holds contacts, messages, runs
+/// or records is refused (409, saying how many) unless `force=true`, which
+/// removes them too. The default bot stays.
+#[utoipa::path(delete, path = "/api/v1/bots/{bot}", tag = "bots", params(("bot" = String, Path, description = "id or slug"), DeleteQuery),
+    responses((status = 200, body = Deleted), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
     Path(bot): Path<String>,
-) -> ApiResult<StatusCode> {
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<Json<Deleted>> {
     let current = bot_of(&state, &bot)?;
     if current.id() == DEFAULT_BOT {
         return Err(ApiError::Conflict(
@@ -390,12 +407,16 @@ pub async fn delete(
         ));
     }
     let label = principal.label();
-    state
+    let (_, removed) = state
         .store
-        .delete_bot(current.id(), &Change::by(&label, state.clock.now_ms()))
+        .delete_bot(
+            current.id(),
+            q.force.unwrap_or(false),
+            &Change::by(&label, state.clock.now_ms()),
+        )
         .await?;
     state.bots.reload().await.map_err(ApiError::internal)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(Deleted { removed }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
