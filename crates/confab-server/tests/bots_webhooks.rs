@@ -71,8 +71,8 @@ async fn setup() -> Setup {
     }
 }
 
-/// A Twilio message to `to`, posted to `path` and signed with `token` as
-/// Twilio signs it.
+/// A Twilio message "hi" to `to`, posted to `path` and signed with `token`
+/// as Twilio signs it.
 async fn twilio(
     app: &TestApp,
     path: &str,
@@ -81,10 +81,22 @@ async fn twilio(
     from: &str,
     sid: &str,
 ) -> reqwest::Response {
+    twilio_says(app, (path, token), to, from, "hi", sid).await
+}
+
+/// A Twilio message `text` to `to`, posted to `path`, signed with `token`.
+async fn twilio_says(
+    app: &TestApp,
+    (path, token): (&str, &str),
+    to: &str,
+    from: &str,
+    text: &str,
+    sid: &str,
+) -> reqwest::Response {
     let params: Vec<(String, String)> = [
         ("From", format!("whatsapp:{from}")),
         ("To", format!("whatsapp:{to}")),
-        ("Body", "hi".to_string()),
+        ("Body", text.to_string()),
         ("MessageSid", sid.to_string()),
         ("NumMedia", "0".to_string()),
     ]
@@ -417,7 +429,15 @@ async fn each_bots_data_is_under_its_own_path() {
         (5, "Great kettle"),
         (6, "no"),
     ] {
-        let r = twilio_text_to(app, SHOP_TOKEN, SHOP_NUMBER, ana, text, &sid(n)).await;
+        let r = twilio_says(
+            app,
+            ("/webhooks/twilio", SHOP_TOKEN),
+            SHOP_NUMBER,
+            ana,
+            text,
+            &sid(n),
+        )
+        .await;
         assert_eq!(r.status(), 200);
     }
     let (status, contacts) = app.get(&s.key, "/api/v1/bots/shop/contacts").await;
@@ -495,7 +515,15 @@ async fn each_bots_data_is_under_its_own_path() {
         )
         .await;
     assert_eq!(status, 409, "{refused}");
-    twilio_text_to(app, CLINIC_TOKEN, CLINIC_NUMBER, ana, "hi", &sid(20)).await;
+    twilio(
+        app,
+        "/webhooks/twilio",
+        CLINIC_TOKEN,
+        CLINIC_NUMBER,
+        ana,
+        &sid(20),
+    )
+    .await;
     let (status, sent) = app
         .post(
             &s.key,
@@ -571,34 +599,4 @@ async fn each_bots_data_is_under_its_own_path() {
     )
     .await;
     assert_eq!(r.status(), 404);
-}
-
-async fn twilio_text_to(
-    app: &TestApp,
-    token: &str,
-    to: &str,
-    from: &str,
-    text: &str,
-    sid: &str,
-) -> reqwest::Response {
-    let params: Vec<(String, String)> = [
-        ("From", format!("whatsapp:{from}")),
-        ("To", format!("whatsapp:{to}")),
-        ("Body", text.to_string()),
-        ("MessageSid", sid.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let url = format!("{}/webhooks/twilio", app.url);
-    app.http
-        .post(&url)
-        .header(
-            "X-Twilio-Signature",
-            confab_channels::twilio::signature(token, &url, &params),
-        )
-        .form(&params)
-        .send()
-        .await
-        .unwrap()
 }

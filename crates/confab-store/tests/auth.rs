@@ -1,24 +1,12 @@
 mod common;
 
 use confab_model::Role;
-use confab_store::{Backend, Change, Store};
+use confab_store::Change;
 
 #[tokio::test]
 async fn the_old_operator_role_becomes_agent_and_keys_keep_full_access() {
-    let url = common::fresh_url().await;
-    let store = Store::connect(&url).await.unwrap();
     // Every migration before the one that defines the roles.
-    let before = match store.backend() {
-        Backend::Sqlite => 6,
-        Backend::Postgres => 7,
-    };
-    store.migrate_until(before).await.unwrap();
-    sqlx::any::install_default_drivers();
-    let raw_url = match url.strip_prefix("sqlite://") {
-        Some(path) => format!("sqlite://{path}?mode=rwc"),
-        None => url.clone(),
-    };
-    let pool = sqlx::AnyPool::connect(&raw_url).await.unwrap();
+    let (store, pool, _) = common::migrated_until(6, 7).await;
     for (name, role) in [("olga", "operator"), ("ana", "admin"), ("odd", "root")] {
         sqlx::query(
             "INSERT INTO users (username, password_hash, role, created_ms) VALUES ($1, 'x', $2, 0)",

@@ -2,7 +2,7 @@
 //! contacts, and the contacts there were before bots are the default bot's.
 mod common;
 
-use confab_store::{Backend, BotWrite, Change, DEFAULT_BOT, Store};
+use confab_store::{BotWrite, Change, DEFAULT_BOT, Store};
 
 async fn bot(store: &Store, slug: &str) -> i64 {
     let write = BotWrite {
@@ -83,20 +83,8 @@ async fn one_number_writing_to_two_bots_is_two_contacts() {
 
 #[tokio::test]
 async fn contacts_from_before_bots_are_the_default_bots_with_their_history() {
-    let url = common::fresh_url().await;
-    let store = Store::connect(&url).await.unwrap();
     // Every migration before contacts belonged to bots.
-    let before = match store.backend() {
-        Backend::Sqlite => 12,
-        Backend::Postgres => 13,
-    };
-    store.migrate_until(before).await.unwrap();
-    sqlx::any::install_default_drivers();
-    let raw_url = match url.strip_prefix("sqlite://") {
-        Some(path) => format!("sqlite://{path}?mode=rwc"),
-        None => url.clone(),
-    };
-    let pool = sqlx::AnyPool::connect(&raw_url).await.unwrap();
+    let (store, pool, raw_url) = common::migrated_until(12, 13).await;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO contacts (phone, profile_name, first_seen_ms, last_seen_ms, created_ms, updated_ms, tags) \
          VALUES ('+14155552671', 'Ana', 5, 6, 5, 6, '[\"vip\"]') RETURNING id",

@@ -51,3 +51,24 @@ pub fn text(from: &str, id: &str) -> confab_model::InboundMessage {
         extra: Default::default(),
     }
 }
+
+/// A store migrated up to the migration before the one a test is about
+/// (`sqlite`/`postgres`: how many come before it on each backend), and a
+/// pool of its own to write rows as they were before it.
+#[allow(dead_code)]
+pub async fn migrated_until(sqlite: i64, postgres: i64) -> (Store, sqlx::AnyPool, String) {
+    let url = fresh_url().await;
+    let store = Store::connect(&url).await.unwrap();
+    let before = match store.backend() {
+        confab_store::Backend::Sqlite => sqlite,
+        confab_store::Backend::Postgres => postgres,
+    };
+    store.migrate_until(before).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let raw_url = match url.strip_prefix("sqlite://") {
+        Some(path) => format!("sqlite://{path}?mode=rwc"),
+        None => url.clone(),
+    };
+    let pool = sqlx::AnyPool::connect(&raw_url).await.unwrap();
+    (store, pool, raw_url)
+}
