@@ -97,7 +97,21 @@ impl BotEntry {
 struct Snapshot {
     generation: String,
     bots: Vec<Arc<BotEntry>>,
-    by_address: HashMap<(Channel, String), usize>,
+    // Indexes into `bots`: the webhook path looks a bot up per message.
+    by_id: HashMap<i64, usize>,
+    by_slug: HashMap<String, usize>,
+    by_address: HashMap<Channel, HashMap<String, usize>>,
+}
+
+impl Snapshot {
+    fn at(&self, i: Option<&usize>) -> Option<Arc<BotEntry>> {
+        i.map(|&i| self.bots[i].clone())
+    }
+
+    /// The bot whose `channel` has this address.
+    fn with_address(&self, channel: Channel, address: &str) -> Option<Arc<BotEntry>> {
+        self.at(self.by_address.get(&channel)?.get(address))
+    }
 }
 
 /// The cache of bots.
@@ -260,10 +274,14 @@ impl Directory {
                 if let Some(address) = c.address() {
                     snapshot
                         .by_address
-                        .entry((c.channel(), address.to_string()))
+                        .entry(c.channel())
+                        .or_default()
+                        .entry(address.to_string())
                         .or_insert(index);
                 }
             }
+            snapshot.by_id.insert(bot.id, index);
+            snapshot.by_slug.insert(bot.slug.clone(), index);
             snapshot.bots.push(Arc::new(BotEntry {
                 record: bot,
                 channels,
@@ -305,19 +323,18 @@ impl Directory {
     }
 
     pub fn by_id(&self, id: i64) -> Option<Arc<BotEntry>> {
-        self.snapshot().bots.iter().find(|b| b.id() == id).cloned()
+        let snapshot = self.snapshot();
+        snapshot.at(snapshot.by_id.get(&id))
     }
 
     /// A bot by id, or by slug when `key` is not a number.
     pub fn find(&self, key: &str) -> Option<Arc<BotEntry>> {
         match key.parse::<i64>() {
             Ok(id) => self.by_id(id),
-            Err(_) => self
-                .snapshot()
-                .bots
-                .iter()
-                .find(|b| b.slug() == key)
-                .cloned(),
+            Err(_) => {
+                let snapshot = self.snapshot();
+                snapshot.at(snapshot.by_slug.get(key))
+            }
         }
     }
 
@@ -326,10 +343,8 @@ impl Directory {
     /// of that kind; `None`: no bot.
     pub fn route(&self, channel: Channel, address: Option<&str>) -> Option<Arc<BotEntry>> {
         let snapshot = self.snapshot();
-        if let Some(a) = address
-            && let Some(&i) = snapshot.by_address.get(&(channel, a.to_string()))
-        {
-            return Some(snapshot.bots[i].clone());
+        if let Some(bot) = address.and_then(|a| snapshot.with_address(channel, a)) {
+            return Some(bot);
         }
         snapshot
             .bots
@@ -350,11 +365,8 @@ impl Directory {
         address: &str,
         except: i64,
     ) -> Option<Arc<BotEntry>> {
-        let snapshot = self.snapshot();
-        snapshot
-            .by_address
-            .get(&(channel, address.to_string()))
-            .map(|&i| snapshot.bots[i].clone())
+        self.snapshot()
+            .with_address(channel, address)
             .filter(|b| b.id() != except)
     }
 }

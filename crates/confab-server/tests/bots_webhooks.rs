@@ -93,16 +93,27 @@ async fn twilio_says(
     text: &str,
     sid: &str,
 ) -> reqwest::Response {
-    let params: Vec<(String, String)> = [
+    let params = [
         ("From", format!("whatsapp:{from}")),
         ("To", format!("whatsapp:{to}")),
         ("Body", text.to_string()),
         ("MessageSid", sid.to_string()),
         ("NumMedia", "0".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ];
+    post_signed(app, path, token, &params).await
+}
+
+/// A form posted to `path`, signed with `token` as Twilio signs it.
+async fn post_signed(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    params: &[(&str, String)],
+) -> reqwest::Response {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let url = format!("{}{path}", app.url);
     app.http
         .post(&url)
@@ -265,6 +276,55 @@ async fn each_twilio_number_is_its_bots_and_signed_with_its_token() {
     )
     .await;
     assert_eq!(r.status(), 404);
+    // A delivery report: the bot that sent it (`From`), or the one its URL names.
+    let report = |to: &str| {
+        [
+            ("MessageSid", sid(99)),
+            ("MessageStatus", "delivered".to_string()),
+            ("From", format!("whatsapp:{to}")),
+            ("To", format!("whatsapp:{ana}")),
+        ]
+    };
+    let ok = post_signed(
+        app,
+        "/webhooks/twilio/status",
+        CLINIC_TOKEN,
+        &report(CLINIC_NUMBER),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    let forged = post_signed(
+        app,
+        "/webhooks/twilio/status",
+        SHOP_TOKEN,
+        &report(CLINIC_NUMBER),
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    let own = post_signed(
+        app,
+        "/webhooks/twilio/clinic/status",
+        CLINIC_TOKEN,
+        &report("+14155550099"),
+    )
+    .await;
+    assert_eq!(own.status(), 200);
+    let other = post_signed(
+        app,
+        "/webhooks/twilio/clinic/status",
+        SHOP_TOKEN,
+        &report(CLINIC_NUMBER),
+    )
+    .await;
+    assert_eq!(other.status(), 403);
+    let unknown = post_signed(
+        app,
+        "/webhooks/twilio/status",
+        SHOP_TOKEN,
+        &report("+14155550099"),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
     // The environment's number is still the default bot's.
     let r = app.twilio_text(ana, "hi", &sid(8)).await;
     assert_eq!(r.status(), 200);

@@ -149,14 +149,46 @@ fn check_flow(state: &AppState, flow: Option<String>) -> ApiResult<Option<String
     }
 }
 
-/// The bot's channels after `change`, as the store keeps them (secrets
-/// sealed). Channels set by the environment cannot be changed here.
-fn channels_after(
-    state: &AppState,
+/// A bot's channels as they are to be kept, checked, not yet sealed.
+struct Checked<'a> {
+    values: BTreeMap<String, settings::Values>,
+    /// Seals their secrets; there is one whenever there are channels.
+    ring: Option<&'a crate::secrets::Keyring>,
+}
+
+impl Checked<'_> {
+    /// The channels as the store keeps them: secrets sealed for `bot_id`.
+    fn sealed(self, bot_id: i64) -> Vec<confab_store::BotChannel> {
+        let ring = self.ring;
+        self.values
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let kind = settings::kind(&name)?;
+                let secrets = kind.secrets(&v);
+                let sealed = ring.filter(|_| !secrets.is_empty()).map(|ring| {
+                    let text = serde_json::to_string(&secrets).unwrap_or_default();
+                    ring.seal(&format!("bot:{bot_id}"), &name, &text)
+                });
+                Some(confab_store::BotChannel {
+                    address: kind.address(&v).to_string(),
+                    kind: name,
+                    config: Value::Object(kind.public(&v)),
+                    sealed,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The bot's channels after `change`, checked: each field, the address
+/// against the other bots', and that there is a key to seal them with.
+/// Channels set by the environment cannot be changed here.
+fn channels_after<'a>(
+    state: &'a AppState,
     bot_id: i64,
     current: Option<&BotEntry>,
     change: Option<ChannelsIn>,
-) -> ApiResult<Vec<confab_store::BotChannel>> {
+) -> ApiResult<Checked<'a>> {
     let mut values: BTreeMap<String, settings::Values> = current
         .into_iter()
         .flat_map(|b| &b.channels)
@@ -200,7 +232,7 @@ fn channels_after(
             }
         }
     }
-    let sealing =
+    let ring =
         if values.is_empty() {
             None
         } else {
@@ -208,23 +240,7 @@ fn channels_after(
                 ApiError::Conflict(format!("channel credentials cannot be kept: {e}"))
             })?)
         };
-    Ok(values
-        .into_iter()
-        .map(|(name, v)| {
-            let kind = settings::kind(&name).expect("checked above");
-            let secrets = kind.secrets(&v);
-            let sealed = sealing.filter(|_| !secrets.is_empty()).map(|ring| {
-                let text = serde_json::to_string(&secrets).expect("strings serialize");
-                ring.seal(&format!("bot:{bot_id}"), &name, &text)
-            });
-            confab_store::BotChannel {
-                address: kind.address(&v).to_string(),
-                kind: name,
-                config: Value::Object(kind.public(&v)),
-                sealed,
-            }
-        })
-        .collect())
+    Ok(Checked { values, ring })
 }
 
 fn bot_of(state: &AppState, key: &str) -> ApiResult<Arc<BotEntry>> {
@@ -250,16 +266,12 @@ pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> ApiResult<Json<Page<BotOut>>> {
-    Ok(Json(Page {
-        items: state
-            .bots
-            .all()
-            .iter()
+    let bots = state.bots.all();
+    Ok(Json(Page::whole(
+        bots.iter()
             .filter(|b| principal.may_act_on(b.id()))
-            .map(|b| BotOut::of(b))
-            .collect(),
-        next_cursor: None,
-    }))
+            .map(|b| BotOut::of(b)),
+    )))
 }
 
 /// Create a bot, with its channels.
@@ -286,26 +298,16 @@ pub async fn create(
     };
     // Checked before anything is written; sealed for the new bot's id, in
     // the transaction that creates it.
-    channels_after(&state, i64::MAX, None, req.channels.clone())?;
-    let mut sealed = None;
+    let channels = channels_after(&state, i64::MAX, None, req.channels)?;
     let label = principal.label();
     let created = state
         .store
         .create_bot(
             &write,
-            |id| {
-                let c = channels_after(&state, id, None, req.channels);
-                let out = c.as_ref().map(Vec::clone).unwrap_or_default();
-                sealed = Some(c);
-                out
-            },
+            |id| channels.sealed(id),
             &Change::by(&label, state.clock.now_ms()),
         )
         .await?;
-    if let Some(Err(e)) = sealed {
-        // Cannot happen: the same channels passed a moment ago.
-        return Err(e);
-    }
     Ok((StatusCode::CREATED, fresh(&state, created.id).await?))
 }
 
@@ -350,7 +352,8 @@ pub async fn update(
         Some(f) => check_flow(&state, f)?,
         None => current.record.default_flow.clone(),
     };
-    let channels = channels_after(&state, current.id(), Some(&current), req.channels)?;
+    let channels =
+        channels_after(&state, current.id(), Some(&current), req.channels)?.sealed(current.id());
     let write = BotWrite {
         slug,
         name: req

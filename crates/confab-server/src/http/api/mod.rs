@@ -253,6 +253,14 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// Every item at once: a list short enough to need no next page.
+    pub fn whole(items: impl IntoIterator<Item = T>) -> Page<T> {
+        Page {
+            items: items.into_iter().collect(),
+            next_cursor: None,
+        }
+    }
+
     /// `rows` was fetched with one row more than `limit`, to learn whether a
     /// next page exists without a second query.
     pub fn new<R>(

@@ -140,17 +140,8 @@ async fn user(state: &AppState, id: i64) -> ApiResult<User> {
 #[utoipa::path(get, path = "/api/v1/users", tag = "auth",
     responses((status = 200, body = Page<UserOut>)), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Page<UserOut>>> {
-    let items = state
-        .store
-        .users()
-        .await?
-        .into_iter()
-        .map(UserOut::from)
-        .collect();
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    let users = state.store.users().await?;
+    Ok(Json(Page::whole(users.into_iter().map(UserOut::from))))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -309,17 +300,8 @@ pub async fn delete(
 #[utoipa::path(get, path = "/api/v1/keys", tag = "auth",
     responses((status = 200, body = Page<KeyOut>)), security(("bearer" = [])))]
 pub async fn list_keys(State(state): State<AppState>) -> ApiResult<Json<Page<KeyOut>>> {
-    let items = state
-        .store
-        .api_keys()
-        .await?
-        .into_iter()
-        .map(KeyOut::from)
-        .collect();
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    let keys = state.store.api_keys().await?;
+    Ok(Json(Page::whole(keys.into_iter().map(KeyOut::from))))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
