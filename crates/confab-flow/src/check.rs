@@ -11,6 +11,8 @@ use crate::template::BUILTINS;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
     pub node: Option<String>,
+    /// The field at fault, where one is: `next`, `pattern`, `start`...
+    pub field: Option<String>,
     pub message: String,
 }
 
@@ -40,9 +42,10 @@ const ANY: &str = "*";
 /// Checks `flow`; `flow_exists` answers whether a subflow's flow is known.
 pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     let mut problems = BTreeSet::new();
-    let mut p = |node: Option<&str>, message: String| {
+    let mut p = |node: Option<&str>, field: Option<&str>, message: String| {
         problems.insert(Problem {
             node: node.map(str::to_string),
+            field: field.map(str::to_string),
             message,
         });
     };
@@ -54,6 +57,7 @@ pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     {
         p(
             None,
+            Some("id"),
             format!(
                 "flow id {:?} must be lowercase letters, digits and underscores",
                 flow.id
@@ -61,41 +65,51 @@ pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
         );
     }
     if flow.nodes.is_empty() {
-        p(None, "the flow has no nodes".into());
+        p(None, Some("nodes"), "the flow has no nodes".into());
         return problems.into_iter().collect();
     }
     let mut ids = HashSet::new();
     for n in &flow.nodes {
         if !ids.insert(n.id()) {
-            p(Some(n.id()), "duplicate node id".into());
+            p(Some(n.id()), Some("id"), "duplicate node id".into());
         }
     }
     let start = flow.start_node().unwrap_or_default();
     if !ids.contains(start) {
-        p(None, format!("start names unknown node {start:?}"));
+        p(
+            None,
+            Some("start"),
+            format!("start names unknown node {start:?}"),
+        );
     }
     for n in &flow.nodes {
         for (field, target) in n.successors() {
             if !ids.contains(target) {
                 p(
                     Some(n.id()),
+                    Some(field),
                     format!("{field} names unknown node {target:?}"),
                 );
             }
         }
-        for problem in node_problems(n, flow_exists) {
-            p(Some(n.id()), problem);
+        for (field, problem) in node_problems(n, flow_exists) {
+            p(Some(n.id()), field, problem);
         }
     }
     for t in &flow.triggers {
         if t.value.trim().is_empty() {
-            p(None, "a trigger has an empty value".into());
+            p(
+                None,
+                Some("triggers"),
+                "a trigger has an empty value".into(),
+            );
         }
         if t.kind == crate::definition::TriggerKind::Regex
             && let Err(e) = regex::Regex::new(&t.value)
         {
             p(
                 None,
+                Some("triggers"),
                 format!(
                     "trigger pattern {:?} is not a valid regular expression: {e}",
                     t.value
@@ -103,10 +117,20 @@ pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
             );
         }
     }
+    let declared = crate::collection::CollectionsFile {
+        collections: flow.collections.clone(),
+    };
+    for problem in crate::collection::check_collections(&declared) {
+        p(None, Some("collections"), problem);
+    }
     if let Some(t) = &flow.when_completed
         && let Err(e) = templates().template_variables(t)
     {
-        p(None, format!("when_completed does not compile: {e}"));
+        p(
+            None,
+            Some("when_completed"),
+            format!("when_completed does not compile: {e}"),
+        );
     }
 
     // Reachability and variables, walking from the start.
@@ -137,7 +161,7 @@ pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     }
     for n in &flow.nodes {
         let Some(known) = may_set.get(n.id()) else {
-            p(Some(n.id()), "unreachable from the start".into());
+            p(Some(n.id()), None, "unreachable from the start".into());
             continue;
         };
         if known.contains(ANY) {
@@ -150,6 +174,7 @@ pub fn check(flow: &Flow, flow_exists: &dyn Fn(&str) -> bool) -> Vec<Problem> {
             {
                 p(
                     Some(n.id()),
+                    None,
                     format!("uses variable {var:?} before any node can set it"),
                 );
             }
@@ -257,8 +282,11 @@ fn uses(n: &Node) -> BTreeSet<String> {
     out
 }
 
-fn node_problems(n: &Node, flow_exists: &dyn Fn(&str) -> bool) -> Vec<String> {
-    let mut out = Vec::new();
+fn node_problems(
+    n: &Node,
+    flow_exists: &dyn Fn(&str) -> bool,
+) -> Vec<(Option<&'static str>, String)> {
+    let mut out: Vec<String> = Vec::new();
     let (texts, exprs) = sources(n);
     for t in &texts {
         if let Err(e) = templates().template_variables(t) {
@@ -396,5 +424,39 @@ fn node_problems(n: &Node, flow_exists: &dyn Fn(&str) -> bool) -> Vec<String> {
         }
         _ => {}
     }
-    out
+    out.into_iter().map(|m| (field_of(&m), m)).collect()
+}
+
+/// The field a node's problem is about: the word it opens with, when that
+/// is one of the node's fields.
+fn field_of(message: &str) -> Option<&'static str> {
+    const FIELDS: [&str; 16] = [
+        "template",
+        "expression",
+        "buttons",
+        "save_as",
+        "max_tries",
+        "timeout_seconds",
+        "pattern",
+        "min_length",
+        "method",
+        "on_status",
+        "errors",
+        "temperature",
+        "max_tokens",
+        "subflow",
+        "seconds",
+        "options",
+    ];
+    let first = message.split([' ', ':']).next().unwrap_or_default();
+    match first {
+        "give" if message.contains("seconds or until") => Some("seconds"),
+        "give" | "sends" => Some("text"),
+        "a" if message.starts_with("a list") => Some("list"),
+        "a" if message.starts_with("a menu") || message.starts_with("a choice") => Some("options"),
+        "subflow" => Some("flow"),
+        "expression" => Some("when"),
+        "template" => Some("text"),
+        _ => FIELDS.iter().find(|f| **f == first).copied(),
+    }
 }

@@ -35,6 +35,15 @@ pub struct Flow {
     /// Words that start this flow for any contact not already in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggers: Vec<Trigger>,
+    /// Offered as a template (`GET /api/v1/flow-templates`) that any bot
+    /// can copy under an id of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
+    /// Collections this flow's records go to, declared with it as a
+    /// collections file declares them: a flow made through the API brings
+    /// its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<crate::collection::Collection>,
     pub nodes: Vec<Node>,
 }
 

@@ -39,6 +39,43 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
+impl AppState {
+    /// Reads the bots and their flows again after a change made here
+    /// (other servers see it within a second: `keep_fresh`).
+    pub async fn reload_bots(&self) -> anyhow::Result<()> {
+        self.bots.reload().await?;
+        self.rebuild_flows().await
+    }
+
+    /// Builds the bots' flows again after a change made here.
+    pub async fn rebuild_flows(&self) -> anyhow::Result<()> {
+        for p in self.registry.rebuild(self.clock.now_ms()).await? {
+            tracing::warn!("flows: {p}");
+        }
+        Ok(())
+    }
+
+    /// Keeps the bots and their flows as fresh as the database until
+    /// `stop` turns true: a change made on another server shows here within
+    /// a second.
+    pub async fn keep_fresh(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop.changed() => return,
+            }
+            let fresh = match self.bots.refresh().await {
+                Ok(false) => Ok(()),
+                Ok(true) => self.rebuild_flows().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = fresh {
+                tracing::warn!(error = %e, "reading the bots again failed");
+            }
+        }
+    }
+}
+
 /// A built server: state, router and worker, not yet listening.
 pub struct App {
     pub state: AppState,
@@ -90,7 +127,10 @@ impl App {
         }
         tracing::info!(flows = ?report.flows, "flows loaded");
         if let Some(flow) = &settings.default_flow
-            && !registry.catalog().flows.contains_key(flow)
+            && !registry
+                .catalog(confab_store::DEFAULT_BOT)
+                .flows
+                .contains_key(flow)
         {
             anyhow::bail!(
                 "DEFAULT_FLOW: no flow {flow:?} is loaded (loaded: {}; none: no default flow)",
@@ -157,7 +197,7 @@ impl App {
             self.state.runtime.clone(),
             worker_stopped.clone(),
         ));
-        let fresh_bots = tokio::spawn(self.state.bots.clone().keep_fresh(worker_stopped.clone()));
+        let fresh_bots = tokio::spawn(self.state.clone().keep_fresh(worker_stopped.clone()));
         let worker = tokio::spawn(self.worker.run(worker_stopped));
         let upkeep = {
             let handle = self.state.metrics.clone();

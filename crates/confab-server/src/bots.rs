@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use confab_channels::client::Client;
 use confab_channels::settings::{self, Config, Kind, Values};
@@ -291,27 +290,16 @@ impl Directory {
         Ok(())
     }
 
-    /// Reads the bots again when another server changed them.
-    pub async fn refresh(&self) -> anyhow::Result<()> {
+    /// Reads the bots again when another server changed them; true when
+    /// it did.
+    pub async fn refresh(&self) -> anyhow::Result<bool> {
         let now = self.store.bots_generation().await?;
         let seen = self.snapshot().generation.clone();
-        if now != seen {
-            self.reload().await?;
+        if now == seen {
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    /// Keeps the cache fresh until `stop` turns true.
-    pub async fn keep_fresh(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => return,
-            }
-            if let Err(e) = self.refresh().await {
-                tracing::warn!(error = %e, "reading the bots again failed");
-            }
-        }
+        self.reload().await?;
+        Ok(true)
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use confab_flow::collection::{Collection, CollectionsFile, check_collections};
 use confab_flow::{Flow, Flows, Node, check, parse_flow};
 use confab_store::Store;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Flow and collection files built into the binary.
@@ -32,17 +33,78 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ),
 ];
 
-/// A consistent set of flows and collections.
+/// Where a bot's flow comes from: built into the binary (every bot has
+/// them), the flows directory (the default bot's), or the API. Only the
+/// API's can be changed through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Bundled,
+    File,
+    Api,
+}
+
+/// A consistent set of flows and collections: one bot's.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     /// The live definition of each flow, with its version.
     pub flows: HashMap<String, (i64, Arc<Flow>)>,
+    pub sources: HashMap<String, Source>,
     pub collections: HashMap<String, Collection>,
 }
 
 impl Flows for Catalog {
     fn flow(&self, id: &str) -> Option<&Flow> {
         self.flows.get(id).map(|(_, f)| f.as_ref())
+    }
+}
+
+impl Catalog {
+    /// The flows, each once, for matching triggers.
+    pub fn list(&self) -> Vec<&Flow> {
+        self.flows.values().map(|(_, f)| f.as_ref()).collect()
+    }
+
+    /// The ids of the flows, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.flows.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The problems with `flow` as a flow of this catalog (taking the place
+    /// of its flow of the same id): the checker's, and the collections it
+    /// writes to that neither it nor the catalog declares or that it
+    /// declares other than the catalog does.
+    pub fn problems(&self, flow: &Flow) -> Vec<confab_flow::Problem> {
+        let exists = |id: &str| id == flow.id || self.flows.contains_key(id);
+        let mut problems = check(flow, &exists);
+        let mut known = self.collections.clone();
+        for c in &flow.collections {
+            match known.get(&c.name) {
+                Some(other) if other != c => problems.push(confab_flow::Problem {
+                    node: None,
+                    field: Some("collections".into()),
+                    message: format!(
+                        "collection {} is declared already, with other fields",
+                        c.name
+                    ),
+                }),
+                _ => {
+                    known.insert(c.name.clone(), c.clone());
+                }
+            }
+        }
+        problems.extend(
+            unknown_collections(flow, &known)
+                .into_iter()
+                .map(|(node, message)| confab_flow::Problem {
+                    node: Some(node),
+                    field: Some("collection".into()),
+                    message,
+                }),
+        );
+        problems
     }
 }
 
@@ -133,6 +195,20 @@ pub fn build(
             Err(e) => problems.push(e.to_string()),
         }
     }
+    // A flow may declare the collections it writes to, as a file would.
+    for (name, f) in &parsed {
+        for c in &f.collections {
+            match collections.get(&c.name) {
+                Some(other) if other != c => problems.push(format!(
+                    "{name}: collection {} is declared already, with other fields",
+                    c.name
+                )),
+                _ => {
+                    collections.insert(c.name.clone(), c.clone());
+                }
+            }
+        }
+    }
     let ids: std::collections::HashSet<String> = parsed.iter().map(|(_, f)| f.id.clone()).collect();
     let mut flows = HashMap::new();
     for (name, f) in parsed {
@@ -140,7 +216,11 @@ pub fn build(
             .into_iter()
             .map(|p| p.to_string())
             .collect();
-        issues.extend(unknown_collections(&f, &collections));
+        issues.extend(
+            unknown_collections(&f, &collections)
+                .into_iter()
+                .map(|(node, message)| format!("node {node}: {message}")),
+        );
         if issues.is_empty() {
             flows.insert(f.id.clone(), f);
         } else {
@@ -157,7 +237,10 @@ pub fn build(
     (flows, collections, problems)
 }
 
-fn unknown_collections(f: &Flow, collections: &HashMap<String, Collection>) -> Vec<String> {
+fn unknown_collections(
+    f: &Flow,
+    collections: &HashMap<String, Collection>,
+) -> Vec<(String, String)> {
     f.nodes
         .iter()
         .filter_map(|n| {
@@ -167,19 +250,69 @@ fn unknown_collections(f: &Flow, collections: &HashMap<String, Collection>) -> V
                 Node::UpdateRecord(r) => &r.collection,
                 _ => return None,
             };
-            (!collections.contains_key(c))
-                .then(|| format!("node {}: collection {c:?} is not declared", n.id()))
+            (!collections.contains_key(c) && !f.collections.iter().any(|d| d.name == *c)).then(
+                || {
+                    (
+                        n.id().to_string(),
+                        format!("collection {c:?} is not declared"),
+                    )
+                },
+            )
         })
         .collect()
 }
 
-/// The flows and collections live now, swapped whole on reload, plus every
+/// A flow of the files, with the text its versions are kept as.
+struct Layered {
+    flow: Arc<Flow>,
+    definition: String,
+    hash: String,
+}
+
+impl Layered {
+    fn new(flow: Flow) -> anyhow::Result<Layered> {
+        let definition = serde_json::to_string(&flow)?;
+        Ok(Layered {
+            hash: hash(&definition),
+            definition,
+            flow: Arc::new(flow),
+        })
+    }
+}
+
+/// The flows of the files, checked: what every bot's catalog starts from.
+#[derive(Default)]
+struct Layers {
+    /// The bundled flows and collections: every bot has them.
+    bundled: (HashMap<String, Layered>, HashMap<String, Collection>),
+    /// The bundled ones with the flows directory's over them: the default bot's.
+    default: (HashMap<String, Layered>, HashMap<String, Collection>),
+    /// Flows of the default bot that come from the directory.
+    from_dir: std::collections::HashSet<String>,
+}
+
+/// The hash a version of a flow is known by.
+pub fn hash(definition: &str) -> String {
+    hex::encode(Sha256::digest(definition.as_bytes()))
+}
+
+/// Every bot's flows and collections, swapped whole on a change, plus every
 /// version runs may still be pinned to.
+///
+/// A bot's catalog is the bundled flows (the default bot's: with the flows
+/// directory over them) and its flows made through the API. Versions are
+/// numbered per bot: each bot publishes the bundled flows under its own id.
 pub struct Registry {
     store: Store,
     dir: Option<std::path::PathBuf>,
-    current: RwLock<Arc<Catalog>>,
-    pinned: Mutex<HashMap<(String, i64), Arc<Flow>>>,
+    layers: RwLock<Arc<Layers>>,
+    catalogs: RwLock<Arc<HashMap<i64, Arc<Catalog>>>>,
+    /// (bot, flow) -> (hash, version) known to be stored, so that a rebuild
+    /// writes only what is new.
+    published: Mutex<HashMap<(i64, String), (String, i64)>>,
+    pinned: Mutex<HashMap<(i64, String, i64), Arc<Flow>>>,
+    /// One rebuild at a time: a later one always reads later data.
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -193,8 +326,11 @@ impl Registry {
         let registry = Registry {
             store,
             dir: dir.map(Path::to_path_buf),
-            current: RwLock::new(Arc::new(Catalog::default())),
-            pinned: Mutex::new(HashMap::new()),
+            layers: RwLock::default(),
+            catalogs: RwLock::default(),
+            published: Mutex::default(),
+            pinned: Mutex::default(),
+            rebuilding: tokio::sync::Mutex::new(()),
         };
         let report = registry.reload(now_ms).await?;
         Ok((registry, report))
@@ -202,57 +338,181 @@ impl Registry {
 
     /// Reads the files again; what is broken keeps its previous version.
     pub async fn reload(&self, now_ms: i64) -> anyhow::Result<LoadReport> {
-        let previous = self.catalog();
+        let bundled_files: Vec<(String, String)> = BUNDLED
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        let (bundled, bundled_collections, _) = build(&bundled_files, None);
+        let previous = self.catalog(confab_store::DEFAULT_BOT);
         let (files, mut problems) = sources(self.dir.as_deref());
         let (flows, collections, more) = build(&files, Some(&previous));
         problems.extend(more);
-        let mut catalog = Catalog {
-            flows: HashMap::new(),
-            collections,
+        let from_dir = flows
+            .iter()
+            .filter(|(id, f)| bundled.get(*id) != Some(f))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let layer = |flows: HashMap<String, Flow>| -> anyhow::Result<HashMap<String, Layered>> {
+            flows
+                .into_iter()
+                .map(|(id, f)| Ok((id, Layered::new(f)?)))
+                .collect()
         };
-        let mut names = Vec::new();
-        for (id, f) in flows {
-            let definition = serde_json::to_string(&f)?;
-            let hash = hex::encode(Sha256::digest(definition.as_bytes()));
-            let version = self
-                .store
-                .publish_flow(&id, &hash, &definition, now_ms)
-                .await?;
-            let f = Arc::new(f);
-            if let Ok(mut pinned) = self.pinned.lock() {
-                pinned.insert((id.clone(), version), f.clone());
-            }
-            names.push(format!("{id} v{version}"));
-            catalog.flows.insert(id, (version, f));
-        }
+        let layers = Layers {
+            bundled: (layer(bundled)?, bundled_collections),
+            default: (layer(flows)?, collections),
+            from_dir,
+        };
+        *self.layers.write().expect("flows lock") = Arc::new(layers);
+        problems.extend(self.rebuild(now_ms).await?);
+        let catalog = self.catalog(confab_store::DEFAULT_BOT);
+        let mut names: Vec<String> = catalog
+            .flows
+            .iter()
+            .map(|(id, (v, _))| format!("{id} v{v}"))
+            .collect();
         names.sort();
-        if let Ok(mut current) = self.current.write() {
-            *current = Arc::new(catalog);
-        }
         Ok(LoadReport {
             flows: names,
             problems,
         })
     }
 
-    pub fn catalog(&self) -> Arc<Catalog> {
-        self.current.read().map(|c| c.clone()).unwrap_or_default()
+    /// Builds every bot's catalog again from the files as last read and the
+    /// flows stored through the API; returns what could not be used.
+    pub async fn rebuild(&self, now_ms: i64) -> anyhow::Result<Vec<String>> {
+        let _one = self.rebuilding.lock().await;
+        let layers = self.layers.read().expect("flows lock").clone();
+        let mut api: HashMap<i64, Vec<confab_store::StoredFlow>> = HashMap::new();
+        for f in self.store.api_flows().await? {
+            api.entry(f.bot_id).or_default().push(f);
+        }
+        let mut problems = Vec::new();
+        let mut catalogs = HashMap::new();
+        for bot in self.store.bots().await? {
+            let default = bot.id == confab_store::DEFAULT_BOT;
+            let (base, collections) = if default {
+                &layers.default
+            } else {
+                &layers.bundled
+            };
+            let mut catalog = Catalog {
+                collections: collections.clone(),
+                ..Catalog::default()
+            };
+            for (id, l) in base {
+                let version = self.publish(bot.id, id, l, now_ms).await?;
+                let source = if default && layers.from_dir.contains(id) {
+                    Source::File
+                } else {
+                    Source::Bundled
+                };
+                catalog.flows.insert(id.clone(), (version, l.flow.clone()));
+                catalog.sources.insert(id.clone(), source);
+            }
+            for stored in api.remove(&bot.id).unwrap_or_default() {
+                if catalog.flows.contains_key(&stored.id) {
+                    problems.push(format!(
+                        "bot {}: flow {} is also a file's; the file's is live",
+                        bot.slug, stored.id
+                    ));
+                    continue;
+                }
+                let flow: Flow = match serde_json::from_str(&stored.definition) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        problems.push(format!("bot {}: flow {}: {e}", bot.slug, stored.id));
+                        continue;
+                    }
+                };
+                for c in &flow.collections {
+                    catalog
+                        .collections
+                        .entry(c.name.clone())
+                        .or_insert_with(|| c.clone());
+                }
+                let flow = self.pin((bot.id, stored.id.clone(), stored.version), flow);
+                catalog.sources.insert(stored.id.clone(), Source::Api);
+                catalog.flows.insert(stored.id, (stored.version, flow));
+            }
+            catalogs.insert(bot.id, Arc::new(catalog));
+        }
+        *self.catalogs.write().expect("flows lock") = Arc::new(catalogs);
+        Ok(problems)
     }
 
-    /// A flow as it was at `version`, for runs pinned to it.
-    pub async fn version(&self, id: &str, version: i64) -> anyhow::Result<Option<Arc<Flow>>> {
-        let key = (id.to_string(), version);
+    /// The version of a file's flow for `bot`, publishing it when new.
+    async fn publish(&self, bot: i64, id: &str, l: &Layered, now_ms: i64) -> anyhow::Result<i64> {
+        let key = (bot, id.to_string());
+        let known = self
+            .published
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&key).cloned());
+        if let Some((hash, version)) = known
+            && hash == l.hash
+        {
+            return Ok(version);
+        }
+        let version = self
+            .store
+            .publish_flow(
+                &confab_store::FlowWrite {
+                    bot_id: bot,
+                    id,
+                    definition: &l.definition,
+                    hash: &l.hash,
+                },
+                now_ms,
+            )
+            .await?;
+        if let Ok(mut p) = self.published.lock() {
+            p.insert(key, (l.hash.clone(), version));
+        }
+        if let Ok(mut pinned) = self.pinned.lock() {
+            pinned.insert((bot, id.to_string(), version), l.flow.clone());
+        }
+        Ok(version)
+    }
+
+    fn pin(&self, key: (i64, String, i64), flow: Flow) -> Arc<Flow> {
+        let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        pinned.entry(key).or_insert_with(|| Arc::new(flow)).clone()
+    }
+
+    /// The flows every bot has, sorted: a new bot's.
+    pub fn bundled_ids(&self) -> Vec<String> {
+        let layers = self.layers.read().expect("flows lock").clone();
+        let mut ids: Vec<String> = layers.bundled.0.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// A bot's flows and collections as they are live now.
+    pub fn catalog(&self, bot: i64) -> Arc<Catalog> {
+        self.catalogs
+            .read()
+            .expect("flows lock")
+            .get(&bot)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A bot's flow as it was at `version`, for runs pinned to it.
+    pub async fn version(
+        &self,
+        bot: i64,
+        id: &str,
+        version: i64,
+    ) -> anyhow::Result<Option<Arc<Flow>>> {
+        let key = (bot, id.to_string(), version);
         if let Some(f) = self.pinned.lock().ok().and_then(|p| p.get(&key).cloned()) {
             return Ok(Some(f));
         }
-        let Some(definition) = self.store.flow_definition(id, version).await? else {
+        let Some(definition) = self.store.flow_definition(bot, id, version).await? else {
             return Ok(None);
         };
-        let f: Arc<Flow> = Arc::new(serde_json::from_str(&definition)?);
-        if let Ok(mut pinned) = self.pinned.lock() {
-            pinned.insert(key, f.clone());
-        }
-        Ok(Some(f))
+        Ok(Some(self.pin(key, serde_json::from_str(&definition)?)))
     }
 }
 
@@ -301,6 +561,7 @@ mod tests {
                 .map(|(k, v)| (k, (1, Arc::new(v))))
                 .collect(),
             collections,
+            ..Catalog::default()
         };
         let broken = "id: hello\nnodes:\n  - { id: a, type: send, text: hi, next: nowhere }\n";
         let (flows, _, problems) = build(&[("hello.yaml".into(), broken.into())], Some(&previous));

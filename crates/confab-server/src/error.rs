@@ -25,6 +25,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A document with many things wrong (a flow): each is listed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Invalid>),
     #[error("too many requests; try again in {0} seconds")]
     TooManyRequests(u64),
     /// The server is at a limit of its own (connections, password checks);
@@ -38,6 +41,34 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// One thing wrong with a document: where, and what.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Invalid {
+    /// The node at fault, for a flow.
+    pub node: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(n) = &self.node {
+            write!(f, "node {n}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl From<confab_flow::Problem> for Invalid {
+    fn from(p: confab_flow::Problem) -> Invalid {
+        Invalid {
+            node: p.node,
+            field: p.field,
+            message: p.message,
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem (`about:blank` for plain HTTP statuses).
@@ -46,6 +77,9 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// Everything wrong with a document, when there is more than one thing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<Invalid>>,
 }
 
 impl ApiError {
@@ -58,7 +92,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,6 +132,10 @@ impl IntoResponse for ApiError {
             title: status.canonical_reason().unwrap_or("Error").into(),
             status: status.as_u16(),
             detail: self.to_string(),
+            problems: match &self {
+                ApiError::Invalid(list) => Some(list.clone()),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (status, body).into_response();

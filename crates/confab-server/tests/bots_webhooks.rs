@@ -93,38 +93,15 @@ async fn twilio_says(
     text: &str,
     sid: &str,
 ) -> reqwest::Response {
+    let (from, to) = (format!("whatsapp:{from}"), format!("whatsapp:{to}"));
     let params = [
-        ("From", format!("whatsapp:{from}")),
-        ("To", format!("whatsapp:{to}")),
-        ("Body", text.to_string()),
-        ("MessageSid", sid.to_string()),
-        ("NumMedia", "0".to_string()),
+        ("From", from.as_str()),
+        ("To", to.as_str()),
+        ("Body", text),
+        ("MessageSid", sid),
+        ("NumMedia", "0"),
     ];
-    post_signed(app, path, token, &params).await
-}
-
-/// A form posted to `path`, signed with `token` as Twilio signs it.
-async fn post_signed(
-    app: &TestApp,
-    path: &str,
-    token: &str,
-    params: &[(&str, String)],
-) -> reqwest::Response {
-    let params: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let url = format!("{}{path}", app.url);
-    app.http
-        .post(&url)
-        .header(
-            "X-Twilio-Signature",
-            confab_channels::twilio::signature(token, &url, &params),
-        )
-        .form(&params)
-        .send()
-        .await
-        .unwrap()
+    app.twilio_signed(path, token, &params).await
 }
 
 fn sid(n: u32) -> String {
@@ -277,51 +254,47 @@ async fn each_twilio_number_is_its_bots_and_signed_with_its_token() {
     .await;
     assert_eq!(r.status(), 404);
     // A delivery report: the bot that sent it (`From`), or the one its URL names.
-    let report = |to: &str| {
+    let (status_sid, ana_to) = (sid(99), format!("whatsapp:{ana}"));
+    let report = |from: &str| {
         [
-            ("MessageSid", sid(99)),
+            ("MessageSid", status_sid.clone()),
             ("MessageStatus", "delivered".to_string()),
-            ("From", format!("whatsapp:{to}")),
-            ("To", format!("whatsapp:{ana}")),
+            ("From", format!("whatsapp:{from}")),
+            ("To", ana_to.clone()),
         ]
     };
+    let post_signed =
+        |path: &'static str, token: &'static str, params: [(&'static str, String); 4]| async move {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.twilio_signed(path, token, &params).await
+        };
     let ok = post_signed(
-        app,
         "/webhooks/twilio/status",
         CLINIC_TOKEN,
-        &report(CLINIC_NUMBER),
+        report(CLINIC_NUMBER),
     )
     .await;
     assert_eq!(ok.status(), 200);
-    let forged = post_signed(
-        app,
-        "/webhooks/twilio/status",
-        SHOP_TOKEN,
-        &report(CLINIC_NUMBER),
-    )
-    .await;
+    let forged = post_signed("/webhooks/twilio/status", SHOP_TOKEN, report(CLINIC_NUMBER)).await;
     assert_eq!(forged.status(), 403);
     let own = post_signed(
-        app,
         "/webhooks/twilio/clinic/status",
         CLINIC_TOKEN,
-        &report("+14155550099"),
+        report("+14155550099"),
     )
     .await;
     assert_eq!(own.status(), 200);
     let other = post_signed(
-        app,
         "/webhooks/twilio/clinic/status",
         SHOP_TOKEN,
-        &report(CLINIC_NUMBER),
+        report(CLINIC_NUMBER),
     )
     .await;
     assert_eq!(other.status(), 403);
     let unknown = post_signed(
-        app,
         "/webhooks/twilio/status",
         SHOP_TOKEN,
-        &report("+14155550099"),
+        report("+14155550099"),
     )
     .await;
     assert_eq!(unknown.status(), 404);

@@ -52,8 +52,41 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("POST", "/api/v1/runs/{id}/cancel", Some(Role::Agent)),
     ("POST", "/api/v1/runs/{id}/resume", Some(Role::Agent)),
     ("GET", "/api/v1/flows", Some(Role::Viewer)),
+    ("POST", "/api/v1/flows", Some(Role::Editor)),
     ("POST", "/api/v1/flows/reload", Some(Role::Editor)),
-    ("GET", "/api/v1/flows/{id}/stats", Some(Role::Viewer)),
+    ("GET", "/api/v1/flow-templates", Some(Role::Viewer)),
+    ("GET", "/api/v1/flows/{flow}", Some(Role::Viewer)),
+    ("PUT", "/api/v1/flows/{flow}", Some(Role::Editor)),
+    ("DELETE", "/api/v1/flows/{flow}", Some(Role::Editor)),
+    ("GET", "/api/v1/flows/{flow}/stats", Some(Role::Viewer)),
+    ("GET", "/api/v1/flows/{flow}/versions", Some(Role::Viewer)),
+    (
+        "GET",
+        "/api/v1/flows/{flow}/versions/{version}",
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/flows/{flow}/versions/{version}/publish",
+        Some(Role::Editor),
+    ),
+    ("POST", "/api/v1/flows/{flow}/nodes", Some(Role::Editor)),
+    (
+        "GET",
+        "/api/v1/flows/{flow}/nodes/{node}",
+        Some(Role::Viewer),
+    ),
+    (
+        "PUT",
+        "/api/v1/flows/{flow}/nodes/{node}",
+        Some(Role::Editor),
+    ),
+    (
+        "DELETE",
+        "/api/v1/flows/{flow}/nodes/{node}",
+        Some(Role::Editor),
+    ),
+    ("POST", "/api/v1/flows/{flow}/test", Some(Role::Editor)),
     ("GET", "/api/v1/collections", Some(Role::Viewer)),
     (
         "GET",
@@ -96,7 +129,8 @@ const OF_BOTS: &[&str] = &[
     "/api/v1/contacts",
     "/api/v1/messages",
     "/api/v1/runs",
-    "/api/v1/collections/{name}/records",
+    "/api/v1/flows",
+    "/api/v1/collections",
 ];
 
 /// [`EXPECTED`], and its routes of a bot's data under `/api/v1/bots/{bot}`.
@@ -106,9 +140,11 @@ fn all_expected() -> Vec<(&'static str, String, Option<Role>)> {
         .map(|(m, p, r)| (*m, p.to_string(), *r))
         .collect();
     for (m, p, r) in EXPECTED {
-        if OF_BOTS
-            .iter()
-            .any(|b| p == b || p.starts_with(&format!("{b}/")))
+        // Reading the flow files again is the default bot's alone.
+        if *p != "/api/v1/flows/reload"
+            && OF_BOTS
+                .iter()
+                .any(|b| p == b || p.starts_with(&format!("{b}/")))
         {
             let rest = p.strip_prefix("/api/v1").unwrap();
             all.push((*m, format!("/api/v1/bots/{{bot}}{rest}"), *r));

@@ -208,7 +208,7 @@ async fn changed(
 }
 
 /// Tells every server caching bots that they changed.
-async fn bump(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+pub(crate) async fn bump(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO settings (key, value) VALUES ($1, $2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -375,6 +375,8 @@ impl Store {
             "DELETE FROM rate_windows WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
             "DELETE FROM records WHERE bot_id = $1 OR contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
             "DELETE FROM contacts WHERE bot_id = $1",
+            "DELETE FROM flows WHERE bot_id = $1",
+            "DELETE FROM flow_versions WHERE bot_id = $1",
         ];
         for sql in OF_BOT {
             sqlx::query(*sql).bind(id).execute(&mut *tx).await?;

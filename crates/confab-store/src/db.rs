@@ -205,6 +205,10 @@ impl Store {
                     "records of bots",
                     include_str!("../migrations/sqlite/0014_records_of_bots.sql"),
                 ),
+                (
+                    "flows of bots",
+                    include_str!("../migrations/sqlite/0015_flows_of_bots.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -260,6 +264,10 @@ impl Store {
                 (
                     "records of bots",
                     include_str!("../migrations/postgres/0015_records_of_bots.sql"),
+                ),
+                (
+                    "flows of bots",
+                    include_str!("../migrations/postgres/0016_flows_of_bots.sql"),
                 ),
             ],
         };
@@ -428,7 +436,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -437,6 +445,7 @@ const TABLES: [&str; 17] = [
     "api_keys",
     "settings",
     "flow_versions",
+    "flows",
     "runs",
     "run_events",
     "records",

@@ -204,70 +204,6 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// The version of `flow_id` whose definition has `hash`, publishing it
-    /// as the next version when it is new.
-    pub async fn publish_flow(
-        &self,
-        flow_id: &str,
-        hash: &str,
-        definition: &str,
-        now_ms: i64,
-    ) -> Result<i64, StoreError> {
-        // Replicas starting together race to publish the same version: the
-        // loser reads again and finds the winner's (the same definition, or
-        // the next version after it).
-        for _ in 0..5 {
-            let published = crate::retry_conflicts(|| async {
-                let mut tx = self.write_tx().await?;
-                let latest = sqlx::query("SELECT version, hash FROM flow_versions WHERE flow_id = $1 ORDER BY version DESC LIMIT 1")
-                    .bind(flow_id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let version = match latest {
-                    Some(r) if r.try_get::<String, _>("hash")? == hash => return Ok(Some(r.try_get("version")?)),
-                    Some(r) => r.try_get::<i64, _>("version")? + 1,
-                    None => 1,
-                };
-                let inserted = sqlx::query(
-                    "INSERT INTO flow_versions (flow_id, version, definition, hash, created_ms) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (flow_id, version) DO NOTHING",
-                )
-                .bind(flow_id.to_string())
-                .bind(version)
-                .bind(definition.to_string())
-                .bind(hash.to_string())
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok((inserted.rows_affected() > 0).then_some(version))
-            })
-            .await?;
-            if let Some(version) = published {
-                return Ok(version);
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "flow {flow_id}: another server keeps publishing versions"
-        )))
-    }
-
-    /// The definition (JSON) of one version of a flow.
-    pub async fn flow_definition(
-        &self,
-        flow_id: &str,
-        version: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT definition FROM flow_versions WHERE flow_id = $1 AND version = $2",
-        )
-        .bind(flow_id.to_string())
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.0))
-    }
-
     pub async fn run(&self, id: i64) -> Result<StoredRun, StoreError> {
         let row = query(format!("SELECT {COLUMNS} FROM runs WHERE id = $1"))
             .bind(id)
@@ -331,12 +267,14 @@ impl Store {
             .collect()
     }
 
-    pub async fn flow_stats(&self, flow_id: &str) -> Result<FlowStats, StoreError> {
+    pub async fn flow_stats(&self, bot_id: i64, flow_id: &str) -> Result<FlowStats, StoreError> {
         let mut stats = FlowStats::default();
         let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM runs WHERE flow_id = $1 GROUP BY status",
+            "SELECT status, COUNT(*) AS n FROM runs WHERE flow_id = $1 \
+             AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $2) GROUP BY status",
         )
         .bind(flow_id.to_string())
+        .bind(bot_id)
         .fetch_all(&self.pool)
         .await?;
         for r in rows {
@@ -348,10 +286,12 @@ impl Store {
         // its contact's current run any more, or it expired or failed.
         let rows = sqlx::query(
             "SELECT node, COUNT(*) AS n FROM runs r WHERE flow_id = $1 AND node IS NOT NULL AND \
+             contact_id IN (SELECT id FROM contacts WHERE bot_id = $2) AND \
              (status IN ('expired', 'failed') OR (status <> 'completed' AND id < (SELECT MAX(id) FROM runs WHERE contact_id = r.contact_id))) \
              GROUP BY node",
         )
         .bind(flow_id.to_string())
+        .bind(bot_id)
         .fetch_all(&self.pool)
         .await?;
         for r in rows {

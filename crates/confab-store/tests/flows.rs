@@ -4,7 +4,7 @@ mod common;
 const D: i64 = confab_store::DEFAULT_BOT;
 
 use common::store;
-use confab_store::Store;
+use confab_store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -120,15 +120,109 @@ async fn records_are_found_by_field_alike_on_both_backends() {
 #[tokio::test]
 async fn flow_versions_change_only_with_the_definition() {
     let s = store().await;
-    assert_eq!(s.publish_flow("f", "h1", "{\"a\":1}", 1).await.unwrap(), 1);
-    assert_eq!(s.publish_flow("f", "h1", "{\"a\":1}", 2).await.unwrap(), 1);
-    assert_eq!(s.publish_flow("f", "h2", "{\"a\":2}", 3).await.unwrap(), 2);
-    assert_eq!(s.publish_flow("g", "h2", "{}", 3).await.unwrap(), 1);
+    let w = |bot_id, id, hash, definition| confab_store::FlowWrite {
+        bot_id,
+        id,
+        definition,
+        hash,
+    };
     assert_eq!(
-        s.flow_definition("f", 1).await.unwrap().as_deref(),
+        s.publish_flow(&w(D, "f", "h1", "{\"a\":1}"), 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.publish_flow(&w(D, "f", "h1", "{\"a\":1}"), 2)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.publish_flow(&w(D, "f", "h2", "{\"a\":2}"), 3)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.publish_flow(&w(D, "g", "h2", "{}"), 3).await.unwrap(), 1);
+    assert_eq!(
+        s.flow_definition(D, "f", 1).await.unwrap().as_deref(),
         Some("{\"a\":1}")
     );
-    assert_eq!(s.flow_definition("f", 3).await.unwrap(), None);
+    assert_eq!(s.flow_definition(D, "f", 3).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn api_flows_are_numbered_per_bot_rolled_back_and_deleted_with_their_versions() {
+    let s = store().await;
+    let by = confab_store::Change::by("test", 10);
+    let w = |id, definition| confab_store::FlowWrite {
+        bot_id: D,
+        id,
+        definition,
+        hash: "",
+    };
+    assert_eq!(
+        s.save_flow(&w("f", "{\"v\":1}"), true, &by).await.unwrap(),
+        (1, true)
+    );
+    assert!(matches!(
+        s.save_flow(&w("f", "{\"v\":1}"), true, &by).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.save_flow(&w("g", "{}"), false, &by).await,
+        Err(StoreError::NotFound)
+    ));
+    // The same definition again is no new version.
+    assert_eq!(
+        s.save_flow(&w("f", "{\"v\":1}"), false, &by).await.unwrap(),
+        (1, false)
+    );
+    assert_eq!(
+        s.save_flow(&w("f", "{\"v\":2}"), false, &by).await.unwrap(),
+        (2, true)
+    );
+    let versions: Vec<i64> = s
+        .flow_versions(D, "f")
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, vec![2, 1]);
+    s.publish_flow_version(D, "f", 1, &by).await.unwrap();
+    let live = s.api_flow(D, "f").await.unwrap().unwrap();
+    assert_eq!((live.version, live.definition.as_str()), (1, "{\"v\":1}"));
+    assert!(matches!(
+        s.publish_flow_version(D, "f", 7, &by).await,
+        Err(StoreError::NotFound)
+    ));
+    // After a roll back, the next version still follows the latest.
+    assert_eq!(
+        s.save_flow(&w("f", "{\"v\":3}"), false, &by).await.unwrap(),
+        (3, true)
+    );
+    assert_eq!(s.api_flows().await.unwrap().len(), 1);
+    let actions: Vec<String> = s
+        .audit_log(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["flow.update", "flow.publish", "flow.update", "flow.create"]
+    );
+    s.delete_flow(D, "f", &by).await.unwrap();
+    assert!(s.api_flow(D, "f").await.unwrap().is_none());
+    assert!(s.flow_versions(D, "f").await.unwrap().is_empty());
+    // A flow made again begins at version 1.
+    assert_eq!(
+        s.save_flow(&w("f", "{}"), true, &by).await.unwrap(),
+        (1, true)
+    );
 }
 
 #[tokio::test]
@@ -170,7 +264,7 @@ async fn the_current_run_is_a_contacts_latest() {
     assert_eq!(current[&a].node.as_deref(), Some("q2"));
     tx.commit().await.unwrap();
     assert_eq!(s.run_events(r1, 10).await.unwrap().len(), 1);
-    let stats = s.flow_stats("f").await.unwrap();
+    let stats = s.flow_stats(D, "f").await.unwrap();
     assert_eq!(stats.by_status["completed"], 1);
     assert_eq!(stats.by_status["waiting_input"], 1);
 }
@@ -229,10 +323,16 @@ async fn runs_begun_together_get_their_ids_at_once_and_are_written_at_commit() {
 #[tokio::test]
 async fn replicas_publishing_the_same_flow_at_once_agree_on_one_version() {
     let s = store().await;
-    let publish = |s: Store| async move { s.publish_flow("f", "h1", "{}", 1).await };
+    let w = |hash, definition| confab_store::FlowWrite {
+        bot_id: D,
+        id: "f",
+        definition,
+        hash,
+    };
+    let publish = |s: Store| async move { s.publish_flow(&w("h1", "{}"), 1).await };
     let (a, b, c) = tokio::join!(publish(s.clone()), publish(s.clone()), publish(s.clone()));
     assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (1, 1, 1));
-    assert_eq!(s.publish_flow("f", "h2", "{\"x\":1}", 2).await.unwrap(), 2);
+    assert_eq!(s.publish_flow(&w("h2", "{\"x\":1}"), 2).await.unwrap(), 2);
 }
 
 #[tokio::test]

@@ -44,7 +44,11 @@ pub async fn chat(
     let default_flow = flow
         .or_else(|| settings.default_flow.clone())
         .ok_or_else(|| anyhow::anyhow!("DEFAULT_FLOW is none: name a flow with --flow"))?;
-    if !registry.catalog().flows.contains_key(&default_flow) {
+    if !registry
+        .catalog(confab_store::DEFAULT_BOT)
+        .flows
+        .contains_key(&default_flow)
+    {
         anyhow::bail!(
             "no flow {default_flow:?} (loaded: {})",
             report.flows.join(", ")

@@ -93,6 +93,7 @@ fn catalog_from(flows_dir: &Path) -> anyhow::Result<Catalog> {
             .map(|(k, f)| (k, (1, std::sync::Arc::new(f))))
             .collect(),
         collections,
+        ..Catalog::default()
     })
 }
 

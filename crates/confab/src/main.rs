@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.demo {
                 let added = confab_server::demo::load_demo_orders(
                     &app.state.store,
-                    &app.state.registry.catalog(),
+                    &app.state.registry.catalog(confab_store::DEFAULT_BOT),
                     now_ms(),
                 )
                 .await?;
@@ -316,9 +316,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 now_ms(),
             )
             .await?;
-            let added =
-                confab_server::demo::load_demo_orders(&store, &registry.catalog(), now_ms())
-                    .await?;
+            let added = confab_server::demo::load_demo_orders(
+                &store,
+                &registry.catalog(confab_store::DEFAULT_BOT),
+                now_ms(),
+            )
+            .await?;
             println!(
                 "{added} demo order(s) added: ORD-12345 (on track), ORD-12346 (completed), ORD-12347 (at risk), ORD-12348 (late)"
             );

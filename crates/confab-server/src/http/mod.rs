@@ -123,6 +123,7 @@ async fn problem_details(req: Request, next: Next) -> Response {
         title: status.canonical_reason().unwrap_or("Error").into(),
         status: status.as_u16(),
         detail,
+        problems: None,
     };
     let mut resp = Response::from_parts(
         parts,

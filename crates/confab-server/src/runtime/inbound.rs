@@ -40,9 +40,6 @@ impl Runtime {
             return Ok(stored);
         }
         let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
-        let catalog = self.registry.catalog();
-        let flow_list: Vec<&confab_flow::Flow> =
-            catalog.flows.values().map(|(_, f)| f.as_ref()).collect();
         let mut queued = false;
         let mut pending = Pending::default();
         let allowed = self.allow_list(allow_list);
@@ -131,8 +128,9 @@ impl Runtime {
                 .or(m.extra.reply_id.as_deref())
                 .unwrap_or("");
             let default_flow = self.default_flow_of(m.bot_id);
+            let catalog = self.registry.catalog(m.bot_id);
             let (target, input) = match choose(
-                &flow_list,
+                &catalog.list(),
                 default_flow.as_deref(),
                 current.as_ref().map(|(_, r)| r),
                 text,
@@ -163,7 +161,6 @@ impl Runtime {
                 .advance(
                     &mut tx,
                     &mut pending,
-                    &catalog,
                     contact_id,
                     contact,
                     Some(stored[i].message_id),

@@ -218,7 +218,6 @@ impl Runtime {
         &self,
         tx: &mut Tx,
         pending: &mut Pending,
-        catalog: &Catalog,
         contact_id: i64,
         contact: Value,
         message_id: Option<i64>,
@@ -239,6 +238,8 @@ impl Runtime {
             } => (None, Run::new(&flow, contact), replacing.map(|r| (r, why))),
         };
         let root_id = run.root_flow().to_string();
+        let bot = bot_of(&run);
+        let catalog = &*self.registry.catalog(bot);
         // A run in progress keeps the version it began on; a finished one
         // that a new message restarts takes the live version.
         let version = match &row {
@@ -251,7 +252,7 @@ impl Runtime {
         };
         let root = self
             .registry
-            .version(&root_id, version)
+            .version(bot, &root_id, version)
             .await
             .map_err(|e| RuntimeError::Flow(e.to_string()))?
             .ok_or_else(|| {
@@ -278,7 +279,7 @@ impl Runtime {
                 remote = Some(request);
                 break;
             }
-            let owner = (bot_of(&outcome.run), contact_id);
+            let owner = (bot, contact_id);
             let result = self.execute(tx, catalog, owner, &request, now).await?;
             outcome = step(&flows, outcome.run, Input::Result(result), now);
         }

@@ -10,7 +10,6 @@ use super::pending::Pending;
 use super::{
     Continuation, Route, Runtime, RuntimeError, Target, contact_json, end_run, stored_run,
 };
-use crate::catalog::Catalog;
 
 impl Runtime {
     /// Moves a stored run by an input that is not a message (an operator's
@@ -57,7 +56,6 @@ impl Runtime {
         // Read under the contacts' locks: a state read before them may
         // already be old.
         let current = tx.current_runs(&contacts).await?;
-        let catalog = self.registry.catalog();
         let mut pending = Pending::default();
         let mut calls = Vec::new();
         let mut queued = false;
@@ -111,7 +109,6 @@ impl Runtime {
                 .advance(
                     &mut tx,
                     &mut pending,
-                    &catalog,
                     contact_id,
                     contact,
                     None,
@@ -150,7 +147,6 @@ impl Runtime {
     async fn step_alone(
         &self,
         mut tx: Tx,
-        catalog: &Catalog,
         contact_id: i64,
         contact: Value,
         target: Target,
@@ -163,7 +159,6 @@ impl Runtime {
             .advance(
                 &mut tx,
                 &mut pending,
-                catalog,
                 contact_id,
                 contact,
                 None,
@@ -189,14 +184,13 @@ impl Runtime {
         channel: Channel,
     ) -> Result<StoredRun, RuntimeError> {
         let now = self.clock.now_ms();
-        let catalog = self.registry.catalog();
-        if !catalog.flows.contains_key(flow) {
-            return Err(RuntimeError::Flow(format!("no flow {flow}")));
-        }
         let mut tx = self.store.begin().await?;
         tx.lock_contacts(&[contact_id]).await?;
         let states = tx.contact_states(&[contact_id]).await?;
         let state = states.get(&contact_id).ok_or(StoreError::NotFound)?;
+        if !self.registry.catalog(state.bot_id).flows.contains_key(flow) {
+            return Err(RuntimeError::Flow(format!("no flow {flow}")));
+        }
         let contact = contact_json(contact_id, state, channel, None);
         let replacing = tx.current_runs(&[contact_id]).await?.remove(&contact_id);
         let route = Route::Outbox {
@@ -206,7 +200,6 @@ impl Runtime {
         };
         self.step_alone(
             tx,
-            &catalog,
             contact_id,
             contact,
             Target::Fresh {

@@ -165,6 +165,16 @@ impl TestApp {
     /// the number the message went from (`From`), the settings' sender
     /// unless given.
     pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        self.twilio_signed(path, AUTH_TOKEN, params).await
+    }
+
+    /// As [`TestApp::twilio`], signed with `token` (another bot's).
+    pub async fn twilio_signed(
+        &self,
+        path: &str,
+        token: &str,
+        params: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut params: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -184,7 +194,7 @@ impl TestApp {
             "{}{path}",
             self.raw.public_url.as_deref().unwrap_or(&self.url)
         );
-        let sig = confab_channels::twilio::signature(AUTH_TOKEN, &signed, &params);
+        let sig = confab_channels::twilio::signature(token, &signed, &params);
         self.http
             .post(&url)
             .header("X-Twilio-Signature", sig)
@@ -192,6 +202,29 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A Twilio text from `from` to a bot's number `to`, signed with that
+    /// bot's `token`.
+    pub async fn twilio_to(
+        &self,
+        (to, token): (&str, &str),
+        from: &str,
+        body: &str,
+        sid: &str,
+    ) -> reqwest::Response {
+        self.twilio_signed(
+            "/webhooks/twilio",
+            token,
+            &[
+                ("From", &format!("whatsapp:{from}")),
+                ("To", &format!("whatsapp:{to}")),
+                ("Body", body),
+                ("MessageSid", sid),
+                ("NumMedia", "0"),
+            ],
+        )
+        .await
     }
 
     /// A Twilio inbound text from `from` with a unique message SID.

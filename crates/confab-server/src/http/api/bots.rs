@@ -135,16 +135,22 @@ fn slug_of(name: &str) -> String {
     }
 }
 
-fn check_flow(state: &AppState, flow: Option<String>) -> ApiResult<Option<String>> {
+/// `flow` as a default flow of bot `bot` (a bot not made yet has the
+/// bundled flows only).
+fn check_flow(
+    state: &AppState,
+    bot: Option<i64>,
+    flow: Option<String>,
+) -> ApiResult<Option<String>> {
+    let known = match bot {
+        Some(id) => state.registry.catalog(id).ids(),
+        None => state.registry.bundled_ids(),
+    };
     match flow {
-        Some(f) if !state.registry.catalog().flows.contains_key(&f) => {
-            let mut known: Vec<String> = state.registry.catalog().flows.keys().cloned().collect();
-            known.sort();
-            Err(unprocessable(
-                "default_flow",
-                format!("no flow `{f}` (flows: {})", known.join(", ")),
-            ))
-        }
+        Some(f) if !known.contains(&f) => Err(unprocessable(
+            "default_flow",
+            format!("no flow `{f}` (flows: {})", known.join(", ")),
+        )),
         other => Ok(other),
     }
 }
@@ -251,7 +257,7 @@ fn bot_of(state: &AppState, key: &str) -> ApiResult<Arc<BotEntry>> {
 }
 
 async fn fresh(state: &AppState, id: i64) -> ApiResult<Json<BotOut>> {
-    state.bots.reload().await.map_err(ApiError::internal)?;
+    state.reload_bots().await.map_err(ApiError::internal)?;
     let bot = state
         .bots
         .by_id(id)
@@ -288,7 +294,7 @@ pub async fn create(
         Some(s) => check_slug(&s)?,
         None => slug_of(&req.name),
     };
-    let default_flow = check_flow(&state, req.default_flow)?;
+    let default_flow = check_flow(&state, None, req.default_flow)?;
     let write = BotWrite {
         slug,
         name: req.name.trim().to_string(),
@@ -349,7 +355,7 @@ pub async fn update(
         ));
     }
     let default_flow = match req.default_flow {
-        Some(f) => check_flow(&state, f)?,
+        Some(f) => check_flow(&state, Some(current.id()), f)?,
         None => current.record.default_flow.clone(),
     };
     let channels =
@@ -418,7 +424,7 @@ pub async fn delete(
             &Change::by(&label, state.clock.now_ms()),
         )
         .await?;
-    state.bots.reload().await.map_err(ApiError::internal)?;
+    state.reload_bots().await.map_err(ApiError::internal)?;
     Ok(Json(Deleted { removed }))
 }
 

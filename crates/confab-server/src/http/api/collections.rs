@@ -32,10 +32,13 @@ pub struct CollectionOut {
     pub fields: serde_json::Value,
 }
 
-/// The collections declared next to the flows.
+/// The bot's collections: those declared next to the flows and by its flows.
 #[utoipa::path(get, path = "/api/v1/collections", tag = "collections", responses((status = 200, body = Vec<CollectionOut>)), security(("bearer" = [])))]
-pub async fn list_collections(State(state): State<AppState>) -> Json<Vec<CollectionOut>> {
-    let catalog = state.registry.catalog();
+pub async fn list_collections(
+    State(state): State<AppState>,
+    bot: BotScope,
+) -> Json<Vec<CollectionOut>> {
+    let catalog = state.registry.catalog(bot.id());
     let mut out: Vec<CollectionOut> = catalog
         .collections
         .values()
@@ -49,10 +52,10 @@ pub async fn list_collections(State(state): State<AppState>) -> Json<Vec<Collect
     Json(out)
 }
 
-fn collection(state: &AppState, name: &str) -> ApiResult<Collection> {
+fn collection(state: &AppState, bot_id: i64, name: &str) -> ApiResult<Collection> {
     state
         .registry
-        .catalog()
+        .catalog(bot_id)
         .collections
         .get(name)
         .cloned()
@@ -88,7 +91,7 @@ pub async fn list(
     Path(Name { name }): Path<Name>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let c = collection(&state, &name)?;
+    let c = collection(&state, bot.id(), &name)?;
     let mut fields = Vec::new();
     for (k, v) in &q {
         if RESERVED.contains(&k.as_str()) {
@@ -204,7 +207,7 @@ pub async fn create(
     Path(Name { name }): Path<Name>,
     Body(fields): Body<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let c = collection(&state, &name)?;
+    let c = collection(&state, bot.id(), &name)?;
     let data = checked(&c, &fields, false)?;
     let contact_id = match fields.get("contact_id") {
         None | Some(Value::Null) => None,
@@ -234,7 +237,7 @@ pub async fn get(
     bot: BotScope,
     Path(NameId { name, id }): Path<NameId>,
 ) -> ApiResult<Json<Value>> {
-    collection(&state, &name)?;
+    collection(&state, bot.id(), &name)?;
     let r = state
         .store
         .record(bot.id(), &name, id)
@@ -262,7 +265,7 @@ async fn write(
     fields: &Map<String, Value>,
     replace: bool,
 ) -> ApiResult<Json<Value>> {
-    let c = collection(state, name)?;
+    let c = collection(state, bot_id, name)?;
     let data = checked(&c, fields, !replace)?;
     let r = state
         .store
@@ -291,7 +294,7 @@ pub async fn delete(
     bot: BotScope,
     Path(NameId { name, id }): Path<NameId>,
 ) -> ApiResult<StatusCode> {
-    collection(&state, &name)?;
+    collection(&state, bot.id(), &name)?;
     state
         .store
         .delete_record(bot.id(), &name, id)

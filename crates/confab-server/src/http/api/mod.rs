@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bots;
 pub mod collections;
 pub mod contacts;
+pub mod flows;
 pub mod messages;
 pub mod rejected;
 pub mod runs;
@@ -71,10 +72,35 @@ pub fn table() -> Table {
         .get_of_bots("/runs/{id}", Least(Viewer), runs::get)
         .post_of_bots("/runs/{id}/cancel", Least(Agent), runs::cancel)
         .post_of_bots("/runs/{id}/resume", Least(Agent), runs::resume)
-        .get("/flows", Least(Viewer), runs::flows)
-        .post("/flows/reload", Least(Editor), runs::reload)
-        .get("/flows/{id}/stats", Least(Viewer), runs::stats)
-        .get("/collections", Least(Viewer), collections::list_collections)
+        .get_of_bots("/flows", Least(Viewer), flows::list)
+        .post_of_bots("/flows", Least(Editor), flows::create)
+        .post("/flows/reload", Least(Editor), flows::reload)
+        .get("/flow-templates", Least(Viewer), flows::list_templates)
+        .get_of_bots("/flows/{flow}", Least(Viewer), flows::get)
+        .put_of_bots("/flows/{flow}", Least(Editor), flows::update)
+        .delete_of_bots("/flows/{flow}", Least(Editor), flows::delete)
+        .get_of_bots("/flows/{flow}/stats", Least(Viewer), flows::stats)
+        .get_of_bots("/flows/{flow}/versions", Least(Viewer), flows::versions)
+        .get_of_bots(
+            "/flows/{flow}/versions/{version}",
+            Least(Viewer),
+            flows::version,
+        )
+        .post_of_bots(
+            "/flows/{flow}/versions/{version}/publish",
+            Least(Editor),
+            flows::publish,
+        )
+        .post_of_bots("/flows/{flow}/nodes", Least(Editor), flows::add_node)
+        .get_of_bots("/flows/{flow}/nodes/{node}", Least(Viewer), flows::get_node)
+        .put_of_bots("/flows/{flow}/nodes/{node}", Least(Editor), flows::put_node)
+        .delete_of_bots(
+            "/flows/{flow}/nodes/{node}",
+            Least(Editor),
+            flows::delete_node,
+        )
+        .post_of_bots("/flows/{flow}/test", Least(Editor), flows::test)
+        .get_of_bots("/collections", Least(Viewer), collections::list_collections)
         .get_of_bots(
             "/collections/{name}/records",
             Least(Viewer),
@@ -235,7 +261,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-fn has_nul(v: &serde_json::Value) -> bool {
+pub(super) fn has_nul(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) => s.contains('\0'),
         serde_json::Value::Array(a) => a.iter().any(has_nul),
