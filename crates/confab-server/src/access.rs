@@ -106,3 +106,71 @@ mod tests {
         assert_eq!(parse_allow_list("{"), Some(HashSet::new()));
     }
 }
+
+/// A bot's access policy as its record keeps it (`bots.policy`):
+/// `{"allow_list": ["+27…"] | null, "rate_limit": {"messages", "window_seconds"} | null}`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredPolicy {
+    /// The default bot's is kept apart (`ALLOW_LIST_KEY`), read within
+    /// each batch's transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_list: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<StoredRateLimit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredRateLimit {
+    pub messages: i64,
+    pub window_seconds: u64,
+}
+
+impl StoredRateLimit {
+    pub fn limit(self) -> RateLimit {
+        RateLimit {
+            messages: self.messages,
+            window: std::time::Duration::from_secs(self.window_seconds),
+        }
+    }
+}
+
+impl From<RateLimit> for StoredRateLimit {
+    fn from(l: RateLimit) -> StoredRateLimit {
+        StoredRateLimit {
+            messages: l.messages,
+            window_seconds: l.window.as_secs(),
+        }
+    }
+}
+
+/// A bot's policy, ready for the inbound path.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Only these numbers are answered; none: everyone is.
+    pub allow_list: Option<std::sync::Arc<HashSet<String>>>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl StoredPolicy {
+    /// The policy a bot's record holds; one that cannot be read serves no
+    /// one (only this server writes it).
+    pub fn of(value: &serde_json::Value) -> StoredPolicy {
+        serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a bot's access policy cannot be read; answering no one");
+            StoredPolicy {
+                allow_list: Some(Vec::new()),
+                rate_limit: None,
+            }
+        })
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            allow_list: self
+                .allow_list
+                .as_ref()
+                .map(|l| std::sync::Arc::new(l.iter().cloned().collect())),
+            rate_limit: self.rate_limit.map(StoredRateLimit::limit),
+        }
+    }
+}

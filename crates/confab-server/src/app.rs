@@ -140,7 +140,14 @@ impl App {
         let registry = Arc::new(registry);
         let settings = Arc::new(settings);
         store
-            .sync_default_bot(settings.default_flow.as_deref(), clock.now_ms())
+            .sync_default_bot(
+                settings.default_flow.as_deref(),
+                settings
+                    .assistant
+                    .rate_limit
+                    .map(|l| serde_json::json!(crate::access::StoredRateLimit::from(l))),
+                clock.now_ms(),
+            )
             .await?;
         let bots = crate::bots::Directory::load(store.clone(), settings.clone()).await?;
         let worker = Worker::new(store.clone(), bots.clone(), settings.clone(), clock.clone());

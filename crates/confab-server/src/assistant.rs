@@ -33,10 +33,61 @@ pub struct Assistant {
 /// Who asked, for the record of the call.
 #[derive(Clone, Debug)]
 pub struct Asker {
+    /// The bot of the run's contact, whose AI settings apply.
+    pub bot_id: i64,
     pub run_id: i64,
     pub contact_id: i64,
     pub flow_id: String,
     pub node: Option<String>,
+}
+
+/// A bot's AI settings over the server's (`bots.ai`); an `ai` node's own
+/// settings go over both.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct BotAi {
+    /// What the assistant is told it is (`SYSTEM_PROMPT` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// The chat model (`OPENAI_MODEL` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The model for photos (`OPENAI_VISION_MODEL` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_model: Option<String>,
+    /// Earlier messages sent along with a question, 0 to 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<u32>,
+}
+
+impl BotAi {
+    /// The settings a bot's record holds (checked when written).
+    pub fn of(value: &serde_json::Value) -> BotAi {
+        serde_json::from_value(value.clone()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a bot's AI settings cannot be read; using the server's");
+            BotAi::default()
+        })
+    }
+
+    /// The first field that is out of bounds, with why.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let text = |field: &'static str, v: &Option<String>, max: usize| {
+            v.as_ref().and_then(|t| {
+                (t.trim().is_empty() || t.chars().count() > max)
+                    .then(|| (field, format!("1 to {max} characters")))
+            })
+        };
+        text("ai.system_prompt", &self.system_prompt, 20_000)
+            .or_else(|| text("ai.model", &self.model, 100))
+            .or_else(|| text("ai.vision_model", &self.vision_model, 100))
+            .or_else(|| {
+                self.history
+                    .filter(|h| *h > 50)
+                    .map(|_| ("ai.history", "0 to 50 messages".to_string()))
+            })
+    }
 }
 
 /// Why the contact's message cannot be put to the AI, as the flow's code.
@@ -175,13 +226,21 @@ impl Assistant {
                 return r.result();
             }
         };
+        let bot = self
+            .bots
+            .by_id(who.bot_id)
+            .map(|b| b.ai.clone())
+            .unwrap_or_default();
         let mut messages = vec![ChatMessage::text(
             Role::System,
             system
                 .clone()
+                .or(bot.system_prompt)
                 .unwrap_or_else(|| self.settings.assistant.system_prompt.clone()),
         )];
-        let keep = history.unwrap_or(self.settings.assistant.history);
+        let keep = history
+            .or(bot.history)
+            .unwrap_or(self.settings.assistant.history);
         match self.history(who.contact_id, message.as_ref(), keep).await {
             Ok(h) => messages.extend(h),
             Err(e) => return Refusal::from(e).result(),
@@ -193,9 +252,9 @@ impl Assistant {
         let cfg = client.config();
         let model = model.clone().unwrap_or_else(|| {
             if question.vision {
-                cfg.vision_model.clone()
+                bot.vision_model.unwrap_or_else(|| cfg.vision_model.clone())
             } else {
-                cfg.chat_model.clone()
+                bot.model.unwrap_or_else(|| cfg.chat_model.clone())
             }
         });
         let req = ChatRequest {

@@ -64,6 +64,10 @@ impl BotChannel {
 pub struct BotEntry {
     pub record: Bot,
     pub channels: Vec<BotChannel>,
+    /// Who it answers (the default bot's allow-list is kept apart: see
+    /// `access`).
+    pub policy: crate::access::Policy,
+    pub ai: crate::assistant::BotAi,
 }
 
 impl BotEntry {
@@ -282,6 +286,8 @@ impl Directory {
             snapshot.by_id.insert(bot.id, index);
             snapshot.by_slug.insert(bot.slug.clone(), index);
             snapshot.bots.push(Arc::new(BotEntry {
+                policy: crate::access::StoredPolicy::of(&bot.policy).policy(),
+                ai: crate::assistant::BotAi::of(&bot.ai),
                 record: bot,
                 channels,
             }));

@@ -38,7 +38,7 @@ use crate::http::{api, ops, webhooks};
         api::flows::delete_node, api::flows::test, api::flows::stats, api::flows::reload,
         api::collections::list_collections, api::collections::list, api::collections::create,
         api::collections::get, api::collections::replace, api::collections::patch, api::collections::delete,
-        api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list,
+        api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list, api::assistant::put_rate_limit,
         webhooks::twilio_inbound, webhooks::twilio_status, webhooks::meta_handshake, webhooks::meta_inbound,
         webhooks::twilio_inbound_of, webhooks::twilio_status_of, webhooks::meta_handshake_of, webhooks::meta_inbound_of,
         webhooks::legacy_webhook, webhooks::legacy_webhook_alive,

@@ -745,3 +745,140 @@ async fn media_can_be_kept_on_disk() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_bot_answers_by_its_own_allow_list_rate_limit_and_ai_settings() {
+    let s = setup(|_| {}).await;
+    let (app, key) = (&s.app, &s.key);
+    let shop = ("+14155550001", "shop-twilio-token-0001");
+    let (status, bot) = app
+        .post(
+            key,
+            "/api/v1/bots",
+            json!({"name": "Shop", "slug": "shop", "default_flow": "ai_assistant",
+                   "ai": {"system_prompt": "You are the shop's assistant.", "model": "shop-model"},
+                   "channels": {"twilio": {"account_sid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                           "auth_token": shop.1, "number": shop.0}}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bot}");
+    assert_eq!(bot["ai"]["model"], "shop-model");
+    let put = |path: &'static str, body: Value| async move {
+        app.call(reqwest::Method::PUT, key, path, Some(body)).await
+    };
+    let (status, access) = put(
+        "/api/v1/bots/shop/access/allow-list",
+        json!({"numbers": ["+15550002222"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{access}");
+    let (status, access) = put(
+        "/api/v1/bots/shop/access/rate-limit",
+        json!({"rate_limit": {"messages": 2, "window_seconds": 3600}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{access}");
+    assert_eq!(
+        access,
+        json!({"allow_list": ["+15550002222"], "rate_limit": {"messages": 2, "window_seconds": 3600}})
+    );
+    // The default bot keeps its own: nobody listed, no limit.
+    assert_eq!(
+        app.get(key, "/api/v1/access").await.1,
+        json!({"allow_list": null, "rate_limit": null})
+    );
+
+    // Off the shop's list: refused by the shop, answered by the default bot.
+    let twiml = app
+        .twilio_to(shop, "+15550003333", "Hello", "SMpol0001")
+        .await;
+    assert!(
+        twiml
+            .text()
+            .await
+            .unwrap()
+            .contains("only available to registered numbers")
+    );
+    s.text("+15550003333", "Hello", "SMpol0002").await;
+    s.app
+        .eventually(10, "the default bot asked the AI", || async {
+            s.chats().len() == 1
+        })
+        .await;
+    assert_eq!(s.chats()[0]["model"], "gpt-test");
+
+    // On it: asked with the shop's prompt and model, up to its limit.
+    app.twilio_to(shop, "+15550002222", "Hi", "SMpol0003").await;
+    s.app
+        .eventually(10, "the shop asked the AI", || async {
+            s.chats().len() == 2
+        })
+        .await;
+    let chat = &s.chats()[1];
+    assert_eq!(chat["model"], "shop-model");
+    assert_eq!(
+        roles(chat)[0],
+        ("system".into(), "You are the shop's assistant.".into())
+    );
+    app.twilio_to(shop, "+15550002222", "Again", "SMpol0004")
+        .await;
+    let over = app
+        .twilio_to(shop, "+15550002222", "And again", "SMpol0005")
+        .await;
+    assert!(
+        over.text()
+            .await
+            .unwrap()
+            .contains("faster than I can answer")
+    );
+
+    // Each bot's AI use is its own.
+    let calls = |v: Value| {
+        v["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["calls"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    s.app
+        .eventually(10, "each bot's calls are counted", || async {
+            calls(app.get(key, "/api/v1/bots/shop/stats/ai").await.1) == 2
+                && calls(app.get(key, "/api/v1/stats/ai").await.1) == 1
+        })
+        .await;
+
+    // Bad settings name their field and change nothing.
+    let (status, p) = app
+        .patch(key, "/api/v1/bots/shop", json!({"ai": {"history": 99}}))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("ai.history"),
+        "{p}"
+    );
+    let (status, _) = put(
+        "/api/v1/bots/shop/access/rate-limit",
+        json!({"rate_limit": {"messages": 0, "window_seconds": 60}}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let viewer = app.api_key_with(confab_server::auth::Role::Viewer).await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            &viewer,
+            "/api/v1/bots/shop/access/rate-limit",
+            Some(json!({"rate_limit": null})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.get(key, "/api/v1/bots/shop").await.1["ai"]["model"],
+        "shop-model"
+    );
+    assert_eq!(
+        app.get(key, "/api/v1/bots/shop/access").await.1["rate_limit"]["messages"],
+        2
+    );
+}

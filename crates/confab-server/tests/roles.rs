@@ -121,6 +121,7 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/v1/stats/ai", Some(Role::Viewer)),
     ("GET", "/api/v1/access", Some(Role::Viewer)),
     ("PUT", "/api/v1/access/allow-list", Some(Role::Admin)),
+    ("PUT", "/api/v1/access/rate-limit", Some(Role::Admin)),
 ];
 
 /// The routes of a bot's data: each is also under `/api/v1/bots/{bot}`,
@@ -131,6 +132,8 @@ const OF_BOTS: &[&str] = &[
     "/api/v1/runs",
     "/api/v1/flows",
     "/api/v1/collections",
+    "/api/v1/access",
+    "/api/v1/stats/ai",
 ];
 
 /// [`EXPECTED`], and its routes of a bot's data under `/api/v1/bots/{bot}`.

@@ -243,7 +243,12 @@ impl Store {
     }
 
     /// AI use per flow and day (UTC) between two times, by day then flow.
-    pub async fn ai_stats(&self, since_ms: i64, until_ms: i64) -> Result<Vec<AiStat>, StoreError> {
+    pub async fn ai_stats(
+        &self,
+        bot_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<AiStat>, StoreError> {
         // SUM gives NUMERIC on PostgreSQL, which the Any driver cannot read.
         let rows = sqlx::query(
             "SELECT flow_id, created_ms / $1 AS day, COUNT(*) AS calls, \
@@ -251,12 +256,15 @@ impl Store {
              CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
              CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
              CAST(SUM(latency_ms) AS BIGINT) AS latency_ms \
-             FROM ai_calls WHERE created_ms >= $2 AND created_ms < $3 \
+             FROM ai_calls a WHERE created_ms >= $2 AND created_ms < $3 \
+             AND (EXISTS (SELECT 1 FROM runs r JOIN contacts c ON c.id = r.contact_id WHERE r.id = a.run_id AND c.bot_id = $4) \
+                  OR EXISTS (SELECT 1 FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE m.id = a.message_id AND c.bot_id = $4)) \
              GROUP BY flow_id, created_ms / $1 ORDER BY day, flow_id",
         )
         .bind(DAY_MS)
         .bind(since_ms)
         .bind(until_ms)
+        .bind(bot_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -25,6 +25,8 @@ pub struct Bot {
     pub default_flow: Option<String>,
     /// The access policy: allow-list, rate limit.
     pub policy: Value,
+    /// AI settings over the server's: system prompt, models, history.
+    pub ai: Value,
     pub channels: Vec<BotChannel>,
     pub created_ms: i64,
     pub updated_ms: i64,
@@ -50,6 +52,7 @@ pub struct BotWrite {
     pub name: String,
     pub default_flow: Option<String>,
     pub policy: Value,
+    pub ai: Value,
     pub channels: Vec<BotChannel>,
 }
 
@@ -72,13 +75,14 @@ fn bot_row(r: &AnyRow) -> Result<Bot, StoreError> {
         name: r.try_get("name")?,
         default_flow: r.try_get("default_flow")?,
         policy: json(r.try_get("policy")?, "a bot's policy")?,
+        ai: json(r.try_get("ai")?, "a bot's AI settings")?,
         channels: Vec::new(),
         created_ms: r.try_get("created_ms")?,
         updated_ms: r.try_get("updated_ms")?,
     })
 }
 
-const BOT_COLUMNS: &str = "id, slug, name, default_flow, policy, created_ms, updated_ms";
+const BOT_COLUMNS: &str = "id, slug, name, default_flow, policy, ai, created_ms, updated_ms";
 
 /// The bots chosen by `filter` (`$1` its value), with their channels.
 async fn load(
@@ -238,21 +242,31 @@ impl Store {
     }
 
     /// The default bot as the environment describes it: its default flow
-    /// is the environment's (`DEFAULT_FLOW`) on every start.
+    /// is the environment's (`DEFAULT_FLOW`) on every start, and so is its
+    /// rate limit when the environment sets one (`rate_limit`, as its
+    /// policy keeps it).
     pub async fn sync_default_bot(
         &self,
         default_flow: Option<&str>,
+        rate_limit: Option<Value>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let before = one(&mut tx, DEFAULT_BOT).await?;
-        if before.default_flow.as_deref() != default_flow {
-            sqlx::query("UPDATE bots SET default_flow = $2, updated_ms = $3 WHERE id = $1")
-                .bind(DEFAULT_BOT)
-                .bind(default_flow.map(str::to_string))
-                .bind(now_ms.max(before.updated_ms + 1))
-                .execute(&mut *tx)
-                .await?;
+        let mut policy = before.policy.clone();
+        if let (Some(limit), Some(p)) = (rate_limit, policy.as_object_mut()) {
+            p.insert("rate_limit".into(), limit);
+        }
+        if before.default_flow.as_deref() != default_flow || policy != before.policy {
+            sqlx::query(
+                "UPDATE bots SET default_flow = $2, policy = $3, updated_ms = $4 WHERE id = $1",
+            )
+            .bind(DEFAULT_BOT)
+            .bind(default_flow.map(str::to_string))
+            .bind(policy.to_string())
+            .bind(now_ms.max(before.updated_ms + 1))
+            .execute(&mut *tx)
+            .await?;
             let after = one(&mut tx, DEFAULT_BOT).await?;
             let by = Change::by("env", now_ms);
             changed(&mut tx, &by, "bot.update", Some(&before), Some(&after)).await?;
@@ -260,7 +274,6 @@ impl Store {
         tx.commit().await
     }
 
-    /// Changes whenever a bot or channel does (a cache's cue to reload).
     pub async fn bots_generation(&self) -> Result<String, StoreError> {
         Ok(self.get_setting(GENERATION).await?.unwrap_or_default())
     }
@@ -275,13 +288,14 @@ impl Store {
     ) -> Result<Bot, StoreError> {
         let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO bots (slug, name, default_flow, policy, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            "INSERT INTO bots (slug, name, default_flow, policy, ai, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
         )
         .bind(bot.slug.clone())
         .bind(bot.name.clone())
         .bind(bot.default_flow.clone())
         .bind(bot.policy.to_string())
+        .bind(bot.ai.to_string())
         .bind(by.now_ms)
         .fetch_one(&mut *tx)
         .await
@@ -320,13 +334,14 @@ impl Store {
         // Never the same time twice: it is what tells a change from none.
         let now = by.now_ms.max(before.updated_ms + 1);
         sqlx::query(
-            "UPDATE bots SET slug = $2, name = $3, default_flow = $4, policy = $5, updated_ms = $6 WHERE id = $1",
+            "UPDATE bots SET slug = $2, name = $3, default_flow = $4, policy = $5, ai = $6, updated_ms = $7 WHERE id = $1",
         )
         .bind(id)
         .bind(bot.slug.clone())
         .bind(bot.name.clone())
         .bind(bot.default_flow.clone())
         .bind(bot.policy.to_string())
+        .bind(bot.ai.to_string())
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -471,6 +486,7 @@ mod tests {
             name: slug.to_uppercase(),
             default_flow: None,
             policy: serde_json::json!({}),
+            ai: serde_json::json!({}),
             channels,
         }
     }

@@ -209,6 +209,10 @@ impl Store {
                     "flows of bots",
                     include_str!("../migrations/sqlite/0015_flows_of_bots.sql"),
                 ),
+                (
+                    "bot ai",
+                    include_str!("../migrations/sqlite/0016_bot_ai.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -268,6 +272,10 @@ impl Store {
                 (
                     "flows of bots",
                     include_str!("../migrations/postgres/0016_flows_of_bots.sql"),
+                ),
+                (
+                    "bot ai",
+                    include_str!("../migrations/postgres/0017_bot_ai.sql"),
                 ),
             ],
         };

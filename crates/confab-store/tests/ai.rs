@@ -119,7 +119,10 @@ async fn ai_calls_are_summed_per_flow_and_day() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let stats = s.ai_stats(5 * DAY, 7 * DAY).await.unwrap();
+    let stats = s
+        .ai_stats(confab_store::DEFAULT_BOT, 5 * DAY, 7 * DAY)
+        .await
+        .unwrap();
     let rows: Vec<(&str, i64, i64, i64, i64, i64)> = stats
         .iter()
         .map(|r| {
@@ -142,7 +145,15 @@ async fn ai_calls_are_summed_per_flow_and_day() {
         ]
     );
     assert_eq!(stats[0].latency_ms, 200);
-    assert_eq!(s.ai_stats(6 * DAY, 7 * DAY).await.unwrap().len(), 1);
+    assert_eq!(
+        s.ai_stats(confab_store::DEFAULT_BOT, 6 * DAY, 7 * DAY)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Another bot's contacts made none of them.
+    assert!(s.ai_stats(99, 5 * DAY, 7 * DAY).await.unwrap().is_empty());
     let calls = s.ai_calls_of(&[m]).await.unwrap();
     assert_eq!(calls[&m].len(), 4);
     assert_eq!(calls[&m][1].error.as_deref(), Some("boom"));

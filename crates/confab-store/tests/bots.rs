@@ -10,6 +10,7 @@ async fn bot(store: &Store, slug: &str) -> i64 {
         name: slug.into(),
         default_flow: None,
         policy: serde_json::json!({}),
+        ai: serde_json::json!({}),
         channels: vec![],
     };
     store

@@ -42,11 +42,28 @@ impl Runtime {
         let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
         let mut queued = false;
         let mut pending = Pending::default();
-        let allowed = self.allow_list(allow_list);
-        let limit = self.settings.assistant.rate_limit;
-        let mut windows = match limit {
-            Some(_) => tx.rate_windows(&contacts).await?,
-            None => Default::default(),
+        // Each bot's policy; the default bot's allow-list as read within
+        // this transaction.
+        let default_list = self.allow_list(allow_list);
+        let policy_of = |bot_id: i64| -> crate::access::Policy {
+            let mut policy = self
+                .bots
+                .by_id(bot_id)
+                .map(|b| b.policy.clone())
+                .unwrap_or_default();
+            if bot_id == confab_store::DEFAULT_BOT {
+                policy.allow_list = default_list.clone();
+                policy.rate_limit = policy.rate_limit.or(self.settings.assistant.rate_limit);
+            }
+            policy
+        };
+        let limited = fresh
+            .iter()
+            .any(|&i| policy_of(batch[i].bot_id).rate_limit.is_some());
+        let mut windows = if limited {
+            tx.rate_windows(&contacts).await?
+        } else {
+            Default::default()
         };
         // The windows this batch counted in: only they are written back.
         let mut counted = HashSet::new();
@@ -71,11 +88,12 @@ impl Runtime {
             };
             // Off the allow-list: one polite refusal, ever; over the rate
             // limit: stored, not processed, told once per window.
-            let notice = match &allowed {
+            let policy = policy_of(m.bot_id);
+            let notice = match &policy.allow_list {
                 Some(list) if !list.contains(&state.phone) => Some(
                     (!state.refused && refused.insert(contact_id)).then_some(access::REFUSAL_TEXT),
                 ),
-                _ => limit.and_then(|l| {
+                _ => policy.rate_limit.and_then(|l| {
                     let (w, verdict) = access::count(windows.get(&contact_id).copied(), l, now);
                     windows.insert(contact_id, w);
                     counted.insert(contact_id);

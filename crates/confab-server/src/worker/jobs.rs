@@ -238,7 +238,15 @@ async fn effect_input(
     let (result, calls) = match &effect.request {
         Request::Ai { .. } => match runtime.store.run(job.ref_id).await {
             Ok(run) => {
+                let bot_id = match runtime.store.contact(run.contact_id).await {
+                    Ok(c) => c.bot_id,
+                    Err(e) => {
+                        let error = format!("the run's contact cannot be read: {e}");
+                        return (Input::Result(EffectResult::Failed { error }), Vec::new());
+                    }
+                };
                 let who = Asker {
+                    bot_id,
                     run_id: run.id,
                     contact_id: run.contact_id,
                     flow_id: run.flow_id,

@@ -7,9 +7,12 @@ use confab_model::PhoneNumber;
 use serde::{Deserialize, Serialize};
 
 use super::Body;
+use super::scope::BotScope;
 use crate::access;
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use confab_store::{BotWrite, Change};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -60,6 +63,7 @@ fn date_text(day: i64) -> String {
     responses((status = 200, body = AiStats), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn ai_stats(
     State(state): State<AppState>,
+    bot: BotScope,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Json<AiStats>> {
     let today = state.clock.now_ms().div_euclid(DAY_MS);
@@ -80,7 +84,7 @@ pub async fn ai_stats(
     } else {
         state
             .store
-            .ai_stats(from * DAY_MS, (to + 1) * DAY_MS)
+            .ai_stats(bot.id(), from * DAY_MS, (to + 1) * DAY_MS)
             .await?
     };
     let days = rows
@@ -103,7 +107,8 @@ pub async fn ai_stats(
     }))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitOut {
     pub messages: i64,
     pub window_seconds: u64,
@@ -113,27 +118,37 @@ pub struct RateLimitOut {
 pub struct Access {
     /// Only these numbers are answered; null: everyone is.
     pub allow_list: Option<Vec<String>>,
-    /// Messages a contact may send per window (`RATE_LIMIT_MESSAGES`,
-    /// `RATE_LIMIT_WINDOW_SECONDS`); null: no limit.
+    /// Messages a contact may send per window; null: no limit. The default
+    /// bot's is `RATE_LIMIT_MESSAGES` and `RATE_LIMIT_WINDOW_SECONDS` until
+    /// changed here (the environment's, when set, again on every start).
     pub rate_limit: Option<RateLimitOut>,
 }
 
-async fn current(state: &AppState) -> ApiResult<Access> {
-    let list = state
-        .store
-        .get_setting(access::ALLOW_LIST_KEY)
-        .await?
-        .and_then(|raw| access::parse_allow_list(&raw))
-        .map(|set| {
-            let mut v: Vec<String> = set.into_iter().collect();
+/// The bot's policy as it applies now.
+async fn current(state: &AppState, bot: &BotScope) -> ApiResult<Access> {
+    let stored = access::StoredPolicy::of(&bot.0.record.policy);
+    let (list, limit) = if bot.id() == confab_store::DEFAULT_BOT {
+        let list = state
+            .store
+            .get_setting(access::ALLOW_LIST_KEY)
+            .await?
+            .and_then(|raw| access::parse_allow_list(&raw))
+            .map(|set| set.into_iter().collect::<Vec<_>>());
+        let limit = stored
+            .rate_limit
+            .or(state.settings.assistant.rate_limit.map(Into::into));
+        (list, limit)
+    } else {
+        (stored.allow_list, stored.rate_limit)
+    };
+    Ok(Access {
+        allow_list: list.map(|mut v| {
             v.sort();
             v
-        });
-    Ok(Access {
-        allow_list: list,
-        rate_limit: state.settings.assistant.rate_limit.map(|l| RateLimitOut {
+        }),
+        rate_limit: limit.map(|l| RateLimitOut {
             messages: l.messages,
-            window_seconds: l.window.as_secs(),
+            window_seconds: l.window_seconds,
         }),
     })
 }
@@ -141,8 +156,51 @@ async fn current(state: &AppState) -> ApiResult<Access> {
 /// Who the bot answers.
 #[utoipa::path(get, path = "/api/v1/access", tag = "assistant",
     responses((status = 200, body = Access)), security(("bearer" = [])))]
-pub async fn get_access(State(state): State<AppState>) -> ApiResult<Json<Access>> {
-    Ok(Json(current(&state).await?))
+pub async fn get_access(State(state): State<AppState>, bot: BotScope) -> ApiResult<Json<Access>> {
+    Ok(Json(current(&state, &bot).await?))
+}
+
+/// Changes a bot's stored policy, audited like any change to the bot, and
+/// answers the policy as it then applies.
+async fn change_policy(
+    state: &AppState,
+    bot: &BotScope,
+    principal: &Principal,
+    change: impl FnOnce(&mut access::StoredPolicy),
+) -> ApiResult<Access> {
+    // The database's copy: another server may have changed it a moment ago.
+    state.bots.refresh().await.map_err(ApiError::internal)?;
+    let current_bot = state
+        .bots
+        .by_id(bot.id())
+        .ok_or_else(|| ApiError::NotFound(format!("no bot {}", bot.id())))?;
+    let record = &current_bot.record;
+    let mut policy = access::StoredPolicy::of(&record.policy);
+    change(&mut policy);
+    let write = BotWrite {
+        slug: record.slug.clone(),
+        name: record.name.clone(),
+        default_flow: record.default_flow.clone(),
+        policy: serde_json::to_value(&policy).map_err(ApiError::internal)?,
+        ai: record.ai.clone(),
+        channels: record.channels.clone(),
+    };
+    let label = principal.label();
+    state
+        .store
+        .update_bot(
+            record.id,
+            record.updated_ms,
+            &write,
+            &Change::by(&label, state.clock.now_ms()),
+        )
+        .await?;
+    state.reload_bots().await.map_err(ApiError::internal)?;
+    let fresh = state
+        .bots
+        .by_id(bot.id())
+        .ok_or_else(|| ApiError::NotFound(format!("no bot {}", bot.id())))?;
+    current(state, &BotScope(fresh)).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -152,12 +210,15 @@ pub struct AllowListIn {
     pub numbers: Option<Vec<String>>,
 }
 
-/// Replaces the allow-list. It applies to the next message of every
-/// contact, on every replica.
+/// Replaces the allow-list. The default bot's applies to the next message
+/// of every contact on every replica; another bot's on this server at once
+/// and on the others within a second.
 #[utoipa::path(put, path = "/api/v1/access/allow-list", tag = "assistant", request_body = AllowListIn,
     responses((status = 200, body = Access), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn put_allow_list(
     State(state): State<AppState>,
+    bot: BotScope,
+    principal: Principal,
     Body(body): Body<AllowListIn>,
 ) -> ApiResult<Json<Access>> {
     let numbers = body
@@ -171,6 +232,12 @@ pub async fn put_allow_list(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
+    if bot.id() != confab_store::DEFAULT_BOT {
+        let list: Option<Vec<String>> =
+            numbers.map(|n| n.iter().map(|p| p.as_str().to_string()).collect());
+        let changed = change_policy(&state, &bot, &principal, |p| p.allow_list = list).await?;
+        return Ok(Json(changed));
+    }
     state
         .store
         .put_setting(
@@ -178,5 +245,43 @@ pub async fn put_allow_list(
             &access::allow_list_text(numbers.as_deref()),
         )
         .await?;
-    Ok(Json(current(&state).await?))
+    Ok(Json(current(&state, &bot).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitIn {
+    /// Messages a contact may send per window, 1 to 10,000; null: no limit
+    /// (the default bot: the environment's, if it sets one).
+    pub rate_limit: Option<RateLimitOut>,
+}
+
+/// Replaces the bot's rate limit.
+#[utoipa::path(put, path = "/api/v1/access/rate-limit", tag = "assistant", request_body = RateLimitIn,
+    responses((status = 200, body = Access), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn put_rate_limit(
+    State(state): State<AppState>,
+    bot: BotScope,
+    principal: Principal,
+    Body(body): Body<RateLimitIn>,
+) -> ApiResult<Json<Access>> {
+    let limit = match body.rate_limit {
+        Some(l) if !(1..=10_000).contains(&l.messages) => {
+            return Err(ApiError::Unprocessable(
+                "rate_limit.messages: 1 to 10000".into(),
+            ));
+        }
+        Some(l) if !(1..=86_400).contains(&l.window_seconds) => {
+            return Err(ApiError::Unprocessable(
+                "rate_limit.window_seconds: 1 to 86400".into(),
+            ));
+        }
+        Some(l) => Some(access::StoredRateLimit {
+            messages: l.messages,
+            window_seconds: l.window_seconds,
+        }),
+        None => None,
+    };
+    let changed = change_policy(&state, &bot, &principal, |p| p.rate_limit = limit).await?;
+    Ok(Json(changed))
 }

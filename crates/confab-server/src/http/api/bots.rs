@@ -31,6 +31,8 @@ pub struct BotOut {
     /// secret only `{"set", "last4"}`, and `source` (`api` or `env`).
     #[schema(value_type = Object)]
     pub channels: Map<String, Value>,
+    /// AI settings over the server's; `{}`: the server's.
+    pub ai: crate::assistant::BotAi,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -47,6 +49,7 @@ impl BotOut {
                 .iter()
                 .map(|c| (c.kind.name().to_string(), channel_view(c)))
                 .collect(),
+            ai: bot.ai.clone(),
             created_at: rfc3339(bot.record.created_ms),
             updated_at: rfc3339(bot.record.updated_ms),
         }
@@ -69,6 +72,9 @@ pub struct NewBot {
     /// "business_account_id"}}`
     #[schema(value_type = Option<Object>)]
     pub channels: Option<ChannelsIn>,
+    /// AI settings over the server's: `system_prompt`, `model`,
+    /// `vision_model`, `history`.
+    pub ai: Option<crate::assistant::BotAi>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -84,6 +90,19 @@ pub struct BotChange {
     /// `null` to remove the channel.
     #[schema(value_type = Option<Object>)]
     pub channels: Option<ChannelsIn>,
+    /// Replaces the AI settings; `{}` or `null`: the server's.
+    #[serde(default, deserialize_with = "super::given")]
+    #[schema(value_type = Option<crate::assistant::BotAi>)]
+    pub ai: Option<Option<crate::assistant::BotAi>>,
+}
+
+/// AI settings as a bot's record keeps them, checked.
+fn ai_value(ai: Option<crate::assistant::BotAi>) -> ApiResult<Value> {
+    let ai = ai.unwrap_or_default();
+    if let Some((field, problem)) = ai.problem() {
+        return Err(unprocessable(field, problem));
+    }
+    serde_json::to_value(ai).map_err(ApiError::internal)
 }
 
 fn unprocessable(field: &str, problem: impl std::fmt::Display) -> ApiError {
@@ -300,6 +319,7 @@ pub async fn create(
         name: req.name.trim().to_string(),
         default_flow,
         policy: Value::Object(Map::new()),
+        ai: ai_value(req.ai)?,
         channels: Vec::new(),
     };
     // Checked before anything is written; sealed for the new bot's id, in
@@ -368,6 +388,10 @@ pub async fn update(
             .unwrap_or_else(|| current.record.name.clone()),
         default_flow,
         policy: current.record.policy.clone(),
+        ai: match req.ai {
+            Some(ai) => ai_value(ai)?,
+            None => current.record.ai.clone(),
+        },
         channels,
     };
     let label = principal.label();

@@ -131,12 +131,17 @@ pub fn table() -> Table {
             Least(Editor),
             collections::delete,
         )
-        .get("/stats/ai", Least(Viewer), assistant::ai_stats)
-        .get("/access", Least(Viewer), assistant::get_access)
-        .put(
+        .get_of_bots("/stats/ai", Least(Viewer), assistant::ai_stats)
+        .get_of_bots("/access", Least(Viewer), assistant::get_access)
+        .put_of_bots(
             "/access/allow-list",
             Least(Admin),
             assistant::put_allow_list,
+        )
+        .put_of_bots(
+            "/access/rate-limit",
+            Least(Admin),
+            assistant::put_rate_limit,
         )
 }
 
