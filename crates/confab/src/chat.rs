@@ -28,6 +28,7 @@ fn show(content: &OutboundContent) -> String {
 
 pub async fn chat(
     settings: Settings,
+    bot: Option<String>,
     flow: Option<String>,
     from: &str,
     name: Option<String>,
@@ -41,17 +42,32 @@ pub async fn chat(
     for p in &report.problems {
         eprintln!("warning: flows: {p}");
     }
-    let default_flow = flow
-        .or_else(|| settings.default_flow.clone())
-        .ok_or_else(|| anyhow::anyhow!("DEFAULT_FLOW is none: name a flow with --flow"))?;
-    if !registry
-        .catalog(confab_store::DEFAULT_BOT)
-        .flows
-        .contains_key(&default_flow)
-    {
+    let bot = match &bot {
+        Some(key) => store
+            .bot(key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("--bot: no bot {key:?}"))?,
+        None => store
+            .bot(&confab_store::DEFAULT_BOT.to_string())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the default bot is missing"))?,
+    };
+    let default_flow = match (flow, bot.id == confab_store::DEFAULT_BOT) {
+        (Some(f), _) => f,
+        (None, true) => settings
+            .default_flow
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("DEFAULT_FLOW is none: name a flow with --flow"))?,
+        (None, false) => bot.default_flow.clone().ok_or_else(|| {
+            anyhow::anyhow!("bot {} has no default flow: name one with --flow", bot.slug)
+        })?,
+    };
+    let catalog = registry.catalog(bot.id);
+    if !catalog.flows.contains_key(&default_flow) {
         anyhow::bail!(
-            "no flow {default_flow:?} (loaded: {})",
-            report.flows.join(", ")
+            "bot {} has no flow {default_flow:?} (its flows: {})",
+            bot.slug,
+            catalog.ids().join(", ")
         );
     }
     let settings = Arc::new(settings);
@@ -64,8 +80,11 @@ pub async fn chat(
         clock,
         Default::default(),
     );
-    runtime.default_flow = Some(default_flow.clone());
-    eprintln!("Chatting with flow {default_flow} as {from}. Type a message; Ctrl-D ends.");
+    runtime.chat_flow = Some((bot.id, default_flow.clone()));
+    eprintln!(
+        "Chatting with bot {}, flow {default_flow}, as {from}. Type a message; Ctrl-D ends.",
+        bot.slug
+    );
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
@@ -77,7 +96,7 @@ pub async fn chat(
         }
         let text = line.trim_end_matches(['\r', '\n']).to_string();
         let msg = InboundMessage {
-            bot_id: confab_model::DEFAULT_BOT,
+            bot_id: bot.id,
             channel: Channel::Simulator,
             provider_message_id: format!("chat-{}", uuid::Uuid::new_v4()),
             from: from.clone(),

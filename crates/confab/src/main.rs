@@ -51,7 +51,10 @@ enum Command {
     },
     /// Talk to a bot from the terminal, as a contact would (same engine and database).
     Chat {
-        /// The flow to talk to [default: DEFAULT_FLOW]
+        /// The bot to talk to, by slug or id [default: default]
+        #[arg(long)]
+        bot: Option<String>,
+        /// The flow to talk to [default: the bot's default flow; DEFAULT_FLOW for the default bot]
         #[arg(long)]
         flow: Option<String>,
         /// The phone number you write from.
@@ -253,6 +256,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Chat {
+            bot,
             flow,
             from,
             name,
@@ -262,7 +266,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = settings(&db, |raw| {
                 raw.flows_dir = flows.flows_dir.clone().or(raw.flows_dir.take())
             })?;
-            chat::chat(settings, flow, &from, name).await
+            chat::chat(settings, bot, flow, &from, name).await
         }
         Command::MasterKey { command } => match command {
             MasterKeyCommand::New => {

@@ -43,8 +43,11 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     pub settings: Arc<Settings>,
     pub clock: Arc<dyn Clock>,
-    /// The flow a contact with no run starts in; none: only triggers start flows.
+    /// The flow a contact of the default bot with no run starts in; none:
+    /// only triggers start flows.
     pub default_flow: Option<String>,
+    /// The bot and flow `confab chat` was told to talk to.
+    pub chat_flow: Option<(i64, String)>,
     /// The bots, with their channels and default flows.
     pub bots: Arc<Directory>,
     pub wake: Arc<Notify>,
@@ -177,6 +180,7 @@ impl Runtime {
         Runtime {
             bots,
             default_flow: settings.default_flow.clone(),
+            chat_flow: None,
             store,
             registry,
             settings,
@@ -202,8 +206,13 @@ impl Runtime {
 
     /// The flow a contact of bot `bot_id` without a run starts in.
     fn default_flow_of(&self, bot_id: i64) -> Option<String> {
+        if let Some((bot, flow)) = &self.chat_flow
+            && *bot == bot_id
+        {
+            return Some(flow.clone());
+        }
         if bot_id == confab_store::DEFAULT_BOT {
-            // The environment's, or what `confab chat` was told.
+            // The environment's.
             return self.default_flow.clone();
         }
         self.bots.by_id(bot_id)?.record.default_flow.clone()
