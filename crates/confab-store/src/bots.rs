@@ -355,13 +355,15 @@ impl Store {
 
     /// Deletes bot `id`, its channels and their secrets; with `force`, also
     /// its conversations and records (without, a bot that holds any is
-    /// `Refused`, saying what it holds). The default bot stays.
+    /// `Refused`, saying what it holds). The default bot stays. Returns
+    /// the files of its media kept on disk, for the caller to delete once
+    /// the rows are gone.
     pub async fn delete_bot(
         &self,
         id: i64,
         force: bool,
         by: &Change<'_>,
-    ) -> Result<(Bot, BotData), StoreError> {
+    ) -> Result<(Bot, BotData, Vec<String>), StoreError> {
         if id == DEFAULT_BOT {
             return Err(StoreError::Refused(
                 "the default bot cannot be deleted".into(),
@@ -376,6 +378,13 @@ impl Store {
                 before.slug
             )));
         }
+        let files: Vec<(String,)> = sqlx::query_as(
+            "SELECT path FROM media WHERE path IS NOT NULL AND message_id IN \
+             (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
         // Children first: every table that names a contact, a message or
         // a run of the bot's.
         const OF_BOT: &[&str] = &[
@@ -403,7 +412,7 @@ impl Store {
             .await?;
         changed(&mut tx, by, "bot.delete", Some(&before), None).await?;
         tx.commit().await?;
-        Ok((before, data))
+        Ok((before, data, files.into_iter().map(|f| f.0).collect()))
     }
 
     /// What bot `id` holds.

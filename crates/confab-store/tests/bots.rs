@@ -146,3 +146,28 @@ async fn contacts_from_before_bots_are_the_default_bots_with_their_history() {
         id
     );
 }
+
+#[tokio::test]
+async fn a_forced_delete_names_the_media_files_it_leaves_behind() {
+    let store = common::store().await;
+    let shop = bot(&store, "shop").await;
+    let stored = store
+        .ingest(&[to_bot(common::text("+14155552671", "SM1"), shop)], 1_000)
+        .await
+        .unwrap();
+    let media = confab_store::NewMedia {
+        message_id: stored[0].message_id,
+        position: 0,
+        content_type: "image/jpeg".into(),
+        size: 3,
+        sha256: "abc".into(),
+        bytes: None,
+        path: Some("/tmp/confab-media/shop-1-0".into()),
+    };
+    store.save_media(&media, 1_000).await.unwrap();
+    let by = Change::by("test", 2_000);
+    assert!(store.delete_bot(shop, false, &by).await.is_err());
+    let (_, removed, files) = store.delete_bot(shop, true, &by).await.unwrap();
+    assert_eq!(removed.messages, 1);
+    assert_eq!(files, vec!["/tmp/confab-media/shop-1-0".to_string()]);
+}

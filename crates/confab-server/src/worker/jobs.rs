@@ -202,13 +202,7 @@ async fn purge_media(runtime: &Runtime) {
     {
         Ok((0, _)) => {}
         Ok((n, files)) => {
-            for f in files {
-                if let Err(e) = tokio::fs::remove_file(&f).await
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(file = %f, error = %e, "deleting an expired media file failed");
-                }
-            }
+            remove_files(&files).await;
             tracing::info!(purged = n, "media past its retention deleted");
         }
         Err(e) => tracing::warn!(error = %e, "purging media failed"),
@@ -267,4 +261,15 @@ async fn effect_input(
         other => (perform_http(http, other).await, Vec::new()),
     };
     (Input::Result(result), calls)
+}
+
+/// Deletes media files whose rows are gone; one already gone is no matter.
+pub async fn remove_files(files: &[String]) {
+    for f in files {
+        if let Err(e) = tokio::fs::remove_file(f).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %f, error = %e, "deleting a media file failed");
+        }
+    }
 }

@@ -5,6 +5,6 @@ mod jobs;
 mod outbox;
 mod pacing;
 
-pub use jobs::{carry_out_requests, run_jobs};
+pub use jobs::{carry_out_requests, remove_files, run_jobs};
 pub use outbox::{Worker, backoff};
 pub use pacing::TokenBucket;

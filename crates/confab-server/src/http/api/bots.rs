@@ -440,7 +440,7 @@ pub async fn delete(
         ));
     }
     let label = principal.label();
-    let (_, removed) = state
+    let (_, removed, files) = state
         .store
         .delete_bot(
             current.id(),
@@ -448,6 +448,7 @@ pub async fn delete(
             &Change::by(&label, state.clock.now_ms()),
         )
         .await?;
+    crate::worker::remove_files(&files).await;
     state.reload_bots().await.map_err(ApiError::internal)?;
     Ok(Json(Deleted { removed }))
 }
