@@ -2,6 +2,11 @@
 //! verifying their webhooks, parsing them into [`confab_model`] types,
 //! rendering replies, sending messages and fetching the media contacts send.
 //!
+//! Each kind of channel lives in its folder (`twilio/`, `meta/`) and is
+//! found through the registry of kinds ([`settings::KINDS`]): its settings,
+//! its webhooks ([`webhook::Webhooks`]) and the client built from a bot's
+//! settings ([`client::Client`]). The server names no kind of channel.
+//!
 //! Nothing here stores or schedules anything; the caller decides what to do
 //! with a parsed message or a [`SendError`].
 
@@ -11,6 +16,7 @@ pub mod media;
 pub mod meta;
 pub mod settings;
 pub mod twilio;
+pub mod webhook;
 
 use std::time::Duration;
 

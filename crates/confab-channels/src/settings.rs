@@ -30,6 +30,8 @@ pub struct Kind {
     pub fields: &'static [Field],
     /// The field that routes a webhook to its bot (unique across bots).
     pub address: &'static str,
+    /// Its webhooks: read, route, verify, parse, answer.
+    pub webhooks: &'static dyn crate::webhook::Webhooks,
 }
 
 /// Every kind of channel a bot may have.
@@ -37,6 +39,7 @@ pub const KINDS: &[Kind] = &[
     Kind {
         channel: Channel::Twilio,
         address: "number",
+        webhooks: &crate::twilio::TwilioWebhooks,
         fields: &[
             Field {
                 name: "account_sid",
@@ -64,6 +67,7 @@ pub const KINDS: &[Kind] = &[
     Kind {
         channel: Channel::Meta,
         address: "phone_number_id",
+        webhooks: &crate::meta::MetaWebhooks,
         fields: &[
             Field {
                 name: "phone_number_id",

@@ -39,8 +39,6 @@ use crate::http::{api, ops, webhooks};
         api::collections::list_collections, api::collections::list, api::collections::create,
         api::collections::get, api::collections::replace, api::collections::patch, api::collections::delete,
         api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list, api::assistant::put_rate_limit,
-        webhooks::twilio_inbound, webhooks::twilio_status, webhooks::meta_handshake, webhooks::meta_inbound,
-        webhooks::twilio_inbound_of, webhooks::twilio_status_of, webhooks::meta_handshake_of, webhooks::meta_inbound_of,
         webhooks::legacy_webhook, webhooks::legacy_webhook_alive,
         ops::health, ops::ready, ops::metrics_text,
     ),
@@ -194,53 +192,14 @@ fn refine_parameter(path: &str, p: &mut Map<String, Value>) {
 /// is well formed but unusable (a sender that is not a phone number) is
 /// kept as rejected and answered 200, since the provider would not send it
 /// again.
+/// The legacy webhook's body: Twilio's, as the channel describes it.
 fn webhook_body(path: &str) -> Option<Value> {
-    let text = || json!({"type": "string"});
-    let present = || json!({"type": "string", "maxLength": 256, "pattern": "\\S"});
-    let form = |required: &[&str], properties: Value| {
-        json!({"content": {"application/x-www-form-urlencoded": {"schema": {
-            "type": "object", "required": required, "properties": properties
-        }}}, "required": true})
-    };
-    match path {
-        "/webhooks/twilio" | "/webhook" => Some(form(
-            &["From", "MessageSid"],
-            json!({
-                "From": {"type": "string", "pattern": "\\S", "example": "whatsapp:+14155552671"},
-                "MessageSid": present(),
-                "To": text(), "Body": text(), "ProfileName": text(), "WaId": text(),
-                "NumMedia": text(), "MediaUrl0": text(), "MediaContentType0": text(),
-                "Latitude": text(), "Longitude": text(),
-                "ButtonPayload": text(), "ButtonText": text(), "OriginalRepliedMessageSid": text(),
-            }),
-        )),
-        "/webhooks/twilio/status" => Some(form(
-            &["MessageSid", "MessageStatus"],
-            json!({
-                "MessageSid": present(),
-                "MessageStatus": {"type": "string", "pattern": "\\S", "example": "delivered"},
-                "ErrorCode": text(), "ErrorMessage": text(),
-            }),
-        )),
-        "/webhooks/meta" => {
-            let objects = || json!({"type": "array", "items": {"type": "object"}});
-            // Past the envelope, a change or event that cannot be used is
-            // kept as rejected, not refused: Meta would send it again and
-            // again, with the good events beside it.
-            Some(json!({"content": {"application/json": {"schema": {
-                "type": "object",
-                "required": ["object", "entry"],
-                "properties": {
-                    "object": {"type": "string", "enum": ["whatsapp_business_account"]},
-                    "entry": {"type": "array", "items": {
-                        "type": "object", "required": ["changes"],
-                        "properties": {"changes": objects()}
-                    }}
-                }
-            }}}, "required": true}))
-        }
-        _ => None,
-    }
+    (path == "/webhook")
+        .then(|| confab_channels::webhook::of(confab_model::Channel::Twilio))
+        .flatten()
+        .map(|w| {
+            json!({"content": {w.content_type(): {"schema": w.body_schema(confab_channels::webhook::Hook::Inbound)}}, "required": true})
+        })
 }
 
 /// Bounds of request fields that the derive cannot say.
@@ -354,6 +313,7 @@ fn conventions(doc: &mut Value) {
         return;
     };
     of_bots(paths);
+    webhooks::document(paths);
     for (path, ops) in paths.iter_mut() {
         let Some(ops) = ops.as_object_mut() else {
             continue;

@@ -1,8 +1,13 @@
 //! Provider webhooks: verify, parse, store durably, then acknowledge.
 //!
-//! Every path answers 403 and stores nothing when a signature is missing or
-//! wrong, and 4xx with a clear problem when the body is not what the provider
-//! sends. A 2xx is only given after the message is committed.
+//! Every kind of channel is handled the same way, through its
+//! [`Webhooks`] (the channels crate's registry): the request is read, the
+//! bot found (named in the path, or by the address it was sent to), the
+//! signature checked with that bot's secret, the events parsed, stored,
+//! and answered. Every path answers 403 and stores nothing when a signature
+//! is missing or wrong, 404 for no bot, and 4xx with a clear problem when
+//! the body is not what the provider sends. A 2xx is only given after what
+//! it carried is committed.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,9 +15,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use confab_channels::{meta, twilio};
-use confab_model::{Channel, PhoneNumber, RejectedInbound};
-use serde::Deserialize;
+use confab_channels::webhook::{
+    self, Handshake, Hook, MAX_PROVIDER_ID, Request, WebhookError, Webhooks,
+};
+use confab_model::{Channel, RejectedInbound};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 use crate::app::AppState;
@@ -21,28 +28,81 @@ use crate::error::{ApiError, ApiResult};
 use crate::ingest::IngestError;
 use crate::origin::Origin;
 
+/// A webhook's path: `/webhooks/<kind>[/{bot}][/status]`.
+fn path(w: &dyn Webhooks, hook: Hook, of_bot: bool) -> String {
+    let bot = if of_bot { "/{bot}" } else { "" };
+    let status = if hook == Hook::Status { "/status" } else { "" };
+    format!("/webhooks/{}{bot}{status}", w.channel().as_str())
+}
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/webhooks/twilio", post(twilio_inbound))
-        .route("/webhooks/twilio/status", post(twilio_status))
-        .route("/webhooks/twilio/{bot}", post(twilio_inbound_of))
-        .route("/webhooks/twilio/{bot}/status", post(twilio_status_of))
-        .route("/webhooks/meta", get(meta_handshake).post(meta_inbound))
-        .route(
-            "/webhooks/meta/{bot}",
-            get(meta_handshake_of).post(meta_inbound_of),
-        )
-        // The paths the Python AI bot this replaces told Twilio to call, so
-        // a sender configured for it keeps working.
-        .route("/webhook", get(legacy_webhook_alive).post(legacy_webhook))
+    let mut router = Router::new();
+    for w in webhook::all() {
+        for &hook in w.hooks() {
+            router = router
+                .route(
+                    &path(w, hook, false),
+                    post(
+                        move |State(state): State<AppState>,
+                              origin: Origin,
+                              headers: HeaderMap,
+                              uri: Uri,
+                              body: Bytes| async move {
+                            receive(&state, w, hook, None, (&origin, &headers, &uri, &body)).await
+                        },
+                    ),
+                )
+                .route(
+                    &path(w, hook, true),
+                    post(
+                        move |State(state): State<AppState>,
+                              Path(params): Path<Vec<(String, String)>>,
+                              origin: Origin,
+                              headers: HeaderMap,
+                              uri: Uri,
+                              body: Bytes| async move {
+                            let bot = params.into_iter().find(|(k, _)| k == "bot").map(|(_, v)| v);
+                            let req = (&origin, &headers, &uri, &body[..]);
+                            receive(&state, w, hook, bot.as_deref(), req).await
+                        },
+                    ),
+                );
+        }
+        if w.handshake_with().is_some() {
+            router = router
+                .route(
+                    &path(w, Hook::Inbound, false),
+                    get(
+                        move |State(state): State<AppState>, Query(q): Query<Handshake>| async move {
+                            handshake(w, state.bots.all(), &q)
+                        },
+                    ),
+                )
+                .route(
+                    &path(w, Hook::Inbound, true),
+                    get(
+                        move |State(state): State<AppState>,
+                              Path(params): Path<Vec<(String, String)>>,
+                              Query(q): Query<Handshake>| async move {
+                            let key = params.into_iter().find(|(k, _)| k == "bot").map(|(_, v)| v);
+                            let bot = webhook_bot(&state, w.channel(), key.as_deref(), &[])?;
+                            handshake(w, vec![bot], &q)
+                        },
+                    ),
+                );
+        }
+    }
+    // The paths the Python AI bot this replaces told Twilio to call, so
+    // a sender configured for it keeps working.
+    router.route("/webhook", get(legacy_webhook_alive).post(legacy_webhook))
 }
 
 /// Says the webhook is there (what the earlier Python AI bot offered for
 /// checking it).
 #[utoipa::path(get, path = "/webhook", tag = "webhooks",
     responses((status = 200, body = Object, example = json!({"status": "ok", "post": "Twilio inbound messages"}))))]
-pub async fn legacy_webhook_alive() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok", "post": "Twilio inbound messages"}))
+pub async fn legacy_webhook_alive() -> axum::Json<Value> {
+    axum::Json(json!({"status": "ok", "post": "Twilio inbound messages"}))
 }
 
 /// The earlier Python AI bot's Twilio webhook: the same as
@@ -51,13 +111,21 @@ pub async fn legacy_webhook_alive() -> axum::Json<serde_json::Value> {
     request_body(content_type = "application/x-www-form-urlencoded", content = Object),
     responses((status = 200, content_type = "text/xml"), (status = 403, body = crate::error::Problem)))]
 pub async fn legacy_webhook(
-    state: State<AppState>,
+    State(state): State<AppState>,
     origin: Origin,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> ApiResult<Response> {
-    twilio_inbound(state, origin, headers, uri, body).await
+    let w = webhook::of(Channel::Twilio).ok_or_else(|| ApiError::internal("no Twilio webhooks"))?;
+    receive(
+        &state,
+        w,
+        Hook::Inbound,
+        None,
+        (&origin, &headers, &uri, &body),
+    )
+    .await
 }
 
 fn outcome(channel: Channel, what: &'static str) {
@@ -72,9 +140,19 @@ impl From<IngestError> for ApiError {
     }
 }
 
-/// The URL Twilio signed: the configured public URL, or the one the request
-/// was addressed to (its `Host`; behind a trusted proxy, what the proxy
-/// says in `X-Forwarded-Proto`/`-Host`).
+/// A refused request, counted.
+fn refused(channel: Channel, e: WebhookError) -> ApiError {
+    outcome(channel, e.outcome());
+    match e {
+        WebhookError::ContentType(m) => ApiError::UnsupportedMediaType(m),
+        WebhookError::Malformed(m) => ApiError::BadRequest(m),
+        WebhookError::Unsigned(m) | WebhookError::Forged(m) => ApiError::Forbidden(m),
+    }
+}
+
+/// The URL the provider signed: the configured public URL, or the one the
+/// request was addressed to (its `Host`; behind a trusted proxy, what the
+/// proxy says in `X-Forwarded-Proto`/`-Host`).
 fn public_url(state: &AppState, origin: &Origin, uri: &Uri) -> String {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     if let Some(base) = &state.settings.public_url {
@@ -84,26 +162,6 @@ fn public_url(state: &AppState, origin: &Origin, uri: &Uri) -> String {
     format!("{}://{host}{path}", origin.scheme)
 }
 
-/// Twilio signs the URL as it was configured, which may or may not spell the
-/// default port; its own libraries accept both forms, and so do we.
-fn url_variants(url: &str) -> Vec<String> {
-    let mut out = vec![url.to_string()];
-    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
-        if let Some(rest) = url.strip_prefix(scheme) {
-            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            if let Some(bare) = host.strip_suffix(port) {
-                out.push(format!("{scheme}{bare}{path}"));
-            } else if !host.contains(':') {
-                out.push(format!("{scheme}{host}{port}{path}"));
-            }
-        }
-    }
-    out
-}
-
-/// A Twilio form's fields, in order.
-type Form = Vec<(String, String)>;
-
 /// A webhook for a bot there is not: 404, nothing stored.
 fn no_bot(channel: Channel, what: String) -> ApiError {
     outcome(channel, "unknown_bot");
@@ -111,28 +169,59 @@ fn no_bot(channel: Channel, what: String) -> ApiError {
 }
 
 /// The bot a webhook is for: the one its path names, else the one with
-/// the address it was sent to (see `Directory::route`).
+/// the first address it was sent to (see `Directory::route`).
 fn webhook_bot(
     state: &AppState,
     channel: Channel,
     named: Option<&str>,
-    address: Option<&str>,
+    addresses: &[String],
 ) -> ApiResult<Arc<BotEntry>> {
     match named {
         Some(key) => state
             .bots
             .find(key)
             .ok_or_else(|| no_bot(channel, format!("no bot {key}"))),
-        None => state.bots.route(channel, address).ok_or_else(|| {
-            no_bot(
-                channel,
-                format!(
-                    "no bot has the {channel} address {}",
-                    address.unwrap_or("(none given)")
-                ),
-            )
-        }),
+        None => {
+            let address = addresses.first().map(String::as_str);
+            state.bots.route(channel, address).ok_or_else(|| {
+                no_bot(
+                    channel,
+                    format!(
+                        "no bot has the {channel} address {}",
+                        address.unwrap_or("(none given)")
+                    ),
+                )
+            })
+        }
     }
+}
+
+/// The bots a request is for: the one its path names, or those of the
+/// addresses it names (a batch may name several numbers of one app).
+fn webhook_bots(
+    state: &AppState,
+    channel: Channel,
+    named: Option<&str>,
+    addresses: &[String],
+) -> ApiResult<Vec<Arc<BotEntry>>> {
+    if named.is_some() || addresses.len() <= 1 {
+        return Ok(vec![webhook_bot(state, channel, named, addresses)?]);
+    }
+    let mut bots: Vec<Arc<BotEntry>> = Vec::new();
+    for a in addresses {
+        if let Some(bot) = state.bots.route(channel, Some(a))
+            && !bots.iter().any(|b| b.id() == bot.id())
+        {
+            bots.push(bot);
+        }
+    }
+    if bots.is_empty() {
+        return Err(no_bot(
+            channel,
+            format!("no bot has the {channel} address {}", addresses.join(", ")),
+        ));
+    }
+    Ok(bots)
 }
 
 /// The secret that signs `bot`'s webhooks of `channel`. `Ok(None)`: the
@@ -160,124 +249,6 @@ fn signing_secret<'a>(
     }
 }
 
-/// Reads a Twilio form body, finds its bot (named, or by the number in
-/// `address`: `To` for a message, `From` for a status) and checks the
-/// signature with that bot's auth token.
-fn twilio_form(
-    state: &AppState,
-    request: (&Origin, &HeaderMap, &Uri, &[u8]),
-    named: Option<&str>,
-    address: &str,
-) -> ApiResult<(Arc<BotEntry>, Form)> {
-    let (origin, headers, uri, body) = request;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("application/x-www-form-urlencoded") {
-        outcome(Channel::Twilio, "bad_request");
-        return Err(ApiError::UnsupportedMediaType(
-            "Twilio webhooks must be application/x-www-form-urlencoded".into(),
-        ));
-    }
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
-        outcome(Channel::Twilio, "bad_request");
-        ApiError::BadRequest(format!("the form body cannot be read: {e}"))
-    })?;
-    let number = params
-        .iter()
-        .find(|(k, _)| k == address)
-        .and_then(|(_, v)| PhoneNumber::parse(v).ok());
-    let bot = webhook_bot(
-        state,
-        Channel::Twilio,
-        named,
-        number.as_ref().map(PhoneNumber::as_str),
-    )?;
-    if let Some(token) = signing_secret(&bot, Channel::Twilio, "auth_token")? {
-        let given = headers
-            .get("x-twilio-signature")
-            .and_then(|v| v.to_str().ok());
-        let Some(given) = given else {
-            outcome(Channel::Twilio, "unsigned");
-            return Err(ApiError::Forbidden("missing X-Twilio-Signature".into()));
-        };
-        let url = public_url(state, origin, uri);
-        if !url_variants(&url)
-            .iter()
-            .any(|u| twilio::verify_signature(token, u, &params, given))
-        {
-            outcome(Channel::Twilio, "forged");
-            tracing::warn!(%url, bot = %bot.slug(), "Twilio signature does not match; is PUBLIC_URL right?");
-            return Err(ApiError::Forbidden(
-                "X-Twilio-Signature does not match".into(),
-            ));
-        }
-    }
-    Ok((bot, params))
-}
-
-/// `twilio::parse_inbound` or `twilio::parse_status`.
-type TwilioParser<T> = fn(&[(String, String)]) -> Result<T, confab_channels::ParseError>;
-
-/// What a checked Twilio form turned out to be.
-enum Parsed<T> {
-    Usable(T),
-    /// Signed and well formed, but unusable (a `From` that is not a phone
-    /// number, an id too long to be real): kept as rejected; Twilio is
-    /// answered 200, since it would not send it again anyway.
-    Rejected,
-}
-
-/// A checked Twilio form, parsed by `parse`. A form without the fields
-/// every Twilio request of its kind has (`required`) is a 400; anything
-/// else it cannot use is kept as rejected.
-async fn twilio_parse<T>(
-    state: &AppState,
-    request: (&Origin, &HeaderMap, &Uri, &[u8]),
-    (named, address): (Option<&str>, &str),
-    event: &'static str,
-    required: &[&str],
-    parse: TwilioParser<T>,
-) -> ApiResult<(Arc<BotEntry>, Parsed<T>)> {
-    let (bot, params) = twilio_form(state, request, named, address)?;
-    let value = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(missing) = required.iter().find(|f| value(f).is_none()) {
-        outcome(Channel::Twilio, "bad_request");
-        return Err(ApiError::BadRequest(format!("missing field `{missing}`")));
-    }
-    let reason = match parse(&params) {
-        Ok(parsed) => return Ok((bot, Parsed::Usable(parsed))),
-        Err(e) => e.to_string(),
-    };
-    tracing::warn!(%reason, "Twilio {event} rejected");
-    let id = value("MessageSid")
-        .filter(|id| id.chars().count() <= MAX_PROVIDER_ID)
-        .map(str::to_string);
-    let payload: serde_json::Map<String, serde_json::Value> = params
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect();
-    keep_rejected(
-        state,
-        vec![RejectedInbound {
-            channel: Channel::Twilio,
-            event,
-            provider_message_id: id,
-            reason,
-            payload: serde_json::Value::Object(payload).to_string(),
-        }],
-    )
-    .await?;
-    Ok((bot, Parsed::Rejected))
-}
-
 /// Keeps what a provider sent that cannot be used, before it is answered.
 async fn keep_rejected(state: &AppState, rejected: Vec<RejectedInbound>) -> ApiResult<()> {
     if rejected.is_empty() {
@@ -293,10 +264,22 @@ async fn keep_rejected(state: &AppState, rejected: Vec<RejectedInbound>) -> ApiR
     Ok(())
 }
 
-/// Longest provider message id accepted. Real ids are far shorter (Twilio
-/// 34 characters, Meta about 60); a longer one is not from a provider and
-/// would not fit the database's unique index.
-const MAX_PROVIDER_ID: usize = 256;
+/// Set aside, with why, what is for no bot or carries an id no provider
+/// would send: the rest of the batch is taken.
+fn set_aside(
+    channel: Channel,
+    m: &confab_model::InboundMessage,
+    reason: String,
+) -> RejectedInbound {
+    RejectedInbound {
+        channel,
+        event: Hook::Inbound.event(),
+        provider_message_id: Some(m.provider_message_id.clone())
+            .filter(|id| id.chars().count() <= MAX_PROVIDER_ID),
+        reason,
+        payload: json!({"id": m.provider_message_id, "from": m.from.as_str()}).to_string(),
+    }
+}
 
 fn check_id(channel: Channel, id: &str) -> ApiResult<()> {
     if id.chars().count() > MAX_PROVIDER_ID {
@@ -308,393 +291,204 @@ fn check_id(channel: Channel, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn twiml(body: String) -> Response {
+fn answer(w: &dyn Webhooks, inline: Option<String>) -> Response {
+    let (content_type, body) = w.answer(inline);
     let mut resp = body.into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
-/// An inbound WhatsApp message from Twilio (form-encoded, signed with
-/// `X-Twilio-Signature`), for the bot with the number it was sent to
-/// (`To`). Answers TwiML.
-#[utoipa::path(post, path = "/webhooks/twilio", tag = "webhooks",
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
-    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn twilio_inbound(
-    State(state): State<AppState>,
-    origin: Origin,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> ApiResult<Response> {
-    twilio_message(&state, (&origin, &headers, &uri, &body), None).await
-}
-
-/// An inbound WhatsApp message from Twilio for the bot the path names
-/// (id or slug), whatever number it was sent to: for senders that want a
-/// URL of their own. Signed with that bot's auth token.
-#[utoipa::path(post, path = "/webhooks/twilio/{bot}", tag = "webhooks", params(("bot" = String, Path, description = "id or slug")),
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
-    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn twilio_inbound_of(
-    State(state): State<AppState>,
-    Path(bot): Path<String>,
-    origin: Origin,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> ApiResult<Response> {
-    twilio_message(&state, (&origin, &headers, &uri, &body), Some(&bot)).await
-}
-
-async fn twilio_message(
+/// One webhook request of any kind: read, route, verify, parse, store,
+/// answer.
+async fn receive(
     state: &AppState,
-    request: (&Origin, &HeaderMap, &Uri, &[u8]),
+    w: &'static dyn Webhooks,
+    hook: Hook,
     named: Option<&str>,
+    (origin, headers, uri, body): (&Origin, &HeaderMap, &Uri, &[u8]),
 ) -> ApiResult<Response> {
-    let (bot, parsed) = twilio_parse(
-        state,
-        request,
-        (named, "To"),
-        "message",
-        &["From", "MessageSid"],
-        twilio::parse_inbound,
-    )
-    .await?;
-    let mut msg = match parsed {
-        Parsed::Usable(m) => m,
-        Parsed::Rejected => return Ok(twiml(twilio::twiml(&[]))),
+    let channel = w.channel();
+    let url = public_url(state, origin, uri);
+    let req = Request {
+        headers,
+        body,
+        url: &url,
     };
-    msg.bot_id = bot.id();
-    check_id(Channel::Twilio, &msg.provider_message_id)?;
-    let stored = state.ingest.store(msg).await?;
-    outcome(
-        Channel::Twilio,
-        if stored.duplicate {
-            "duplicate"
-        } else {
-            "stored"
-        },
-    );
-    // A redelivery is answered as the first delivery was.
-    Ok(twiml(stored.response.unwrap_or_else(|| twilio::twiml(&[]))))
-}
-
-/// A delivery status callback from Twilio (`MessageSid`, `MessageStatus`,
-/// `ErrorCode`), checked with the token of the bot that sent the message
-/// (`From`).
-#[utoipa::path(post, path = "/webhooks/twilio/status", tag = "webhooks",
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
-    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn twilio_status(
-    State(state): State<AppState>,
-    origin: Origin,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> ApiResult<Response> {
-    twilio_delivery(&state, (&origin, &headers, &uri, &body), None).await
-}
-
-/// A delivery status callback from Twilio for the bot the path names.
-#[utoipa::path(post, path = "/webhooks/twilio/{bot}/status", tag = "webhooks", params(("bot" = String, Path, description = "id or slug")),
-    request_body(content_type = "application/x-www-form-urlencoded", content = Object),
-    responses((status = 200, content_type = "text/xml"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn twilio_status_of(
-    State(state): State<AppState>,
-    Path(bot): Path<String>,
-    origin: Origin,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> ApiResult<Response> {
-    twilio_delivery(&state, (&origin, &headers, &uri, &body), Some(&bot)).await
-}
-
-async fn twilio_delivery(
-    state: &AppState,
-    request: (&Origin, &HeaderMap, &Uri, &[u8]),
-    named: Option<&str>,
-) -> ApiResult<Response> {
-    let (_, parsed) = twilio_parse(
-        state,
-        request,
-        (named, "From"),
-        "status",
-        &["MessageSid", "MessageStatus"],
-        twilio::parse_status,
-    )
-    .await?;
-    let update = match parsed {
-        Parsed::Usable(u) => u,
-        Parsed::Rejected => return Ok(twiml(twilio::twiml(&[]))),
-    };
-    if let Some(u) = &update {
-        check_id(Channel::Twilio, &u.provider_message_id)?;
-    }
-    if let Some(update) = update {
-        state
-            .store
-            .apply_statuses(&[update], state.clock.now_ms())
-            .await?;
-    }
-    outcome(Channel::Twilio, "status");
-    Ok(twiml(twilio::twiml(&[])))
-}
-
-#[derive(Deserialize)]
-pub struct Handshake {
-    #[serde(rename = "hub.mode")]
-    mode: Option<String>,
-    #[serde(rename = "hub.verify_token")]
-    token: Option<String>,
-    #[serde(rename = "hub.challenge")]
-    challenge: Option<String>,
-}
-
-/// Meta's subscription handshake: echoes `hub.challenge` when
-/// `hub.verify_token` is a bot's verify token.
-#[utoipa::path(get, path = "/webhooks/meta", tag = "webhooks",
-    params(("hub.mode" = String, Query), ("hub.verify_token" = String, Query), ("hub.challenge" = String, Query)),
-    responses((status = 200, content_type = "text/plain"), (status = 403, body = crate::error::Problem)))]
-pub async fn meta_handshake(
-    State(state): State<AppState>,
-    Query(q): Query<Handshake>,
-) -> ApiResult<String> {
-    handshake(state.bots.all(), &q)
-}
-
-/// Meta's subscription handshake for the bot the path names.
-#[utoipa::path(get, path = "/webhooks/meta/{bot}", tag = "webhooks",
-    params(("bot" = String, Path, description = "id or slug"), ("hub.mode" = String, Query), ("hub.verify_token" = String, Query), ("hub.challenge" = String, Query)),
-    responses((status = 200, content_type = "text/plain"), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn meta_handshake_of(
-    State(state): State<AppState>,
-    Path(bot): Path<String>,
-    Query(q): Query<Handshake>,
-) -> ApiResult<String> {
-    let bot = webhook_bot(&state, Channel::Meta, Some(&bot), None)?;
-    handshake(vec![bot], &q)
-}
-
-fn handshake(bots: Vec<Arc<BotEntry>>, q: &Handshake) -> ApiResult<String> {
-    let tokens: Vec<&str> = bots
-        .iter()
-        .filter_map(|b| b.secret(Channel::Meta, "verify_token"))
-        .collect();
-    if tokens.is_empty() {
-        return Err(ApiError::Forbidden(
-            "no verify token is configured (WHATSAPP_WEBHOOK_VERIFY_TOKEN, or a bot's meta.verify_token)".into(),
-        ));
-    }
-    tokens
-        .iter()
-        .find_map(|expected| {
-            meta::verify_handshake(
-                q.mode.as_deref(),
-                q.token.as_deref(),
-                q.challenge.as_deref(),
-                expected,
-            )
-        })
-        .ok_or_else(|| {
-            ApiError::Forbidden("verification failed: wrong hub.mode or hub.verify_token".into())
-        })
-}
-
-/// Messages and statuses from the Meta WhatsApp Cloud API, batched, signed
-/// with `X-Hub-Signature-256`: each message is for the bot with the phone
-/// number id it was sent to, and the body is checked with that bot's app
-/// secret.
-#[utoipa::path(post, path = "/webhooks/meta", tag = "webhooks", request_body(content_type = "application/json", content = Object),
-    responses((status = 200, content_type = "text/plain"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn meta_inbound(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<&'static str> {
-    meta_receive(&state, &headers, &body, None).await
-}
-
-/// Messages and statuses from Meta for the bot the path names, whatever
-/// phone number id they name.
-#[utoipa::path(post, path = "/webhooks/meta/{bot}", tag = "webhooks", params(("bot" = String, Path, description = "id or slug")),
-    request_body(content_type = "application/json", content = Object),
-    responses((status = 200, content_type = "text/plain"), (status = 400, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
-pub async fn meta_inbound_of(
-    State(state): State<AppState>,
-    Path(bot): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<&'static str> {
-    meta_receive(&state, &headers, &body, Some(&bot)).await
-}
-
-/// Checks a Meta body's signature with the app secret of every bot it is
-/// for: a batch Meta sends is for the numbers of one app.
-fn meta_verify(bots: &[Arc<BotEntry>], headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
-    for bot in bots {
-        let Some(secret) = signing_secret(bot, Channel::Meta, "app_secret")? else {
-            continue;
-        };
-        let given = headers
-            .get("x-hub-signature-256")
-            .and_then(|v| v.to_str().ok());
-        let Some(given) = given else {
-            outcome(Channel::Meta, "unsigned");
-            return Err(ApiError::Forbidden("missing X-Hub-Signature-256".into()));
-        };
-        if !meta::verify_signature(secret, body, given) {
-            outcome(Channel::Meta, "forged");
-            return Err(ApiError::Forbidden(
-                "X-Hub-Signature-256 does not match".into(),
-            ));
+    let incoming = w.read(hook, &req).map_err(|e| refused(channel, e))?;
+    // Whose secret checks it: the bot the path names, or the bots of the
+    // addresses it names (read before it is trusted, to know).
+    let addresses = w.addresses(&incoming, &req);
+    let bots = webhook_bots(state, channel, named, &addresses)?;
+    for bot in &bots {
+        if let Some(secret) = signing_secret(bot, channel, w.signed_with())? {
+            w.verify(secret, &incoming, &req).map_err(|e| {
+                tracing::warn!(bot = %bot.slug(), "{channel} webhook refused: {e}");
+                refused(channel, e)
+            })?;
         }
     }
-    Ok(())
-}
-
-async fn meta_receive(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-    named: Option<&str>,
-) -> ApiResult<&'static str> {
-    // Whose secret checks the body: the bot the path names, or the bots of
-    // the phone number ids it names (read before it is trusted, to know).
-    let mut bots: Vec<Arc<BotEntry>> = Vec::new();
-    match named {
-        Some(_) => bots.push(webhook_bot(state, Channel::Meta, named, None)?),
-        None => {
-            let ids = meta::phone_number_ids(body);
-            let wanted: Vec<Option<&str>> = if ids.is_empty() {
-                vec![None]
-            } else {
-                ids.iter().map(|i| Some(i.as_str())).collect()
-            };
-            for id in wanted {
-                if let Some(bot) = state.bots.route(Channel::Meta, id)
-                    && !bots.iter().any(|b| b.id() == bot.id())
-                {
-                    bots.push(bot);
-                }
-            }
-            if bots.is_empty() {
-                return Err(no_bot(
-                    Channel::Meta,
-                    format!("no bot has the phone number id {}", ids.join(", ")),
-                ));
-            }
-        }
+    let mut batch = w.parse(incoming, &req).map_err(|e| refused(channel, e))?;
+    // A lone message with an id no provider would send is refused; in a
+    // batch, it is set aside like any unusable event, as is one for an
+    // address no bot has, so that the rest of the batch is taken.
+    if let [lone] = batch.messages.as_slice() {
+        check_id(channel, &lone.provider_message_id)?;
     }
-    meta_verify(&bots, headers, body)?;
-    let mut batch = meta::parse_webhook(body).map_err(|e| {
-        outcome(Channel::Meta, "bad_request");
-        ApiError::BadRequest(e.to_string())
-    })?;
-    // Each message to its bot; one for a number no bot has (in a batch
-    // with others that are known) is kept aside, like any unusable event.
     let mut messages = Vec::with_capacity(batch.messages.len());
     for mut m in std::mem::take(&mut batch.messages) {
+        if m.provider_message_id.chars().count() > MAX_PROVIDER_ID {
+            let reason = format!("message id is longer than {MAX_PROVIDER_ID} characters");
+            batch.rejected.push(RejectedInbound {
+                provider_message_id: None,
+                ..set_aside(channel, &m, reason)
+            });
+            continue;
+        }
         let to = batch
             .sent_to
             .get(&m.provider_message_id)
             .map(String::as_str);
-        let bot = match named {
-            Some(_) => Some(bots[0].clone()),
-            None => state.bots.route(Channel::Meta, to),
+        let bot = if named.is_some() || bots.len() == 1 && addresses.len() <= 1 {
+            Some(bots[0].clone())
+        } else {
+            state.bots.route(channel, to)
         };
         match bot {
             Some(bot) => {
                 m.bot_id = bot.id();
                 messages.push(m);
             }
-            None => batch.rejected.push(RejectedInbound {
-                channel: Channel::Meta,
-                event: "message",
-                provider_message_id: Some(m.provider_message_id.clone())
-                    .filter(|id| id.chars().count() <= MAX_PROVIDER_ID),
-                reason: format!(
-                    "no bot has the phone number id {}",
+            None => {
+                let reason = format!(
+                    "no bot has the {channel} address {}",
                     to.unwrap_or("(none given)")
-                ),
-                payload: serde_json::json!({"id": m.provider_message_id, "from": m.from.as_str()})
-                    .to_string(),
-            }),
+                );
+                batch.rejected.push(set_aside(channel, &m, reason));
+            }
         }
     }
-    // An id no provider would send is kept aside like any unusable event,
-    // rather than failing the batch and the good events in it.
-    let (messages, too_long): (Vec<_>, Vec<_>) = messages
-        .into_iter()
-        .partition(|m| m.provider_message_id.chars().count() <= MAX_PROVIDER_ID);
-    batch.messages = messages;
-    batch
-        .rejected
-        .extend(too_long.into_iter().map(|m| {
-            RejectedInbound {
-                channel: Channel::Meta,
-                event: "message",
-                provider_message_id: None,
-                reason: format!("message id is longer than {MAX_PROVIDER_ID} characters"),
-                payload: serde_json::json!({"id": m.provider_message_id, "from": m.from.as_str()})
-                    .to_string(),
-            }
-        }));
     for id in batch.statuses.iter().map(|s| &s.provider_message_id) {
-        check_id(Channel::Meta, id)?;
+        check_id(channel, id)?;
     }
-    // Meta does not send again what was acknowledged: what cannot be used
-    // is kept, with why, before the answer.
+    // The provider does not send again what was acknowledged: what cannot
+    // be used is kept, with why, before the answer.
     keep_rejected(state, std::mem::take(&mut batch.rejected)).await?;
-    // Every message goes to the group-commit writer at once; we answer when
-    // all of them are stored.
+    // Every message goes to the group-commit writer at once; the answer
+    // waits for all of them to be stored.
     let results =
-        futures::future::join_all(batch.messages.into_iter().map(|m| state.ingest.store(m))).await;
+        futures::future::join_all(messages.into_iter().map(|m| state.ingest.store(m))).await;
+    let mut inline = None;
     for r in results {
         let stored = r?;
         outcome(
-            Channel::Meta,
+            channel,
             if stored.duplicate {
                 "duplicate"
             } else {
                 "stored"
             },
         );
+        // A redelivery is answered as the first delivery was.
+        if w.replies_inline() {
+            inline = stored.response.or(inline);
+        }
     }
     if !batch.statuses.is_empty() {
         state
             .store
             .apply_statuses(&batch.statuses, state.clock.now_ms())
             .await?;
-        outcome(Channel::Meta, "status");
+        outcome(channel, "status");
     }
-    Ok("OK")
+    Ok(answer(w, inline))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::url_variants;
+/// A provider's subscription handshake: the challenge, when the token it
+/// presents is one of `bots`'.
+fn handshake(w: &dyn Webhooks, bots: Vec<Arc<BotEntry>>, q: &Handshake) -> ApiResult<String> {
+    let field = w.handshake_with().unwrap_or_default();
+    let channel = w.channel();
+    let tokens: Vec<&str> = bots
+        .iter()
+        .filter_map(|b| b.secret(channel, field))
+        .collect();
+    if tokens.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "no {channel} {field} is configured (in the environment, or a bot's {channel}.{field})"
+        )));
+    }
+    tokens
+        .iter()
+        .find_map(|expected| w.handshake(q, expected))
+        .ok_or_else(|| {
+            ApiError::Forbidden(format!("verification failed: wrong hub.mode or {field}"))
+        })
+}
 
-    #[test]
-    fn default_ports_are_tried_both_ways() {
-        assert_eq!(
-            url_variants("https://example.com/webhooks/twilio?x=1"),
-            [
-                "https://example.com/webhooks/twilio?x=1",
-                "https://example.com:443/webhooks/twilio?x=1"
-            ]
-        );
-        assert_eq!(
-            url_variants("https://example.com:443/a"),
-            ["https://example.com:443/a", "https://example.com/a"]
-        );
-        assert_eq!(
-            url_variants("http://127.0.0.1:8000/a"),
-            ["http://127.0.0.1:8000/a"]
-        );
+/// The webhooks of every kind of channel in the API document, as the
+/// registry describes them.
+pub fn document(paths: &mut Map<String, Value>) {
+    let problem = |d: &str| json!({"description": d, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let bot = json!({"name": "bot", "in": "path", "required": true,
+                     "description": "id or slug", "schema": {"type": "string"}});
+    for w in webhook::all() {
+        let kind = w.channel().as_str();
+        let (answer_type, _) = w.answer(None);
+        let answer_type = answer_type.split(';').next().unwrap_or(answer_type);
+        for &hook in w.hooks() {
+            for of_bot in [false, true] {
+                let about = if of_bot {
+                    format!(
+                        "{} This path names the bot (id or slug), whatever address the request names; it is checked with that bot's secret.",
+                        w.about(hook)
+                    )
+                } else {
+                    w.about(hook).to_string()
+                };
+                let mut op = json!({
+                    "tags": ["webhooks"],
+                    "summary": about.split(". ").next().unwrap_or_default(),
+                    "description": about,
+                    "operationId": format!("webhook_{kind}_{}{}", hook.event(), if of_bot { "_of_bot" } else { "" }),
+                    "requestBody": {"required": true, "content": {w.content_type(): {"schema": w.body_schema(hook)}}},
+                    "responses": {
+                        "200": {"description": "Stored (or kept as rejected) and acknowledged", "content": {answer_type: {}}},
+                        "400": problem("Not what the provider sends"),
+                        "403": problem("Unsigned, or a signature that does not match"),
+                        "404": problem("No bot has the address it was sent to"),
+                    }
+                });
+                if of_bot {
+                    op["parameters"] = json!([bot.clone()]);
+                }
+                let entry = paths
+                    .entry(path(w, hook, of_bot))
+                    .or_insert_with(|| json!({}));
+                entry["post"] = op;
+                if hook == Hook::Inbound && w.handshake_with().is_some() {
+                    let mut params = vec![
+                        json!({"name": "hub.mode", "in": "query", "required": true, "schema": {"type": "string"}}),
+                        json!({"name": "hub.verify_token", "in": "query", "required": true, "schema": {"type": "string"}}),
+                        json!({"name": "hub.challenge", "in": "query", "required": true, "schema": {"type": "string"}}),
+                    ];
+                    if of_bot {
+                        params.insert(0, bot.clone());
+                    }
+                    entry["get"] = json!({
+                        "tags": ["webhooks"],
+                        "summary": format!("The {kind} subscription handshake"),
+                        "description": "Echoes `hub.challenge` when `hub.verify_token` is a bot's verify token.",
+                        "operationId": format!("webhook_{kind}_handshake{}", if of_bot { "_of_bot" } else { "" }),
+                        "parameters": params,
+                        "responses": {
+                            "200": {"description": "The challenge", "content": {"text/plain": {}}},
+                            "403": problem("Not a verify token of a bot"),
+                            "404": problem("No such bot"),
+                        }
+                    });
+                }
+            }
+        }
     }
 }

@@ -78,13 +78,16 @@ impl Runtime {
                 // Stored, never answered.
                 continue;
             }
-            let route = match m.channel {
-                Channel::Twilio | Channel::Simulator => Route::Inline(m),
-                Channel::Meta => Route::Outbox {
-                    channel: Channel::Meta,
-                    sender: self.sender(m.bot_id, Channel::Meta, m.to.as_deref()),
+            let inline = m.channel == Channel::Simulator
+                || confab_channels::webhook::of(m.channel).is_some_and(|w| w.replies_inline());
+            let route = if inline {
+                Route::Inline(m)
+            } else {
+                Route::Outbox {
+                    channel: m.channel,
+                    sender: self.sender(m.bot_id, m.channel, m.to.as_deref()),
                     reply_to: Some(m.provider_message_id.clone()),
-                },
+                }
             };
             // Off the allow-list: one polite refusal, ever; over the rate
             // limit: stored, not processed, told once per window.

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use confab_channels::twilio;
 use confab_flow::{Effect, EffectResult, Event, Input, Outcome, Request, Run, RunStatus, step};
 use confab_model::{Channel, InboundMessage, OutboundContent, PhoneNumber};
 use confab_store::{
@@ -115,13 +114,14 @@ enum Target {
 
 /// How a run's messages leave: in the answer to the message, or via the outbox.
 enum Route<'a> {
-    /// Twilio (TwiML in the webhook's answer) and the simulator (the
-    /// replies as JSON): the answer carries the replies.
+    /// A provider whose webhook's answer carries replies (Twilio's TwiML),
+    /// and the simulator (the replies as JSON).
     Inline(&'a InboundMessage),
     /// A simulator run moved by something other than a message: the
     /// replies are kept and handed back to the caller.
     Collect,
-    /// Meta, or no inbound message at all: queued for the outbox worker.
+    /// Any other provider, or no inbound message at all: queued for the
+    /// outbox worker.
     Outbox {
         channel: Channel,
         sender: String,
@@ -425,9 +425,10 @@ impl Runtime {
                 Ok((false, Some(answer)))
             }
             Route::Inline(m) => {
-                let answer = match m.channel {
-                    Channel::Twilio => twilio::twiml(&replies),
-                    _ => serde_json::to_string(&replies).unwrap_or_default(),
+                // As the provider's answer carries them; the simulator's as JSON.
+                let answer = match confab_channels::webhook::of(m.channel) {
+                    Some(w) => w.render(&replies),
+                    None => serde_json::to_string(&replies).unwrap_or_default(),
                 };
                 let history: Vec<confab_store::Reply> = replies
                     .into_iter()

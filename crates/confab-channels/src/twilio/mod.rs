@@ -18,6 +18,9 @@ use crate::http::{retry_after, snippet, status_is_retryable, transport_error};
 use crate::media::{self, Auth, Credentials};
 use crate::{Fetched, MediaError, MediaLimits, ParseError, SendError, Sent};
 
+mod webhook;
+pub use webhook::TwilioWebhooks;
+
 pub const DEFAULT_API_URL: &str = "https://api.twilio.com";
 
 /// Field names as the server reads them from the environment.
@@ -322,6 +325,9 @@ pub fn parse_status(params: &[(String, String)]) -> Result<Option<StatusUpdate>,
         error,
     }))
 }
+
+// ---------------------------------------------------------------------------
+// Webhooks
 
 // ---------------------------------------------------------------------------
 // TwiML

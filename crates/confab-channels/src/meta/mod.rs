@@ -20,6 +20,9 @@ use crate::http::{retry_after, snippet, status_is_retryable, transport_error};
 use crate::media::{self, Auth, Credentials};
 use crate::{Fetched, MediaError, MediaLimits, ParseError, SendError, Sent};
 
+mod webhook;
+pub use webhook::MetaWebhooks;
+
 pub const DEFAULT_API_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_API_VERSION: &str = "v23.0";
 
@@ -124,20 +127,7 @@ pub fn verify_handshake(
 // Webhooks
 
 /// What one webhook request carried.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct WebhookBatch {
-    pub messages: Vec<InboundMessage>,
-    pub statuses: Vec<StatusUpdate>,
-    /// Messages and statuses that cannot be used (no id, a sender that is
-    /// not a phone number), with the reason.
-    pub rejected: Vec<RejectedInbound>,
-    /// Events we do not handle: changes of other fields (group events,
-    /// account updates), statuses we do not track, account-level errors.
-    pub ignored: usize,
-    /// The phone number id each message (by its id) was sent to: which
-    /// bot it is for.
-    pub sent_to: HashMap<String, String>,
-}
+pub type WebhookBatch = crate::webhook::Batch;
 
 /// The phone number ids a webhook body names (`metadata.phone_number_id`
 /// of each change), read leniently and before its signature is checked:
