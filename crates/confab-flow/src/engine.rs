@@ -196,6 +196,10 @@ impl Stepper<'_> {
     fn handle(&mut self, input: Input) {
         let result = match input {
             Input::Start => self.restart(),
+            Input::StartWith(input) => {
+                self.run.vars.insert("input".into(), Value::Object(input));
+                self.restart()
+            }
             Input::Message(reply) => self.message(reply),
             Input::Timer(token) => self.timer(token),
             Input::Result(result) => self.result(result),
@@ -301,11 +305,16 @@ impl Stepper<'_> {
         self.run.status = RunStatus::WaitingEffect;
     }
 
-    /// A new run of the contact's flow, from its start; answers are dropped.
+    /// A new run of the contact's flow, from its start; answers are
+    /// dropped, what it was started with (`input`) kept.
     fn restart(&mut self) -> Result<(), Broken> {
         let root = self.run.root_flow().to_string();
         let contact = self.run.vars.get("contact").cloned().unwrap_or(Value::Null);
+        let input = self.run.vars.remove("input");
         self.run = Run::new(&root, contact);
+        if let Some(input) = input {
+            self.run.vars.insert("input".into(), input);
+        }
         self.changed();
         self.events.push(Event::Started { flow: root });
         let start = self.flow()?.start_node().map(str::to_string);

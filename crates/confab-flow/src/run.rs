@@ -108,6 +108,8 @@ impl Run {
     pub fn new(flow: &str, contact: Value) -> Run {
         let mut vars = Map::new();
         vars.insert("contact".into(), contact);
+        // What whoever started the run gave it: empty when a message did.
+        vars.insert("input".into(), Value::Object(Map::new()));
         Run {
             flow: flow.into(),
             node: None,
@@ -135,6 +137,9 @@ impl Run {
 pub enum Input {
     /// Begin at the flow's start.
     Start,
+    /// Begin at the flow's start with variables from whoever started it
+    /// (an operator, another system), which the flow reads as `input.*`.
+    StartWith(Map<String, Value>),
     /// A message from the contact.
     Message(Reply),
     /// A timer the run set went off.

@@ -16,7 +16,7 @@ use time::format_description::well_known::Rfc3339;
 const FUEL: u64 = 50_000;
 
 /// Names the engine provides in every context.
-pub const BUILTINS: [&str; 5] = ["now", "contact", "answer", "flow", "range"];
+pub const BUILTINS: [&str; 6] = ["now", "contact", "answer", "flow", "range", "input"];
 
 type Compiled = Arc<minijinja::Expression<'static, 'static>>;
 

@@ -510,3 +510,19 @@ fn any_text_at_any_step_never_panics_or_strands_the_run() {
         }
     }
 }
+
+#[test]
+fn a_run_started_with_variables_reads_them_as_input_and_keeps_them_on_restart() {
+    let f = flow(
+        "id: remind\nnodes:\n  - { id: a, type: ask, text: \"Your order {{ input.order | default('?') }} is ready. Collect it?\", save_as: ok, next: b }\n  - { id: b, type: end, text: \"Thanks for {{ input.order | default('?') }}\" }\n",
+    );
+    let mut vars = serde_json::Map::new();
+    vars.insert("order".into(), json!("ORD-7"));
+    let run = Run::new(&f.id, json!({"phone": "+27123456789"}));
+    let o = step(&f, run, Input::StartWith(vars), NOW);
+    assert_eq!(texts(&o), ["Your order ORD-7 is ready. Collect it?"]);
+    let o = say(&f, o.run, "restart");
+    assert_eq!(texts(&o), ["Your order ORD-7 is ready. Collect it?"]);
+    // Started by a message, there is no input.
+    assert_eq!(texts(&start(&f)), ["Your order ? is ready. Collect it?"]);
+}

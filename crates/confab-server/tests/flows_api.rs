@@ -300,7 +300,7 @@ async fn operators_start_cancel_and_resume_runs() {
         )
         .await
         .0,
-        409
+        422
     );
     assert_eq!(
         app.post(&key, "/api/v1/runs/424242/cancel", json!(null))
@@ -419,4 +419,59 @@ async fn starting_a_run_with_no_channel_to_send_is_refused_like_a_send() {
         .await;
     assert_eq!((s2, &p2["detail"]), (409, &p["detail"]), "the same refusal");
     assert_eq!(app.count("runs").await, 0, "nothing started");
+}
+
+#[tokio::test]
+async fn a_run_starts_in_the_shape_earlier_clients_send_with_the_variables_given() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = app_with("product_review", None, Some(&twilio.url)).await;
+    let key = app.api_key().await;
+    let (s, f) = app
+        .post(&key, "/api/v1/flows", json!({"id": "remind", "nodes": [
+            {"id": "a", "type": "ask", "text": "Order {{ input.order }} is ready. Collect it today?", "save_as": "ok", "next": "b"},
+            {"id": "b", "type": "end", "text": "See you"}
+        ]}))
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, run) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"flow_id": "remind", "contact_phone": "27123456789",
+                   "initial_state": {"order": "ORD-7"}, "bot_id": 1}),
+        )
+        .await;
+    assert_eq!(s, 201, "{run}");
+    assert_eq!(run["variables"]["input"]["order"], "ORD-7");
+    let (_, listed) = app.get(&key, "/api/v1/runs?contact=%2B27123456789").await;
+    assert_eq!(listed["items"][0]["id"], run["id"]);
+    app.eventually(10, "the reminder is sent", || async {
+        twilio.requests().iter().any(|r| {
+            r.form_value("Body").as_deref() == Some("Order ORD-7 is ready. Collect it today?")
+        })
+    })
+    .await;
+    // Bad shapes name their field and start nothing.
+    for (body, field) in [
+        (json!({"flow": "nope", "contact": "+27123456780"}), "flow"),
+        (json!({"flow": "remind"}), "contact"),
+        (
+            json!({"flow": "remind", "contact": "+27123456780", "bot_id": "99"}),
+            "bot_id",
+        ),
+        (
+            json!({"flow": "remind", "contact": "not a phone"}),
+            "contact",
+        ),
+    ] {
+        let (s, p) = app.post(&key, "/api/v1/runs", body.clone()).await;
+        assert!([400, 404, 422].contains(&s), "{body}: {s} {p}");
+        if s == 422 {
+            assert!(
+                p["detail"].as_str().unwrap().starts_with(field),
+                "{body}: {p}"
+            );
+        }
+    }
+    assert_eq!(app.count("runs").await, 1);
 }

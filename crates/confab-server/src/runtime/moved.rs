@@ -182,6 +182,7 @@ impl Runtime {
         contact_id: i64,
         flow: &str,
         channel: Channel,
+        input: serde_json::Map<String, Value>,
     ) -> Result<StoredRun, RuntimeError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
@@ -207,7 +208,7 @@ impl Runtime {
                 replacing,
                 why: "another run was started through the API",
             },
-            Input::Start,
+            Input::StartWith(input),
             &route,
             now,
         )

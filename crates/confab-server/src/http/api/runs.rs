@@ -173,30 +173,86 @@ pub async fn get(
 pub struct StartRun {
     /// A contact id, or a phone number in international form (the contact is
     /// created if new).
-    pub contact: String,
+    pub contact: Option<String>,
+    /// The contact's phone number (the shape of earlier clients); `+` may
+    /// be left out.
+    pub contact_phone: Option<String>,
+    /// The flow's id (`flow_id` as earlier clients spell it).
+    #[serde(alias = "flow_id", deserialize_with = "text_or_number")]
+    #[schema(value_type = String)]
     pub flow: String,
     /// `twilio` or `meta`: how the flow's messages go out; the configured one
     /// when only one is.
     pub channel: Option<String>,
+    /// What the flow reads as `input.*` (`initial_state` as earlier clients
+    /// spell it).
+    #[serde(alias = "initial_state")]
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The bot, as earlier clients send it: it must be the one the path
+    /// names (the default bot's without one).
+    #[schema(value_type = Option<String>)]
+    pub bot_id: Option<serde_json::Value>,
 }
 
-/// Start a flow for a contact: its messages go through the outbox (outside
-/// the 24-hour window only templates reach the contact). A run the contact
-/// has in progress ends as `interrupted`. 409 when no channel can send, as
-/// for `POST /messages`.
+/// A flow id given as text, or as a number by earlier clients.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!("a flow id, not {other}"))),
+    }
+}
+
+/// Start a flow for a contact, with variables the flow reads as `input.*`:
+/// its messages go through the outbox (outside the 24-hour window only
+/// templates reach the contact). A run the contact has in progress ends as
+/// `interrupted`. 409 when no channel can send, as for `POST /messages`.
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs", request_body = StartRun,
-    responses((status = 201, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn start(
     State(state): State<AppState>,
     bot: BotScope,
     Body(req): Body<StartRun>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
+    if let Some(given) = &req.bot_id {
+        let key = match given {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if state.bots.find(&key).map(|b| b.id()) != Some(bot.id()) {
+            return Err(ApiError::Unprocessable(format!(
+                "bot_id: {key} is not this route's bot; use /api/v1/bots/{key}/runs"
+            )));
+        }
+    }
+    let key = match (req.contact, req.contact_phone) {
+        (Some(c), None) => c,
+        (None, Some(p)) if p.starts_with('+') => p,
+        (None, Some(p)) => format!("+{p}"),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "contact: give contact or contact_phone".into(),
+            ));
+        }
+    };
+    if !state
+        .registry
+        .catalog(bot.id())
+        .flows
+        .contains_key(&req.flow)
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "flow: the bot has no flow {:?}",
+            req.flow
+        )));
+    }
     let (channel, _) = super::messages::sending_channel(&bot.0, req.channel.as_deref())?;
-    let contact_id = match super::contacts::resolve(&state, &bot, &req.contact).await {
+    let contact_id = match super::contacts::resolve(&state, &bot, &key).await {
         Ok(c) => c.id,
-        Err(ApiError::NotFound(_)) if req.contact.starts_with('+') => {
-            let phone = confab_model::PhoneNumber::parse(&req.contact)
-                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        Err(ApiError::NotFound(_)) if key.starts_with('+') => {
+            let phone = confab_model::PhoneNumber::parse(&key)
+                .map_err(|e| ApiError::Unprocessable(format!("contact: {e}")))?;
             state
                 .store
                 .ensure_contact(bot.id(), phone.as_str(), state.clock.now_ms())
@@ -206,7 +262,12 @@ pub async fn start(
     };
     let run = state
         .runtime
-        .start_run(contact_id, &req.flow, channel)
+        .start_run(
+            contact_id,
+            &req.flow,
+            channel,
+            req.variables.unwrap_or_default(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(RunOut::new(run))))
 }
