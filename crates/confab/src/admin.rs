@@ -20,6 +20,9 @@ pub(crate) enum UserCommand {
         /// admin, editor, agent or viewer (see the README's table of roles).
         #[arg(long, default_value = "admin")]
         role: Role,
+        /// Limit the user to these bots (slugs or ids, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        bots: Option<Vec<String>>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -69,6 +72,9 @@ pub(crate) enum KeyCommand {
         /// admin, editor, agent or viewer (see the README's table of roles).
         #[arg(long, default_value = "admin")]
         role: Role,
+        /// Limit the key to these bots (slugs or ids, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        bots: Option<Vec<String>>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -144,16 +150,56 @@ fn named(what: String) -> impl FnOnce(StoreError) -> anyhow::Error {
     }
 }
 
+/// What a limit to some bots says, for a message.
+fn limited(bots: Option<&[i64]>) -> String {
+    match bots {
+        Some(ids) => {
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!(", limited to bots {}", ids.join(", "))
+        }
+        None => String::new(),
+    }
+}
+
+/// The ids of the bots named by slug or id; an unknown one is an error.
+async fn bot_ids(store: &Store, bots: Option<Vec<String>>) -> anyhow::Result<Option<Vec<i64>>> {
+    let Some(keys) = bots else {
+        return Ok(None);
+    };
+    let mut ids = Vec::new();
+    for key in keys.iter().map(|k| k.trim()).filter(|k| !k.is_empty()) {
+        let bot = store
+            .bot(key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("--bots: no bot {key:?}"))?;
+        ids.push(bot.id);
+    }
+    if ids.is_empty() {
+        anyhow::bail!("--bots: name at least one bot");
+    }
+    Ok(Some(ids))
+}
+
 pub(crate) async fn user(command: UserCommand, store: Store) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add { name, role, .. } => {
+        UserCommand::Add {
+            name, role, bots, ..
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 64 {
                 anyhow::bail!("the user name must be 1 to 64 characters");
             }
+            let bots = bot_ids(&store, bots).await?;
             let hash = auth::hash_password(read_password()?).await?;
-            let user = store.create_user(&name, &hash, role, &cli()).await?;
-            println!("user {} created with role {}", user.username, user.role);
+            let user = store
+                .create_limited_user(&name, &hash, role, bots.as_deref(), &cli())
+                .await?;
+            println!(
+                "user {} created with role {}{}",
+                user.username,
+                user.role,
+                limited(bots.as_deref())
+            );
         }
         UserCommand::List { .. } => {
             println!("{:<24} {:<8} {:<26} disabled", "user", "role", "created");
@@ -216,16 +262,24 @@ pub(crate) async fn user(command: UserCommand, store: Store) -> anyhow::Result<(
 
 pub(crate) async fn key(command: KeyCommand, store: Store) -> anyhow::Result<()> {
     match command {
-        KeyCommand::Create { name, role, .. } => {
+        KeyCommand::Create {
+            name, role, bots, ..
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().count() > 64 {
                 anyhow::bail!("the key name must be 1 to 64 characters");
             }
+            let bots = bot_ids(&store, bots).await?;
             let (key, hash) = auth::new_api_key();
-            let created = store.create_api_key(&name, &hash, role, &cli()).await?;
+            let created = store
+                .create_limited_api_key(&name, &hash, role, bots.as_deref(), &cli())
+                .await?;
             println!(
-                "API key {} ({}, role {}) created; it is shown only once:",
-                created.id, created.name, created.role
+                "API key {} ({}, role {}{}) created; it is shown only once:",
+                created.id,
+                created.name,
+                created.role,
+                limited(bots.as_deref())
             );
             println!("{key}");
         }

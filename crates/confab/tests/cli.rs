@@ -157,6 +157,14 @@ fn users_and_keys_are_listed_changed_and_taken_back() {
     let (ok, err) = run(&db, &["user", "delete", "ana"]);
     assert!(!ok && err.contains("no user ana"), "{err}");
 
+    let (ok, out) = run(
+        &db,
+        &["user", "add", "sam", "--role", "agent", "--bots", "default"],
+    );
+    assert!(ok && out.contains("limited to bots 1"), "{out}");
+    let (ok, err) = run(&db, &["key", "create", "shop", "--bots", "default,nope"]);
+    assert!(!ok && err.contains("no bot \"nope\""), "{err}");
+
     let (ok, out) = run(&db, &["key", "create", "reports", "--role", "viewer"]);
     assert!(ok && out.contains("role viewer"), "{out}");
     let (ok, out) = run(&db, &["key", "list"]);
