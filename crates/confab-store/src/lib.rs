@@ -28,6 +28,7 @@ mod secrets;
 mod sql;
 mod tx;
 mod writer;
+mod writes;
 
 pub use ai::{AiCall, AiStat, NewAiCall, NewMedia, RateWindow, StoredMedia};
 pub use audit::{AuditEntry, Change};
@@ -45,6 +46,7 @@ pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
 pub use secrets::SealedSecret;
 pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
+pub use writes::Write;
 
 /// Runs a transaction again when the database aborted it to break a
 /// deadlock or a serialization conflict with a concurrent writer.

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use confab_flow::routing::choose;
 use confab_flow::{Input, Reply, Run};
 use confab_model::{Channel, InboundMessage, OutboundContent};
-use confab_store::{Ingested, StoreError};
+use confab_store::{Ingested, StoreError, Write};
 use serde_json::Value;
 
-use super::pending::Pending;
 use super::{Route, Runtime, RuntimeError, Target, contact_json};
 use crate::access;
 
@@ -41,7 +40,7 @@ impl Runtime {
         }
         let contacts: Vec<i64> = fresh.iter().map(|&i| stored[i].contact_id).collect();
         let mut queued = false;
-        let mut pending = Pending::default();
+        let mut writes: Vec<Write> = Vec::new();
         // Each bot's policy; the default bot's allow-list as read within
         // this transaction.
         let default_list = self.allow_list(allow_list);
@@ -116,7 +115,7 @@ impl Runtime {
                     let (sent, answer) = self
                         .deliver(
                             &mut tx,
-                            &mut pending,
+                            &mut writes,
                             (contact_id, state.bot_id, &state.phone),
                             reply,
                             &route,
@@ -129,7 +128,10 @@ impl Runtime {
                         })?;
                     queued |= sent;
                     if let Some(a) = answer {
-                        pending.responses.push((stored[i].message_id, a.clone()));
+                        writes.push(Write::Response {
+                            message: stored[i].message_id,
+                            answer: a.clone(),
+                        });
                         stored[i].response = Some(a);
                     }
                 }
@@ -181,7 +183,7 @@ impl Runtime {
             let outcome = self
                 .advance(
                     &mut tx,
-                    &mut pending,
+                    &mut writes,
                     contact_id,
                     contact,
                     Some(stored[i].message_id),
@@ -195,7 +197,10 @@ impl Runtime {
                 Ok((row, sent, answer)) => {
                     queued |= sent;
                     if let Some(a) = answer {
-                        pending.responses.push((stored[i].message_id, a.clone()));
+                        writes.push(Write::Response {
+                            message: stored[i].message_id,
+                            answer: a.clone(),
+                        });
                         stored[i].response = Some(a);
                     }
                     runs.insert(contact_id, row);
@@ -206,11 +211,14 @@ impl Runtime {
                 }
             }
         }
-        pending.rate_windows = windows
-            .into_iter()
-            .filter(|(c, _)| counted.contains(c))
-            .collect();
-        pending.commit(tx, now).await?;
+        // Only the windows this batch counted in are written back.
+        writes.extend(
+            windows
+                .into_iter()
+                .filter(|(c, _)| counted.contains(c))
+                .map(|(contact, window)| Write::RateWindow { contact, window }),
+        );
+        tx.commit_writes(writes, now).await?;
         if queued {
             self.wake.notify_one();
         }

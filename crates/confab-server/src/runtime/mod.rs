@@ -9,14 +9,14 @@
 //! Here: stepping a run and carrying out its effects (`advance`,
 //! `deliver`, `execute`). Inbound batches are in `inbound`; runs moved by
 //! timers, requests' results and operators in `moved`; a batch's gathered
-//! writes in `pending`.
+//! writes in the store's batch of domain writes (`confab_store::Write`).
 
 use std::sync::Arc;
 
 use confab_flow::{Effect, EffectResult, Event, Input, Outcome, Request, Run, RunStatus, step};
 use confab_model::{Channel, InboundMessage, OutboundContent, PhoneNumber};
 use confab_store::{
-    ContactState, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx,
+    ContactState, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx, Write,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -25,9 +25,6 @@ use tokio::sync::Notify;
 
 mod inbound;
 mod moved;
-mod pending;
-
-use pending::Pending;
 
 use crate::bots::Directory;
 use crate::catalog::{Catalog, Pinned, Registry};
@@ -226,7 +223,7 @@ impl Runtime {
     async fn advance(
         &self,
         tx: &mut Tx,
-        pending: &mut Pending,
+        writes: &mut Vec<Write>,
         contact_id: i64,
         contact: Value,
         message_id: Option<i64>,
@@ -308,12 +305,12 @@ impl Runtime {
         };
         let run_id = match row.as_ref() {
             Some(r) if !started => {
-                pending.runs.push((
-                    r.id,
-                    run.status.as_str().to_string(),
-                    run.node.clone(),
-                    state.clone(),
-                ));
+                writes.push(Write::RunChanged {
+                    id: r.id,
+                    status: run.status.as_str().to_string(),
+                    node: run.node.clone(),
+                    state: state.clone(),
+                });
                 r.id
             }
             _ => {
@@ -326,11 +323,11 @@ impl Runtime {
                     (None, None) => None,
                 };
                 if let Some((old, why)) = replaced {
-                    interrupt(pending, old, why, id, run.root_flow());
+                    interrupt(writes, old, why, id, run.root_flow());
                 }
-                pending.new_runs.push((
+                writes.push(Write::RunStarted {
                     id,
-                    confab_store::NewRun {
+                    run: confab_store::NewRun {
                         contact_id,
                         flow_id: run.root_flow().to_string(),
                         flow_version,
@@ -338,7 +335,7 @@ impl Runtime {
                         node: run.node.clone(),
                         state: state.clone(),
                     },
-                ));
+                });
                 id
             }
         };
@@ -357,24 +354,30 @@ impl Runtime {
             updated_ms: now,
         };
         // A step's events are one row: a JSON array, in order.
-        pending
-            .events
-            .push((run_id, serde_json::to_string(&events).unwrap_or_default()));
+        writes.push(Write::RunEvents {
+            run: run_id,
+            events: serde_json::to_string(&events).unwrap_or_default(),
+        });
         if let Some(request) = remote {
             let job = EffectJob {
                 request,
                 message_id,
             };
-            pending
-                .effects
-                .push((run_id, serde_json::to_string(&job).unwrap_or_default()));
+            writes.push(Write::Effect {
+                run: run_id,
+                request: serde_json::to_string(&job).unwrap_or_default(),
+            });
         }
 
         let mut replies: Vec<OutboundContent> = Vec::new();
         for e in effects {
             match e {
                 Effect::Send { content } => replies.push(content),
-                Effect::StartTimer { token, at_ms } => pending.timers.push((run_id, token, at_ms)),
+                Effect::StartTimer { token, at_ms } => writes.push(Write::Timer {
+                    run: run_id,
+                    token,
+                    at_ms,
+                }),
                 Effect::OptOut => tx.set_opted_out(contact_id, true, now).await?,
                 Effect::OptIn => tx.set_opted_out(contact_id, false, now).await?,
                 Effect::Handoff | Effect::Request { .. } => {}
@@ -388,14 +391,7 @@ impl Runtime {
             .unwrap_or_default();
         let bot_id = bot_of(&run);
         let (queued, twiml) = self
-            .deliver(
-                tx,
-                pending,
-                (contact_id, bot_id, phone),
-                replies,
-                route,
-                now,
-            )
+            .deliver(tx, writes, (contact_id, bot_id, phone), replies, route, now)
             .await?;
         Ok((stored, queued, twiml))
     }
@@ -404,7 +400,7 @@ impl Runtime {
     async fn deliver(
         &self,
         tx: &mut Tx,
-        pending: &mut Pending,
+        writes: &mut Vec<Write>,
         (contact_id, bot_id, phone): (i64, i64, &str),
         replies: Vec<OutboundContent>,
         route: &Route<'_>,
@@ -414,14 +410,14 @@ impl Runtime {
             Route::Inline(_) | Route::Collect if replies.is_empty() => Ok((false, None)),
             Route::Collect => {
                 let answer = serde_json::to_string(&replies).unwrap_or_default();
-                pending
-                    .replies
-                    .extend(replies.into_iter().map(|content| confab_store::Reply {
+                writes.extend(replies.into_iter().map(|content| {
+                    Write::Reply(confab_store::Reply {
                         contact_id,
                         channel: Channel::Simulator,
                         sender: Some(self.sender(bot_id, Channel::Simulator, None)),
                         content,
-                    }));
+                    })
+                }));
                 Ok((false, Some(answer)))
             }
             Route::Inline(m) => {
@@ -430,16 +426,14 @@ impl Runtime {
                     Some(w) => w.render(&replies),
                     None => serde_json::to_string(&replies).unwrap_or_default(),
                 };
-                let history: Vec<confab_store::Reply> = replies
-                    .into_iter()
-                    .map(|content| confab_store::Reply {
+                writes.extend(replies.into_iter().map(|content| {
+                    Write::Reply(confab_store::Reply {
                         contact_id,
                         channel: m.channel,
                         sender: Some(self.sender(m.bot_id, m.channel, m.to.as_deref())),
                         content,
                     })
-                    .collect();
-                pending.replies.extend(history);
+                }));
                 Ok((false, Some(answer)))
             }
             Route::Outbox {
@@ -592,7 +586,7 @@ fn restarted_by(events: &[Event]) -> &'static str {
 }
 
 /// Ends `old`, if it is still in progress, as replaced by run `by`.
-fn interrupt(pending: &mut Pending, old: StoredRun, why: &str, by: i64, flow: &str) {
+fn interrupt(writes: &mut Vec<Write>, old: StoredRun, why: &str, by: i64, flow: &str) {
     if RunStatus::parse(&old.status).is_none_or(|s| s.is_finished()) {
         return;
     }
@@ -604,14 +598,17 @@ fn interrupt(pending: &mut Pending, old: StoredRun, why: &str, by: i64, flow: &s
         }
         Err(_) => old.state,
     };
-    pending.runs.push((
-        old.id,
-        RunStatus::Interrupted.as_str().to_string(),
-        old.node,
+    writes.push(Write::RunChanged {
+        id: old.id,
+        status: RunStatus::Interrupted.as_str().to_string(),
+        node: old.node,
         state,
-    ));
+    });
     let event = json!([{"type": "interrupted", "reason": why, "run": by, "flow": flow}]);
-    pending.events.push((old.id, event.to_string()));
+    writes.push(Write::RunEvents {
+        run: old.id,
+        events: event.to_string(),
+    });
 }
 
 async fn end_run(

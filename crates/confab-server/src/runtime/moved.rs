@@ -3,10 +3,9 @@
 
 use confab_flow::{Input, RunStatus};
 use confab_model::{Channel, OutboundContent};
-use confab_store::{StoreError, StoredRun, Tx};
+use confab_store::{StoreError, StoredRun, Tx, Write};
 use serde_json::Value;
 
-use super::pending::Pending;
 use super::{
     Continuation, Route, Runtime, RuntimeError, Target, contact_json, end_run, stored_run,
 };
@@ -56,7 +55,7 @@ impl Runtime {
         // Read under the contacts' locks: a state read before them may
         // already be old.
         let current = tx.current_runs(&contacts).await?;
-        let mut pending = Pending::default();
+        let mut writes: Vec<Write> = Vec::new();
         let mut calls = Vec::new();
         let mut queued = false;
         for (i, it) in items.into_iter().enumerate() {
@@ -108,7 +107,7 @@ impl Runtime {
             let moved = self
                 .advance(
                     &mut tx,
-                    &mut pending,
+                    &mut writes,
                     contact_id,
                     contact,
                     None,
@@ -134,7 +133,7 @@ impl Runtime {
             }
         }
         tx.record_ai_calls(&calls, now).await?;
-        pending.commit(tx, now).await?;
+        tx.commit_writes(writes, now).await?;
         if queued {
             self.wake.notify_one();
         }
@@ -154,11 +153,11 @@ impl Runtime {
         route: &Route<'_>,
         now: i64,
     ) -> Result<(StoredRun, Option<String>), RuntimeError> {
-        let mut pending = Pending::default();
+        let mut writes: Vec<Write> = Vec::new();
         let (row, queued, answer) = self
             .advance(
                 &mut tx,
-                &mut pending,
+                &mut writes,
                 contact_id,
                 contact,
                 None,
@@ -168,7 +167,7 @@ impl Runtime {
                 now,
             )
             .await?;
-        pending.commit(tx, now).await?;
+        tx.commit_writes(writes, now).await?;
         if queued {
             self.wake.notify_one();
         }
