@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use crate::definition::{AnswerSpec, Flow, MessageSpec, Node};
+use crate::definition::{Flow, MessageSpec, Node};
 use crate::engine::templates;
 use crate::template::BUILTINS;
 
@@ -298,133 +298,38 @@ fn node_problems(
             out.push(format!("expression {e:?} does not compile: {err}"));
         }
     }
-    let message_problems = |m: &MessageSpec, out: &mut Vec<String>| {
-        let shapes = [
-            m.media_url.is_some(),
-            m.buttons.is_some(),
-            m.list.is_some(),
-            m.template.is_some(),
-        ];
-        if shapes.iter().filter(|s| **s).count() > 1 {
-            out.push("give only one of media_url, buttons, list and template".into());
-        }
-        if m.text.is_none() && m.media_url.is_none() && m.template.is_none() {
-            out.push("sends nothing: give text, media_url or template".into());
-        }
-        if m.buttons
-            .as_ref()
-            .is_some_and(|b| b.is_empty() || b.len() > 3)
-        {
-            out.push("buttons must hold 1 to 3 buttons".into());
-        }
-        if let Some(l) = &m.list {
-            let rows: usize = l.sections.iter().map(|s| s.rows.len()).sum();
-            if rows == 0 || rows > 10 {
-                out.push("a list needs 1 to 10 rows".into());
-            }
-        }
-    };
-    match n {
-        Node::Send(s) => message_problems(&s.message(), &mut out),
-        Node::Ask(a) => {
-            message_problems(&a.message(), &mut out);
-            if a.save_as.trim().is_empty() {
-                out.push("save_as is empty".into());
-            }
-            if a.max_tries.is_some() != a.on_give_up.is_some() {
-                out.push("max_tries and on_give_up go together".into());
-            }
-            if a.timeout_seconds.is_some() != a.on_timeout.is_some() {
-                out.push("timeout_seconds and on_timeout go together".into());
-            }
-            match &a.answer {
-                Some(AnswerSpec::Text {
-                    pattern: Some(pat), ..
-                }) => {
-                    if let Err(e) = regex::Regex::new(pat) {
-                        out.push(format!(
-                            "pattern {pat:?} is not a valid regular expression: {e}"
-                        ));
-                    }
-                }
-                Some(AnswerSpec::Text {
-                    min_length: Some(min),
-                    max_length: Some(max),
-                    ..
-                }) if min > max => {
-                    out.push(format!("min_length {min} is above max_length {max}"));
-                }
-                Some(AnswerSpec::Choice { options }) if options.is_empty() => {
-                    out.push("a choice needs options".into())
-                }
-                _ => {}
-            }
-        }
-        Node::Menu(m) => {
-            if m.options.is_empty() || m.options.len() > 10 {
-                out.push("a menu needs 1 to 10 options".into());
-            }
-            if m.max_tries.is_some() != m.on_give_up.is_some() {
-                out.push("max_tries and on_give_up go together".into());
-            }
-        }
-        Node::Http(h) => {
-            if !["GET", "POST", "PUT", "PATCH", "DELETE"]
-                .contains(&h.method.to_uppercase().as_str())
-            {
-                out.push(format!(
-                    "method {:?} is not GET, POST, PUT, PATCH or DELETE",
-                    h.method
-                ));
-            }
-            if h.timeout_seconds == 0 || h.timeout_seconds > 60 {
-                out.push("timeout_seconds must be 1 to 60".into());
-            }
-            for code in h.on_status.keys() {
-                if !code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c)) {
-                    out.push(format!("on_status key {code:?} is not an HTTP status"));
-                }
-            }
-        }
-        Node::Ai(a) => {
-            if let Some(schema) = &a.extract {
-                if let Err(e) = crate::extract::check_schema(schema) {
-                    out.push(e);
-                }
-                if a.reply == Some(true) {
-                    out.push("an ai node that extracts does not reply: leave reply out".into());
-                }
-            }
-            if a.converse && (a.next.is_some() || a.on_failure.is_some() || a.extract.is_some()) {
-                out.push(
-                    "a conversing ai node stays where it is: it takes no next, on_failure or extract"
-                        .into(),
-                );
-            }
-            for code in a.errors.keys() {
-                if !crate::engine::AI_FAILURES.contains(&code.as_str()) {
-                    out.push(format!(
-                        "errors names {code:?}, not one of {}",
-                        crate::engine::AI_FAILURES.join(", ")
-                    ));
-                }
-            }
-            if a.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
-                out.push("temperature must be 0 to 2".into());
-            }
-            if a.max_tokens == Some(0) {
-                out.push("max_tokens must be above 0".into());
-            }
-        }
-        Node::Wait(w) if w.seconds.is_some() == w.until.is_some() => {
-            out.push("give either seconds or until".into());
-        }
-        Node::Subflow(s) if !flow_exists(&s.flow) => {
-            out.push(format!("subflow names unknown flow {:?}", s.flow));
-        }
-        _ => {}
-    }
+    out.extend(n.behaviour().problems(flow_exists));
     out.into_iter().map(|m| (field_of(&m), m)).collect()
+}
+
+/// What is wrong with a message a node sends (`send`, `ask`).
+pub(crate) fn message_problems(m: &MessageSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let shapes = [
+        m.media_url.is_some(),
+        m.buttons.is_some(),
+        m.list.is_some(),
+        m.template.is_some(),
+    ];
+    if shapes.iter().filter(|s| **s).count() > 1 {
+        out.push("give only one of media_url, buttons, list and template".into());
+    }
+    if m.text.is_none() && m.media_url.is_none() && m.template.is_none() {
+        out.push("sends nothing: give text, media_url or template".into());
+    }
+    if m.buttons
+        .as_ref()
+        .is_some_and(|b| b.is_empty() || b.len() > 3)
+    {
+        out.push("buttons must hold 1 to 3 buttons".into());
+    }
+    if let Some(l) = &m.list {
+        let rows: usize = l.sections.iter().map(|s| s.rows.len()).sum();
+        if rows == 0 || rows > 10 {
+            out.push("a list needs 1 to 10 rows".into());
+        }
+    }
+    out
 }
 
 /// The field a node's problem is about: the word it opens with, when that

@@ -9,6 +9,7 @@ pub mod definition;
 pub mod engine;
 pub mod extract;
 pub mod load;
+mod nodes;
 pub mod pattern;
 pub mod routing;
 pub mod run;

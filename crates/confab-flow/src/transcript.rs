@@ -249,6 +249,8 @@ pub struct Simulator<'a> {
     contact: Value,
     /// AI answers for the next questions; none left: AI not configured.
     pub ai: std::collections::VecDeque<EffectResult>,
+    /// The last timer the run started: its token and when it goes off.
+    timer: Option<(u64, i64)>,
 }
 
 impl<'a> Simulator<'a> {
@@ -267,6 +269,7 @@ impl<'a> Simulator<'a> {
             default_flow: default_flow.into(),
             contact,
             ai: Default::default(),
+            timer: None,
         }
     }
 
@@ -288,9 +291,34 @@ impl<'a> Simulator<'a> {
                 ),
             },
         };
+        self.drive(run, input)
+    }
+
+    /// Time passes: the run's timer goes off if it is due, as the runtime
+    /// would fire it. What the bot sends then.
+    pub fn pass(&mut self, ms: i64) -> Vec<OutboundContent> {
+        self.now_ms = self.now_ms.saturating_add(ms);
+        let due = match (&self.run, self.timer) {
+            (Some(run), Some((token, at))) if run.timer == Some(token) && at <= self.now_ms => {
+                token
+            }
+            _ => return Vec::new(),
+        };
+        let run = self.run.take().expect("a run waits for the timer");
+        self.drive(run, Input::Timer(due))
+    }
+
+    /// Steps `run` by `input`, carrying out what it asks (records, AI
+    /// answers from the script) until it waits.
+    fn drive(&mut self, run: Run, input: Input) -> Vec<OutboundContent> {
         let mut sent = Vec::new();
         let mut outcome = step(self.flows, run, input, self.now_ms);
         loop {
+            for e in &outcome.effects {
+                if let crate::run::Effect::StartTimer { token, at_ms } = e {
+                    self.timer = Some((*token, *at_ms));
+                }
+            }
             sent.extend(outcome.sent().into_iter().cloned());
             let Some(request) = outcome.request().cloned() else {
                 break;
@@ -343,15 +371,34 @@ pub fn run_transcript(
             sim.run = serde_json::from_str(&stored).map_err(|e| e.to_string())?;
             log.push("  (server restarts)".into());
         }
+        // Timers that go off as time passes send first.
+        let mut got: Vec<String> = Vec::new();
         if let Some(m) = s.advance_minutes {
-            sim.now_ms += i64::try_from(m)
+            let ms = i64::try_from(m)
                 .unwrap_or(i64::MAX / 120_000)
                 .saturating_mul(60_000);
             log.push(format!("  ({m} minutes pass)"));
+            got.extend(sim.pass(ms).iter().map(|c| c.text().unwrap_or_default()));
+            for g in &got {
+                log.push(format!(" bot: {}", g.replace('\n', "\n      ")));
+            }
         }
         if s.user.is_none() && s.tap.is_none() && s.media.is_none() {
-            if !s.bot.is_empty() {
-                return fail(&log, format!("step {}: bot lines need a user line", i + 1));
+            if got.len() != s.bot.len() {
+                return fail(
+                    &log,
+                    format!(
+                        "step {}: expected {} bot message(s) as time passed, got {}",
+                        i + 1,
+                        s.bot.len(),
+                        got.len()
+                    ),
+                );
+            }
+            for (j, (want, g)) in s.bot.iter().zip(&got).enumerate() {
+                if let Err(e) = matches(want, g) {
+                    return fail(&log, format!("step {}, bot message {}: {e}", i + 1, j + 1));
+                }
             }
             continue;
         }
@@ -371,14 +418,15 @@ pub fn run_transcript(
             "user: {}",
             s.user.as_deref().or(s.tap.as_deref()).unwrap_or("")
         ));
-        let got: Vec<String> = sim
+        let said: Vec<String> = sim
             .say(reply)
             .iter()
             .map(|c| c.text().unwrap_or_default())
             .collect();
-        for g in &got {
+        for g in &said {
             log.push(format!(" bot: {}", g.replace('\n', "\n      ")));
         }
+        got.extend(said);
         if got.len() != s.bot.len() {
             return fail(
                 &log,
