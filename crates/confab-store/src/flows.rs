@@ -307,12 +307,6 @@ impl Store {
         tx.commit().await
     }
 
-    /// Runs of a bot's contacts still in progress in a flow.
-    pub async fn runs_in_progress(&self, bot_id: i64, flow_id: &str) -> Result<i64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        in_progress(&mut conn, bot_id, flow_id).await
-    }
-
     /// Deletes an API flow with every version of it; refused while runs
     /// are in progress in it (the caller ends them first).
     pub async fn delete_flow(
