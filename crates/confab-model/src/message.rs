@@ -127,6 +127,10 @@ pub struct Extra {
     pub contacts: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emoji: Option<String>,
+    /// Given to a run through the API (`POST /runs/{id}/input`) as if the
+    /// contact had sent it; the contact did not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 impl Extra {

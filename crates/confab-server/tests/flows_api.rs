@@ -475,3 +475,82 @@ async fn a_run_starts_in_the_shape_earlier_clients_send_with_the_variables_given
     }
     assert_eq!(app.count("runs").await, 1);
 }
+
+#[tokio::test]
+async fn another_system_drives_a_run_with_input_and_skips_its_wait() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = app_with("product_review", None, Some(&twilio.url)).await;
+    let key = app.api_key().await;
+    let (s, f) = app
+        .post(&key, "/api/v1/flows", json!({"id": "pickup", "nodes": [
+            {"id": "a", "type": "ask", "text": "Collect today?", "answer": {"kind": "yes_no"}, "save_as": "ok", "next": "w"},
+            {"id": "w", "type": "wait", "seconds": 3600, "next": "b"},
+            {"id": "b", "type": "end", "text": "See you at the counter."}
+        ]}))
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (_, run) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"flow": "pickup", "contact": "+27123456789"}),
+        )
+        .await;
+    let id = run["id"].as_i64().unwrap();
+    let input = format!("/api/v1/runs/{id}/input");
+    // The seed's shape; the answer moves the run as the contact's would.
+    let (s, after) = app
+        .post(
+            &key,
+            &input,
+            json!({"execution_id": id, "message": "yes", "message_type": "text"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(
+        (after["id"].as_i64(), after["status"].as_str()),
+        (Some(id), Some("waiting_timer"))
+    );
+    assert_eq!(after["variables"]["ok"], true);
+    let (_, inbound) = app.get(&key, "/api/v1/messages?direction=inbound").await;
+    assert_eq!(inbound["items"][0]["text"], "yes");
+    assert_eq!(inbound["items"][0]["extra"]["simulated"], true);
+    // Waiting for the timer, the run is resumed at once.
+    let (s, done) = app
+        .post(&key, &format!("/api/v1/runs/{id}/resume"), json!(null))
+        .await;
+    assert_eq!(
+        (s, done["status"].as_str()),
+        (200, Some("completed")),
+        "{done}"
+    );
+    app.eventually(10, "both bot messages went out through Twilio", || async {
+        let bodies: Vec<String> = twilio
+            .requests()
+            .iter()
+            .filter_map(|r| r.form_value("Body"))
+            .collect();
+        bodies.contains(&"Collect today?".to_string())
+            && bodies.contains(&"See you at the counter.".to_string())
+    })
+    .await;
+    // A finished run takes no input; a bad body changes nothing.
+    assert_eq!(
+        app.post(&key, &input, json!({"text": "again"})).await.0,
+        409
+    );
+    assert_eq!(
+        app.post(&key, &input, json!({"execution_id": 999, "text": "x"}))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(app.post(&key, &input, json!({})).await.0, 422);
+    assert_eq!(
+        app.post(&key, "/api/v1/runs/999999/input", json!({"text": "x"}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(app.count("messages").await, 3);
+}

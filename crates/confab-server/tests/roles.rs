@@ -51,6 +51,7 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/v1/runs/{id}", Some(Role::Viewer)),
     ("POST", "/api/v1/runs/{id}/cancel", Some(Role::Agent)),
     ("POST", "/api/v1/runs/{id}/resume", Some(Role::Agent)),
+    ("POST", "/api/v1/runs/{id}/input", Some(Role::Agent)),
     ("GET", "/api/v1/flows", Some(Role::Viewer)),
     ("POST", "/api/v1/flows", Some(Role::Editor)),
     ("POST", "/api/v1/flows/reload", Some(Role::Editor)),

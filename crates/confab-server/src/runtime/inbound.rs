@@ -77,15 +77,18 @@ impl Runtime {
                 // Stored, never answered.
                 continue;
             }
+            // A message given through the API has no webhook to answer:
+            // its replies go out through the outbox.
             let inline = m.channel == Channel::Simulator
-                || confab_channels::webhook::of(m.channel).is_some_and(|w| w.replies_inline());
+                || !m.extra.simulated
+                    && confab_channels::webhook::of(m.channel).is_some_and(|w| w.replies_inline());
             let route = if inline {
                 Route::Inline(m)
             } else {
                 Route::Outbox {
                     channel: m.channel,
                     sender: self.sender(m.bot_id, m.channel, m.to.as_deref()),
-                    reply_to: Some(m.provider_message_id.clone()),
+                    reply_to: (!m.extra.simulated).then(|| m.provider_message_id.clone()),
                 }
             };
             // Off the allow-list: one polite refusal, ever; over the rate

@@ -72,6 +72,7 @@ pub fn table() -> Table {
         .get_of_bots("/runs/{id}", Least(Viewer), runs::get)
         .post_of_bots("/runs/{id}/cancel", Least(Agent), runs::cancel)
         .post_of_bots("/runs/{id}/resume", Least(Agent), runs::resume)
+        .post_of_bots("/runs/{id}/input", Least(Agent), runs::input)
         .get_of_bots("/flows", Least(Viewer), flows::list)
         .post_of_bots("/flows", Least(Editor), flows::create)
         .post("/flows/reload", Least(Editor), flows::reload)

@@ -284,7 +284,8 @@ pub async fn cancel(
     Ok(Json(RunOut::new(state.runtime.cancel_run(id).await?)))
 }
 
-/// Hand a handed-off conversation back to the bot.
+/// Hand a paused run back to the bot: a handed-off conversation goes on,
+/// a run waiting for a timer goes on now (the timer is then stale).
 #[utoipa::path(post, path = "/api/v1/runs/{id}/resume", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn resume(
@@ -293,21 +294,140 @@ pub async fn resume(
     Path(Id { id }): Path<Id<i64>>,
 ) -> ApiResult<Json<RunOut>> {
     let run = load(&state, &bot, id).await?;
-    if run.status != RunStatus::HandedOff.as_str() {
+    let input = if run.status == RunStatus::HandedOff.as_str() {
+        Input::Resume
+    } else if run.status == RunStatus::WaitingTimer.as_str() {
+        let token = serde_json::from_str::<confab_flow::Run>(&run.state)
+            .ok()
+            .and_then(|r| r.timer)
+            .ok_or_else(|| ApiError::Conflict(format!("run {id} waits for no timer")))?;
+        Input::Timer(token)
+    } else {
         return Err(ApiError::Conflict(format!(
-            "run {id} is {}, not handed off",
+            "run {id} is {}, not paused (handed off or waiting for a timer)",
             run.status
         )));
-    }
-    if state
-        .runtime
-        .continue_run(id, Input::Resume, None)
-        .await?
-        .is_none()
-    {
+    };
+    if state.runtime.continue_run(id, input, None).await?.is_none() {
         return Err(ApiError::Conflict(format!(
             "run {id} is no longer its contact's current run"
         )));
     }
     Ok(Json(RunOut::new(load(&state, &bot, id).await?)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunInput {
+    /// What the contact says (`message` as earlier clients spell it).
+    #[serde(alias = "message")]
+    pub text: Option<String>,
+    /// A tapped button or list row, by its id.
+    pub tap: Option<String>,
+    /// `text` (the only kind given this way), as earlier clients send it.
+    pub message_type: Option<String>,
+    /// The run's id again, as earlier clients send it: it must be this one.
+    pub execution_id: Option<i64>,
+}
+
+/// Give a run a message as if its contact had sent it (another system
+/// answering for them): kept as an inbound message marked `simulated`,
+/// handled like any other (a keyword may start another flow); the bot's
+/// replies go to the contact through the outbox. Answers the contact's
+/// current run after it.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/input", tag = "runs", params(("id" = i64, Path)), request_body = RunInput,
+    responses((status = 200, body = RunOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn input(
+    State(state): State<AppState>,
+    bot: BotScope,
+    Path(Id { id }): Path<Id<i64>>,
+    Body(req): Body<RunInput>,
+) -> ApiResult<Json<RunOut>> {
+    if req.execution_id.is_some_and(|e| e != id) {
+        return Err(ApiError::Unprocessable(format!(
+            "execution_id: this is run {id}"
+        )));
+    }
+    if req.message_type.as_deref().is_some_and(|t| t != "text") {
+        return Err(ApiError::Unprocessable(
+            "message_type: only text is given this way (tap for a button or list row)".into(),
+        ));
+    }
+    let text = req.text.filter(|t| !t.trim().is_empty());
+    if text.is_none() && req.tap.is_none() {
+        return Err(ApiError::Unprocessable(
+            "text: give the message, or tap".into(),
+        ));
+    }
+    if text.as_ref().is_some_and(|t| t.chars().count() > 4096) {
+        return Err(ApiError::Unprocessable(
+            "text: at most 4,096 characters, as WhatsApp allows".into(),
+        ));
+    }
+    let run = load(&state, &bot, id).await?;
+    let status = RunStatus::parse(&run.status);
+    if status.is_none_or(|s| s.is_finished()) {
+        return Err(ApiError::Conflict(format!("run {id} is {}", run.status)));
+    }
+    let current = state
+        .store
+        .runs(&RunFilter {
+            bot_id: Some(bot.id()),
+            contact_id: Some(run.contact_id),
+            limit: 1,
+            ..RunFilter::default()
+        })
+        .await?;
+    if current.first().map(|r| r.id) != Some(id) {
+        return Err(ApiError::Conflict(format!(
+            "run {id} is no longer its contact's current run"
+        )));
+    }
+    let contact = state.store.contact(run.contact_id).await?;
+    let channel = serde_json::from_str::<confab_flow::Run>(&run.state)
+        .ok()
+        .and_then(|r| {
+            r.vars
+                .get("contact")?
+                .get("channel")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .and_then(|c| confab_model::Channel::parse(&c))
+        .unwrap_or(confab_model::Channel::Simulator);
+    if channel != confab_model::Channel::Simulator {
+        super::messages::sending_channel(&bot.0, Some(channel.as_str()))?;
+    }
+    let from = confab_model::PhoneNumber::parse(&contact.phone).map_err(ApiError::internal)?;
+    let message = confab_model::InboundMessage {
+        bot_id: bot.id(),
+        channel,
+        provider_message_id: format!("input-{}", uuid::Uuid::new_v4()),
+        from,
+        to: None,
+        profile_name: None,
+        kind: confab_model::MessageKind::Text,
+        text,
+        media: Vec::new(),
+        extra: confab_model::Extra {
+            reply_id: req.tap,
+            simulated: true,
+            ..Default::default()
+        },
+    };
+    state.ingest.store(message).await?;
+    let after = state
+        .store
+        .runs(&RunFilter {
+            bot_id: Some(bot.id()),
+            contact_id: Some(run.contact_id),
+            limit: 1,
+            ..RunFilter::default()
+        })
+        .await?;
+    let latest = after
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("the contact's run is gone"))?;
+    Ok(Json(RunOut::new(latest)))
 }
