@@ -31,7 +31,7 @@ use crate::http::{api, ops, webhooks};
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
         api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk,
         api::rejected::list,
-        api::runs::list, api::runs::get, api::runs::start, api::runs::cancel, api::runs::resume, api::runs::input,
+        api::runs::list, api::runs::get, api::runs::start, api::runs::cancel, api::runs::resume, api::runs::input, api::runs::statistics,
         api::flows::list, api::flows::create, api::flows::list_templates, api::flows::get,
         api::flows::update, api::flows::delete, api::flows::versions, api::flows::version,
         api::flows::publish, api::flows::get_node, api::flows::add_node, api::flows::put_node,

@@ -554,3 +554,63 @@ async fn another_system_drives_a_run_with_input_and_skips_its_wait() {
     );
     assert_eq!(app.count("messages").await, 3);
 }
+
+#[tokio::test]
+async fn run_statistics_count_every_flow_by_day_with_the_median_time_to_complete() {
+    // The flow is made through the API, then made DEFAULT_FLOW on a restart.
+    let app = app_with("product_review", None, None).await;
+    let key = app.api_key().await;
+    let (s, f) = app
+        .post(
+            &key,
+            "/api/v1/flows",
+            json!({"id": "quick", "nodes": [
+                {"id": "a", "type": "ask", "text": "Name?", "save_as": "name", "next": "b"},
+                {"id": "b", "type": "end", "text": "Bye {{ name }}"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let mut raw = app.stop().await;
+    raw.default_flow = Some("quick".into());
+    let app = spawn_app(raw).await;
+    app.twilio_text("+14155552671", "hi", "SM1").await;
+    app.twilio_text("+14155552672", "hi", "SM2").await;
+    app.clock.advance_ms(90_000);
+    app.twilio_text("+14155552671", "Ana", "SM3").await;
+    let (s, stats) = app.get(&key, "/api/v1/runs/statistics").await;
+    assert_eq!(s, 200, "{stats}");
+    let total = &stats["total"];
+    assert_eq!(
+        (
+            total["started"].as_i64(),
+            total["completed"].as_i64(),
+            total["in_progress"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{stats}"
+    );
+    assert_eq!(total["median_seconds"], 90.0);
+    assert_eq!(stats["flows"]["quick"]["started"], 2);
+    assert_eq!(stats["days"][0]["flow"], "quick");
+    assert_eq!(stats["days"][0]["date"], stats["to"]);
+    // Another bot's runs are not these.
+    let (_, other) = app
+        .post(
+            &key,
+            "/api/v1/bots",
+            json!({"name": "Other", "slug": "other"}),
+        )
+        .await;
+    assert_eq!(other["slug"], "other");
+    let (_, none) = app.get(&key, "/api/v1/bots/other/runs/statistics").await;
+    assert_eq!(none["total"]["started"], 0);
+    assert_eq!(none["total"]["median_seconds"], serde_json::Value::Null);
+    let (s, _) = app
+        .get(
+            &key,
+            "/api/v1/runs/statistics?from=2020-01-01&to=2026-01-01",
+        )
+        .await;
+    assert_eq!(s, 400);
+}

@@ -48,6 +48,7 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/v1/rejected", Some(Role::Viewer)),
     ("GET", "/api/v1/runs", Some(Role::Viewer)),
     ("POST", "/api/v1/runs", Some(Role::Agent)),
+    ("GET", "/api/v1/runs/statistics", Some(Role::Viewer)),
     ("GET", "/api/v1/runs/{id}", Some(Role::Viewer)),
     ("POST", "/api/v1/runs/{id}/cancel", Some(Role::Agent)),
     ("POST", "/api/v1/runs/{id}/resume", Some(Role::Agent)),

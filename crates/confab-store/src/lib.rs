@@ -43,7 +43,7 @@ pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
 pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
 pub use rejected::StoredRejected;
-pub use runs::{FlowStats, NewRun, RunFilter, StoredEvent, StoredRun};
+pub use runs::{FlowStats, NewRun, RunDay, RunFilter, StoredEvent, StoredRun};
 pub use secrets::SealedSecret;
 pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
 pub use writes::Write;

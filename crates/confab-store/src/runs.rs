@@ -54,6 +54,17 @@ pub struct StoredEvent {
     pub created_ms: i64,
 }
 
+/// Runs of one flow begun on one UTC day.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunDay {
+    pub flow_id: String,
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub by_status: HashMap<String, i64>,
+    /// How long each completed run took, in milliseconds.
+    pub completed_ms: Vec<i64>,
+}
+
 /// How a flow's runs ended up.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct FlowStats {
@@ -265,6 +276,71 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// A bot's runs begun in `[since_ms, until_ms)`, counted by flow, UTC
+    /// day and status, with how long each completed run took.
+    pub async fn run_days(
+        &self,
+        bot_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<RunDay>, StoreError> {
+        const DAY_MS: i64 = 86_400_000;
+        let rows = sqlx::query(
+            "SELECT flow_id, created_ms / $1 AS day, status, COUNT(*) AS n FROM runs \
+             WHERE created_ms >= $2 AND created_ms < $3 \
+             AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $4) \
+             GROUP BY flow_id, created_ms / $1, status ORDER BY day, flow_id",
+        )
+        .bind(DAY_MS)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(bot_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut days: Vec<RunDay> = Vec::new();
+        for r in rows {
+            let (flow_id, day): (String, i64) = (r.try_get("flow_id")?, r.try_get("day")?);
+            let at = match days
+                .iter()
+                .position(|d| d.flow_id == flow_id && d.day == day)
+            {
+                Some(i) => i,
+                None => {
+                    days.push(RunDay {
+                        flow_id,
+                        day,
+                        ..RunDay::default()
+                    });
+                    days.len() - 1
+                }
+            };
+            days[at]
+                .by_status
+                .insert(r.try_get("status")?, r.try_get("n")?);
+        }
+        let took = sqlx::query(
+            "SELECT flow_id, created_ms / $1 AS day, updated_ms - created_ms AS took FROM runs \
+             WHERE created_ms >= $2 AND created_ms < $3 AND status = 'completed' \
+             AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $4)",
+        )
+        .bind(DAY_MS)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(bot_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in took {
+            let (flow_id, day): (String, i64) = (r.try_get("flow_id")?, r.try_get("day")?);
+            if let Some(d) = days
+                .iter_mut()
+                .find(|d| d.flow_id == flow_id && d.day == day)
+            {
+                d.completed_ms.push(r.try_get("took")?);
+            }
+        }
+        Ok(days)
     }
 
     pub async fn flow_stats(&self, bot_id: i64, flow_id: &str) -> Result<FlowStats, StoreError> {

@@ -14,7 +14,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use confab_store::{BotWrite, Change};
 
-const DAY_MS: i64 = 86_400_000;
+pub(super) const DAY_MS: i64 = 86_400_000;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct StatsQuery {
@@ -54,7 +54,27 @@ fn day_of(text: &str, field: &str) -> Result<i64, ApiError> {
         })
 }
 
-fn date_text(day: i64) -> String {
+impl StatsQuery {
+    /// The first and last day asked for, as days since 1970-01-01: by
+    /// default the 30 days up to today.
+    pub(super) fn days(&self, now_ms: i64) -> Result<(i64, i64), ApiError> {
+        let to = self
+            .to
+            .as_deref()
+            .map(|t| day_of(t, "to"))
+            .transpose()?
+            .unwrap_or(now_ms.div_euclid(DAY_MS));
+        let from = self
+            .from
+            .as_deref()
+            .map(|t| day_of(t, "from"))
+            .transpose()?
+            .unwrap_or(to - 29);
+        Ok((from, to))
+    }
+}
+
+pub(super) fn date_text(day: i64) -> String {
     crate::clock::rfc3339(day * DAY_MS)[..10].to_string()
 }
 
@@ -66,18 +86,7 @@ pub async fn ai_stats(
     bot: BotScope,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Json<AiStats>> {
-    let today = state.clock.now_ms().div_euclid(DAY_MS);
-    let to =
-        q.to.as_deref()
-            .map(|t| day_of(t, "to"))
-            .transpose()?
-            .unwrap_or(today);
-    let from = q
-        .from
-        .as_deref()
-        .map(|t| day_of(t, "from"))
-        .transpose()?
-        .unwrap_or(to - 29);
+    let (from, to) = q.days(state.clock.now_ms())?;
     // From after to: no day lies between them.
     let rows = if from > to {
         Vec::new()

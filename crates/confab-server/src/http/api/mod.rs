@@ -69,6 +69,7 @@ pub fn table() -> Table {
         .get("/rejected", Least(Viewer), rejected::list)
         .get_of_bots("/runs", Least(Viewer), runs::list)
         .post_of_bots("/runs", Least(Agent), runs::start)
+        .get_of_bots("/runs/statistics", Least(Viewer), runs::statistics)
         .get_of_bots("/runs/{id}", Least(Viewer), runs::get)
         .post_of_bots("/runs/{id}/cancel", Least(Agent), runs::cancel)
         .post_of_bots("/runs/{id}/resume", Least(Agent), runs::resume)

@@ -431,3 +431,124 @@ pub async fn input(
         .ok_or_else(|| ApiError::internal("the contact's run is gone"))?;
     Ok(Json(RunOut::new(latest)))
 }
+
+#[derive(Serialize, utoipa::ToSchema, Default)]
+pub struct RunCounts {
+    pub started: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub expired: i64,
+    pub cancelled: i64,
+    /// Replaced by a newer run of the same contact.
+    pub interrupted: i64,
+    pub in_progress: i64,
+    /// The median time from start to completion of the completed runs;
+    /// null when none completed.
+    pub median_seconds: Option<f64>,
+}
+
+impl RunCounts {
+    fn of(by_status: &[&std::collections::HashMap<String, i64>], mut took: Vec<i64>) -> RunCounts {
+        let n = |k: &str| by_status.iter().filter_map(|m| m.get(k)).sum::<i64>();
+        let started: i64 = by_status.iter().flat_map(|m| m.values()).sum();
+        let finished = ["completed", "failed", "expired", "cancelled", "interrupted"];
+        took.sort_unstable();
+        let median = match took.len() {
+            0 => None,
+            l if l % 2 == 1 => Some(took[l / 2] as f64),
+            l => Some((took[l / 2 - 1] + took[l / 2]) as f64 / 2.0),
+        };
+        RunCounts {
+            started,
+            completed: n("completed"),
+            failed: n("failed"),
+            expired: n("expired"),
+            cancelled: n("cancelled"),
+            interrupted: n("interrupted"),
+            in_progress: started - finished.iter().map(|k| n(k)).sum::<i64>(),
+            median_seconds: median.map(|ms| (ms / 100.0).round() / 10.0),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunDayOut {
+    pub flow: String,
+    /// YYYY-MM-DD (UTC), the day the runs began.
+    pub date: String,
+    #[serde(flatten)]
+    pub counts: RunCounts,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunStatistics {
+    pub from: String,
+    pub to: String,
+    /// Every flow, every day.
+    pub total: RunCounts,
+    /// By flow.
+    #[schema(value_type = Object)]
+    pub flows: std::collections::BTreeMap<String, RunCounts>,
+    /// By flow and day, days in order.
+    pub days: Vec<RunDayOut>,
+}
+
+/// How the bot's runs went, over every flow: begun, completed, failed,
+/// expired, cancelled, interrupted, in progress, and the median time to
+/// complete, in total, by flow, and by flow and day (UTC, of their start).
+#[utoipa::path(get, path = "/api/v1/runs/statistics", tag = "runs", params(super::assistant::StatsQuery),
+    responses((status = 200, body = RunStatistics), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
+pub async fn statistics(
+    State(state): State<AppState>,
+    bot: BotScope,
+    Query(q): Query<super::assistant::StatsQuery>,
+) -> ApiResult<Json<RunStatistics>> {
+    use super::assistant::{DAY_MS, date_text};
+    let (from, to) = q.days(state.clock.now_ms())?;
+    if to - from > 366 {
+        return Err(ApiError::BadRequest(
+            "from and to may be at most a year apart".into(),
+        ));
+    }
+    let days = if from > to {
+        Vec::new()
+    } else {
+        state
+            .store
+            .run_days(bot.id(), from * DAY_MS, (to + 1) * DAY_MS)
+            .await?
+    };
+    let all: Vec<_> = days.iter().map(|d| &d.by_status).collect();
+    let total = RunCounts::of(
+        &all,
+        days.iter().flat_map(|d| d.completed_ms.clone()).collect(),
+    );
+    let mut flows = std::collections::BTreeMap::new();
+    for flow in days
+        .iter()
+        .map(|d| d.flow_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let of: Vec<_> = days.iter().filter(|d| d.flow_id == flow).collect();
+        let counts = RunCounts::of(
+            &of.iter().map(|d| &d.by_status).collect::<Vec<_>>(),
+            of.iter().flat_map(|d| d.completed_ms.clone()).collect(),
+        );
+        flows.insert(flow, counts);
+    }
+    let days = days
+        .into_iter()
+        .map(|d| RunDayOut {
+            counts: RunCounts::of(&[&d.by_status], d.completed_ms),
+            flow: d.flow_id,
+            date: date_text(d.day),
+        })
+        .collect();
+    Ok(Json(RunStatistics {
+        from: date_text(from),
+        to: date_text(to),
+        total,
+        flows,
+        days,
+    }))
+}
