@@ -330,6 +330,24 @@ pub struct RunInput {
     pub execution_id: Option<i64>,
 }
 
+/// A contact's current run: its newest.
+async fn current_run(
+    state: &AppState,
+    bot: &BotScope,
+    contact_id: i64,
+) -> ApiResult<Option<StoredRun>> {
+    let newest = state
+        .store
+        .runs(&RunFilter {
+            bot_id: Some(bot.id()),
+            contact_id: Some(contact_id),
+            limit: 1,
+            ..RunFilter::default()
+        })
+        .await?;
+    Ok(newest.into_iter().next())
+}
+
 /// Give a run a message as if its contact had sent it (another system
 /// answering for them): kept as an inbound message marked `simulated`,
 /// handled like any other (a keyword may start another flow); the bot's
@@ -369,16 +387,11 @@ pub async fn input(
     if status.is_none_or(|s| s.is_finished()) {
         return Err(ApiError::Conflict(format!("run {id} is {}", run.status)));
     }
-    let current = state
-        .store
-        .runs(&RunFilter {
-            bot_id: Some(bot.id()),
-            contact_id: Some(run.contact_id),
-            limit: 1,
-            ..RunFilter::default()
-        })
-        .await?;
-    if current.first().map(|r| r.id) != Some(id) {
+    if current_run(&state, &bot, run.contact_id)
+        .await?
+        .map(|r| r.id)
+        != Some(id)
+    {
         return Err(ApiError::Conflict(format!(
             "run {id} is no longer its contact's current run"
         )));
@@ -416,18 +429,8 @@ pub async fn input(
         },
     };
     state.ingest.store(message).await?;
-    let after = state
-        .store
-        .runs(&RunFilter {
-            bot_id: Some(bot.id()),
-            contact_id: Some(run.contact_id),
-            limit: 1,
-            ..RunFilter::default()
-        })
-        .await?;
-    let latest = after
-        .into_iter()
-        .next()
+    let latest = current_run(&state, &bot, run.contact_id)
+        .await?
         .ok_or_else(|| ApiError::internal("the contact's run is gone"))?;
     Ok(Json(RunOut::new(latest)))
 }
