@@ -590,7 +590,9 @@ async fn run_statistics_count_every_flow_by_day_with_the_median_time_to_complete
         (Some(2), Some(1), Some(1)),
         "{stats}"
     );
-    assert_eq!(total["median_seconds"], 90.0);
+    // 90 s on the test's clock, plus the real time the requests took.
+    let median = total["median_seconds"].as_f64().unwrap();
+    assert!((90.0..95.0).contains(&median), "{median}");
     assert_eq!(stats["flows"]["quick"]["started"], 2);
     assert_eq!(stats["days"][0]["flow"], "quick");
     assert_eq!(stats["days"][0]["date"], stats["to"]);
