@@ -298,14 +298,15 @@ impl<'a> Simulator<'a> {
     /// would fire it. What the bot sends then.
     pub fn pass(&mut self, ms: i64) -> Vec<OutboundContent> {
         self.now_ms = self.now_ms.saturating_add(ms);
-        let due = match (&self.run, self.timer) {
+        match (self.run.take(), self.timer) {
             (Some(run), Some((token, at))) if run.timer == Some(token) && at <= self.now_ms => {
-                token
+                self.drive(run, Input::Timer(token))
             }
-            _ => return Vec::new(),
-        };
-        let run = self.run.take().expect("a run waits for the timer");
-        self.drive(run, Input::Timer(due))
+            (run, _) => {
+                self.run = run;
+                Vec::new()
+            }
+        }
     }
 
     /// Steps `run` by `input`, carrying out what it asks (records, AI

@@ -363,7 +363,7 @@ impl Registry {
             default: (layer(flows)?, collections),
             from_dir,
         };
-        *self.layers.write().expect("flows lock") = Arc::new(layers);
+        *self.layers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(layers);
         problems.extend(self.rebuild(now_ms).await?);
         let catalog = self.catalog(confab_store::DEFAULT_BOT);
         let mut names: Vec<String> = catalog
@@ -382,7 +382,11 @@ impl Registry {
     /// flows stored through the API; returns what could not be used.
     pub async fn rebuild(&self, now_ms: i64) -> anyhow::Result<Vec<String>> {
         let _one = self.rebuilding.lock().await;
-        let layers = self.layers.read().expect("flows lock").clone();
+        let layers = self
+            .layers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut api: HashMap<i64, Vec<confab_store::StoredFlow>> = HashMap::new();
         for f in self.store.api_flows().await? {
             api.entry(f.bot_id).or_default().push(f);
@@ -437,7 +441,7 @@ impl Registry {
             }
             catalogs.insert(bot.id, Arc::new(catalog));
         }
-        *self.catalogs.write().expect("flows lock") = Arc::new(catalogs);
+        *self.catalogs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalogs);
         Ok(problems)
     }
 
@@ -482,7 +486,11 @@ impl Registry {
 
     /// The flows every bot has, sorted: a new bot's.
     pub fn bundled_ids(&self) -> Vec<String> {
-        let layers = self.layers.read().expect("flows lock").clone();
+        let layers = self
+            .layers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut ids: Vec<String> = layers.bundled.0.keys().cloned().collect();
         ids.sort();
         ids
@@ -492,7 +500,7 @@ impl Registry {
     pub fn catalog(&self, bot: i64) -> Arc<Catalog> {
         self.catalogs
             .read()
-            .expect("flows lock")
+            .unwrap_or_else(|e| e.into_inner())
             .get(&bot)
             .cloned()
             .unwrap_or_default()

@@ -608,6 +608,11 @@ async fn run_statistics_count_every_flow_by_day_with_the_median_time_to_complete
     let (_, none) = app.get(&key, "/api/v1/bots/other/runs/statistics").await;
     assert_eq!(none["total"]["started"], 0);
     assert_eq!(none["total"]["median_seconds"], serde_json::Value::Null);
+    let (s, bad) = app
+        .get(&key, "/api/v1/runs/statistics?from=yesterday")
+        .await;
+    assert_eq!(s, 400);
+    assert!(bad["detail"].as_str().unwrap().starts_with("from"), "{bad}");
     // A year at most: an earlier start is moved up.
     let (s, year) = app
         .get(

@@ -71,6 +71,21 @@ fn audited(version: i64, definition: &str) -> Value {
     })
 }
 
+/// Audits a change to a flow and tells every server caching flows, in the
+/// change's transaction.
+async fn changed(
+    conn: &mut sqlx::AnyConnection,
+    by: &Change<'_>,
+    action: &str,
+    (bot_id, id): (i64, &str),
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<(), StoreError> {
+    let target = target(bot_id, id);
+    audit::record(conn, by, action, &target, before.as_ref(), after.as_ref()).await?;
+    crate::bots::bump(conn).await
+}
+
 async fn api_flow(
     conn: &mut sqlx::AnyConnection,
     bot_id: i64,
@@ -249,16 +264,7 @@ impl Store {
         let action = if create { "flow.create" } else { "flow.update" };
         let before = before.map(|b| audited(b.version, &b.definition));
         let after = audited(version, w.definition);
-        audit::record(
-            &mut tx,
-            by,
-            action,
-            &target(w.bot_id, w.id),
-            before.as_ref(),
-            Some(&after),
-        )
-        .await?;
-        crate::bots::bump(&mut tx).await?;
+        changed(&mut tx, by, action, (w.bot_id, w.id), before, Some(after)).await?;
         tx.commit().await?;
         Ok((version, true))
     }
@@ -294,16 +300,17 @@ impl Store {
             .bind(by.now_ms)
             .execute(&mut *tx)
             .await?;
-        audit::record(
+        let was = audited(before.version, &before.definition);
+        let now = audited(version, &definition);
+        changed(
             &mut tx,
             by,
             "flow.publish",
-            &target(bot_id, id),
-            Some(&audited(before.version, &before.definition)),
-            Some(&audited(version, &definition)),
+            (bot_id, id),
+            Some(was),
+            Some(now),
         )
         .await?;
-        crate::bots::bump(&mut tx).await?;
         tx.commit().await
     }
 
@@ -335,16 +342,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        audit::record(
-            &mut tx,
-            by,
-            "flow.delete",
-            &target(bot_id, id),
-            Some(&audited(before.version, &before.definition)),
-            None::<&Value>,
-        )
-        .await?;
-        crate::bots::bump(&mut tx).await?;
+        let was = audited(before.version, &before.definition);
+        changed(&mut tx, by, "flow.delete", (bot_id, id), Some(was), None).await?;
         tx.commit().await
     }
 }

@@ -56,9 +56,14 @@ impl Runtime {
             }
             policy
         };
-        let limited = fresh
-            .iter()
-            .any(|&i| policy_of(batch[i].bot_id).rate_limit.is_some());
+        // Once per bot in the batch, not per message.
+        let mut policies: std::collections::HashMap<i64, crate::access::Policy> =
+            Default::default();
+        for &i in &fresh {
+            let bot_id = batch[i].bot_id;
+            policies.entry(bot_id).or_insert_with(|| policy_of(bot_id));
+        }
+        let limited = policies.values().any(|p| p.rate_limit.is_some());
         let mut windows = if limited {
             tx.rate_windows(&contacts).await?
         } else {
@@ -93,7 +98,9 @@ impl Runtime {
             };
             // Off the allow-list: one polite refusal, ever; over the rate
             // limit: stored, not processed, told once per window.
-            let policy = policy_of(m.bot_id);
+            let Some(policy) = policies.get(&m.bot_id) else {
+                continue;
+            };
             let notice = match &policy.allow_list {
                 Some(list) if !list.contains(&state.phone) => Some(
                     (!state.refused && refused.insert(contact_id)).then_some(access::REFUSAL_TEXT),

@@ -814,25 +814,15 @@ pub async fn stats(
     if version.is_none() && s.by_status.is_empty() {
         return Err(ApiError::NotFound(format!("no flow {flow}")));
     }
-    let n = |k: &str| s.by_status.get(k).copied().unwrap_or(0);
-    let finished = RunStatus::ALL
-        .into_iter()
-        .filter(|s| s.is_finished())
-        .map(RunStatus::as_str)
-        .collect::<Vec<_>>();
+    let c = super::runs::RunCounts::of(&[&s.by_status], Vec::new());
     Ok(Json(FlowStatsOut {
-        started: s.by_status.values().sum(),
-        completed: n("completed"),
-        failed: n("failed"),
-        expired: n("expired"),
-        cancelled: n("cancelled"),
-        interrupted: n("interrupted"),
-        in_progress: s
-            .by_status
-            .iter()
-            .filter(|(k, _)| !finished.contains(&k.as_str()))
-            .map(|(_, v)| v)
-            .sum(),
+        started: c.started,
+        completed: c.completed,
+        failed: c.failed,
+        expired: c.expired,
+        cancelled: c.cancelled,
+        interrupted: c.interrupted,
+        in_progress: c.in_progress,
         dropped_at: s.dropped_at,
         flow,
         version,

@@ -451,10 +451,15 @@ pub struct RunCounts {
 }
 
 impl RunCounts {
-    fn of(by_status: &[&std::collections::HashMap<String, i64>], mut took: Vec<i64>) -> RunCounts {
+    /// Runs counted by status (several maps are summed), and the times
+    /// completed runs took, in milliseconds.
+    pub(super) fn of(
+        by_status: &[&std::collections::HashMap<String, i64>],
+        mut took: Vec<i64>,
+    ) -> RunCounts {
         let n = |k: &str| by_status.iter().filter_map(|m| m.get(k)).sum::<i64>();
         let started: i64 = by_status.iter().flat_map(|m| m.values()).sum();
-        let finished = ["completed", "failed", "expired", "cancelled", "interrupted"];
+        let finished = RunStatus::ALL.into_iter().filter(|s| s.is_finished());
         took.sort_unstable();
         let median = match took.len() {
             0 => None,
@@ -468,7 +473,7 @@ impl RunCounts {
             expired: n("expired"),
             cancelled: n("cancelled"),
             interrupted: n("interrupted"),
-            in_progress: started - finished.iter().map(|k| n(k)).sum::<i64>(),
+            in_progress: started - finished.map(|s| n(s.as_str())).sum::<i64>(),
             median_seconds: median.map(|ms| (ms / 100.0).round() / 10.0),
         }
     }
