@@ -4,7 +4,8 @@
 use crate::definition::{Flow, Trigger, TriggerKind};
 use crate::run::{Run, RunStatus};
 
-fn matches(t: &Trigger, text: &str) -> bool {
+/// Whether `text` (trimmed) matches a keyword trigger.
+pub fn matches(t: &Trigger, text: &str) -> bool {
     let text = text.trim();
     if t.kind == TriggerKind::Regex {
         let src = if t.case_sensitive {
@@ -43,21 +44,20 @@ pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
         .map(|(_, f)| f)
 }
 
-/// Where a message goes: `Some(flow)` starts that flow afresh, `None`
-/// hands the message to the contact's current run (or, with no run and no
-/// default flow, to nobody).
+/// Where a message goes, given the flow a trigger chose for it (if any):
+/// `Some(flow)` starts that flow afresh, `None` hands the message to the
+/// contact's current run (or, with no run and no default flow, to nobody).
 pub fn choose(
-    flows: &[&Flow],
+    triggered: Option<&str>,
     default_flow: Option<&str>,
     current: Option<&Run>,
-    text: &str,
 ) -> Option<String> {
     if current.is_some_and(|r| r.status == RunStatus::HandedOff) {
         return None;
     }
-    if let Some(f) = triggered(flows, text) {
-        let already_in = current.is_some_and(|r| !r.status.is_finished() && r.root_flow() == f.id);
-        return (!already_in).then(|| f.id.clone());
+    if let Some(f) = triggered {
+        let already_in = current.is_some_and(|r| !r.status.is_finished() && r.root_flow() == f);
+        return (!already_in).then(|| f.to_string());
     }
     match (current, default_flow) {
         (None, d) => d.map(str::to_string),
@@ -108,6 +108,19 @@ mod tests {
         assert_eq!(pick("Help"), Some("c".into()));
     }
 
+    fn route(
+        flows: &[&Flow],
+        default: Option<&str>,
+        current: Option<&Run>,
+        text: &str,
+    ) -> Option<String> {
+        choose(
+            triggered(flows, text).map(|f| f.id.as_str()),
+            default,
+            current,
+        )
+    }
+
     #[test]
     fn the_current_run_keeps_its_messages_unless_a_trigger_names_another_flow() {
         let a = flow("a", "[{ value: start a }]");
@@ -115,39 +128,39 @@ mod tests {
         let mut run = Run::new("default", serde_json::json!({}));
         run.node = Some("q".into());
         assert_eq!(
-            choose(&all, Some("default"), None, "hello"),
+            route(&all, Some("default"), None, "hello"),
             Some("default".into())
         );
-        assert_eq!(choose(&all, Some("default"), Some(&run), "hello"), None);
+        assert_eq!(route(&all, Some("default"), Some(&run), "hello"), None);
         assert_eq!(
-            choose(&all, Some("default"), Some(&run), "start a"),
+            route(&all, Some("default"), Some(&run), "start a"),
             Some("a".into())
         );
         let mut in_a = Run::new("a", serde_json::json!({}));
         in_a.node = Some("q".into());
         assert_eq!(
-            choose(&all, Some("default"), Some(&in_a), "START A"),
+            route(&all, Some("default"), Some(&in_a), "START A"),
             None,
             "already in a"
         );
         in_a.status = RunStatus::Completed;
         assert_eq!(
-            choose(&all, Some("default"), Some(&in_a), "hello"),
+            route(&all, Some("default"), Some(&in_a), "hello"),
             Some("default".into())
         );
         assert_eq!(
-            choose(&all, Some("default"), Some(&in_a), "start a"),
+            route(&all, Some("default"), Some(&in_a), "start a"),
             Some("a".into())
         );
         assert_eq!(
-            choose(&all, None, None, "hello"),
+            route(&all, None, None, "hello"),
             None,
             "no default flow: nobody answers"
         );
-        assert_eq!(choose(&all, None, None, "start a"), Some("a".into()));
+        assert_eq!(route(&all, None, None, "start a"), Some("a".into()));
         run.status = RunStatus::HandedOff;
         assert_eq!(
-            choose(&all, Some("default"), Some(&run), "start a"),
+            route(&all, Some("default"), Some(&run), "start a"),
             None,
             "a person has it"
         );

@@ -13,7 +13,7 @@ use crate::answer::Reply;
 use crate::collection::Collection;
 use crate::definition::Flow;
 use crate::engine::{Flows, step};
-use crate::routing::choose;
+use crate::routing::{choose, triggered};
 use crate::run::{EffectResult, Input, Request, Run};
 use crate::template::time_text;
 
@@ -276,12 +276,8 @@ impl<'a> Simulator<'a> {
     /// What the bot answers to `reply`.
     pub fn say(&mut self, reply: Reply) -> Vec<OutboundContent> {
         let all: Vec<&Flow> = self.flows.values().collect();
-        let (run, input) = match choose(
-            &all,
-            Some(&self.default_flow),
-            self.run.as_ref(),
-            reply.trimmed(),
-        ) {
+        let hit = triggered(&all, reply.trimmed()).map(|f| f.id.as_str());
+        let (run, input) = match choose(hit, Some(&self.default_flow), self.run.as_ref()) {
             Some(flow) => (Run::new(&flow, self.contact.clone()), Input::Start),
             None => match self.run.take() {
                 Some(run) => (run, Input::Message(reply)),

@@ -52,7 +52,7 @@ impl AppState {
         for p in self.registry.rebuild(self.clock.now_ms()).await? {
             tracing::warn!("flows: {p}");
         }
-        Ok(())
+        self.runtime.triggers.reload(&self.store).await
     }
 
     /// Keeps the bots and their flows as fresh as the database until
@@ -168,6 +168,7 @@ impl App {
             clock.clone(),
             worker.waker(),
         ));
+        runtime.triggers.reload(&store).await?;
         let ingest = Ingest::start(runtime.clone());
         let state = AppState {
             store,
@@ -201,6 +202,10 @@ impl App {
         let router = self.router();
         let (stop_worker, worker_stopped) = watch::channel(false);
         let timers = tokio::spawn(crate::worker::run_jobs(
+            self.state.runtime.clone(),
+            worker_stopped.clone(),
+        ));
+        let schedules = tokio::spawn(crate::worker::run_schedules(
             self.state.runtime.clone(),
             worker_stopped.clone(),
         ));
@@ -241,6 +246,7 @@ impl App {
         let _ = stop_worker.send(true);
         let _ = worker.await;
         let _ = timers.await;
+        let _ = schedules.await;
         let _ = fresh_bots.await;
         upkeep.abort();
         self.state.store.close().await;

@@ -6,6 +6,7 @@ pub mod access;
 pub mod app;
 pub mod assistant;
 pub mod auth;
+pub mod automation;
 pub mod bots;
 pub mod catalog;
 pub mod clock;

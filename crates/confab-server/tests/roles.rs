@@ -120,6 +120,20 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
         "/api/v1/collections/{name}/records/{id}",
         Some(Role::Editor),
     ),
+    ("GET", "/api/v1/triggers", Some(Role::Viewer)),
+    ("POST", "/api/v1/triggers", Some(Role::Editor)),
+    ("GET", "/api/v1/triggers/statistics", Some(Role::Viewer)),
+    ("GET", "/api/v1/triggers/{id}", Some(Role::Viewer)),
+    ("PUT", "/api/v1/triggers/{id}", Some(Role::Editor)),
+    ("DELETE", "/api/v1/triggers/{id}", Some(Role::Editor)),
+    ("POST", "/api/v1/triggers/{id}/activate", Some(Role::Editor)),
+    (
+        "POST",
+        "/api/v1/triggers/{id}/deactivate",
+        Some(Role::Editor),
+    ),
+    ("POST", "/api/v1/triggers/{id}/test", Some(Role::Viewer)),
+    ("GET", "/api/v1/triggers/{id}/logs", Some(Role::Viewer)),
     ("GET", "/api/v1/stats/ai", Some(Role::Viewer)),
     ("GET", "/api/v1/access", Some(Role::Viewer)),
     ("PUT", "/api/v1/access/allow-list", Some(Role::Admin)),
@@ -136,6 +150,7 @@ const OF_BOTS: &[&str] = &[
     "/api/v1/collections",
     "/api/v1/access",
     "/api/v1/stats/ai",
+    "/api/v1/triggers",
 ];
 
 /// [`EXPECTED`], and its routes of a bot's data under `/api/v1/bots/{bot}`.

@@ -213,6 +213,10 @@ impl Store {
                     "bot ai",
                     include_str!("../migrations/sqlite/0016_bot_ai.sql"),
                 ),
+                (
+                    "triggers",
+                    include_str!("../migrations/sqlite/0017_triggers.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -276,6 +280,10 @@ impl Store {
                 (
                     "bot ai",
                     include_str!("../migrations/postgres/0017_bot_ai.sql"),
+                ),
+                (
+                    "triggers",
+                    include_str!("../migrations/postgres/0018_triggers.sql"),
                 ),
             ],
         };
@@ -444,7 +452,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 18] = [
+const TABLES: [&str; 21] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -463,6 +471,9 @@ const TABLES: [&str; 18] = [
     "rejected_inbound",
     "audit_log",
     "secrets",
+    "triggers",
+    "trigger_firings",
+    "schedule_firings",
 ];
 
 impl Store {

@@ -26,6 +26,7 @@ mod runs;
 mod script;
 mod secrets;
 mod sql;
+mod triggers;
 mod tx;
 mod writer;
 mod writes;
@@ -45,6 +46,10 @@ pub use records::{Record, RecordFilter};
 pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunDay, RunFilter, StoredEvent, StoredRun};
 pub use secrets::SealedSecret;
+pub use triggers::{
+    AudienceContact, DueSchedule, Firing, JOB_SCHEDULE, NewFiring, ScheduleFiring, StoredTrigger,
+    TriggerDay, TriggerWrite,
+};
 pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
 pub use writes::Write;
 

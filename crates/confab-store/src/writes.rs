@@ -32,6 +32,15 @@ pub enum Write {
     Reply(Reply),
     /// What an inbound message was answered with, for a redelivery.
     Response { message: i64, answer: String },
+    /// A trigger fired (see `Store::trigger_firings`).
+    Fired(crate::NewFiring),
+    /// The run an event firing recorded ahead (`Tx::fire_once`) started,
+    /// or why none.
+    FiringOutcome {
+        id: i64,
+        run: Option<i64>,
+        error: Option<String>,
+    },
 }
 
 impl Tx {
@@ -43,6 +52,7 @@ impl Tx {
     ) -> Result<(), StoreError> {
         let mut last = Closing::default();
         let mut windows = Vec::new();
+        let mut fired = Vec::new();
         for w in writes {
             match w {
                 Write::RunStarted { id, run } => last.new_runs.push((id, run)),
@@ -69,9 +79,14 @@ impl Tx {
                 Write::RateWindow { contact, window } => windows.push((contact, window)),
                 Write::Reply(r) => last.replies.push(r),
                 Write::Response { message, answer } => last.responses.push((message, answer)),
+                Write::Fired(f) => fired.push(f),
+                Write::FiringOutcome { id, run, error } => {
+                    self.firing_outcome(id, run, error.as_deref()).await?
+                }
             }
         }
         self.put_rate_windows(&windows).await?;
+        self.insert_firings(&fired, now_ms).await?;
         self.commit_with(&last, now_ms).await
     }
 }

@@ -162,19 +162,41 @@ impl Runtime {
                 .unwrap_or("");
             let default_flow = self.default_flow_of(m.bot_id);
             let catalog = self.registry.catalog(m.bot_id);
-            let (target, input) = match choose(
-                &catalog.list(),
+            // Handed off: a person has the conversation, no trigger takes it.
+            let handed_off = current
+                .as_ref()
+                .is_some_and(|(_, r)| r.status == confab_flow::RunStatus::HandedOff);
+            let mut chosen = if handed_off {
+                None
+            } else {
+                self.message_trigger(
+                    &mut tx,
+                    m,
+                    &catalog,
+                    contact_id,
+                    current.is_some(),
+                    text,
+                    now,
+                )
+                .await?
+            };
+            let decided = choose(
+                chosen.as_ref().map(|c| c.flow.as_str()),
                 default_flow.as_deref(),
                 current.as_ref().map(|(_, r)| r),
-                text,
-            ) {
+            );
+            let starts_chosen =
+                decided.is_some() && chosen.as_ref().map(|c| &c.flow) == decided.as_ref();
+            let (target, input) = match decided {
                 Some(flow) => (
                     Target::Fresh {
                         flow,
                         replacing: current.map(|(row, _)| row),
                         why: "a trigger started another flow",
                     },
-                    Input::Start,
+                    chosen.as_mut().map_or(Input::Start, |c| {
+                        std::mem::replace(&mut c.input, Input::Start)
+                    }),
                 ),
                 None => match current {
                     Some(existing) => (
@@ -205,6 +227,9 @@ impl Runtime {
                 .await;
             match outcome {
                 Ok((row, sent, answer)) => {
+                    if let Some(c) = chosen {
+                        c.log(&mut writes, starts_chosen.then_some(row.id));
+                    }
                     queued |= sent;
                     if let Some(a) = answer {
                         writes.push(Write::Response {

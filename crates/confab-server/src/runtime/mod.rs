@@ -23,9 +23,12 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use tokio::sync::Notify;
 
+mod fired;
 mod inbound;
 mod moved;
+mod scheduled;
 
+use crate::automation::{Book, BotEvent, EventKind};
 use crate::bots::Directory;
 use crate::catalog::{Catalog, Pinned, Registry};
 use crate::clock::Clock;
@@ -51,6 +54,8 @@ pub struct Runtime {
     pub assistant: Arc<crate::assistant::Assistant>,
     /// The allow-list as last read, by its stored text: parsed once per change.
     pub allow_list: std::sync::Mutex<AllowListCache>,
+    /// The bots' active triggers.
+    pub triggers: Arc<Book>,
 }
 
 /// A run moved on by something other than a message.
@@ -107,6 +112,17 @@ enum Target {
         replacing: Option<StoredRun>,
         why: &'static str,
     },
+}
+
+/// A run stepped and stored, with what it sends and the events it made.
+struct Stepped {
+    row: StoredRun,
+    replies: Vec<OutboundContent>,
+    happened: Vec<BotEvent>,
+    bot_id: i64,
+    phone: String,
+    /// The contact, as the run holds it.
+    contact: Value,
 }
 
 /// How a run's messages leave: in the answer to the message, or via the outbox.
@@ -185,6 +201,7 @@ impl Runtime {
             wake,
             assistant,
             allow_list: Default::default(),
+            triggers: Default::default(),
         }
     }
 
@@ -216,7 +233,9 @@ impl Runtime {
     }
 
     /// Steps one run (a new one of the default flow when `run` is none),
-    /// carries out what it asks within `tx`, and stores it. Returns the
+    /// carries out what it asks within `tx`, and stores it; a flow an
+    /// event trigger starts on what happened (the run completing, the
+    /// contact opting out...) follows in the same transaction. Returns the
     /// stored run, whether anything was queued for the outbox, and the
     /// TwiML answer when the route is a webhook's.
     #[allow(clippy::too_many_arguments)]
@@ -232,6 +251,50 @@ impl Runtime {
         route: &Route<'_>,
         now: i64,
     ) -> Result<(StoredRun, bool, Option<String>), RuntimeError> {
+        let stepped = self
+            .step_run(
+                tx, writes, contact_id, contact, message_id, target, input, now,
+            )
+            .await?;
+        let Stepped {
+            row,
+            mut replies,
+            bot_id,
+            phone,
+            ..
+        } = self
+            .follow_events(tx, writes, contact_id, stepped, now)
+            .await?;
+        let (queued, twiml) = self
+            .deliver(
+                tx,
+                writes,
+                (contact_id, bot_id, &phone),
+                std::mem::take(&mut replies),
+                route,
+                now,
+            )
+            .await?;
+        Ok((row, queued, twiml))
+    }
+
+    /// One step of one run, stored; what it sends is returned, not yet delivered.
+    #[allow(clippy::too_many_arguments)]
+    async fn step_run(
+        &self,
+        tx: &mut Tx,
+        writes: &mut Vec<Write>,
+        contact_id: i64,
+        contact: Value,
+        message_id: Option<i64>,
+        target: Target,
+        input: Input,
+        now: i64,
+    ) -> Result<Stepped, RuntimeError> {
+        let before = match &target {
+            Target::Existing(existing) => Some(existing.1.status),
+            Target::Fresh { .. } => None,
+        };
         let (mut row, run, replacing) = match target {
             Target::Existing(existing) => {
                 let (row, run) = *existing;
@@ -370,6 +433,7 @@ impl Runtime {
         }
 
         let mut replies: Vec<OutboundContent> = Vec::new();
+        let mut happened = Vec::new();
         for e in effects {
             match e {
                 Effect::Send { content } => replies.push(content),
@@ -378,22 +442,51 @@ impl Runtime {
                     token,
                     at_ms,
                 }),
-                Effect::OptOut => tx.set_opted_out(contact_id, true, now).await?,
-                Effect::OptIn => tx.set_opted_out(contact_id, false, now).await?,
+                Effect::OptOut => {
+                    tx.set_opted_out(contact_id, true, now).await?;
+                    happened.push(EventKind::OptOut);
+                }
+                Effect::OptIn => {
+                    tx.set_opted_out(contact_id, false, now).await?;
+                    happened.push(EventKind::OptIn);
+                }
                 Effect::Handoff | Effect::Request { .. } => {}
             }
         }
-        let phone = run
-            .vars
-            .get("contact")
-            .and_then(|c| c.get("phone"))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let bot_id = bot_of(&run);
-        let (queued, twiml) = self
-            .deliver(tx, writes, (contact_id, bot_id, phone), replies, route, now)
-            .await?;
-        Ok((stored, queued, twiml))
+        // A run that ended here, however it began.
+        let was_running = before.is_none_or(|s| !s.is_finished()) || started;
+        match run.status {
+            RunStatus::Completed if was_running => happened.push(EventKind::FlowCompleted),
+            RunStatus::Failed if was_running => happened.push(EventKind::FlowFailed),
+            _ => {}
+        }
+        let contact = run.vars.get("contact").cloned().unwrap_or(Value::Null);
+        let text = |k: &str| {
+            contact
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (phone, source) = (text("phone"), text("channel"));
+        let happened = happened
+            .into_iter()
+            .map(|kind| {
+                let mut fields = vec![("source", source.clone()), ("phone", phone.clone())];
+                if matches!(kind, EventKind::FlowCompleted | EventKind::FlowFailed) {
+                    fields.push(("flow", run.root_flow().to_string()));
+                }
+                BotEvent { kind, fields }
+            })
+            .collect();
+        Ok(Stepped {
+            row: stored,
+            replies,
+            happened,
+            bot_id: bot_of(&run),
+            phone,
+            contact,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod rejected;
 pub mod runs;
 pub mod scope;
+pub mod triggers;
 pub mod users;
 
 use axum::Router;
@@ -133,6 +134,20 @@ pub fn table() -> Table {
             Least(Editor),
             collections::delete,
         )
+        .get_of_bots("/triggers", Least(Viewer), triggers::list)
+        .post_of_bots("/triggers", Least(Editor), triggers::create)
+        .get_of_bots("/triggers/statistics", Least(Viewer), triggers::statistics)
+        .get_of_bots("/triggers/{id}", Least(Viewer), triggers::get)
+        .put_of_bots("/triggers/{id}", Least(Editor), triggers::update)
+        .delete_of_bots("/triggers/{id}", Least(Editor), triggers::delete)
+        .post_of_bots("/triggers/{id}/activate", Least(Editor), triggers::activate)
+        .post_of_bots(
+            "/triggers/{id}/deactivate",
+            Least(Editor),
+            triggers::deactivate,
+        )
+        .post_of_bots("/triggers/{id}/test", Least(Viewer), triggers::test)
+        .get_of_bots("/triggers/{id}/logs", Least(Viewer), triggers::logs)
         .get_of_bots("/stats/ai", Least(Viewer), assistant::ai_stats)
         .get_of_bots("/access", Least(Viewer), assistant::get_access)
         .put_of_bots(
@@ -333,4 +348,33 @@ pub fn cursor(c: Option<&str>) -> ApiResult<Option<i64>> {
             .map_err(|_| ApiError::BadRequest("cursor is not one this API gave out".into()))
     })
     .transpose()
+}
+
+/// A flow id given as text, or as a number by earlier clients.
+pub(crate) fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match <serde_json::Value as serde::Deserialize>::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!("a flow id, not {other}"))),
+    }
+}
+
+/// A `bot_id` in a body, as earlier clients send it, must name the route's
+/// bot: 422 pointing at the route of the bot it names otherwise.
+pub(crate) fn same_bot(
+    state: &AppState,
+    bot: &scope::BotScope,
+    given: &serde_json::Value,
+    resource: &str,
+) -> ApiResult<()> {
+    let key = match given {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if state.bots.find(&key).map(|b| b.id()) != Some(bot.id()) {
+        return Err(ApiError::Unprocessable(format!(
+            "bot_id: {key} is not this route's bot; use /api/v1/bots/{key}/{resource}"
+        )));
+    }
+    Ok(())
 }

@@ -178,7 +178,7 @@ pub struct StartRun {
     /// be left out.
     pub contact_phone: Option<String>,
     /// The flow's id (`flow_id` as earlier clients spell it).
-    #[serde(alias = "flow_id", deserialize_with = "text_or_number")]
+    #[serde(alias = "flow_id", deserialize_with = "super::text_or_number")]
     #[schema(value_type = String)]
     pub flow: String,
     /// `twilio` or `meta`: how the flow's messages go out; the configured one
@@ -195,15 +195,6 @@ pub struct StartRun {
     pub bot_id: Option<serde_json::Value>,
 }
 
-/// A flow id given as text, or as a number by earlier clients.
-fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Ok(s),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        other => Err(serde::de::Error::custom(format!("a flow id, not {other}"))),
-    }
-}
-
 /// Start a flow for a contact, with variables the flow reads as `input.*`:
 /// its messages go through the outbox (outside the 24-hour window only
 /// templates reach the contact). A run the contact has in progress ends as
@@ -216,15 +207,7 @@ pub async fn start(
     Body(req): Body<StartRun>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
     if let Some(given) = &req.bot_id {
-        let key = match given {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        if state.bots.find(&key).map(|b| b.id()) != Some(bot.id()) {
-            return Err(ApiError::Unprocessable(format!(
-                "bot_id: {key} is not this route's bot; use /api/v1/bots/{key}/runs"
-            )));
-        }
+        super::same_bot(&state, &bot, given, "runs")?;
     }
     let key = match (req.contact, req.contact_phone) {
         (Some(c), None) => c,

@@ -1,0 +1,225 @@
+//! A schedule's due time worked through its audience: a page of contacts
+//! per transaction, each page's runs, sends and log with the cursor that
+//! records it (see `confab_store::triggers`).
+
+use confab_flow::{Effect, Input, Run, step};
+use confab_model::Channel;
+use confab_store::{AudienceContact, ClaimedJob, NewFiring, Write};
+
+use super::{Route, Runtime, RuntimeError, Target, contact_json};
+use crate::automation::{Active, How};
+use crate::http::api::contacts::WINDOW_MS;
+
+/// Contacts started in one transaction.
+const PAGE: usize = 100;
+
+impl Runtime {
+    /// Works one page of the schedule firing `job` names. Another server
+    /// that took the job over (its lease ran out) makes this page's work
+    /// roll back: each contact is started once.
+    pub async fn schedule_page(&self, job: &ClaimedJob) -> Result<(), RuntimeError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        let lease = (job.job_id, job.lease);
+        let Some((firing, trigger)) = tx.schedule_firing(job.ref_id).await? else {
+            tx.finish_jobs(&[lease]).await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        let log = |contact: Option<i64>, run: Option<i64>, error: Option<String>, matched: &str| {
+            Write::Fired(NewFiring {
+                trigger_id: firing.trigger_id,
+                bot_id: firing.bot_id,
+                contact_id: contact,
+                matched: matched.to_string(),
+                run_id: run,
+                error,
+            })
+        };
+        let active = match trigger.as_ref().map(Active::of) {
+            Some(Ok(a)) => a,
+            // The trigger is gone, or no longer reads: nothing to do.
+            Some(Err(e)) => {
+                tracing::warn!(trigger = firing.trigger_id, error = %e, "a schedule cannot fire");
+                tx.finish_jobs(&[lease]).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+            None => {
+                tx.finish_jobs(&[lease]).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+        };
+        let How::Schedule {
+            schedule, audience, ..
+        } = &active.how
+        else {
+            tx.finish_jobs(&[lease]).await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        let matched = format!("due {}", schedule.local(firing.due_ms));
+        let mut catalog = self.registry.catalog(firing.bot_id);
+        if !catalog.flows.contains_key(&active.flow) {
+            // This server may not have seen the flow yet (made elsewhere
+            // within the last second): read the flows again first.
+            self.registry
+                .rebuild(now)
+                .await
+                .map_err(|e| RuntimeError::Flow(e.to_string()))?;
+            catalog = self.registry.catalog(firing.bot_id);
+        }
+        let channel = self.bots.by_id(firing.bot_id).and_then(|b| {
+            b.channels
+                .iter()
+                .find(|c| c.client.is_some())
+                .map(|c| c.channel())
+        });
+        let (problem, channel) = match channel {
+            _ if !catalog.flows.contains_key(&active.flow) => (
+                Some(format!("the bot has no flow {:?}", active.flow)),
+                Channel::Simulator,
+            ),
+            None => (
+                Some("the bot has no channel that can send".to_string()),
+                Channel::Simulator,
+            ),
+            Some(c) => (None, c),
+        };
+        if let Some(problem) = problem {
+            let writes = vec![log(None, None, Some(problem), &matched)];
+            if tx
+                .schedule_page(firing.id, (firing.cursor, 0, 0), true, lease, now)
+                .await?
+            {
+                tx.commit_writes(writes, now).await?;
+            }
+            return Ok(());
+        }
+        // This page: listed phones by position, or contacts by id.
+        let (contacts, cursor, done): (Vec<AudienceContact>, i64, bool) = match &audience.contacts {
+            Some(list) => {
+                let start = usize::try_from(firing.cursor).unwrap_or(0).min(list.len());
+                let end = (start + PAGE).min(list.len());
+                let phones: Vec<String> = list[start..end]
+                    .iter()
+                    .filter_map(|p| confab_model::PhoneNumber::parse(p).ok())
+                    .map(|p| p.as_str().to_string())
+                    .collect();
+                let refs: Vec<&str> = phones.iter().map(String::as_str).collect();
+                let found = tx.audience_of(firing.bot_id, &refs, now).await?;
+                (found, end as i64, end >= list.len())
+            }
+            None => {
+                let page = tx
+                    .audience_page(
+                        firing.bot_id,
+                        audience.tag.as_deref(),
+                        firing.cursor,
+                        PAGE as i64,
+                    )
+                    .await?;
+                let cursor = page.last().map_or(firing.cursor, |c| c.id);
+                let done = page.len() < PAGE;
+                (page, cursor, done)
+            }
+        };
+        let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
+        tx.lock_contacts(&ids).await?;
+        let mut current = tx.current_runs(&ids).await?;
+        let sender = self.sender(firing.bot_id, channel, None);
+        let route = Route::Outbox {
+            channel,
+            sender,
+            reply_to: None,
+        };
+        let input = if active.variables.is_empty() {
+            Input::Start
+        } else {
+            Input::StartWith(active.variables.clone())
+        };
+        let mut writes = Vec::new();
+        let (mut started, mut skipped, mut queued) = (0, 0, false);
+        for c in contacts {
+            let skip = if c.state.blocked {
+                Some("the contact is blocked")
+            } else if c.state.opted_out {
+                Some("the contact has opted out")
+            } else {
+                None
+            };
+            let contact = contact_json(c.id, &c.state, channel, None);
+            let window_open = c.last_inbound_ms.is_some_and(|t| now - t < WINDOW_MS);
+            let skip = skip.or_else(|| {
+                (!window_open
+                    && !opens_with_templates(&catalog, &active.flow, &contact, &input, now))
+                .then_some(
+                    "outside the 24-hour window, and the flow's first message is not a template",
+                )
+            });
+            if let Some(why) = skip {
+                skipped += 1;
+                writes.push(log(Some(c.id), None, Some(why.into()), &matched));
+                continue;
+            }
+            let moved = self
+                .advance(
+                    &mut tx,
+                    &mut writes,
+                    c.id,
+                    contact,
+                    None,
+                    Target::Fresh {
+                        flow: active.flow.clone(),
+                        replacing: current.remove(&c.id),
+                        why: "a schedule started another flow",
+                    },
+                    input.clone(),
+                    &route,
+                    now,
+                )
+                .await;
+            match moved {
+                Ok((row, sent, _)) => {
+                    started += 1;
+                    queued |= sent;
+                    writes.push(log(Some(c.id), Some(row.id), None, &matched));
+                }
+                Err(RuntimeError::Flow(e)) => {
+                    skipped += 1;
+                    writes.push(log(Some(c.id), None, Some(e), &matched));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !tx
+            .schedule_page(firing.id, (cursor, started, skipped), done, lease, now)
+            .await?
+        {
+            // Another server has the job now; this page rolls back.
+            return Ok(());
+        }
+        tx.commit_writes(writes, now).await?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Whether every message `flow` sends first (before it waits) is a
+/// template: all that may reach a contact whose service window is closed.
+fn opens_with_templates(
+    catalog: &crate::catalog::Catalog,
+    flow: &str,
+    contact: &serde_json::Value,
+    input: &Input,
+    now: i64,
+) -> bool {
+    let outcome = step(catalog, Run::new(flow, contact.clone()), input.clone(), now);
+    outcome.effects.iter().all(|e| match e {
+        Effect::Send { content } => content.is_template(),
+        _ => true,
+    })
+}

@@ -1,0 +1,109 @@
+//! Schedule triggers: each due time is claimed by one server (see
+//! `confab_store::triggers`) and worked through its audience as a leased
+//! job, a page at a time.
+//!
+//! A server that was down over due times fires only the latest of them,
+//! once, when it is back (or skips it, with `misfire: skip`): the next due
+//! time is counted from now, so missed times never come as a burst.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_store::{DueSchedule, JOB_SCHEDULE};
+use tokio::sync::watch;
+
+use crate::automation::{Active, How};
+use crate::runtime::Runtime;
+
+const POLL: Duration = Duration::from_millis(500);
+/// A due time this late was missed (no server ran), not merely reached.
+pub const GRACE_MS: i64 = 60_000;
+/// Schedule pages worked at once.
+const PAGES: i64 = 2;
+
+/// Fires due schedules and works their audiences until `stop`.
+pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let now = runtime.clock.now_ms();
+        let mut did = 0;
+        match runtime.store.due_schedules(now, 32).await {
+            Ok(due) => {
+                for d in due {
+                    did += 1;
+                    if let Err(e) = claim(&runtime, &d, now).await {
+                        tracing::warn!(trigger = d.id, error = %e, "firing a schedule failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading due schedules failed"),
+        }
+        let lease = now + runtime.settings.outbox_lease.as_millis() as i64;
+        match runtime
+            .store
+            .claim_jobs(JOB_SCHEDULE, now, lease, PAGES)
+            .await
+        {
+            Ok(jobs) => {
+                for job in jobs {
+                    did += 1;
+                    if let Err(e) = runtime.schedule_page(&job).await {
+                        tracing::warn!(job = job.job_id, error = %e, "a schedule page failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "claiming schedule pages failed"),
+        }
+        if did == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Moves a due schedule on to its next due time and fires (or skips) this one.
+async fn claim(runtime: &Runtime, due: &DueSchedule, now: i64) -> anyhow::Result<()> {
+    let stored = confab_store::StoredTrigger {
+        id: due.id,
+        bot_id: due.bot_id,
+        name: String::new(),
+        kind: "schedule".into(),
+        flow_id: String::new(),
+        active: true,
+        spec: due.spec.clone(),
+        next_due_ms: Some(due.due_ms),
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    let (next, skip, matched) = match Active::of(&stored).map(|a| a.how) {
+        Ok(How::Schedule {
+            schedule,
+            skip_missed,
+            ..
+        }) => {
+            let missed = now - due.due_ms > GRACE_MS;
+            let next = schedule.next_after(if missed { now } else { due.due_ms });
+            let skip = (missed && skip_missed)
+                .then_some("missed while no server was running (misfire: skip)");
+            (next, skip, format!("due {}", schedule.local(due.due_ms)))
+        }
+        // A schedule that no longer reads stops.
+        Ok(_) => (None, Some("not a schedule"), String::new()),
+        Err(e) => {
+            tracing::warn!(trigger = due.id, error = %e, "a stored schedule cannot be read");
+            (None, Some("the schedule cannot be read"), String::new())
+        }
+    };
+    let fired = runtime
+        .store
+        .claim_schedule(due, next, skip.map(|why| (matched.as_str(), why)), now)
+        .await?;
+    if fired.is_some_and(|id| id > 0) {
+        tracing::info!(trigger = due.id, due = due.due_ms, "schedule fired");
+    }
+    Ok(())
+}
