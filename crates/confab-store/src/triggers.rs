@@ -470,8 +470,7 @@ impl Tx {
     ) -> Result<Vec<AudienceContact>, StoreError> {
         let lower = self.backend.ascii_lower("tags");
         let sql = format!(
-            "SELECT id, bot_id, phone, profile_name, blocked, opted_out, refused, last_inbound_ms FROM contacts \
-             WHERE bot_id = $1 AND id > $2 AND opted_out = 0 AND blocked = 0 \
+            "SELECT {AUDIENCE} FROM contacts WHERE bot_id = $1 AND id > $2 AND opted_out = 0 AND blocked = 0 \
              AND ($3 IS NULL OR {lower} LIKE $3 ESCAPE '\\') ORDER BY id LIMIT $4"
         );
         let pattern = tag.map(|t| like_containing(&to_json(&t.to_ascii_lowercase())));
@@ -501,7 +500,7 @@ impl Tx {
             .filter_map(|p| ids.get(&(bot_id, (*p).to_string())).copied())
             .collect();
         let sql = format!(
-            "SELECT id, bot_id, phone, profile_name, blocked, opted_out, refused, last_inbound_ms FROM contacts WHERE {}",
+            "SELECT {AUDIENCE} FROM contacts WHERE {}",
             crate::sql::among(&self.inner, "id", 1)
         );
         let rows = query(sql)
@@ -642,17 +641,15 @@ impl Tx {
     }
 }
 
+/// The columns of an audience contact, as [`audience_row`] reads them.
+const AUDIENCE: &str =
+    "id AS contact_id, bot_id, phone, profile_name, blocked, opted_out, refused, last_inbound_ms";
+
 fn audience_row(r: &AnyRow) -> Result<AudienceContact, StoreError> {
+    let (id, state) = crate::tx::contact_from_row(r)?;
     Ok(AudienceContact {
-        id: r.try_get("id")?,
+        id,
         last_inbound_ms: r.try_get("last_inbound_ms")?,
-        state: crate::ContactState {
-            bot_id: r.try_get("bot_id")?,
-            phone: r.try_get("phone")?,
-            name: r.try_get("profile_name")?,
-            blocked: r.try_get::<i64, _>("blocked")? != 0,
-            opted_out: r.try_get::<i64, _>("opted_out")? != 0,
-            refused: r.try_get::<i64, _>("refused")? != 0,
-        },
+        state,
     })
 }

@@ -182,7 +182,7 @@ impl ArrivingContact {
 
 /// A contact's id and state, from a row with `contact_id`, `bot_id`, `phone`,
 /// `profile_name`, `blocked`, `opted_out` and `refused`.
-fn contact_from_row(r: &sqlx::any::AnyRow) -> Result<(i64, ContactState), StoreError> {
+pub(crate) fn contact_from_row(r: &sqlx::any::AnyRow) -> Result<(i64, ContactState), StoreError> {
     Ok((
         r.try_get("contact_id")?,
         ContactState {

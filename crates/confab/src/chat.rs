@@ -81,6 +81,8 @@ pub async fn chat(
         Default::default(),
     );
     runtime.chat_flow = Some((bot.id, default_flow.clone()));
+    // The bot's triggers answer here as they would on the server.
+    runtime.triggers.reload(&store).await?;
     eprintln!(
         "Chatting with bot {}, flow {default_flow}, as {from}. Type a message; Ctrl-D ends.",
         bot.slug

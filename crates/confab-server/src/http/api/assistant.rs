@@ -54,6 +54,9 @@ fn day_of(text: &str, field: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// First and last day, and the instants they span (see [`StatsQuery::year`]).
+pub(super) type YearRange = ((i64, i64), Option<(i64, i64)>);
+
 impl StatsQuery {
     /// The first and last day asked for, as days since 1970-01-01: by
     /// default the 30 days up to today.
@@ -71,6 +74,17 @@ impl StatsQuery {
             .transpose()?
             .unwrap_or(to - 29);
         Ok((from, to))
+    }
+
+    /// [`StatsQuery::days`] for statistics kept a year at most: a `from`
+    /// earlier than a year before `to` is moved up. Also the instants
+    /// (ms) the days span, from the first's start to the last's end; none
+    /// when `from` is after `to`.
+    pub(super) fn year(&self, now_ms: i64) -> Result<YearRange, ApiError> {
+        let (from, to) = self.days(now_ms)?;
+        let from = from.max(to - 365);
+        let span = (from <= to).then(|| (from * DAY_MS, (to + 1) * DAY_MS));
+        Ok(((from, to), span))
     }
 }
 

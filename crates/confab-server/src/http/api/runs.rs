@@ -495,17 +495,11 @@ pub async fn statistics(
     bot: BotScope,
     Query(q): Query<super::assistant::StatsQuery>,
 ) -> ApiResult<Json<RunStatistics>> {
-    use super::assistant::{DAY_MS, date_text};
-    let (from, to) = q.days(state.clock.now_ms())?;
-    // A year at most: an earlier `from` is moved up to a year before `to`.
-    let from = from.max(to - 365);
-    let days = if from > to {
-        Vec::new()
-    } else {
-        state
-            .store
-            .run_days(bot.id(), from * DAY_MS, (to + 1) * DAY_MS)
-            .await?
+    use super::assistant::date_text;
+    let ((from, to), span) = q.year(state.clock.now_ms())?;
+    let days = match span {
+        Some((since, until)) => state.store.run_days(bot.id(), since, until).await?,
+        None => Vec::new(),
     };
     let all: Vec<_> = days.iter().map(|d| &d.by_status).collect();
     let total = RunCounts::of(

@@ -433,16 +433,11 @@ pub async fn statistics(
     bot: BotScope,
     Query(q): Query<super::assistant::StatsQuery>,
 ) -> ApiResult<Json<TriggerStatistics>> {
-    use super::assistant::{DAY_MS, date_text};
-    let (from, to) = q.days(state.clock.now_ms())?;
-    let from = from.max(to - 365);
-    let days = if from > to {
-        Vec::new()
-    } else {
-        state
-            .store
-            .trigger_days(bot.id(), from * DAY_MS, (to + 1) * DAY_MS)
-            .await?
+    use super::assistant::date_text;
+    let ((from, to), span) = q.year(state.clock.now_ms())?;
+    let days = match span {
+        Some((since, until)) => state.store.trigger_days(bot.id(), since, until).await?,
+        None => Vec::new(),
     };
     let mut total = FiringCounts::default();
     let mut triggers = std::collections::BTreeMap::new();
