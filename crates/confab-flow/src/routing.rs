@@ -29,9 +29,10 @@ pub fn matches(t: &Trigger, text: &str) -> bool {
     }
 }
 
-/// The flow whose trigger matches `text`: highest priority first, then by
-/// flow id, so the choice never depends on load order.
-pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
+/// The flow whose trigger matches `text`, with that trigger's priority:
+/// highest priority first, then by flow id, so the choice never depends
+/// on load order.
+pub fn triggered_by<'a>(flows: &[&'a Flow], text: &str) -> Option<(i32, &'a Flow)> {
     flows
         .iter()
         .flat_map(|f| {
@@ -41,7 +42,11 @@ pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
                 .map(move |t| (t.priority, *f))
         })
         .max_by(|(pa, fa), (pb, fb)| pa.cmp(pb).then_with(|| fb.id.cmp(&fa.id)))
-        .map(|(_, f)| f)
+}
+
+/// [`triggered_by`] without the priority.
+pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
+    triggered_by(flows, text).map(|(_, f)| f)
 }
 
 /// Where a message goes, given the flow a trigger chose for it (if any):

@@ -35,16 +35,7 @@ pub struct Active {
 impl Active {
     /// A stored trigger as it fires, or why it cannot.
     pub fn of(t: &StoredTrigger) -> Result<Active, String> {
-        let def: TriggerDef = serde_json::from_str(&t.spec).map_err(|e| e.to_string())?;
-        // The flow is looked up when it fires: one deleted since makes an
-        // error in the log, not a trigger that vanishes.
-        let how = def.check(&|_| true).map_err(|problems| {
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let (def, how) = read(&t.spec)?;
         Ok(Active {
             id: t.id,
             bot_id: t.bot_id,
@@ -55,6 +46,21 @@ impl Active {
             how,
         })
     }
+}
+
+/// A stored definition and how it fires. The flow is looked up when it
+/// fires: one deleted since makes an error in the log, not a trigger that
+/// vanishes.
+pub fn read(spec: &str) -> Result<(TriggerDef, How), String> {
+    let def: TriggerDef = serde_json::from_str(spec).map_err(|e| e.to_string())?;
+    let how = def.check(&|_| true).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok((def, how))
 }
 
 /// One bot's active triggers, highest priority first (then oldest).

@@ -4,7 +4,7 @@
 //! in the same transaction as the step. Each firing goes in its trigger's log.
 
 use confab_flow::Input;
-use confab_flow::routing::triggered;
+use confab_flow::routing::triggered_by;
 use confab_model::InboundMessage;
 use confab_store::{NewFiring, StoreError, Tx, Write};
 
@@ -88,8 +88,7 @@ impl Runtime {
         now: i64,
     ) -> Result<Option<Chosen>, StoreError> {
         let book = self.triggers.of(m.bot_id);
-        let from_file = triggered(&catalog.list(), text)
-            .map(|f| (f.triggers.iter().map(|t| t.priority).max().unwrap_or(0), f));
+        let from_file = triggered_by(&catalog.list(), text);
         let from_api = book.keyword(text);
         match (from_api, from_file) {
             (Some((a, k)), file) if file.is_none_or(|(p, _)| a.priority >= i64::from(p)) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use confab_store::{DueSchedule, JOB_SCHEDULE};
 use tokio::sync::watch;
 
-use crate::automation::{Active, How};
+use crate::automation::How;
 use crate::runtime::Runtime;
 
 const POLL: Duration = Duration::from_millis(500);
@@ -67,19 +67,7 @@ pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool
 
 /// Moves a due schedule on to its next due time and fires (or skips) this one.
 async fn claim(runtime: &Runtime, due: &DueSchedule, now: i64) -> anyhow::Result<()> {
-    let stored = confab_store::StoredTrigger {
-        id: due.id,
-        bot_id: due.bot_id,
-        name: String::new(),
-        kind: "schedule".into(),
-        flow_id: String::new(),
-        active: true,
-        spec: due.spec.clone(),
-        next_due_ms: Some(due.due_ms),
-        created_ms: 0,
-        updated_ms: 0,
-    };
-    let (next, skip, matched) = match Active::of(&stored).map(|a| a.how) {
+    let (next, skip, matched) = match crate::automation::read(&due.spec).map(|(_, how)| how) {
         Ok(How::Schedule {
             schedule,
             skip_missed,

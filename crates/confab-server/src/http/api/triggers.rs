@@ -288,8 +288,7 @@ pub async fn test(
     let book = state.runtime.triggers.of(bot.id());
     let catalog = state.registry.catalog(bot.id());
     let api = book.keyword(text);
-    let file = confab_flow::routing::triggered(&catalog.list(), text)
-        .map(|f| (f.triggers.iter().map(|t| t.priority).max().unwrap_or(0), f));
+    let file = confab_flow::routing::triggered_by(&catalog.list(), text);
     let (winner, flow, why) = match (api, file) {
         (Some((a, k)), f) if f.is_none_or(|(p, _)| a.priority >= i64::from(p)) => (
             Some(format!("trigger:{}", a.id)),
