@@ -682,6 +682,15 @@ impl Flow {
         self.nodes.iter().find(|n| n.id() == id)
     }
 
+    /// The WhatsApp templates its nodes send, each with its node.
+    pub fn templates(&self) -> impl Iterator<Item = (&str, &TemplateSpec)> {
+        self.nodes.iter().filter_map(|n| match n {
+            Node::Send(s) => s.template.as_ref().map(|t| (s.id.as_str(), t)),
+            Node::Ask(a) => a.template.as_ref().map(|t| (a.id.as_str(), t)),
+            _ => None,
+        })
+    }
+
     /// The node runs start at.
     pub fn start_node(&self) -> Option<&str> {
         self.start

@@ -161,6 +161,7 @@ fn env_channels(s: &Settings, http: &Http) -> Vec<BotChannel> {
     for (field, v) in [
         ("app_secret", &s.meta_app_secret),
         ("verify_token", &s.meta_verify_token),
+        ("business_account_id", &s.meta_business_account_id),
     ] {
         if let Some(v) = v {
             meta.insert(field.into(), v.clone());

@@ -34,6 +34,10 @@ pub enum ApiError {
     /// the client may retry shortly. Not logged: a flood would flood logs.
     #[error("{0}")]
     Overloaded(String),
+    /// A provider the request needed (Meta, Twilio) failed or refused; the
+    /// detail says what it answered.
+    #[error("{0}")]
+    BadGateway(String),
     /// A dependency (the database) is not answering; the client may retry.
     #[error("service unavailable")]
     Unavailable(String),
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) | ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

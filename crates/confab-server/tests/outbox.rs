@@ -351,6 +351,14 @@ async fn the_service_window_opted_out_and_blocked_contacts_are_respected() {
         .await;
     assert_eq!(s, 409);
     assert!(p["detail"].as_str().unwrap().contains("24-hour"), "{p}");
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/templates",
+            json!({"name": "order_update", "language": "en_US", "category": "UTILITY", "body": "Your order has shipped."}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
     let template = json!({"to": "+16505551234", "template": {"name": "order_update", "language": "en_US", "components": []}});
     let (s, m) = app.post(&key, "/api/v1/messages", template.clone()).await;
     assert_eq!(s, 202, "{m}");
@@ -433,8 +441,17 @@ async fn a_bulk_of_ten_thousand_is_queued_in_one_call() {
     let to: Vec<String> = (0..10_000)
         .map(|i| format!("+1415{:07}", 2_000_000 + i))
         .collect();
-    let template =
-        json!({"content_sid": format!("HX{}", "0".repeat(32)), "variables": {"1": "Friday"}});
+    let sid = format!("HX{}", "0".repeat(32));
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/templates",
+            json!({"name": "opening", "language": "en", "category": "MARKETING",
+                "body": "We open on {{1}}.", "content_sid": sid}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let template = json!({"content_sid": sid, "variables": {"1": "Friday"}});
     let (s, b) = app
         .post(
             &key,

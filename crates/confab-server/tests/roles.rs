@@ -134,6 +134,11 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ),
     ("POST", "/api/v1/triggers/{id}/test", Some(Role::Viewer)),
     ("GET", "/api/v1/triggers/{id}/logs", Some(Role::Viewer)),
+    ("GET", "/api/v1/templates", Some(Role::Viewer)),
+    ("POST", "/api/v1/templates", Some(Role::Editor)),
+    ("POST", "/api/v1/templates/sync", Some(Role::Editor)),
+    ("GET", "/api/v1/templates/{id}", Some(Role::Viewer)),
+    ("DELETE", "/api/v1/templates/{id}", Some(Role::Editor)),
     ("GET", "/api/v1/stats/ai", Some(Role::Viewer)),
     ("GET", "/api/v1/access", Some(Role::Viewer)),
     ("PUT", "/api/v1/access/allow-list", Some(Role::Admin)),
@@ -151,6 +156,7 @@ const OF_BOTS: &[&str] = &[
     "/api/v1/access",
     "/api/v1/stats/ai",
     "/api/v1/triggers",
+    "/api/v1/templates",
 ];
 
 /// [`EXPECTED`], and its routes of a bot's data under `/api/v1/bots/{bot}`.

@@ -386,7 +386,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         // Children first: every table that names a contact, a message or
-        // a run of the bot's.
+        // a run of the bot's, then its flows, triggers and templates.
         const OF_BOT: &[&str] = &[
             "DELETE FROM run_events WHERE run_id IN (SELECT id FROM runs WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
             "DELETE FROM jobs WHERE kind = 'send' AND ref_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
@@ -401,6 +401,11 @@ impl Store {
             "DELETE FROM contacts WHERE bot_id = $1",
             "DELETE FROM flows WHERE bot_id = $1",
             "DELETE FROM flow_versions WHERE bot_id = $1",
+            "DELETE FROM jobs WHERE kind = 'schedule' AND ref_id IN (SELECT id FROM schedule_firings WHERE bot_id = $1)",
+            "DELETE FROM schedule_firings WHERE bot_id = $1",
+            "DELETE FROM trigger_firings WHERE bot_id = $1",
+            "DELETE FROM triggers WHERE bot_id = $1",
+            "DELETE FROM message_templates WHERE bot_id = $1",
         ];
         for sql in OF_BOT {
             sqlx::query(*sql).bind(id).execute(&mut *tx).await?;

@@ -217,6 +217,10 @@ impl Store {
                     "triggers",
                     include_str!("../migrations/sqlite/0017_triggers.sql"),
                 ),
+                (
+                    "message templates",
+                    include_str!("../migrations/sqlite/0018_message_templates.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -284,6 +288,10 @@ impl Store {
                 (
                     "triggers",
                     include_str!("../migrations/postgres/0018_triggers.sql"),
+                ),
+                (
+                    "message templates",
+                    include_str!("../migrations/postgres/0019_message_templates.sql"),
                 ),
             ],
         };
@@ -452,7 +460,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 21] = [
+const TABLES: [&str; 22] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -474,6 +482,7 @@ const TABLES: [&str; 21] = [
     "triggers",
     "trigger_firings",
     "schedule_firings",
+    "message_templates",
 ];
 
 impl Store {

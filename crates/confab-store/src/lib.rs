@@ -26,6 +26,7 @@ mod runs;
 mod script;
 mod secrets;
 mod sql;
+mod templates;
 mod triggers;
 mod tx;
 mod writer;
@@ -46,6 +47,7 @@ pub use records::{Record, RecordFilter};
 pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunDay, RunFilter, StoredEvent, StoredRun};
 pub use secrets::SealedSecret;
+pub use templates::{DECLARED, SYNCED, StoredTemplate, Synced, TemplateWrite};
 pub use triggers::{
     AudienceContact, DueSchedule, Firing, JOB_SCHEDULE, NewFiring, ScheduleFiring, StoredTrigger,
     TriggerDay, TriggerWrite,

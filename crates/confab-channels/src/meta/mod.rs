@@ -20,7 +20,9 @@ use crate::http::{retry_after, snippet, status_is_retryable, transport_error};
 use crate::media::{self, Auth, Credentials};
 use crate::{Fetched, MediaError, MediaLimits, ParseError, SendError, Sent};
 
+mod templates;
 mod webhook;
+pub use templates::RemoteTemplate;
 pub use webhook::MetaWebhooks;
 
 pub const DEFAULT_API_URL: &str = "https://graph.facebook.com";

@@ -34,6 +34,7 @@ pub struct RawSettings {
     pub whatsapp_phone_number_id: Option<String>,
     pub whatsapp_app_secret: Option<String>,
     pub whatsapp_webhook_verify_token: Option<String>,
+    pub whatsapp_business_account_id: Option<String>,
     pub whatsapp_api_version: Option<String>,
     pub whatsapp_api_url: Option<String>,
     pub whatsapp_send_rate: Option<String>,
@@ -93,6 +94,7 @@ impl RawSettings {
             whatsapp_phone_number_id: v("WHATSAPP_PHONE_NUMBER_ID"),
             whatsapp_app_secret: v("WHATSAPP_APP_SECRET"),
             whatsapp_webhook_verify_token: v("WHATSAPP_WEBHOOK_VERIFY_TOKEN"),
+            whatsapp_business_account_id: v("WHATSAPP_BUSINESS_ACCOUNT_ID"),
             whatsapp_api_version: v("WHATSAPP_API_VERSION"),
             whatsapp_api_url: v("WHATSAPP_API_URL"),
             whatsapp_send_rate: v("WHATSAPP_SEND_RATE"),
@@ -167,6 +169,8 @@ pub struct Settings {
     /// Set when inbound Meta webhooks must be signed.
     pub meta_app_secret: Option<String>,
     pub meta_verify_token: Option<String>,
+    /// The default bot's WhatsApp Business account (for templates).
+    pub meta_business_account_id: Option<String>,
     /// Set when we can send through Meta.
     pub meta: Option<MetaConfig>,
     pub meta_send_rate: f64,
@@ -456,6 +460,15 @@ impl Settings {
             3600,
             "a number of seconds",
         )?;
+        let meta_business_account_id = match &r.whatsapp_business_account_id {
+            Some(id) if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(bad(
+                    "WHATSAPP_BUSINESS_ACCOUNT_ID",
+                    "must be the numeric WhatsApp Business account id",
+                ));
+            }
+            id => id.clone(),
+        };
         Ok(Settings {
             database_url,
             host: r.host.clone().unwrap_or_else(|| "0.0.0.0".into()),
@@ -466,6 +479,7 @@ impl Settings {
             twilio_send_rate: positive_rate("TWILIO_SEND_RATE", &r.twilio_send_rate, 20.0)?,
             meta_app_secret: r.whatsapp_app_secret.clone(),
             meta_verify_token: r.whatsapp_webhook_verify_token.clone(),
+            meta_business_account_id,
             meta,
             meta_send_rate: positive_rate("WHATSAPP_SEND_RATE", &r.whatsapp_send_rate, 80.0)?,
             endpoints: confab_channels::settings::Endpoints {

@@ -17,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The query string, undecoded (empty when none).
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -154,6 +156,7 @@ async fn handle(
         log.push(Recorded {
             method: method.to_string(),
             path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers,
             body,
         });

@@ -28,6 +28,7 @@ use crate::auth::Principal;
 use crate::catalog::{Catalog, Source, hash};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Invalid};
+use crate::message_templates::Named;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FlowOut {
@@ -163,11 +164,24 @@ async fn save(
             flow.id
         )));
     }
-    let problems = catalog.problems(flow);
+    let mut problems: Vec<Invalid> = catalog
+        .problems(flow)
+        .into_iter()
+        .map(Invalid::from)
+        .collect();
+    if flow.templates().next().is_some() {
+        let catalogue = state.store.templates(bot.id()).await?;
+        problems.extend(flow.templates().filter_map(|(node, t)| {
+            let message = Named::of_flow(t).check_flow(&catalogue).err()?;
+            Some(Invalid {
+                node: Some(node.into()),
+                field: Some("template".into()),
+                message,
+            })
+        }));
+    }
     if !problems.is_empty() {
-        return Err(ApiError::Invalid(
-            problems.into_iter().map(Invalid::from).collect(),
-        ));
+        return Err(ApiError::Invalid(problems));
     }
     let definition = serde_json::to_string(flow).map_err(ApiError::internal)?;
     let label = principal.label();

@@ -16,6 +16,7 @@ use super::{Body, Page, cursor, limit};
 use crate::app::AppState;
 use crate::clock::{parse_time, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::message_templates::Named;
 
 /// A message as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -440,6 +441,25 @@ fn content<T>(c: &Outgoing<T>, channel: Channel) -> ApiResult<OutboundContent> {
     Ok(OutboundContent::Text { body })
 }
 
+/// A template must be one of the bot's catalogue, with its language and
+/// number of parameters: else 422 naming it, before anything is queued.
+async fn catalogued(
+    state: &AppState,
+    bot_id: i64,
+    content: &OutboundContent,
+    channel: Channel,
+) -> ApiResult<()> {
+    let OutboundContent::Template { template } = content else {
+        return Ok(());
+    };
+    let named = Named::of_send(template);
+    let catalogue = state
+        .store
+        .templates_named(bot_id, named.name, named.content_sid)
+        .await?;
+    named.check(channel, &catalogue).map_err(unprocessable)
+}
+
 /// Why a recipient cannot get this message now, if they cannot.
 fn refusal(contact: Option<&Contact>, content: &OutboundContent, now_ms: i64) -> Option<String> {
     if let Some(c) = contact {
@@ -475,6 +495,7 @@ pub async fn send(
     let to = PhoneNumber::parse(&req.to).map_err(|e| unprocessable(format!("to: {e}")))?;
     let (channel, sender) = sending_channel(&bot.0, req.channel.as_deref())?;
     let content = content(&req, channel)?;
+    catalogued(&state, bot.id(), &content, channel).await?;
     let now = state.clock.now_ms();
     let contact = state.store.contact_by_phone(bot.id(), to.as_str()).await?;
     if let Some(why) = refusal(contact.as_ref(), &content, now) {
@@ -523,6 +544,7 @@ pub async fn send_bulk(
     }
     let (channel, sender) = sending_channel(&bot.0, req.channel.as_deref())?;
     let content = content(&req, channel)?;
+    catalogued(&state, bot.id(), &content, channel).await?;
     let now = state.clock.now_ms();
 
     let parsed: Vec<Result<PhoneNumber, String>> = req

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod rejected;
 pub mod runs;
 pub mod scope;
+pub mod templates;
 pub mod triggers;
 pub mod users;
 
@@ -148,6 +149,11 @@ pub fn table() -> Table {
         )
         .post_of_bots("/triggers/{id}/test", Least(Viewer), triggers::test)
         .get_of_bots("/triggers/{id}/logs", Least(Viewer), triggers::logs)
+        .get_of_bots("/templates", Least(Viewer), templates::list)
+        .post_of_bots("/templates", Least(Editor), templates::declare)
+        .post_of_bots("/templates/sync", Least(Editor), templates::sync)
+        .get_of_bots("/templates/{id}", Least(Viewer), templates::get)
+        .delete_of_bots("/templates/{id}", Least(Editor), templates::delete)
         .get_of_bots("/stats/ai", Least(Viewer), assistant::ai_stats)
         .get_of_bots("/access", Least(Viewer), assistant::get_access)
         .put_of_bots(
