@@ -104,6 +104,12 @@ pub fn step(flows: &dyn Flows, run: Run, input: Input, now_ms: i64) -> Outcome {
     }
 }
 
+/// The words every run answers to, whatever its flow: stop (and
+/// unsubscribe), start and restart. `word` is normalised.
+pub fn is_command(word: &str) -> bool {
+    matches!(word, "stop" | "unsubscribe" | "start" | "restart")
+}
+
 pub(crate) struct Stepper<'a> {
     pub(crate) flows: &'a dyn Flows,
     pub(crate) run: Run,

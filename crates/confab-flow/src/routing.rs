@@ -1,7 +1,9 @@
 //! Which flow a message goes to: the contact's run, or a flow it starts
 //! (a keyword trigger, or the default flow for a contact with no run).
 
+use crate::answer::normalise;
 use crate::definition::{Flow, Trigger, TriggerKind};
+use crate::engine::{Flows, is_command};
 use crate::run::{Run, RunStatus};
 
 /// Whether `text` (trimmed) matches a keyword trigger.
@@ -49,25 +51,58 @@ pub fn triggered<'a>(flows: &[&'a Flow], text: &str) -> Option<&'a Flow> {
     triggered_by(flows, text).map(|(_, f)| f)
 }
 
-/// Where a message goes, given the flow a trigger chose for it (if any):
-/// `Some(flow)` starts that flow afresh, `None` hands the message to the
-/// contact's current run (or, with no run and no default flow, to nobody).
+/// Where a message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Start this flow afresh.
+    Start(String),
+    /// The contact's current run takes it.
+    Current,
+    /// Nobody: the message is only stored.
+    Nobody,
+}
+
+/// Where a message goes, given the flow a trigger chose for it (if any).
+/// A run that has finished answers again (its flow restarts, or says its
+/// `when_completed`) only where it is the default flow: with no default
+/// flow, a flow a keyword, an event or a schedule started does not start
+/// again at any later message; the commands (stop, start, restart) and its
+/// menu keywords still reach it.
 pub fn choose(
+    flows: &dyn Flows,
     triggered: Option<&str>,
     default_flow: Option<&str>,
     current: Option<&Run>,
-) -> Option<String> {
+    text: &str,
+) -> Destination {
+    use Destination::{Current, Nobody, Start};
     if current.is_some_and(|r| r.status == RunStatus::HandedOff) {
-        return None;
+        return Current;
     }
     if let Some(f) = triggered {
         let already_in = current.is_some_and(|r| !r.status.is_finished() && r.root_flow() == f);
-        return (!already_in).then(|| f.to_string());
+        return if already_in {
+            Current
+        } else {
+            Start(f.to_string())
+        };
     }
     match (current, default_flow) {
-        (None, d) => d.map(str::to_string),
-        (Some(r), Some(d)) if r.status.is_finished() && r.root_flow() != d => Some(d.to_string()),
-        (Some(_), _) => None,
+        (None, Some(d)) => Start(d.to_string()),
+        (None, None) => Nobody,
+        (Some(r), Some(d)) if r.status.is_finished() && r.root_flow() != d => Start(d.to_string()),
+        (Some(r), None) if r.status.is_finished() => {
+            let word = normalise(text);
+            let menu = flows
+                .flow(r.root_flow())
+                .is_some_and(|f| f.menu_keywords.iter().any(|k| normalise(k) == word));
+            if is_command(&word) || menu {
+                Current
+            } else {
+                Nobody
+            }
+        }
+        (Some(_), _) => Current,
     }
 }
 
@@ -113,17 +148,27 @@ mod tests {
         assert_eq!(pick("Help"), Some("c".into()));
     }
 
+    /// Where `text` goes: the flow started, or none for the current run
+    /// (and "nobody" when it is only stored).
     fn route(
         flows: &[&Flow],
         default: Option<&str>,
         current: Option<&Run>,
         text: &str,
     ) -> Option<String> {
-        choose(
+        let by_id: std::collections::HashMap<String, Flow> =
+            flows.iter().map(|f| (f.id.clone(), (*f).clone())).collect();
+        match choose(
+            &by_id,
             triggered(flows, text).map(|f| f.id.as_str()),
             default,
             current,
-        )
+            text,
+        ) {
+            Destination::Start(f) => Some(f),
+            Destination::Current => None,
+            Destination::Nobody => Some("nobody".into()),
+        }
     }
 
     #[test]
@@ -159,9 +204,20 @@ mod tests {
         );
         assert_eq!(
             route(&all, None, None, "hello"),
-            None,
+            Some("nobody".into()),
             "no default flow: nobody answers"
         );
+        in_a.status = RunStatus::Completed;
+        assert_eq!(
+            route(&all, None, Some(&in_a), "thanks!"),
+            Some("nobody".into()),
+            "no default flow: a finished flow does not start again"
+        );
+        for command in ["STOP", "start", "restart"] {
+            assert_eq!(route(&all, None, Some(&in_a), command), None, "{command}");
+        }
+        in_a.status = RunStatus::WaitingInput;
+        assert_eq!(route(&all, None, Some(&in_a), "thanks!"), None);
         assert_eq!(route(&all, None, None, "start a"), Some("a".into()));
         run.status = RunStatus::HandedOff;
         assert_eq!(

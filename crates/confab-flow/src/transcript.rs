@@ -13,7 +13,7 @@ use crate::answer::Reply;
 use crate::collection::Collection;
 use crate::definition::Flow;
 use crate::engine::{Flows, step};
-use crate::routing::{choose, triggered};
+use crate::routing::{Destination, choose, triggered};
 use crate::run::{EffectResult, Input, Request, Run};
 use crate::template::time_text;
 
@@ -277,9 +277,17 @@ impl<'a> Simulator<'a> {
     pub fn say(&mut self, reply: Reply) -> Vec<OutboundContent> {
         let all: Vec<&Flow> = self.flows.values().collect();
         let hit = triggered(&all, reply.trimmed()).map(|f| f.id.as_str());
-        let (run, input) = match choose(hit, Some(&self.default_flow), self.run.as_ref()) {
-            Some(flow) => (Run::new(&flow, self.contact.clone()), Input::Start),
-            None => match self.run.take() {
+        let to = choose(
+            self.flows,
+            hit,
+            Some(&self.default_flow),
+            self.run.as_ref(),
+            reply.trimmed(),
+        );
+        let (run, input) = match to {
+            Destination::Start(flow) => (Run::new(&flow, self.contact.clone()), Input::Start),
+            // A transcript always has a default flow: nobody is never chosen.
+            Destination::Current | Destination::Nobody => match self.run.take() {
                 Some(run) => (run, Input::Message(reply)),
                 None => (
                     Run::new(&self.default_flow, self.contact.clone()),

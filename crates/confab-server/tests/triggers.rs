@@ -377,3 +377,42 @@ async fn two_servers_fire_each_due_time_once() {
     assert_eq!(one.count("schedule_firings").await, 3);
     assert_eq!(one.count("runs").await, 120);
 }
+
+#[tokio::test]
+async fn without_a_default_flow_a_scheduled_flow_does_not_start_again_at_a_reply() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    // DEFAULT_FLOW=none: messages are stored; only triggers start flows.
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    flow(&app, &key, "announce", "We open at 9 on Monday.").await;
+    assert!(
+        !says(&app, "+15550000001", "hi", "SM1")
+            .await
+            .contains("<Message>")
+    );
+    let t = trigger(
+        &app,
+        &key,
+        json!({"name": "Opening", "flow_id": "announce", "trigger_type": "schedule",
+               "schedule_type": "cron", "cron": "*/30 * * * *", "audience": {"all": true}}),
+    )
+    .await;
+    let due = ms(t["next_due_at"].as_str().unwrap());
+    app.clock.advance_ms(due - app.clock_now() + 1_000);
+    app.eventually(10, "the announcement went out", || async {
+        twilio.requests().len() == 1
+    })
+    .await;
+    assert_eq!(app.count("runs").await, 1);
+    // The contact answers the announcement: stored, not answered again.
+    let twiml = says(&app, "+15550000001", "thanks!", "SM2").await;
+    assert!(!twiml.contains("<Message>"), "{twiml}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.count("runs").await, 1);
+    assert_eq!(twilio.requests().len(), 1);
+    // The commands still reach the finished run.
+    let twiml = says(&app, "+15550000001", "STOP", "SM3").await;
+    assert!(twiml.contains("<Message>"), "{twiml}");
+    let (_, contacts) = app.get(&key, "/api/v1/contacts").await;
+    assert_eq!(contacts["items"][0]["opted_out"], true, "{contacts}");
+}

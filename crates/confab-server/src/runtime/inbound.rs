@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use confab_flow::routing::choose;
+use confab_flow::routing::{Destination, choose};
 use confab_flow::{Input, Reply, Run};
 use confab_model::{Channel, InboundMessage, OutboundContent};
 use confab_store::{Ingested, StoreError, Write};
@@ -181,14 +181,16 @@ impl Runtime {
                 .await?
             };
             let decided = choose(
+                &*catalog,
                 chosen.as_ref().map(|c| c.flow.as_str()),
                 default_flow.as_deref(),
                 current.as_ref().map(|(_, r)| r),
+                text,
             );
-            let starts_chosen =
-                decided.is_some() && chosen.as_ref().map(|c| &c.flow) == decided.as_ref();
-            let (target, input) = match decided {
-                Some(flow) => (
+            let starts_chosen = matches!(&decided, Destination::Start(f)
+                if chosen.as_ref().is_some_and(|c| &c.flow == f));
+            let (target, input) = match (decided, current) {
+                (Destination::Start(flow), current) => (
                     Target::Fresh {
                         flow,
                         replacing: current.map(|(row, _)| row),
@@ -198,14 +200,13 @@ impl Runtime {
                         std::mem::replace(&mut c.input, Input::Start)
                     }),
                 ),
-                None => match current {
-                    Some(existing) => (
-                        Target::Existing(Box::new(existing)),
-                        Input::Message(reply_of(m)),
-                    ),
-                    // No run, no trigger, no default flow: stored, not answered.
-                    None => continue,
-                },
+                (Destination::Current, Some(existing)) => (
+                    Target::Existing(Box::new(existing)),
+                    Input::Message(reply_of(m)),
+                ),
+                // No run that answers, no trigger, no default flow: stored,
+                // not answered.
+                (Destination::Current | Destination::Nobody, _) => continue,
             };
             let mut contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
             // The stored name is written with the commit; the message's is newer.
