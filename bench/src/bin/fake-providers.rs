@@ -1,7 +1,8 @@
 //! Stand-ins for the AI provider and the WhatsApp providers' APIs, for the
 //! assistant benchmark and for trying Confab with no accounts: chat
 //! completions answer after a fixed delay, Twilio and Meta sends are
-//! accepted at once (and printed, with `--print`), and `/stats` counts them.
+//! accepted at once (and printed, with `--print`), Meta lists one message
+//! template, and `/stats` counts the sends.
 //! Loopback only.
 
 use std::sync::Arc;
@@ -94,6 +95,23 @@ async fn meta_send(State(ctx): State<Arc<Ctx>>, body: String) -> impl IntoRespon
     }))
 }
 
+/// The Graph API's `/{version}/{waba-id}/message_templates`: one approved
+/// template, as Meta's documented example lists it.
+async fn message_templates() -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "data": [{
+            "id": "1192339204654487", "name": "hello_world", "language": "en_US",
+            "category": "UTILITY", "status": "APPROVED",
+            "components": [
+                {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+                {"type": "BODY", "text": "Welcome and congratulations!! This message demonstrates your ability to send a message notification from WhatsApp Business Platform's Cloud API."},
+                {"type": "FOOTER", "text": "WhatsApp Business API Team"}
+            ]
+        }],
+        "paging": {"cursors": {"before": "MAZDZD", "after": "MjQZD"}}
+    }))
+}
+
 async fn stats(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     let c = &ctx.counts;
     axum::Json(serde_json::json!({
@@ -115,6 +133,10 @@ async fn main() {
         .route("/v1/chat/completions", post(chat))
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(send))
         .route("/{version}/{phone}/messages", post(meta_send))
+        .route(
+            "/{version}/{phone}/message_templates",
+            get(message_templates),
+        )
         .route("/stats", get(stats))
         .with_state(ctx);
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {

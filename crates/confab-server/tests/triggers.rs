@@ -128,12 +128,41 @@ async fn keywords_and_events_start_their_flows_once_and_are_logged() {
     let (_, runs) = app.get(&key, "/api/v1/runs?contact=%2B15550000001").await;
     let flows: Vec<&str> = column(&runs, "flow");
     assert_eq!(flows[..2], ["thanks", "welcome"], "newest first");
+    // Delivered again, the keyword's message fires neither trigger again.
+    assert_eq!(says(&app, "+15550000001", "HEY", "SM3").await, answer);
+    assert_eq!(logs(&app, &key, &hi["id"]).await.len(), 1);
+    assert_eq!(logs(&app, &key, &done["id"]).await.len(), 1);
+
+    // A new contact whose first messages arrive at once: new_contact
+    // fires once, and one answer says so.
+    let answers = futures::future::join_all((0..5).map(|i| {
+        let app = &app;
+        async move {
+            says(
+                app,
+                "+15550000002",
+                &format!("hello there {i}"),
+                &format!("SMc{i}"),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.contains("Nice to meet you."))
+            .count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(logs(&app, &key, &new["id"]).await.len(), 2);
 
     // Statistics count firings and runs by trigger and day.
     let (s, stats) = app.get(&key, &format!("{T}/statistics")).await;
     assert_eq!(s, 200, "{stats}");
-    assert_eq!(stats["total"]["firings"], 3);
-    assert_eq!(stats["total"]["runs_started"], 3);
+    assert_eq!(stats["total"]["firings"], 4);
+    assert_eq!(stats["total"]["runs_started"], 4);
     assert_eq!(stats["triggers"][hi["id"].to_string()]["firings"], 1);
     assert_eq!(stats["days"].as_array().unwrap().len(), 3);
 

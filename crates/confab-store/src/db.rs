@@ -221,6 +221,10 @@ impl Store {
                     "message templates",
                     include_str!("../migrations/sqlite/0018_message_templates.sql"),
                 ),
+                (
+                    "contacts by bot",
+                    include_str!("../migrations/sqlite/0019_contacts_by_bot.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -292,6 +296,10 @@ impl Store {
                 (
                     "message templates",
                     include_str!("../migrations/postgres/0019_message_templates.sql"),
+                ),
+                (
+                    "contacts by bot",
+                    include_str!("../migrations/postgres/0020_contacts_by_bot.sql"),
                 ),
             ],
         };

@@ -311,22 +311,25 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Puts a claimed job back untried, due at `run_at_ms` (its sender's
-    /// pace): the claim does not count as an attempt.
-    pub async fn defer_send(
-        &self,
-        job_id: i64,
-        lease: i64,
-        run_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET run_at_ms = $1, locked_until_ms = 0, attempts = attempts - 1 WHERE id = $2 AND locked_until_ms = $3",
-        )
-        .bind(run_at_ms)
-        .bind(job_id)
-        .bind(lease)
-        .execute(&mut *self.write_conn().await?)
-        .await?;
+    /// Puts claimed jobs back untried, each `(job, lease, run_at_ms)` due
+    /// at its sender's pace: the claim does not count as an attempt. One
+    /// transaction for all of them.
+    pub async fn defer_sends(&self, jobs: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for (job_id, lease, run_at_ms) in jobs {
+            sqlx::query(
+                "UPDATE jobs SET run_at_ms = $1, locked_until_ms = 0, attempts = attempts - 1 WHERE id = $2 AND locked_until_ms = $3",
+            )
+            .bind(*run_at_ms)
+            .bind(*job_id)
+            .bind(*lease)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

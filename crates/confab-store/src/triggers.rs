@@ -515,7 +515,8 @@ impl Tx {
     }
 
     /// Records a page of a schedule firing: its cursor and what it did,
-    /// and hands the job on (due again at once) or ends it when `done`.
+    /// and hands the job on (due again at `next_page_ms`) or ends it when
+    /// `done`.
     /// False when the job's lease was lost: the caller must not commit.
     pub async fn schedule_page(
         &mut self,
@@ -523,7 +524,7 @@ impl Tx {
         (cursor, started, skipped): (i64, i64, i64),
         done: bool,
         (job_id, lease): (i64, i64),
-        now_ms: i64,
+        (now_ms, next_page_ms): (i64, i64),
     ) -> Result<bool, StoreError> {
         let held = if done {
             sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
@@ -535,7 +536,7 @@ impl Tx {
             sqlx::query(
                 "UPDATE jobs SET locked_until_ms = 0, run_at_ms = $1, attempts = 0 WHERE id = $2 AND locked_until_ms = $3",
             )
-            .bind(now_ms)
+            .bind(next_page_ms)
             .bind(job_id)
             .bind(lease)
             .execute(&mut *self.inner)

@@ -131,7 +131,9 @@ async fn a_lost_lease_cannot_record_a_result() {
         Some(10_000)
     );
     // Deferring for pace does not count as an attempt.
-    s.defer_send(new.job_id, 10_000, 11_000).await.unwrap();
+    s.defer_sends(&[(new.job_id, 10_000, 11_000)])
+        .await
+        .unwrap();
     let again = s.claim_sends(11_000, 20_000, 10).await.unwrap().remove(0);
     assert_eq!(again.attempt, 2);
 }

@@ -10,21 +10,36 @@ use super::{Route, Runtime, RuntimeError, Target, contact_json};
 use crate::automation::{Active, How};
 use crate::http::api::contacts::WINDOW_MS;
 
-/// Contacts started in one transaction.
-const PAGE: usize = 100;
+/// Contacts started in one transaction: short enough that the webhooks
+/// waiting for the database meanwhile hardly notice.
+const PAGE: usize = 5;
+
+/// When the page after one worked at `now` is due: the audience is started
+/// no faster than its channel sends (each start is mostly one message), so
+/// a schedule for many contacts neither floods the outbox nor holds the
+/// database in one long burst while webhooks wait.
+fn next_page(now: i64, started: usize, per_second: f64) -> i64 {
+    if started == 0 || !per_second.is_finite() || per_second <= 0.0 {
+        return now;
+    }
+    now + (started as f64 * 1000.0 / per_second).ceil() as i64
+}
 
 impl Runtime {
-    /// Works one page of the schedule firing `job` names. Another server
-    /// that took the job over (its lease ran out) makes this page's work
-    /// roll back: each contact is started once.
-    pub async fn schedule_page(&self, job: &ClaimedJob) -> Result<(), RuntimeError> {
+    /// Works one page of the schedule firing `job` names; when the next
+    /// page is due, if there is one. Another server that took the job over
+    /// (its lease ran out) makes this page's work roll back: each contact is
+    /// started once.
+    pub async fn schedule_page(&self, job: &ClaimedJob) -> Result<Option<i64>, RuntimeError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
+        // How long the page holds the database (the writer, on SQLite).
+        let began = std::time::Instant::now();
         let lease = (job.job_id, job.lease);
         let Some((firing, trigger)) = tx.schedule_firing(job.ref_id).await? else {
             tx.finish_jobs(&[lease]).await?;
             tx.commit().await?;
-            return Ok(());
+            return Ok(None);
         };
         let log = |contact: Option<i64>, run: Option<i64>, error: Option<String>, matched: &str| {
             Write::Fired(NewFiring {
@@ -43,12 +58,12 @@ impl Runtime {
                 tracing::warn!(trigger = firing.trigger_id, error = %e, "a schedule cannot fire");
                 tx.finish_jobs(&[lease]).await?;
                 tx.commit().await?;
-                return Ok(());
+                return Ok(None);
             }
             None => {
                 tx.finish_jobs(&[lease]).await?;
                 tx.commit().await?;
-                return Ok(());
+                return Ok(None);
             }
         };
         let How::Schedule {
@@ -57,7 +72,7 @@ impl Runtime {
         else {
             tx.finish_jobs(&[lease]).await?;
             tx.commit().await?;
-            return Ok(());
+            return Ok(None);
         };
         let matched = format!("due {}", schedule.local(firing.due_ms));
         let mut catalog = self.registry.catalog(firing.bot_id);
@@ -90,12 +105,12 @@ impl Runtime {
         if let Some(problem) = problem {
             let writes = vec![log(None, None, Some(problem), &matched)];
             if tx
-                .schedule_page(firing.id, (firing.cursor, 0, 0), true, lease, now)
+                .schedule_page(firing.id, (firing.cursor, 0, 0), true, lease, (now, now))
                 .await?
             {
                 tx.commit_writes(writes, now).await?;
             }
-            return Ok(());
+            return Ok(None);
         }
         // This page: listed phones by position, or contacts by id.
         let (contacts, cursor, done): (Vec<AudienceContact>, i64, bool) = match &audience.contacts {
@@ -140,7 +155,7 @@ impl Runtime {
             Input::StartWith(active.variables.clone())
         };
         let mut writes = Vec::new();
-        let (mut started, mut skipped, mut queued) = (0, 0, false);
+        let (mut started, mut skipped, mut queued) = (0usize, 0, false);
         for c in contacts {
             let skip = if c.state.blocked {
                 Some("the contact is blocked")
@@ -193,18 +208,36 @@ impl Runtime {
                 Err(e) => return Err(e),
             }
         }
+        let per_second = match channel {
+            Channel::Twilio => self.settings.twilio_send_rate,
+            Channel::Meta | Channel::Simulator => self.settings.meta_send_rate,
+        };
+        let next = next_page(now, started, per_second);
         if !tx
-            .schedule_page(firing.id, (cursor, started, skipped), done, lease, now)
+            .schedule_page(
+                firing.id,
+                (cursor, started as i64, skipped),
+                done,
+                lease,
+                (now, next),
+            )
             .await?
         {
             // Another server has the job now; this page rolls back.
-            return Ok(());
+            return Ok(None);
         }
         tx.commit_writes(writes, now).await?;
+        tracing::debug!(
+            firing = firing.id,
+            started,
+            skipped,
+            elapsed_us = began.elapsed().as_micros() as u64,
+            "schedule page"
+        );
         if queued {
             self.wake.notify_one();
         }
-        Ok(())
+        Ok((!done).then_some(next))
     }
 }
 
@@ -222,4 +255,19 @@ fn opens_with_templates(
         Effect::Send { content } => content.is_template(),
         _ => true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_page;
+
+    #[test]
+    fn pages_come_at_the_pace_the_channel_sends() {
+        assert_eq!(next_page(1_000, 5, 20.0), 1_250);
+        assert_eq!(next_page(1_000, 5, 80.0), 1_063);
+        assert_eq!(next_page(1_000, 3, 80.0), 1_038);
+        // Nobody started (all skipped), or no pace: the next page at once.
+        assert_eq!(next_page(1_000, 0, 20.0), 1_000);
+        assert_eq!(next_page(1_000, 5, 0.0), 1_000);
+    }
 }

@@ -44,6 +44,28 @@ struct Accepted {
     recorded: oneshot::Sender<bool>,
 }
 
+/// The outbox depth gauge, counted at most once a second: counting a
+/// queue of thousands at every claim costs the database more than sending.
+#[derive(Default)]
+struct Depth {
+    last: Option<Instant>,
+}
+
+impl Depth {
+    async fn report(&mut self, store: &Store) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        if let Ok((n, _)) = store.outbox_depth().await {
+            metrics::gauge!("confab_outbox_depth").set(n as f64);
+        }
+    }
+}
+
 /// Accepted sends recorded in one transaction at most.
 const RECORD_BATCH: usize = 64;
 
@@ -150,6 +172,7 @@ impl Worker {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
+        let mut depth = Depth::default();
         loop {
             if *stop.borrow() {
                 break;
@@ -179,7 +202,7 @@ impl Worker {
             };
             if claimed.is_empty() {
                 drop(permits);
-                this.report_depth().await;
+                depth.report(&this.store).await;
                 tokio::select! {
                     _ = this.wake.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
@@ -188,6 +211,7 @@ impl Worker {
                 continue;
             }
             let mut deferred: HashMap<String, u32> = HashMap::new();
+            let mut put_back = Vec::new();
             for job in claimed {
                 let Some(permit) = permits.pop() else { break };
                 let sender = job.message.sender.clone().unwrap_or_default();
@@ -213,24 +237,19 @@ impl Worker {
                         let at = now
                             + (wait.as_secs_f64() * 1000.0 + f64::from(*k) * 1000.0 / rate) as i64;
                         *k += 1;
-                        if let Err(e) = this.store.defer_send(job.job_id, job.lease, at).await {
-                            tracing::warn!(error = %e, "deferring a paced send failed; its lease will run out");
-                        }
+                        put_back.push((job.job_id, job.lease, at));
                     }
                 }
             }
-            this.report_depth().await;
+            if let Err(e) = this.store.defer_sends(&put_back).await {
+                tracing::warn!(error = %e, "deferring paced sends failed; their leases will run out");
+            }
+            depth.report(&this.store).await;
         }
         // Let sends in flight finish and record their results.
         let _ = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
         if let Some(r) = recorder {
             r.abort();
-        }
-    }
-
-    async fn report_depth(&self) {
-        if let Ok((n, _)) = self.store.outbox_depth().await {
-            metrics::gauge!("confab_outbox_depth").set(n as f64);
         }
     }
 

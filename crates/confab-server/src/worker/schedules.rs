@@ -28,11 +28,15 @@ pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool
             break;
         }
         let now = runtime.clock.now_ms();
-        let mut did = 0;
+        // Work that is due now (a schedule fired, a page worked at once)
+        // is looked for again at once; else the loop waits for the next
+        // page, or a poll.
+        let mut again = false;
+        let mut wake_at = now + POLL.as_millis() as i64;
         match runtime.store.due_schedules(now, 32).await {
             Ok(due) => {
                 for d in due {
-                    did += 1;
+                    again = true;
                     if let Err(e) = claim(&runtime, &d, now).await {
                         tracing::warn!(trigger = d.id, error = %e, "firing a schedule failed");
                     }
@@ -48,17 +52,22 @@ pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool
         {
             Ok(jobs) => {
                 for job in jobs {
-                    did += 1;
-                    if let Err(e) = runtime.schedule_page(&job).await {
-                        tracing::warn!(job = job.job_id, error = %e, "a schedule page failed");
+                    match runtime.schedule_page(&job).await {
+                        Ok(Some(next)) if next <= now => again = true,
+                        Ok(Some(next)) => wake_at = wake_at.min(next),
+                        Ok(None) => again = true,
+                        Err(e) => {
+                            tracing::warn!(job = job.job_id, error = %e, "a schedule page failed")
+                        }
                     }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "claiming schedule pages failed"),
         }
-        if did == 0 {
+        if !again {
+            let wait = u64::try_from(wake_at - runtime.clock.now_ms()).unwrap_or(0);
             tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                 _ = stop.changed() => {}
             }
         }
