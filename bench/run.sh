@@ -9,7 +9,14 @@
 # 2b. the same two over many bots (BOTS, default 100): each contact writes
 #    to one of them (contact i to bot i mod BOTS), each bot with a Twilio
 #    number and auth token of its own, made through the API;
-# 3. the AI assistant: 1,000 contacts in conversation with ai_assistant, the
+# 3. a schedule for 10,000 contacts (SCHEDULE_CONTACTS): they write once,
+#    then a `once` trigger starts a one-message flow for all of them while
+#    webhooks come at 1,000/s; the sends go out through the outbox to a fake
+#    Twilio API at SCHEDULE_SEND_RATE (80, Meta's default pace) per second,
+#    the pace the schedule starts its audience at; the webhook latency
+#    is measured with and without the schedule, and how long the runs and
+#    the sends took;
+# 4. the AI assistant: 1,000 contacts in conversation with ai_assistant, the
 #    fake AI answering each after AI_DELAY_MS (1 s), answers going out through
 #    the outbox to a fake Twilio API; webhook latency and memory over time.
 # Each prints throughput (closed loop), latency at a fixed 1,000 messages/s
@@ -64,7 +71,7 @@ bench() { # title, extra bench flags...
     echo
 }
 
-phases=" ${PHASES:-core flow bots ai} "
+phases=" ${PHASES:-core flow bots schedule ai} "
 
 if [[ $phases == *" core "* ]]; then
     run_server none
@@ -116,6 +123,66 @@ if [[ $phases == *" bots "* ]]; then
     make_bots '"product_review"'
     bench "review flow steps over $bots bots" --bodies bench/review_walk.txt --bots "$bots"
     kill "$server"; wait "$server" 2>/dev/null || true
+fi
+
+p99_of() { jq -r '.latency_ms.p99' "$1"; }
+
+if [[ $phases == *" schedule "* ]]; then
+    audience="${SCHEDULE_CONTACTS:-10000}"
+    send_rate="${SCHEDULE_SEND_RATE:-80}"
+    seconds=30
+    fakes_port=$((port + 11))
+    target/release/fake-providers --port "$fakes_port" --delay-ms 0 &
+    fakes=$!
+    trap 'kill "${server:-0}" "${fakes:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+    case "$backend" in
+        sqlite) db="sqlite://$work/bench-schedule.db" ;;
+        postgres)
+            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_schedule" -qc "CREATE DATABASE confab_bench_schedule"
+            db="${admin%/*}/confab_bench_schedule" ;;
+    esac
+    TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_WHATSAPP_NUMBER=whatsapp:+14155238886 \
+        TWILIO_API_URL="http://127.0.0.1:$fakes_port" TWILIO_SEND_RATE="$send_rate" run_server none
+    api="http://127.0.0.1:$port/api/v1"
+    key=$(DATABASE_URL="$db" target/release/confab key create bench-schedule | tail -1)
+    # Each contact writes once: the 24-hour window is open for all of them.
+    target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+        --contacts "$audience" --messages "$audience" --concurrency 1 --json >"$work/seed.json"
+    audience=$(jq .ok "$work/seed.json")
+    curl -sf "$api/flows" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+        -d '{"id": "announce", "nodes": [{"id": "a", "type": "end", "text": "We open at 9 on Monday."}]}' >/dev/null
+    echo "== $backend, webhook latency at 1,000 messages/s for $seconds s, no schedule"
+    target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+        --contacts 2000 --messages $((1000 * seconds)) --rate 1000 --duration "$seconds" --pid "$server" --json >"$work/quiet.json"
+    jq -c '.latency_ms' "$work/quiet.json"
+    at=$(date -u -d '+4 seconds' +%Y-%m-%dT%H:%M:%S)
+    trigger=$(curl -sf "$api/triggers" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+        -d "{\"name\": \"Opening hours\", \"flow_id\": \"announce\", \"trigger_type\": \"schedule\",
+             \"schedule_type\": \"once\", \"schedule_at\": \"$at\", \"schedule_timezone\": \"UTC\",
+             \"audience\": {\"all\": true}}" | jq .id)
+    started=$(date +%s.%N)
+    echo "== $backend, the same while a schedule starts a flow for $audience contacts (due $at UTC) and the outbox sends at $send_rate/s"
+    target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+        --contacts 2000 --messages $((1000 * seconds)) --rate 1000 --duration "$seconds" --pid "$server" --json >"$work/busy.json"
+    jq -c '.latency_ms' "$work/busy.json"
+    runs=0
+    for _ in $(seq 1 1200); do
+        runs=$(curl -sf "$api/triggers/statistics" -H "Authorization: Bearer $key" | jq '.total.runs_started')
+        [[ $runs -ge $audience ]] && break
+        sleep 0.5
+    done
+    runs_done=$(date +%s.%N)
+    sends=0
+    for _ in $(seq 1 600); do
+        sends=$(curl -s "http://127.0.0.1:$fakes_port/stats" | jq .sends)
+        [[ $sends -ge $audience ]] && break
+        sleep 0.5
+    done
+    sends_done=$(date +%s.%N)
+    echo "schedule        trigger $trigger: $runs runs started by $(awk -v a="$started" -v b="$runs_done" 'BEGIN { printf "%.1f", b - a }') s after it was made (due 4 s after), $sends sends by $(awk -v a="$started" -v b="$sends_done" 'BEGIN { printf "%.1f", b - a }') s"
+    echo "p99             $(p99_of "$work/quiet.json") ms without, $(p99_of "$work/busy.json") ms with: $(awk -v a="$(p99_of "$work/quiet.json")" -v b="$(p99_of "$work/busy.json")" 'BEGIN { printf "%+.0f%%", (b - a) * 100 / a }')"
+    echo
+    kill "$server" "$fakes"; wait "$server" "$fakes" 2>/dev/null || true
 fi
 
 [[ $phases == *" ai "* ]] || exit 0
