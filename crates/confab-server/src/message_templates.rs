@@ -80,7 +80,7 @@ pub fn placeholders(body: &str) -> Result<Vec<String>, String> {
 /// A template to declare: `POST /templates`.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Declare {
+pub struct DeclareTemplate {
     /// Meta's name of it: lowercase letters, digits and underscores.
     pub name: String,
     /// e.g. `en_US`, `pt_BR`, `en`.
@@ -110,7 +110,7 @@ fn content_sid_ok(s: &str) -> bool {
     s.len() == 34 && s.starts_with("HX") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-impl Declare {
+impl DeclareTemplate {
     /// The row to keep, or each field at fault. `channels` are the bot's.
     pub fn check(&self, channels: &[Channel]) -> Result<TemplateWrite, Vec<Invalid>> {
         let mut bad = Vec::new();
@@ -397,7 +397,7 @@ mod tests {
     }
 
     fn declare(v: Value) -> Result<TemplateWrite, Vec<Invalid>> {
-        serde_json::from_value::<Declare>(v)
+        serde_json::from_value::<DeclareTemplate>(v)
             .unwrap()
             .check(&[Channel::Meta])
     }
@@ -444,9 +444,10 @@ mod tests {
             fields,
             ["name", "language", "category", "body", "content_sid"]
         );
-        let twilio = serde_json::from_value::<Declare>(json!({"name": "x", "language": "en",
+        let twilio =
+            serde_json::from_value::<DeclareTemplate>(json!({"name": "x", "language": "en",
             "category": "UTILITY", "body": "Hi"}))
-        .unwrap();
+            .unwrap();
         let e = twilio.check(&[Channel::Twilio]).unwrap_err();
         assert_eq!(e[0].field.as_deref(), Some("content_sid"));
         let e = twilio.check(&[Channel::Twilio, Channel::Meta]).unwrap_err();
@@ -468,9 +469,11 @@ mod tests {
                 .unwrap()
             }),
             stored(
-                serde_json::from_value::<Declare>(json!({"name": "reminder", "language": "en",
+                serde_json::from_value::<DeclareTemplate>(
+                    json!({"name": "reminder", "language": "en",
                 "category": "UTILITY", "body": "See you {{1}}", "channel": "twilio",
-                "content_sid": format!("HX{}", "a".repeat(32))}))
+                "content_sid": format!("HX{}", "a".repeat(32))}),
+                )
                 .unwrap()
                 .check(&[])
                 .unwrap(),

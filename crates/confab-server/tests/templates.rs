@@ -431,6 +431,12 @@ async fn declared_templates_check_twilio_sends_and_flows() {
         "appointment_reminder"
     );
     assert_eq!(app.get(&key, &format!("{templates}/999999")).await.0, 404);
+    assert_eq!(
+        app.get(&key, &format!("{templates}?channel=fax")).await.0,
+        400
+    );
+    let (_, twilio_only) = app.get(&key, &format!("{templates}?channel=twilio")).await;
+    assert_eq!(names(&twilio_only), ["twilio/appointment_reminder/en"]);
     // Another bot's template is not this one's.
     assert_eq!(
         app.get(&key, &format!("/api/v1/templates/{id}")).await.0,

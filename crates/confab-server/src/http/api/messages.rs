@@ -95,7 +95,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-fn parse_enum<T>(
+pub(super) fn parse_enum<T>(
     name: &str,
     v: Option<&str>,
     parse: impl Fn(&str) -> Option<T>,

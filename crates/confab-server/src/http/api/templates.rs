@@ -16,10 +16,10 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::message_templates::{Declare, synced};
+use crate::message_templates::{DeclareTemplate, synced};
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TemplateOut {
+pub struct MessageTemplateOut {
     pub id: i64,
     /// twilio or meta.
     pub channel: String,
@@ -42,9 +42,9 @@ pub struct TemplateOut {
     pub updated_at: String,
 }
 
-impl From<StoredTemplate> for TemplateOut {
-    fn from(t: StoredTemplate) -> TemplateOut {
-        TemplateOut {
+impl From<StoredTemplate> for MessageTemplateOut {
+    fn from(t: StoredTemplate) -> MessageTemplateOut {
+        MessageTemplateOut {
             id: t.id,
             channel: t.channel,
             name: t.name,
@@ -73,33 +73,39 @@ pub struct TemplateQuery {
 
 /// The bot's templates, by channel, name and language.
 #[utoipa::path(get, path = "/api/v1/templates", tag = "templates", params(TemplateQuery),
-    responses((status = 200, body = Page<TemplateOut>)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<MessageTemplateOut>), (status = 400, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     bot: BotScope,
     Query(q): Query<TemplateQuery>,
-) -> ApiResult<Json<Page<TemplateOut>>> {
+) -> ApiResult<Json<Page<MessageTemplateOut>>> {
+    let channel = super::messages::parse_enum(
+        "channel",
+        q.channel.as_deref(),
+        Channel::parse,
+        "twilio, meta, simulator",
+    )?;
     let all = state.store.templates(bot.id()).await?;
     Ok(Json(Page::whole(
         all.into_iter()
-            .filter(|t| q.channel.as_ref().is_none_or(|c| *c == t.channel))
+            .filter(|t| channel.is_none_or(|c| c.as_str() == t.channel))
             .filter(|t| q.name.as_ref().is_none_or(|n| *n == t.name))
-            .map(TemplateOut::from),
+            .map(MessageTemplateOut::from),
     )))
 }
 
-/// Declare a template the provider holds: Meta by name and language,
+/// DeclareTemplate a template the provider holds: Meta by name and language,
 /// Twilio by its Content SID too. A 422 names each field at fault; a 409
 /// says the bot has it already.
-#[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = Declare,
-    responses((status = 201, body = TemplateOut), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+#[utoipa::path(post, path = "/api/v1/templates", tag = "templates", request_body = DeclareTemplate,
+    responses((status = 201, body = MessageTemplateOut), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn declare(
     State(state): State<AppState>,
     bot: BotScope,
     principal: Principal,
-    Body(req): Body<Declare>,
-) -> ApiResult<(StatusCode, Json<TemplateOut>)> {
+    Body(req): Body<DeclareTemplate>,
+) -> ApiResult<(StatusCode, Json<MessageTemplateOut>)> {
     // The channel that sends, else the only one: what "the bot's channel" means.
     let sending: Vec<Channel> = bot
         .0
@@ -122,48 +128,50 @@ pub async fn declare(
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
+/// A store error for template `id`, naming it when it is not there.
+fn missing(id: i64) -> impl Fn(confab_store::StoreError) -> ApiError {
+    move |e| match e {
+        confab_store::StoreError::NotFound => ApiError::NotFound(format!("no template {id}")),
+        e => e.into(),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = i64, Path)),
-    responses((status = 200, body = TemplateOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = MessageTemplateOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     bot: BotScope,
     Path(Id { id }): Path<Id<i64>>,
-) -> ApiResult<Json<TemplateOut>> {
+) -> ApiResult<Json<MessageTemplateOut>> {
     let t = state
         .store
         .template(bot.id(), id)
         .await
-        .map_err(|e| match e {
-            confab_store::StoreError::NotFound => ApiError::NotFound(format!("no template {id}")),
-            e => e.into(),
-        })?;
+        .map_err(missing(id))?;
     Ok(Json(t.into()))
 }
 
 /// Remove a template from the catalogue (not from the provider). A synced
 /// one comes back with the next sync.
 #[utoipa::path(delete, path = "/api/v1/templates/{id}", tag = "templates", params(("id" = i64, Path)),
-    responses((status = 200, body = TemplateOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = MessageTemplateOut), (status = 404, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     bot: BotScope,
     principal: Principal,
     Path(Id { id }): Path<Id<i64>>,
-) -> ApiResult<Json<TemplateOut>> {
+) -> ApiResult<Json<MessageTemplateOut>> {
     let label = principal.label();
     let t = state
         .store
         .delete_template(bot.id(), id, &Change::by(&label, state.clock.now_ms()))
         .await
-        .map_err(|e| match e {
-            confab_store::StoreError::NotFound => ApiError::NotFound(format!("no template {id}")),
-            e => e.into(),
-        })?;
+        .map_err(missing(id))?;
     Ok(Json(t.into()))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct SyncOut {
+pub struct TemplateSyncOut {
     /// The channel read from: meta. A bot with only Twilio has its
     /// declared templates, and nothing is read.
     pub channel: String,
@@ -174,12 +182,12 @@ pub struct SyncOut {
     /// Synced templates the provider no longer lists.
     pub removed: usize,
     /// The whole catalogue after the sync.
-    pub templates: Vec<TemplateOut>,
+    pub templates: Vec<MessageTemplateOut>,
 }
 
-async fn catalogue(state: &AppState, bot: i64) -> ApiResult<Vec<TemplateOut>> {
+async fn catalogue(state: &AppState, bot: i64) -> ApiResult<Vec<MessageTemplateOut>> {
     let all = state.store.templates(bot).await?;
-    Ok(all.into_iter().map(TemplateOut::from).collect())
+    Ok(all.into_iter().map(MessageTemplateOut::from).collect())
 }
 
 /// Read the business account's templates from Meta (`GET
@@ -189,16 +197,16 @@ async fn catalogue(state: &AppState, bot: i64) -> ApiResult<Vec<TemplateOut>> {
 /// declared). 409 when the bot's Meta channel cannot list them; 502 with
 /// what Meta answered when it refuses.
 #[utoipa::path(post, path = "/api/v1/templates/sync", tag = "templates",
-    responses((status = 200, body = SyncOut), (status = 409, body = crate::error::Problem), (status = 502, body = crate::error::Problem)),
+    responses((status = 200, body = TemplateSyncOut), (status = 409, body = crate::error::Problem), (status = 502, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn sync(
     State(state): State<AppState>,
     bot: BotScope,
     principal: Principal,
-) -> ApiResult<Json<SyncOut>> {
+) -> ApiResult<Json<TemplateSyncOut>> {
     let Some(meta) = bot.0.channel(Channel::Meta) else {
         if bot.0.channel(Channel::Twilio).is_some() {
-            return Ok(Json(SyncOut {
+            return Ok(Json(TemplateSyncOut {
                 channel: Channel::Twilio.as_str().into(),
                 fetched: 0,
                 added: 0,
@@ -245,7 +253,7 @@ pub async fn sync(
             &Change::by(&label, state.clock.now_ms()),
         )
         .await?;
-    Ok(Json(SyncOut {
+    Ok(Json(TemplateSyncOut {
         channel: Channel::Meta.as_str().into(),
         fetched: counts.fetched,
         added: counts.added,
