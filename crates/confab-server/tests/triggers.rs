@@ -128,6 +128,9 @@ async fn keywords_and_events_start_their_flows_once_and_are_logged() {
     let (_, runs) = app.get(&key, "/api/v1/runs?contact=%2B15550000001").await;
     let flows: Vec<&str> = column(&runs, "flow");
     assert_eq!(flows[..2], ["thanks", "welcome"], "newest first");
+    // The keyword's log names the run it started, not the one that followed.
+    assert_eq!(hi_log[0]["run_id"], runs["items"][1]["id"], "{runs}");
+    assert_eq!(done_log[0]["run_id"], runs["items"][0]["id"], "{runs}");
     // Delivered again, the keyword's message fires neither trigger again.
     assert_eq!(says(&app, "+15550000001", "HEY", "SM3").await, answer);
     assert_eq!(logs(&app, &key, &hi["id"]).await.len(), 1);

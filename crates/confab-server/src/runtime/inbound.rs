@@ -10,7 +10,7 @@ use confab_model::{Channel, InboundMessage, OutboundContent};
 use confab_store::{Ingested, StoreError, Write};
 use serde_json::Value;
 
-use super::{Route, Runtime, RuntimeError, Target, contact_json};
+use super::{Advanced, Route, Runtime, RuntimeError, Target, contact_json};
 use crate::access;
 
 impl Runtime {
@@ -227,9 +227,14 @@ impl Runtime {
                 )
                 .await;
             match outcome {
-                Ok((row, sent, answer)) => {
+                Ok(Advanced {
+                    row,
+                    first,
+                    queued: sent,
+                    twiml: answer,
+                }) => {
                     if let Some(c) = chosen {
-                        c.log(&mut writes, starts_chosen.then_some(row.id));
+                        c.log(&mut writes, starts_chosen.then_some(first));
                     }
                     queued |= sent;
                     if let Some(a) = answer {

@@ -114,6 +114,20 @@ enum Target {
     },
 }
 
+/// What [`Runtime::advance`] did.
+pub(crate) struct Advanced {
+    /// The contact's run now: the last a flow_completed (or other event)
+    /// trigger started after the step, or the stepped run itself.
+    row: StoredRun,
+    /// The run the step stored, whatever followed it: what a trigger that
+    /// chose it started.
+    first: i64,
+    /// Whether anything was queued for the outbox.
+    queued: bool,
+    /// The TwiML answer, when the route is a webhook's.
+    twiml: Option<String>,
+}
+
 /// A run stepped and stored, with what it sends and the events it made.
 struct Stepped {
     row: StoredRun,
@@ -235,9 +249,7 @@ impl Runtime {
     /// Steps one run (a new one of the default flow when `run` is none),
     /// carries out what it asks within `tx`, and stores it; a flow an
     /// event trigger starts on what happened (the run completing, the
-    /// contact opting out...) follows in the same transaction. Returns the
-    /// stored run, whether anything was queued for the outbox, and the
-    /// TwiML answer when the route is a webhook's.
+    /// contact opting out...) follows in the same transaction.
     #[allow(clippy::too_many_arguments)]
     async fn advance(
         &self,
@@ -250,12 +262,13 @@ impl Runtime {
         input: Input,
         route: &Route<'_>,
         now: i64,
-    ) -> Result<(StoredRun, bool, Option<String>), RuntimeError> {
+    ) -> Result<Advanced, RuntimeError> {
         let stepped = self
             .step_run(
                 tx, writes, contact_id, contact, message_id, target, input, now,
             )
             .await?;
+        let first = stepped.row.id;
         let Stepped {
             row,
             mut replies,
@@ -275,7 +288,12 @@ impl Runtime {
                 now,
             )
             .await?;
-        Ok((row, queued, twiml))
+        Ok(Advanced {
+            row,
+            first,
+            queued,
+            twiml,
+        })
     }
 
     /// One step of one run, stored; what it sends is returned, not yet delivered.

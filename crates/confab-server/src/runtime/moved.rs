@@ -118,7 +118,11 @@ impl Runtime {
                 )
                 .await;
             match moved {
-                Ok((_, sent, answer)) => {
+                Ok(super::Advanced {
+                    queued: sent,
+                    twiml: answer,
+                    ..
+                }) => {
                     queued |= sent;
                     out[i] = Some(
                         answer
@@ -154,7 +158,12 @@ impl Runtime {
         now: i64,
     ) -> Result<(StoredRun, Option<String>), RuntimeError> {
         let mut writes: Vec<Write> = Vec::new();
-        let (row, queued, answer) = self
+        let super::Advanced {
+            row,
+            queued,
+            twiml: answer,
+            ..
+        } = self
             .advance(
                 &mut tx,
                 &mut writes,

@@ -196,10 +196,10 @@ impl Runtime {
                 )
                 .await;
             match moved {
-                Ok((row, sent, _)) => {
+                Ok(advanced) => {
                     started += 1;
-                    queued |= sent;
-                    writes.push(log(Some(c.id), Some(row.id), None, &matched));
+                    queued |= advanced.queued;
+                    writes.push(log(Some(c.id), Some(advanced.first), None, &matched));
                 }
                 Err(RuntimeError::Flow(e)) => {
                     skipped += 1;
