@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use confab_channels::meta::RemoteTemplate;
+use confab_channels::meta::{RemoteTemplate, body_component};
 use confab_model::{Channel, Template};
 use confab_store::{StoredTemplate, TemplateWrite};
 use serde::Deserialize;
@@ -240,13 +240,7 @@ pub struct Named<'a> {
 
 /// How many parameters the `body` component of Meta components gives.
 fn body_parameters(components: &[Value]) -> usize {
-    components
-        .iter()
-        .find(|c| {
-            c.get("type")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.eq_ignore_ascii_case("body"))
-        })
+    body_component(components)
         .and_then(|c| c.get("parameters"))
         .and_then(Value::as_array)
         .map_or(0, Vec::len)

@@ -30,16 +30,20 @@ pub struct RemoteTemplate {
     pub components: Vec<Value>,
 }
 
+/// The `body` component of a template's components, as Meta lists them
+/// (`BODY`) or a send gives them (`body`).
+pub fn body_component(components: &[Value]) -> Option<&Value> {
+    components.iter().find(|c| {
+        c.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("body"))
+    })
+}
+
 impl RemoteTemplate {
     /// The text of its BODY component.
     pub fn body(&self) -> Option<&str> {
-        self.components
-            .iter()
-            .find(|c| {
-                c.get("type")
-                    .and_then(Value::as_str)
-                    .is_some_and(|t| t.eq_ignore_ascii_case("body"))
-            })
+        body_component(&self.components)
             .and_then(|c| c.get("text"))
             .and_then(Value::as_str)
     }

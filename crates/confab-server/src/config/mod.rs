@@ -288,6 +288,15 @@ fn positive_rate(var: &'static str, v: &Option<String>, default: f64) -> Result<
 }
 
 impl Settings {
+    /// Messages per second one sender number of `channel` may send: the
+    /// outbox's pace, and the pace a schedule starts its audience at.
+    pub fn send_rate(&self, channel: confab_model::Channel) -> f64 {
+        match channel {
+            confab_model::Channel::Twilio => self.twilio_send_rate,
+            confab_model::Channel::Meta | confab_model::Channel::Simulator => self.meta_send_rate,
+        }
+    }
+
     pub fn from_raw(r: &RawSettings) -> Result<Settings, SettingError> {
         let database_url = r
             .database_url

@@ -208,11 +208,7 @@ impl Runtime {
                 Err(e) => return Err(e),
             }
         }
-        let per_second = match channel {
-            Channel::Twilio => self.settings.twilio_send_rate,
-            Channel::Meta | Channel::Simulator => self.settings.meta_send_rate,
-        };
-        let next = next_page(now, started, per_second);
+        let next = next_page(now, started, self.settings.send_rate(channel));
         if !tx
             .schedule_page(
                 firing.id,

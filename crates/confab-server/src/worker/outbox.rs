@@ -215,10 +215,7 @@ impl Worker {
             for job in claimed {
                 let Some(permit) = permits.pop() else { break };
                 let sender = job.message.sender.clone().unwrap_or_default();
-                let rate = match job.message.channel {
-                    Channel::Twilio => this.settings.twilio_send_rate,
-                    Channel::Meta | Channel::Simulator => this.settings.meta_send_rate,
-                };
+                let rate = this.settings.send_rate(job.message.channel);
                 let bucket = buckets
                     .entry(sender.clone())
                     .or_insert_with(|| TokenBucket::new(rate));
