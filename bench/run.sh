@@ -48,7 +48,7 @@ case "$backend" in
 esac
 
 run_server() {
-    DATABASE_URL="$db" HOST=127.0.0.1 PORT="$port" TWILIO_AUTH_TOKEN="$token" RUST_LOG=warn \
+    DATABASE_URL="$db" HOST=127.0.0.1 PORT="$port" TWILIO_AUTH_TOKEN="$token" RUST_LOG="${RUST_LOG:-warn}" \
         DEFAULT_FLOW="$1" \
         target/release/confab serve >"$work/server.log" 2>&1 &
     server=$!

@@ -381,7 +381,7 @@ impl Store {
             let arriving = Arriving::new(batch, now_ms);
             let mut script = Script::new(self.backend());
             arriving.script(&mut script);
-            let (mut tx, rows) = self.writer.begin_with(script).await?;
+            let (mut tx, rows) = self.writer.begin_with(script, false).await?;
             let mut closing = Script::new(self.backend());
             let stored = arriving.stored(&mut tx, &mut closing, &rows).await?;
             tx.commit_with(closing).await?;

@@ -49,10 +49,10 @@ pub use runs::{FlowStats, NewRun, RunDay, RunFilter, StoredEvent, StoredRun};
 pub use secrets::SealedSecret;
 pub use templates::{DECLARED, SYNCED, StoredTemplate, Synced, TemplateWrite};
 pub use triggers::{
-    AudienceContact, DueSchedule, Firing, JOB_SCHEDULE, NewFiring, ScheduleFiring, StoredTrigger,
-    TriggerDay, TriggerWrite,
+    AudienceContact, DueSchedule, Firing, JOB_SCHEDULE, NewFiring, PageStart, ScheduleFiring,
+    StoredTrigger, TriggerDay, TriggerWrite,
 };
-pub use tx::{Arrival, Closing, ContactState, Reply, Tx};
+pub use tx::{Arrival, Closing, ContactState, Outgoing, Tx};
 pub use writes::Write;
 
 /// Runs a transaction again when the database aborted it to break a

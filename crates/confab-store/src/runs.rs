@@ -75,7 +75,7 @@ pub struct FlowStats {
     pub dropped_at: HashMap<String, i64>,
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms";
 
 pub(crate) fn from_row(r: &AnyRow) -> Result<StoredRun, StoreError> {
@@ -103,10 +103,10 @@ impl Tx {
         // steps/s against 2,900).
         let sql = format!(
             "SELECT {COLUMNS} FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE {} GROUP BY contact_id)",
-            among(&self.inner, "contact_id", 1)
+            among(self.backend, "contact_id", 1)
         );
         let rows = query(sql)
-            .bind(ids_param(&self.inner, contact_ids))
+            .bind(ids_param(self.backend, contact_ids))
             .fetch_all(&mut *self.inner)
             .await?;
         let mut out = HashMap::with_capacity(rows.len());

@@ -290,7 +290,11 @@ impl Script {
     }
 
     /// Stores replies sent in a webhook's answer, in order.
-    pub(crate) fn record_replies(&mut self, replies: &[crate::Reply], now_ms: i64) -> &mut Script {
+    pub(crate) fn record_replies(
+        &mut self,
+        replies: &[crate::Outgoing],
+        now_ms: i64,
+    ) -> &mut Script {
         if replies.is_empty() {
             return self;
         }
@@ -315,6 +319,67 @@ impl Script {
             .bind(status)
             .bind(rank)
             .bind(now)
+    }
+
+    /// Queues messages for the outbox, in order, each with its send job.
+    /// Nothing waits for their ids: the jobs are made from the rows just
+    /// inserted, on PostgreSQL as what the insert returns, on SQLite (whose
+    /// one writer holds the lock) as the newest rows of the table.
+    pub(crate) fn queue_outbound(
+        &mut self,
+        queued: &[crate::Outgoing],
+        now_ms: i64,
+    ) -> &mut Script {
+        if queued.is_empty() {
+            return self;
+        }
+        let rows: Vec<OutboundRow> = queued
+            .iter()
+            .map(|m| {
+                OutboundRow::new(
+                    m.contact_id,
+                    m.channel,
+                    &m.content,
+                    m.sender.as_deref(),
+                    m.reply_to.clone(),
+                )
+            })
+            .collect();
+        let (rows, direction, status, rank, now) =
+            outbound_values(&rows, DeliveryStatus::Queued, now_ms);
+        let insert = outbound_sql(self.backend, false);
+        let jobs = "INSERT INTO jobs (kind, ref_id, run_at_ms, created_ms)";
+        match self.backend {
+            Backend::Postgres => {
+                let sql = format!(
+                    "WITH m AS ({insert} RETURNING id) {jobs} SELECT $6, id, $5, $5 FROM m ORDER BY id"
+                );
+                self.push(&sql)
+                    .bind(rows)
+                    .bind(direction)
+                    .bind(status)
+                    .bind(rank)
+                    .bind(now)
+                    .bind(crate::jobs::JOB_SEND);
+            }
+            Backend::Sqlite => {
+                self.push(&insert)
+                    .bind(rows)
+                    .bind(direction)
+                    .bind(status)
+                    .bind(rank)
+                    .bind(now);
+                let sql = format!(
+                    "{jobs} SELECT $1, id, $2, $2 FROM messages \
+                     WHERE id > (SELECT MAX(id) FROM messages) - $3 ORDER BY id"
+                );
+                self.push(&sql)
+                    .bind(crate::jobs::JOB_SEND)
+                    .bind(now_ms)
+                    .bind(queued.len() as i64);
+            }
+        }
+        self
     }
 
     /// Records what inbound messages were answered with (message id,

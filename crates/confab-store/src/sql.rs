@@ -2,7 +2,6 @@
 //! optional filters). Only placeholders and fixed fragments are ever
 //! concatenated; values always travel as bound parameters.
 
-use sqlx::AnyConnection;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
@@ -148,17 +147,17 @@ pub(crate) fn columns(from: usize, types: &[Col]) -> String {
 /// PostgreSQL an array, whose length the planner sees, so that it looks
 /// the rows up by index; it plans a JSON array for 100 rows and scanned
 /// every run instead.
-pub(crate) fn among(conn: &AnyConnection, column: &str, n: usize) -> String {
-    match Backend::of(conn) {
+pub(crate) fn among(backend: Backend, column: &str, n: usize) -> String {
+    match backend {
         Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${n}))"),
         Backend::Postgres => format!("{column} = ANY(CAST(${n} AS BIGINT[]))"),
     }
 }
 
 /// Ids as [`among`] takes them: a JSON array, or PostgreSQL's array text.
-pub(crate) fn ids_param(conn: &AnyConnection, ids: &[i64]) -> String {
+pub(crate) fn ids_param(backend: Backend, ids: &[i64]) -> String {
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-    match Backend::of(conn) {
+    match backend {
         Backend::Sqlite => format!("[{}]", list.join(",")),
         Backend::Postgres => format!("{{{}}}", list.join(",")),
     }

@@ -14,8 +14,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{self, Change};
-use crate::sql::{Col, columns, json_rows, like_containing, query, to_json};
-use crate::{Store, StoreError, Tx};
+use crate::script::Script;
+use crate::sql::is_part;
+use crate::sql::{Col, columns, json_rows, like_containing, to_json};
+use crate::{Backend, Store, StoreError, Tx};
 
 /// The job kind that works a schedule's due time through its audience
 /// (ref: the schedule firing).
@@ -428,18 +430,20 @@ impl Store {
     }
 }
 
-impl Tx {
+impl Store {
     /// A schedule's due time being worked, with its trigger's definition
-    /// as it is now (none: the trigger is gone).
+    /// as it is now (none: the trigger is gone). Read outside the page's
+    /// transaction: the job's lease keeps the firing this server's.
     pub async fn schedule_firing(
-        &mut self,
+        &self,
         id: i64,
     ) -> Result<Option<(ScheduleFiring, Option<StoredTrigger>)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(
             "SELECT id, trigger_id, bot_id, due_ms, cursor FROM schedule_firings WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&mut *self.inner)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(r) = row else {
             return Ok(None);
@@ -451,7 +455,7 @@ impl Tx {
             due_ms: r.try_get("due_ms")?,
             cursor: r.try_get("cursor")?,
         };
-        let trigger = match one(&mut self.inner, firing.bot_id, firing.trigger_id).await {
+        let trigger = match one(&mut conn, firing.bot_id, firing.trigger_id).await {
             Ok(t) => Some(t),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
@@ -459,104 +463,187 @@ impl Tx {
         Ok(Some((firing, trigger)))
     }
 
-    /// The next page of a bot's contacts after contact `after_id` who have
-    /// not opted out and are not blocked: all of them, or those tagged `tag`.
+    /// The ids of the next page of a bot's contacts after contact
+    /// `after_id` who have not opted out and are not blocked: all of them,
+    /// or those tagged `tag`. [`Store::begin_page`] reads them afresh.
     pub async fn audience_page(
-        &mut self,
+        &self,
         bot_id: i64,
         tag: Option<&str>,
         after_id: i64,
         limit: i64,
-    ) -> Result<Vec<AudienceContact>, StoreError> {
-        let lower = self.backend.ascii_lower("tags");
+    ) -> Result<Vec<i64>, StoreError> {
+        let lower = self.backend().ascii_lower("tags");
         let sql = format!(
-            "SELECT {AUDIENCE} FROM contacts WHERE bot_id = $1 AND id > $2 AND opted_out = 0 AND blocked = 0 \
+            "SELECT id FROM contacts WHERE bot_id = $1 AND id > $2 AND opted_out = 0 AND blocked = 0 \
              AND ($3 IS NULL OR {lower} LIKE $3 ESCAPE '\\') ORDER BY id LIMIT $4"
         );
         let pattern = tag.map(|t| like_containing(&to_json(&t.to_ascii_lowercase())));
-        let rows = query(sql)
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(bot_id)
             .bind(after_id)
             .bind(pattern)
             .bind(limit)
-            .fetch_all(&mut *self.inner)
-            .await?;
-        rows.iter().map(audience_row).collect()
+            .fetch_all(&self.pool)
+            .await?)
     }
 
-    /// These phones as contacts of the bot (created when new, with their
-    /// service window closed), in the order given.
+    /// The ids of these phones as contacts of the bot (created when new,
+    /// with their service window closed), in the order given.
     pub async fn audience_of(
-        &mut self,
+        &self,
         bot_id: i64,
         phones: &[&str],
         now_ms: i64,
-    ) -> Result<Vec<AudienceContact>, StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         let keys: Vec<crate::inbound::ContactKey> =
             phones.iter().map(|p| (bot_id, *p, None)).collect();
-        let ids = crate::inbound::upsert_contacts(&mut self.inner, &keys, now_ms, false).await?;
-        let wanted: Vec<i64> = phones
+        let mut tx = self.write_tx().await?;
+        let ids = crate::inbound::upsert_contacts(&mut tx, &keys, now_ms, false).await?;
+        tx.commit().await?;
+        Ok(phones
             .iter()
             .filter_map(|p| ids.get(&(bot_id, (*p).to_string())).copied())
-            .collect();
-        let sql = format!(
-            "SELECT {AUDIENCE} FROM contacts WHERE {}",
-            crate::sql::among(&self.inner, "id", 1)
-        );
-        let rows = query(sql)
-            .bind(crate::sql::ids_param(&self.inner, &wanted))
-            .fetch_all(&mut *self.inner)
-            .await?;
-        let mut found: std::collections::HashMap<i64, AudienceContact> = rows
-            .iter()
-            .map(|r| audience_row(r).map(|c| (c.id, c)))
-            .collect::<Result<_, _>>()?;
-        Ok(wanted.iter().filter_map(|id| found.remove(id)).collect())
+            .collect())
     }
 
-    /// Records a page of a schedule firing: its cursor and what it did,
-    /// and hands the job on (due again at `next_page_ms`) or ends it when
-    /// `done`.
-    /// False when the job's lease was lost: the caller must not commit.
-    pub async fn schedule_page(
+    /// Begins the transaction of a schedule's page for these contacts,
+    /// unless the job's lease (`job`) was lost: none then. With the BEGIN
+    /// (on SQLite one round trip with it) it reads the contacts as they
+    /// are now, in the order given, and each one's latest run; on
+    /// PostgreSQL it locks the job's row and the contacts first.
+    ///
+    /// The commit does not wait for the disk (see [`Writer::begin_with`]'s
+    /// `lazy`): a page lost to a crash is worked again, as its job's cursor
+    /// went with it, and its sends leave only once the outbox's claim of
+    /// them, an ordinary commit, has made the page durable too.
+    ///
+    /// [`Writer::begin_with`]: crate::writer::Writer::begin_with
+    pub async fn begin_page(
+        &self,
+        (job_id, lease): (i64, i64),
+        ids: &[i64],
+    ) -> Result<Option<(Tx, PageStart)>, StoreError> {
+        let backend = self.backend();
+        let mut script = Script::new(backend);
+        script
+            .push(match backend {
+                Backend::Sqlite => {
+                    "SELECT 'lease' AS part, id FROM jobs WHERE id = $1 AND locked_until_ms = $2"
+                }
+                Backend::Postgres => {
+                    "SELECT 'lease' AS part, id FROM jobs WHERE id = $1 AND locked_until_ms = $2 FOR UPDATE"
+                }
+            })
+            .bind(job_id)
+            .bind(lease);
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let ids_param = crate::sql::ids_param(backend, &sorted);
+        match backend {
+            // One writer: nobody else writes, and the next run id is known.
+            Backend::Sqlite => {
+                script.push(
+                    "SELECT 'highest' AS part, COALESCE(MAX(id), 0) AS highest_run FROM runs",
+                );
+            }
+            // Serialised with every other transaction touching these
+            // contacts, in id order (see `Tx::lock_contacts`).
+            Backend::Postgres => {
+                script
+                    .push("SELECT 'locked' AS part, pg_advisory_xact_lock(x) FROM unnest(CAST($1 AS BIGINT[])) AS t(x)")
+                    .bind(ids_param.clone());
+            }
+        }
+        script
+            .push(&format!(
+                "SELECT 'contact' AS part, {AUDIENCE} FROM contacts WHERE {}",
+                crate::sql::among(backend, "id", 1)
+            ))
+            .bind(ids_param.clone());
+        script
+            .push(&format!(
+                "SELECT 'run' AS part, {} FROM runs WHERE id IN \
+                 (SELECT MAX(id) FROM runs WHERE {} GROUP BY contact_id)",
+                crate::runs::COLUMNS,
+                crate::sql::among(backend, "contact_id", 1)
+            ))
+            .bind(ids_param);
+        let (inner, rows) = self.writer.begin_with(script, true).await?;
+        let mut tx = Tx::new(inner, backend);
+        if !rows.iter().any(|r| is_part(r, "lease")) {
+            // Another server has the job now: nothing of this page is made.
+            return Ok(None);
+        }
+        let mut found = std::collections::HashMap::new();
+        let mut runs = std::collections::HashMap::new();
+        for r in &rows {
+            if is_part(r, "highest") {
+                tx.ids
+                    .know_highest(crate::ids::Table::Runs, r.try_get("highest_run")?);
+            } else if is_part(r, "contact") {
+                let c = audience_row(r)?;
+                found.insert(c.id, c);
+            } else if is_part(r, "run") {
+                let run = crate::runs::from_row(r)?;
+                runs.insert(run.contact_id, run);
+            }
+        }
+        let contacts = ids.iter().filter_map(|id| found.remove(id)).collect();
+        Ok(Some((tx, PageStart { contacts, runs })))
+    }
+}
+
+/// What a schedule's page reads as it begins (see [`Store::begin_page`]).
+#[derive(Debug)]
+pub struct PageStart {
+    /// The page's contacts as they are now, in the order asked for.
+    pub contacts: Vec<AudienceContact>,
+    /// Each contact's latest run, if any.
+    pub runs: std::collections::HashMap<i64, crate::StoredRun>,
+}
+
+impl Tx {
+    /// Records a page of a schedule firing with the commit: its cursor and
+    /// what it did, and hands the job on (due again at `next_page_ms`) or
+    /// ends it when `done`. The page's transaction holds the job (see
+    /// [`Store::begin_page`]).
+    pub fn schedule_page(
         &mut self,
         firing: i64,
         (cursor, started, skipped): (i64, i64, i64),
         done: bool,
-        (job_id, lease): (i64, i64),
+        job_id: i64,
         (now_ms, next_page_ms): (i64, i64),
-    ) -> Result<bool, StoreError> {
-        let held = if done {
-            sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until_ms = $2")
-                .bind(job_id)
-                .bind(lease)
-                .execute(&mut *self.inner)
-                .await?
+    ) {
+        if done {
+            self.closing
+                .push("DELETE FROM jobs WHERE id = $1")
+                .bind(job_id);
         } else {
-            sqlx::query(
-                "UPDATE jobs SET locked_until_ms = 0, run_at_ms = $1, attempts = 0 WHERE id = $2 AND locked_until_ms = $3",
-            )
-            .bind(next_page_ms)
-            .bind(job_id)
-            .bind(lease)
-            .execute(&mut *self.inner)
-            .await?
-        };
-        if held.rows_affected() == 0 {
-            return Ok(false);
+            self.closing
+                .push("UPDATE jobs SET locked_until_ms = 0, run_at_ms = $1, attempts = 0 WHERE id = $2")
+                .bind(next_page_ms)
+                .bind(job_id);
         }
-        sqlx::query(
-            "UPDATE schedule_firings SET cursor = $1, started = started + $2, skipped = skipped + $3, \
-             done_ms = $4 WHERE id = $5",
-        )
-        .bind(cursor)
-        .bind(started)
-        .bind(skipped)
-        .bind(done.then_some(now_ms))
-        .bind(firing)
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(true)
+        let set = "UPDATE schedule_firings SET cursor = $1, started = started + $2, skipped = skipped + $3";
+        let script = match done {
+            true => self
+                .closing
+                .push(&format!("{set}, done_ms = $4 WHERE id = $5"))
+                .bind(cursor)
+                .bind(started)
+                .bind(skipped)
+                .bind(now_ms),
+            false => self
+                .closing
+                .push(&format!("{set} WHERE id = $4"))
+                .bind(cursor)
+                .bind(started)
+                .bind(skipped),
+        };
+        script.bind(firing);
     }
 
     /// Records an event's firing of a trigger once: the firing's id, or
@@ -584,45 +671,6 @@ impl Tx {
         .fetch_optional(&mut *self.inner)
         .await?;
         Ok(id)
-    }
-
-    /// Writes firings (a batch's), in one statement.
-    pub(crate) async fn insert_firings(
-        &mut self,
-        firings: &[NewFiring],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        if firings.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<_> = firings
-            .iter()
-            .map(|f| {
-                (
-                    f.trigger_id,
-                    f.bot_id,
-                    f.contact_id,
-                    &f.matched,
-                    f.run_id,
-                    &f.error,
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO trigger_firings (trigger_id, bot_id, contact_id, matched, run_id, error, at_ms) \
-             SELECT {}, $2 FROM {} WHERE true",
-            columns(
-                0,
-                &[Col::Int, Col::Int, Col::Int, Col::Text, Col::Int, Col::Text]
-            ),
-            json_rows(self.backend, 1)
-        );
-        query(sql)
-            .bind(to_json(&rows))
-            .bind(now_ms)
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
     }
 
     /// Notes the run an event firing (see [`Tx::fire_once`]) started, or why none.
@@ -653,4 +701,36 @@ fn audience_row(r: &AnyRow) -> Result<AudienceContact, StoreError> {
         last_inbound_ms: r.try_get("last_inbound_ms")?,
         state,
     })
+}
+
+impl crate::script::Script {
+    /// Writes firings (a batch's), in one statement.
+    pub(crate) fn insert_firings(&mut self, firings: &[NewFiring], now_ms: i64) -> &mut Self {
+        if firings.is_empty() {
+            return self;
+        }
+        let rows: Vec<_> = firings
+            .iter()
+            .map(|f| {
+                (
+                    f.trigger_id,
+                    f.bot_id,
+                    f.contact_id,
+                    &f.matched,
+                    f.run_id,
+                    &f.error,
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO trigger_firings (trigger_id, bot_id, contact_id, matched, run_id, error, at_ms) \
+             SELECT {}, $2 FROM {} WHERE true",
+            columns(
+                0,
+                &[Col::Int, Col::Int, Col::Int, Col::Text, Col::Int, Col::Text]
+            ),
+            json_rows(self.backend(), 1)
+        );
+        self.push(&sql).bind(to_json(&rows)).bind(now_ms)
+    }
 }

@@ -31,7 +31,7 @@ pub struct Tx {
     /// Ids given out ahead of their rows.
     pub(crate) ids: crate::ids::Ids,
     /// Writes made with the commit (see [`Tx::commit_with`]).
-    closing: Script,
+    pub(crate) closing: Script,
 }
 
 impl Store {
@@ -62,7 +62,7 @@ impl Store {
             })
             .bind(arriving.phones())
             .bind(key);
-        let (inner, rows) = self.writer.begin_with(script).await?;
+        let (inner, rows) = self.writer.begin_with(script, false).await?;
         let mut tx = Tx::new(inner, backend);
         let stored = arriving
             .stored(&mut tx.inner, &mut tx.closing, &rows)
@@ -197,7 +197,7 @@ pub(crate) fn contact_from_row(r: &sqlx::any::AnyRow) -> Result<(i64, ContactSta
 }
 
 impl Tx {
-    fn new(inner: crate::writer::WriteTx, backend: Backend) -> Tx {
+    pub(crate) fn new(inner: crate::writer::WriteTx, backend: Backend) -> Tx {
         Tx {
             inner,
             backend,
@@ -220,19 +220,23 @@ pub struct Closing {
     /// Run id and the events of one step (a JSON array), in order.
     pub events: Vec<(i64, String)>,
     /// Replies sent in a webhook's answer, kept in the history in order.
-    pub replies: Vec<Reply>,
+    pub replies: Vec<Outgoing>,
+    /// Messages queued for the outbox, each with its send job, in order.
+    pub queued: Vec<Outgoing>,
     /// Inbound message id and what it was answered with.
     pub responses: Vec<(i64, String)>,
 }
 
-/// A message already handed to the provider in the webhook's answer
-/// (TwiML): kept in the history, never sent by the outbox.
+/// A message a batch sends to one of its contacts: in the webhook's
+/// answer (TwiML), or queued for the outbox.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub struct Outgoing {
     pub contact_id: i64,
     pub channel: Channel,
     pub sender: Option<String>,
     pub content: OutboundContent,
+    /// The provider id of the inbound message it answers, if it does.
+    pub reply_to: Option<String>,
 }
 
 impl Tx {
@@ -249,6 +253,7 @@ impl Tx {
             .update_runs(&last.run_updates, now_ms)
             .insert_events(&last.events, now_ms)
             .record_replies(&last.replies, now_ms)
+            .queue_outbound(&last.queued, now_ms)
             .set_responses(&last.responses);
         self.stage_records_into(&mut script);
         self.inner.commit_with(script).await
@@ -399,10 +404,10 @@ impl Tx {
     ) -> Result<std::collections::HashMap<i64, ContactState>, StoreError> {
         let sql = format!(
             "SELECT id AS contact_id, bot_id, phone, profile_name, blocked, opted_out, refused FROM contacts WHERE {}",
-            among(&self.inner, "id", 1)
+            among(self.backend, "id", 1)
         );
         let rows = query(sql)
-            .bind(ids_param(&self.inner, ids))
+            .bind(ids_param(self.backend, ids))
             .fetch_all(&mut *self.inner)
             .await?;
         let mut out = std::collections::HashMap::with_capacity(rows.len());

@@ -46,6 +46,9 @@ pub(crate) struct Single {
     /// A transaction was begun and neither committed nor rolled back yet.
     /// Read and written only by the holder of `slot`.
     open: AtomicBool,
+    /// The connection commits without waiting for the disk (a `lazy`
+    /// [`Writer::begin_with`]) until the next holder restores it.
+    lazy: AtomicBool,
 }
 
 /// The single connection, held.
@@ -62,6 +65,7 @@ impl Writer {
         Writer::Single(Arc::new(Single {
             slot: Arc::new(Mutex::new(Some(conn))),
             open: AtomicBool::new(false),
+            lazy: AtomicBool::new(false),
         }))
     }
 
@@ -97,20 +101,38 @@ impl Writer {
     /// [`Writer::begin`], with `script` as the transaction's first
     /// statements: on SQLite the BEGIN travels with them, one round trip.
     /// Returns the rows they give.
+    ///
+    /// A `lazy` transaction's commit does not wait for the disk. The log
+    /// is written in order, so the next ordinary commit makes it durable
+    /// too; a crash before that loses it, as if it had never begun. Only
+    /// for work that is redone when lost and that nobody outside learns of
+    /// but through a later ordinary commit.
     pub(crate) async fn begin_with(
         &self,
         script: crate::script::Script,
+        lazy: bool,
     ) -> Result<(WriteTx, Vec<AnyRow>), StoreError> {
         match self {
             Writer::Pool(pool, functions) => {
                 let mut tx = pool.begin().await?;
+                if lazy {
+                    tx.execute("SET LOCAL synchronous_commit = off").await?;
+                }
                 let rows = script.fetch(&mut tx, None).await?;
                 Ok((WriteTx::Pooled(tx, functions.clone()), rows))
             }
             Writer::Single(single) => {
                 let mut conn = lock(single).await?;
                 single.open.store(true, Ordering::Relaxed);
-                let rows = script.fetch(&mut conn, Some("BEGIN IMMEDIATE")).await?;
+                let begin = if lazy {
+                    // Set outside the transaction, where SQLite takes it;
+                    // the next holder of the connection sets it back.
+                    single.lazy.store(true, Ordering::Relaxed);
+                    "PRAGMA synchronous=NORMAL;\nBEGIN IMMEDIATE"
+                } else {
+                    "BEGIN IMMEDIATE"
+                };
+                let rows = script.fetch(&mut conn, Some(begin)).await?;
                 let tx = WriteTx::Single(SingleTx {
                     conn,
                     single: single.clone(),
@@ -147,6 +169,10 @@ async fn lock(single: &Single) -> Result<Held, StoreError> {
         if let Err(e) = conn.execute("ROLLBACK").await {
             tracing::warn!(error = %e, "rolling back an abandoned write failed");
         }
+    }
+    if single.lazy.swap(false, Ordering::Relaxed) {
+        // Every other commit waits for the disk.
+        conn.execute("PRAGMA synchronous=FULL").await?;
     }
     Ok(conn)
 }
@@ -248,5 +274,55 @@ impl DerefMut for WriteTx {
             WriteTx::Pooled(tx, _) => tx,
             WriteTx::Single(tx) => &mut tx.conn,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    async fn synchronous(conn: &mut AnyConnection) -> i64 {
+        sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    /// A lazy transaction leaves the connection as it found it for the
+    /// next holder: every other commit waits for the disk.
+    #[tokio::test]
+    async fn a_lazy_commit_does_not_make_the_next_one_lazy() {
+        sqlx::any::install_default_drivers();
+        let dir = std::env::temp_dir().join(format!("confab-lazy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("w.db").display());
+        let mut conn = AnyConnection::connect(&url).await.unwrap();
+        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (x)")
+            .await
+            .unwrap();
+        let writer = Writer::single(conn);
+        let script = || crate::script::Script::new(crate::Backend::Sqlite);
+
+        let (mut tx, _) = writer.begin_with(script(), true).await.unwrap();
+        assert_eq!(synchronous(&mut tx).await, 1, "NORMAL within the lazy one");
+        tx.execute("INSERT INTO t VALUES (1)").await.unwrap();
+        tx.commit().await.unwrap();
+
+        let (mut tx, _) = writer.begin_with(script(), false).await.unwrap();
+        assert_eq!(synchronous(&mut tx).await, 2, "FULL again");
+        tx.commit().await.unwrap();
+        // Dropped uncommitted, a lazy one is set back too.
+        drop(writer.begin_with(script(), true).await.unwrap());
+        let mut conn = writer.conn().await.unwrap();
+        assert_eq!(synchronous(&mut conn).await, 2);
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(conn);
+        writer.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

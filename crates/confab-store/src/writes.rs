@@ -5,7 +5,7 @@
 //! step goes on to read is among them: records and ids are written or
 //! taken in the transaction at once.
 
-use crate::{Closing, NewRun, RateWindow, Reply, StoreError, Tx};
+use crate::{Closing, NewRun, Outgoing, RateWindow, StoreError, Tx};
 
 /// One change a step made.
 #[derive(Clone, Debug)]
@@ -29,7 +29,9 @@ pub enum Write {
     /// A contact's rate window as the batch counted it.
     RateWindow { contact: i64, window: RateWindow },
     /// A reply handed to the provider in the webhook's answer.
-    Reply(Reply),
+    Reply(Outgoing),
+    /// A message queued for the outbox.
+    Queued(Outgoing),
     /// What an inbound message was answered with, for a redelivery.
     Response { message: i64, answer: String },
     /// A trigger fired (see `Store::trigger_firings`).
@@ -78,6 +80,7 @@ impl Tx {
                 }
                 Write::RateWindow { contact, window } => windows.push((contact, window)),
                 Write::Reply(r) => last.replies.push(r),
+                Write::Queued(m) => last.queued.push(m),
                 Write::Response { message, answer } => last.responses.push((message, answer)),
                 Write::Fired(f) => fired.push(f),
                 Write::FiringOutcome { id, run, error } => {
@@ -86,7 +89,7 @@ impl Tx {
             }
         }
         self.put_rate_windows(&windows).await?;
-        self.insert_firings(&fired, now_ms).await?;
+        self.closing.insert_firings(&fired, now_ms);
         self.commit_with(&last, now_ms).await
     }
 }

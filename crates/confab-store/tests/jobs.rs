@@ -137,3 +137,64 @@ async fn a_lost_lease_cannot_record_a_result() {
     let again = s.claim_sends(11_000, 20_000, 10).await.unwrap().remove(0);
     assert_eq!(again.attempt, 2);
 }
+
+#[tokio::test]
+async fn messages_queued_with_a_batch_each_get_one_send_job_in_order() {
+    use confab_store::{Outgoing, Write};
+    let s = store().await;
+    // Messages already queued: the batch's jobs must not point at them.
+    s.enqueue_outbound(&[outbound("+14155552670")], 1_000)
+        .await
+        .unwrap();
+    let a = s
+        .ensure_contact(confab_store::DEFAULT_BOT, "+14155552671", 1_000)
+        .await
+        .unwrap();
+    let b = s
+        .ensure_contact(confab_store::DEFAULT_BOT, "+14155552672", 1_000)
+        .await
+        .unwrap();
+    let message = |contact_id: i64, body: &str| Outgoing {
+        contact_id,
+        channel: Channel::Meta,
+        sender: Some("15550001111".into()),
+        content: OutboundContent::Text { body: body.into() },
+        reply_to: Some(format!("wamid.{body}")),
+    };
+    let writes = vec![
+        Write::Queued(message(a, "a1")),
+        Write::Queued(message(b, "b1")),
+        // Handed over in a webhook's answer: kept, never sent again.
+        Write::Reply(message(b, "answered")),
+        Write::Queued(message(a, "a2")),
+    ];
+    s.begin()
+        .await
+        .unwrap()
+        .commit_writes(writes, 2_000)
+        .await
+        .unwrap();
+    let claimed = s.claim_sends(3_000, 9_000, 10).await.unwrap();
+    let sent: Vec<(i64, Option<String>, Option<String>)> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.message.contact_id,
+                c.message.text.clone(),
+                c.message.extra.context_id.clone(),
+            )
+        })
+        .collect();
+    let text = |s: &str| Some(s.to_string());
+    assert_eq!(
+        sent,
+        vec![
+            (claimed[0].message.contact_id, text("x"), None),
+            (a, text("a1"), text("wamid.a1")),
+            (b, text("b1"), text("wamid.b1")),
+            (a, text("a2"), text("wamid.a2")),
+        ]
+    );
+    let ids: Vec<i64> = claimed.iter().map(|c| c.message.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}

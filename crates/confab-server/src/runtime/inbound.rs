@@ -122,20 +122,8 @@ impl Runtime {
                         tx.set_refused(contact_id, now).await?;
                     }
                     let reply = vec![OutboundContent::Text { body: text.into() }];
-                    let (sent, answer) = self
-                        .deliver(
-                            &mut tx,
-                            &mut writes,
-                            (contact_id, state.bot_id, &state.phone),
-                            reply,
-                            &route,
-                            now,
-                        )
-                        .await
-                        .map_err(|e| match e {
-                            RuntimeError::Store(e) => e,
-                            RuntimeError::Flow(e) => StoreError::Corrupt(e),
-                        })?;
+                    let (sent, answer) =
+                        self.deliver(&mut writes, (contact_id, state.bot_id), reply, &route);
                     queued |= sent;
                     if let Some(a) = answer {
                         writes.push(Write::Response {

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 
 use confab_flow::{Effect, EffectResult, Event, Input, Outcome, Request, Run, RunStatus, step};
-use confab_model::{Channel, InboundMessage, OutboundContent, PhoneNumber};
+use confab_model::{Channel, InboundMessage, OutboundContent};
 use confab_store::{
-    ContactState, NewOutbound, Record, RecordFilter, Store, StoreError, StoredRun, Tx, Write,
+    ContactState, Outgoing, Record, RecordFilter, Store, StoreError, StoredRun, Tx, Write,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -134,7 +134,6 @@ struct Stepped {
     replies: Vec<OutboundContent>,
     happened: Vec<BotEvent>,
     bot_id: i64,
-    phone: String,
     /// The contact, as the run holds it.
     contact: Value,
 }
@@ -273,21 +272,16 @@ impl Runtime {
             row,
             mut replies,
             bot_id,
-            phone,
             ..
         } = self
             .follow_events(tx, writes, contact_id, stepped, now)
             .await?;
-        let (queued, twiml) = self
-            .deliver(
-                tx,
-                writes,
-                (contact_id, bot_id, &phone),
-                std::mem::take(&mut replies),
-                route,
-                now,
-            )
-            .await?;
+        let (queued, twiml) = self.deliver(
+            writes,
+            (contact_id, bot_id),
+            std::mem::take(&mut replies),
+            route,
+        );
         Ok(Advanced {
             row,
             first,
@@ -502,81 +496,64 @@ impl Runtime {
             replies,
             happened,
             bot_id: bot_of(&run),
-            phone,
             contact,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn deliver(
+    /// Hands a step's replies to where they leave (see [`Route`]), as
+    /// writes of the batch: whether any was queued for the outbox, and
+    /// the answer to the webhook (or the simulator), if the route has one.
+    fn deliver(
         &self,
-        tx: &mut Tx,
         writes: &mut Vec<Write>,
-        (contact_id, bot_id, phone): (i64, i64, &str),
+        (contact_id, bot_id): (i64, i64),
         replies: Vec<OutboundContent>,
         route: &Route<'_>,
-        now: i64,
-    ) -> Result<(bool, Option<String>), RuntimeError> {
-        match route {
-            Route::Inline(_) | Route::Collect if replies.is_empty() => Ok((false, None)),
-            Route::Collect => {
-                let answer = serde_json::to_string(&replies).unwrap_or_default();
-                writes.extend(replies.into_iter().map(|content| {
-                    Write::Reply(confab_store::Reply {
-                        contact_id,
-                        channel: Channel::Simulator,
-                        sender: Some(self.sender(bot_id, Channel::Simulator, None)),
-                        content,
-                    })
-                }));
-                Ok((false, Some(answer)))
-            }
-            Route::Inline(m) => {
-                // As the provider's answer carries them; the simulator's as JSON.
-                let answer = match confab_channels::webhook::of(m.channel) {
-                    Some(w) => w.render(&replies),
-                    None => serde_json::to_string(&replies).unwrap_or_default(),
-                };
-                writes.extend(replies.into_iter().map(|content| {
-                    Write::Reply(confab_store::Reply {
-                        contact_id,
-                        channel: m.channel,
-                        sender: Some(self.sender(m.bot_id, m.channel, m.to.as_deref())),
-                        content,
-                    })
-                }));
-                Ok((false, Some(answer)))
-            }
+    ) -> (bool, Option<String>) {
+        if replies.is_empty() {
+            return (false, None);
+        }
+        let (channel, sender, reply_to) = match route {
+            Route::Collect => (
+                Channel::Simulator,
+                self.sender(bot_id, Channel::Simulator, None),
+                None,
+            ),
+            Route::Inline(m) => (
+                m.channel,
+                self.sender(m.bot_id, m.channel, m.to.as_deref()),
+                None,
+            ),
             Route::Outbox {
                 channel,
                 sender,
                 reply_to,
-            } => {
-                if replies.is_empty() {
-                    return Ok((false, None));
-                }
-                let to = PhoneNumber::parse(phone)
-                    .map_err(|e| RuntimeError::Flow(format!("the run's contact: {e}")))?;
-                let items: Vec<NewOutbound> = replies
-                    .into_iter()
-                    .map(|content| NewOutbound {
-                        bot_id,
-                        to: to.clone(),
-                        channel: *channel,
-                        sender: sender.clone(),
-                        content,
-                        reply_to: reply_to.clone(),
-                        contact_id: Some(contact_id),
-                    })
-                    .collect();
-                // Recipients must be distinct per call: one call per message keeps their order.
-                for item in items {
-                    tx.enqueue_outbound(std::slice::from_ref(&item), now)
-                        .await?;
-                }
-                Ok((true, None))
+            } => (*channel, sender.clone(), reply_to.clone()),
+        };
+        let answer = match route {
+            // As the provider's answer carries them; the simulator's as JSON.
+            Route::Inline(m) => Some(match confab_channels::webhook::of(m.channel) {
+                Some(w) => w.render(&replies),
+                None => serde_json::to_string(&replies).unwrap_or_default(),
+            }),
+            Route::Collect => Some(serde_json::to_string(&replies).unwrap_or_default()),
+            Route::Outbox { .. } => None,
+        };
+        let queued = matches!(route, Route::Outbox { .. });
+        writes.extend(replies.into_iter().map(|content| {
+            let message = Outgoing {
+                contact_id,
+                channel,
+                sender: Some(sender.clone()),
+                content,
+                reply_to: reply_to.clone(),
+            };
+            match queued {
+                true => Write::Queued(message),
+                false => Write::Reply(message),
             }
-        }
+        }));
+        (queued, answer)
     }
 
     /// Carries out a record request within the transaction.

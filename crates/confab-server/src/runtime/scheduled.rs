@@ -4,7 +4,7 @@
 
 use confab_flow::{Effect, Input, Run, step};
 use confab_model::Channel;
-use confab_store::{AudienceContact, ClaimedJob, NewFiring, Write};
+use confab_store::{ClaimedJob, NewFiring, Write};
 
 use super::{Route, Runtime, RuntimeError, Target, contact_json};
 use crate::automation::{Active, How};
@@ -32,14 +32,17 @@ impl Runtime {
     /// started once.
     pub async fn schedule_page(&self, job: &ClaimedJob) -> Result<Option<i64>, RuntimeError> {
         let now = self.clock.now_ms();
-        let mut tx = self.store.begin().await?;
-        // How long the page holds the database (the writer, on SQLite).
-        let began = std::time::Instant::now();
         let lease = (job.job_id, job.lease);
-        let Some((firing, trigger)) = tx.schedule_firing(job.ref_id).await? else {
+        let ended = || async {
+            let mut tx = self.store.begin().await?;
             tx.finish_jobs(&[lease]).await?;
             tx.commit().await?;
-            return Ok(None);
+            Ok::<_, RuntimeError>(None)
+        };
+        // Everything that needs no lock is read before the page's
+        // transaction, which holds the writer (SQLite) and its contacts.
+        let Some((firing, trigger)) = self.store.schedule_firing(job.ref_id).await? else {
+            return ended().await;
         };
         let log = |contact: Option<i64>, run: Option<i64>, error: Option<String>, matched: &str| {
             Write::Fired(NewFiring {
@@ -56,23 +59,15 @@ impl Runtime {
             // The trigger is gone, or no longer reads: nothing to do.
             Some(Err(e)) => {
                 tracing::warn!(trigger = firing.trigger_id, error = %e, "a schedule cannot fire");
-                tx.finish_jobs(&[lease]).await?;
-                tx.commit().await?;
-                return Ok(None);
+                return ended().await;
             }
-            None => {
-                tx.finish_jobs(&[lease]).await?;
-                tx.commit().await?;
-                return Ok(None);
-            }
+            None => return ended().await,
         };
         let How::Schedule {
             schedule, audience, ..
         } = &active.how
         else {
-            tx.finish_jobs(&[lease]).await?;
-            tx.commit().await?;
-            return Ok(None);
+            return ended().await;
         };
         let matched = format!("due {}", schedule.local(firing.due_ms));
         let mut catalog = self.registry.catalog(firing.bot_id);
@@ -91,30 +86,17 @@ impl Runtime {
                 .find(|c| c.client.is_some())
                 .map(|c| c.channel())
         });
-        let (problem, channel) = match channel {
-            _ if !catalog.flows.contains_key(&active.flow) => (
-                Some(format!("the bot has no flow {:?}", active.flow)),
-                Channel::Simulator,
-            ),
-            None => (
-                Some("the bot has no channel that can send".to_string()),
-                Channel::Simulator,
-            ),
-            Some(c) => (None, c),
-        };
-        if let Some(problem) = problem {
-            let writes = vec![log(None, None, Some(problem), &matched)];
-            if tx
-                .schedule_page(firing.id, (firing.cursor, 0, 0), true, lease, (now, now))
-                .await?
-            {
-                tx.commit_writes(writes, now).await?;
+        let problem = match channel {
+            _ if !catalog.flows.contains_key(&active.flow) => {
+                Some(format!("the bot has no flow {:?}", active.flow))
             }
-            return Ok(None);
-        }
+            None => Some("the bot has no channel that can send".to_string()),
+            Some(_) => None,
+        };
         // This page: listed phones by position, or contacts by id.
-        let (contacts, cursor, done): (Vec<AudienceContact>, i64, bool) = match &audience.contacts {
-            Some(list) => {
+        let (ids, cursor, done): (Vec<i64>, i64, bool) = match (&problem, &audience.contacts) {
+            (Some(_), _) => (Vec::new(), firing.cursor, true),
+            (None, Some(list)) => {
                 let start = usize::try_from(firing.cursor).unwrap_or(0).min(list.len());
                 let end = (start + PAGE).min(list.len());
                 let phones: Vec<String> = list[start..end]
@@ -123,11 +105,12 @@ impl Runtime {
                     .map(|p| p.as_str().to_string())
                     .collect();
                 let refs: Vec<&str> = phones.iter().map(String::as_str).collect();
-                let found = tx.audience_of(firing.bot_id, &refs, now).await?;
-                (found, end as i64, end >= list.len())
+                let ids = self.store.audience_of(firing.bot_id, &refs, now).await?;
+                (ids, end as i64, end >= list.len())
             }
-            None => {
-                let page = tx
+            (None, None) => {
+                let ids = self
+                    .store
                     .audience_page(
                         firing.bot_id,
                         audience.tag.as_deref(),
@@ -135,14 +118,25 @@ impl Runtime {
                         PAGE as i64,
                     )
                     .await?;
-                let cursor = page.last().map_or(firing.cursor, |c| c.id);
-                let done = page.len() < PAGE;
-                (page, cursor, done)
+                let (cursor, done) = (
+                    ids.last().copied().unwrap_or(firing.cursor),
+                    ids.len() < PAGE,
+                );
+                (ids, cursor, done)
             }
         };
-        let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
-        tx.lock_contacts(&ids).await?;
-        let mut current = tx.current_runs(&ids).await?;
+        let Some((mut tx, page)) = self.store.begin_page(lease, &ids).await? else {
+            // Another server has the job now.
+            return Ok(None);
+        };
+        // How long the page holds the database (the writer, on SQLite).
+        let began = std::time::Instant::now();
+        let mut writes = Vec::new();
+        let (mut started, mut skipped, mut queued) = (0usize, 0, false);
+        if let Some(problem) = problem {
+            writes.push(log(None, None, Some(problem), &matched));
+        }
+        let channel = channel.unwrap_or(Channel::Simulator);
         let sender = self.sender(firing.bot_id, channel, None);
         let route = Route::Outbox {
             channel,
@@ -154,9 +148,8 @@ impl Runtime {
         } else {
             Input::StartWith(active.variables.clone())
         };
-        let mut writes = Vec::new();
-        let (mut started, mut skipped, mut queued) = (0usize, 0, false);
-        for c in contacts {
+        let mut current = page.runs;
+        for c in page.contacts {
             let skip = if c.state.blocked {
                 Some("the contact is blocked")
             } else if c.state.opted_out {
@@ -209,19 +202,13 @@ impl Runtime {
             }
         }
         let next = next_page(now, started, self.settings.send_rate(channel));
-        if !tx
-            .schedule_page(
-                firing.id,
-                (cursor, started as i64, skipped),
-                done,
-                lease,
-                (now, next),
-            )
-            .await?
-        {
-            // Another server has the job now; this page rolls back.
-            return Ok(None);
-        }
+        tx.schedule_page(
+            firing.id,
+            (cursor, started as i64, skipped),
+            done,
+            job.job_id,
+            (now, next),
+        );
         tx.commit_writes(writes, now).await?;
         tracing::debug!(
             firing = firing.id,
