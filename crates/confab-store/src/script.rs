@@ -298,20 +298,8 @@ impl Script {
         if replies.is_empty() {
             return self;
         }
-        let rows: Vec<OutboundRow> = replies
-            .iter()
-            .map(|r| {
-                OutboundRow::new(
-                    r.contact_id,
-                    r.channel,
-                    &r.content,
-                    r.sender.as_deref(),
-                    None,
-                )
-            })
-            .collect();
         let (rows, direction, status, rank, now) =
-            outbound_values(&rows, DeliveryStatus::Accepted, now_ms);
+            outbound_values(&rows_of(replies), DeliveryStatus::Accepted, now_ms);
         let sql = outbound_sql(self.backend, false);
         self.push(&sql)
             .bind(rows)
@@ -333,20 +321,8 @@ impl Script {
         if queued.is_empty() {
             return self;
         }
-        let rows: Vec<OutboundRow> = queued
-            .iter()
-            .map(|m| {
-                OutboundRow::new(
-                    m.contact_id,
-                    m.channel,
-                    &m.content,
-                    m.sender.as_deref(),
-                    m.reply_to.clone(),
-                )
-            })
-            .collect();
         let (rows, direction, status, rank, now) =
-            outbound_values(&rows, DeliveryStatus::Queued, now_ms);
+            outbound_values(&rows_of(queued), DeliveryStatus::Queued, now_ms);
         let insert = outbound_sql(self.backend, false);
         let jobs = "INSERT INTO jobs (kind, ref_id, run_at_ms, created_ms)";
         match self.backend {
@@ -396,6 +372,22 @@ impl Script {
         );
         self.push(&sql).bind(to_json(&responses))
     }
+}
+
+/// A batch's outgoing messages as their rows are inserted.
+fn rows_of(messages: &[crate::Outgoing]) -> Vec<OutboundRow<'_>> {
+    messages
+        .iter()
+        .map(|m| {
+            OutboundRow::new(
+                m.contact_id,
+                m.channel,
+                &m.content,
+                m.sender.as_deref(),
+                m.reply_to.clone(),
+            )
+        })
+        .collect()
 }
 
 /// `q` with `values` bound, in order.
