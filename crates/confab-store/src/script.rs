@@ -298,10 +298,22 @@ impl Script {
         if replies.is_empty() {
             return self;
         }
-        let (rows, direction, status, rank, now) =
-            outbound_values(&rows_of(replies), DeliveryStatus::Accepted, now_ms);
         let sql = outbound_sql(self.backend, false);
-        self.push(&sql)
+        self.push_messages(&sql, replies, DeliveryStatus::Accepted, now_ms)
+    }
+
+    /// Adds `sql`, an insert of [`outbound_sql`]'s shape, with `messages`
+    /// and what it binds after them.
+    fn push_messages(
+        &mut self,
+        sql: &str,
+        messages: &[crate::Outgoing],
+        status: DeliveryStatus,
+        now_ms: i64,
+    ) -> &mut Script {
+        let (rows, direction, status, rank, now) =
+            outbound_values(&rows_of(messages), status, now_ms);
+        self.push(sql)
             .bind(rows)
             .bind(direction)
             .bind(status)
@@ -321,8 +333,6 @@ impl Script {
         if queued.is_empty() {
             return self;
         }
-        let (rows, direction, status, rank, now) =
-            outbound_values(&rows_of(queued), DeliveryStatus::Queued, now_ms);
         let insert = outbound_sql(self.backend, false);
         let jobs = "INSERT INTO jobs (kind, ref_id, run_at_ms, created_ms)";
         match self.backend {
@@ -330,21 +340,11 @@ impl Script {
                 let sql = format!(
                     "WITH m AS ({insert} RETURNING id) {jobs} SELECT $6, id, $5, $5 FROM m ORDER BY id"
                 );
-                self.push(&sql)
-                    .bind(rows)
-                    .bind(direction)
-                    .bind(status)
-                    .bind(rank)
-                    .bind(now)
+                self.push_messages(&sql, queued, DeliveryStatus::Queued, now_ms)
                     .bind(crate::jobs::JOB_SEND);
             }
             Backend::Sqlite => {
-                self.push(&insert)
-                    .bind(rows)
-                    .bind(direction)
-                    .bind(status)
-                    .bind(rank)
-                    .bind(now);
+                self.push_messages(&insert, queued, DeliveryStatus::Queued, now_ms);
                 let sql = format!(
                     "{jobs} SELECT $1, id, $2, $2 FROM messages \
                      WHERE id > (SELECT MAX(id) FROM messages) - $3 ORDER BY id"
