@@ -22,6 +22,23 @@ pub const ERROR_TEXT: &str =
 pub const STOP_TEXT: &str =
     "You will not get any more messages from us. Send *start* if you change your mind.";
 pub const START_TEXT: &str = "Welcome back! You will get our messages again.";
+
+/// Whether `text` is a contact's STOP (`Some(true)`: opt out) or START
+/// (`Some(false)`): words that hold in any run, or in none.
+pub fn opt_word(text: &str) -> Option<bool> {
+    match normalise(text).as_str() {
+        "stop" | "unsubscribe" => Some(true),
+        "start" => Some(false),
+        _ => None,
+    }
+}
+
+/// What a contact is told when STOP or START is honoured.
+pub fn opt_confirmation(opted_out: bool) -> OutboundContent {
+    OutboundContent::Text {
+        body: if opted_out { STOP_TEXT } else { START_TEXT }.into(),
+    }
+}
 pub const EXPIRED_TEXT: &str = "It has been a while since we last spoke, so let's start again.";
 pub const MENU_ERROR: &str =
     "Sorry, I did not get that. Please reply with the number of an option.";
@@ -299,28 +316,17 @@ impl Stepper<'_> {
         });
         self.answer = Some(text.clone());
         self.changed();
+        if let Some(out) = opt_word(&text) {
+            self.events.push(Event::Command {
+                name: if out { "stop" } else { "start" }.into(),
+            });
+            self.effects
+                .push(if out { Effect::OptOut } else { Effect::OptIn });
+            self.send(opt_confirmation(out));
+            return Ok(());
+        }
         let word = normalise(&text);
         match word.as_str() {
-            "stop" | "unsubscribe" => {
-                self.events.push(Event::Command {
-                    name: "stop".into(),
-                });
-                self.effects.push(Effect::OptOut);
-                self.send(OutboundContent::Text {
-                    body: STOP_TEXT.into(),
-                });
-                return Ok(());
-            }
-            "start" => {
-                self.events.push(Event::Command {
-                    name: "start".into(),
-                });
-                self.effects.push(Effect::OptIn);
-                self.send(OutboundContent::Text {
-                    body: START_TEXT.into(),
-                });
-                return Ok(());
-            }
             // While a person has the conversation, only stop and start are the bot's.
             _ if self.run.status == RunStatus::HandedOff => {}
             "restart" => {

@@ -448,3 +448,108 @@ async fn without_a_default_flow_a_scheduled_flow_does_not_start_again_at_a_reply
     let (_, contacts) = app.get(&key, "/api/v1/contacts").await;
     assert_eq!(contacts["items"][0]["opted_out"], true, "{contacts}");
 }
+
+#[tokio::test]
+async fn opting_out_or_in_fires_its_trigger_once_per_change_also_without_a_run_or_through_the_api()
+{
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    // DEFAULT_FLOW=none: no flow answers a number the bot has not heard from.
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    flow(&app, &key, "goodbye", "Sorry to see you go.").await;
+    flow(&app, &key, "welcome_back", "Good to have you back.").await;
+    let gone = trigger(
+        &app,
+        &key,
+        json!({"name": "Goodbye", "flow": "goodbye", "trigger_type": "event",
+               "event_type": "opt_out", "event_conditions": {"source": "whatsapp"}}),
+    )
+    .await;
+    let back = trigger(
+        &app,
+        &key,
+        json!({"name": "Back", "flow": "welcome_back", "trigger_type": "event",
+               "event_type": "opt_in", "event_conditions": {"source": "api"}}),
+    )
+    .await;
+    // A STOP with no run to answer it: honoured, confirmed, and the
+    // opt_out flow starts in the same answer.
+    let twiml = says(&app, "+15550000001", "STOP", "SM1").await;
+    assert!(
+        twiml.contains("You will not get any more messages"),
+        "{twiml}"
+    );
+    assert!(twiml.contains("Sorry to see you go."), "{twiml}");
+    let (_, c) = app.get(&key, "/api/v1/contacts/%2B15550000001").await;
+    assert_eq!(c["opted_out"], true, "{c}");
+    let log = logs(&app, &key, &gone["id"]).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0]["run_id"].is_i64(), "{log:?}");
+    // Delivered again: the same answer, nothing fired again.
+    assert_eq!(says(&app, "+15550000001", "STOP", "SM1").await, twiml);
+    // A second STOP (now to the goodbye run) is confirmed; nothing changed,
+    // so nothing fires.
+    let twiml = says(&app, "+15550000001", "unsubscribe", "SM2").await;
+    assert!(
+        twiml.contains("You will not get any more messages"),
+        "{twiml}"
+    );
+    assert!(!twiml.contains("Sorry to see you go."), "{twiml}");
+    assert_eq!(logs(&app, &key, &gone["id"]).await.len(), 1);
+
+    // An operator opts the contact back in: the flag and the opt_in flow
+    // (source "api") commit together; its message goes through the outbox.
+    let (s, c) = app
+        .patch(
+            &key,
+            "/api/v1/contacts/%2B15550000001",
+            json!({"opted_out": false, "tags": ["returning"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(
+        (&c["opted_out"], &c["tags"]),
+        (&json!(false), &json!(["returning"]))
+    );
+    let log = logs(&app, &key, &back["id"]).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0]["matched"], "opt_in source=api phone=+15550000001");
+    app.eventually(10, "the opt_in flow's message went out", || async {
+        twilio
+            .requests()
+            .iter()
+            .any(|r| r.form_value("Body").as_deref() == Some("Good to have you back."))
+    })
+    .await;
+    // The same again changes nothing and fires nothing.
+    let (s, _) = app
+        .patch(
+            &key,
+            "/api/v1/contacts/%2B15550000001",
+            json!({"opted_out": false}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(logs(&app, &key, &back["id"]).await.len(), 1);
+    // Opting out through the API is not "whatsapp": the goodbye trigger
+    // stays quiet, and the flag is set.
+    let (s, c) = app
+        .patch(
+            &key,
+            "/api/v1/contacts/%2B15550000001",
+            json!({"opted_out": true}),
+        )
+        .await;
+    assert_eq!((s, &c["opted_out"]), (200, &json!(true)));
+    assert_eq!(logs(&app, &key, &gone["id"]).await.len(), 1);
+    // An unknown contact: 404, nothing fired.
+    let (s, _) = app
+        .patch(
+            &key,
+            "/api/v1/contacts/%2B15550009999",
+            json!({"opted_out": false}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(logs(&app, &key, &back["id"]).await.len(), 1);
+}

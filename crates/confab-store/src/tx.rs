@@ -307,19 +307,22 @@ impl Tx {
         Ok(())
     }
 
+    /// Opts a contact out or back in: whether that changed anything.
     pub async fn set_opted_out(
         &mut self,
         contact_id: i64,
         opted_out: bool,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE contacts SET opted_out = $1, updated_ms = $2 WHERE id = $3")
-            .bind(i64::from(opted_out))
-            .bind(now_ms)
-            .bind(contact_id)
-            .execute(&mut *self.inner)
-            .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE contacts SET opted_out = $1, updated_ms = $2 WHERE id = $3 AND opted_out <> $1",
+        )
+        .bind(i64::from(opted_out))
+        .bind(now_ms)
+        .bind(contact_id)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Sets (or replaces) the one timer a run may wait for.

@@ -6,9 +6,11 @@
 use confab_flow::Input;
 use confab_flow::routing::triggered_by;
 use confab_model::InboundMessage;
-use confab_store::{NewFiring, StoreError, Tx, Write};
+use confab_model::OutboundContent;
+use confab_store::{NewFiring, StoreError, StoredRun, Tx, Write};
+use serde_json::Value;
 
-use super::{Runtime, RuntimeError, Stepped, Target};
+use super::{Route, Runtime, RuntimeError, Stepped, Target, contact_json};
 use crate::automation::{Active, BotEvent, EventKind};
 use crate::catalog::Catalog;
 
@@ -170,10 +172,39 @@ impl Runtime {
         if stepped.happened.is_empty() {
             return Ok(stepped);
         }
-        let book = self.triggers.of(stepped.bot_id);
+        let happening = Happening {
+            bot_id: stepped.bot_id,
+            contact: stepped.contact.clone(),
+            events: std::mem::take(&mut stepped.happened),
+            run: Some(stepped.row.clone()),
+        };
+        let mut replies = std::mem::take(&mut stepped.replies);
+        let last = self
+            .fire_events(tx, writes, contact_id, happening, &mut replies, now)
+            .await?;
+        Ok(Stepped {
+            replies,
+            ..last.unwrap_or(stepped)
+        })
+    }
+
+    /// Starts the flows of event triggers that `happening` sets off, one
+    /// after another, each replacing the run before it; their messages are
+    /// added to `replies`. The last run started, if any.
+    async fn fire_events(
+        &self,
+        tx: &mut Tx,
+        writes: &mut Vec<Write>,
+        contact_id: i64,
+        mut happening: Happening,
+        replies: &mut Vec<OutboundContent>,
+        now: i64,
+    ) -> Result<Option<Stepped>, RuntimeError> {
+        let book = self.triggers.of(happening.bot_id);
+        let mut last = None;
         for depth in 0..=MAX_CHAIN {
-            let Some((a, event)) = stepped
-                .happened
+            let Some((a, event)) = happening
+                .events
                 .iter()
                 .find_map(|e| book.on(e).map(|a| (a, e)))
             else {
@@ -189,7 +220,7 @@ impl Runtime {
             }
             if !self
                 .registry
-                .catalog(stepped.bot_id)
+                .catalog(happening.bot_id)
                 .flows
                 .contains_key(&a.flow)
             {
@@ -202,23 +233,129 @@ impl Runtime {
                     tx,
                     writes,
                     contact_id,
-                    stepped.contact.clone(),
+                    happening.contact.clone(),
                     None,
                     Target::Fresh {
                         flow: a.flow.clone(),
-                        replacing: Some(stepped.row.clone()),
+                        replacing: happening.run.clone(),
                         why: "an event trigger started another flow",
                     },
                     input_of(a),
                     now,
                 )
-                .await?;
+                .await;
+            // A flow that cannot start is the firing's error; what made
+            // the event stands.
+            let mut next = match next {
+                Ok(next) => next,
+                Err(RuntimeError::Flow(e)) => {
+                    f.error = Some(e);
+                    writes.push(Write::Fired(f));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             f.run_id = Some(next.row.id);
             writes.push(Write::Fired(f));
-            let mut replies = std::mem::take(&mut stepped.replies);
-            replies.extend(next.replies);
-            stepped = Stepped { replies, ..next };
+            replies.append(&mut next.replies);
+            happening = Happening {
+                bot_id: next.bot_id,
+                contact: next.contact.clone(),
+                events: std::mem::take(&mut next.happened),
+                run: Some(next.row.clone()),
+            };
+            last = Some(next);
         }
-        Ok(stepped)
+        Ok(last)
     }
+
+    /// A contact opts out or back in outside any run's step (a STOP no run
+    /// answers, an operator through the API): the flag, `confirm` (the
+    /// answer to a STOP) and the flow an `opt_out`/`opt_in` trigger starts,
+    /// replacing `run`, as writes of `tx`, leaving by `route` (none: the bot
+    /// has no channel that can send). Setting the flag the contact has
+    /// already fires nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn opt_outside_run(
+        &self,
+        tx: &mut Tx,
+        writes: &mut Vec<Write>,
+        contact_id: i64,
+        opted_out: bool,
+        source: &str,
+        route: Option<&Route<'_>>,
+        confirm: Vec<OutboundContent>,
+        run: Option<StoredRun>,
+        now: i64,
+    ) -> Result<Opted, RuntimeError> {
+        let states = tx.contact_states(&[contact_id]).await?;
+        let state = states.get(&contact_id).ok_or(StoreError::NotFound)?;
+        let bot_id = state.bot_id;
+        let mut replies = confirm;
+        let mut run = run;
+        if tx.set_opted_out(contact_id, opted_out, now).await? {
+            let event = BotEvent {
+                kind: if opted_out {
+                    EventKind::OptOut
+                } else {
+                    EventKind::OptIn
+                },
+                fields: vec![
+                    ("source", source.to_string()),
+                    ("phone", state.phone.clone()),
+                ],
+            };
+            let book = self.triggers.of(bot_id);
+            match (book.on(&event), route) {
+                (None, _) => {}
+                (Some(a), None) => {
+                    let mut f = firing(a, contact_id, event.describe());
+                    f.error = Some("the bot has no channel that can send".into());
+                    writes.push(Write::Fired(f));
+                }
+                (Some(_), Some(route)) => {
+                    let happening = Happening {
+                        bot_id,
+                        contact: contact_json(contact_id, state, route.channel(), None),
+                        events: vec![event],
+                        run: run.clone(),
+                    };
+                    if let Some(last) = self
+                        .fire_events(tx, writes, contact_id, happening, &mut replies, now)
+                        .await?
+                    {
+                        run = Some(last.row);
+                    }
+                }
+            }
+        }
+        let (queued, answer) = match route {
+            Some(route) => self.deliver(writes, (contact_id, bot_id), replies, route),
+            None => (false, None),
+        };
+        Ok(Opted {
+            queued,
+            answer,
+            run,
+        })
+    }
+}
+
+/// What honouring an opt-out or opt-in outside a run did.
+pub(super) struct Opted {
+    /// Whether a message was queued for the outbox.
+    pub queued: bool,
+    /// The answer to the webhook, if its route has one.
+    pub answer: Option<String>,
+    /// The contact's run now.
+    pub run: Option<StoredRun>,
+}
+
+/// What happened to a contact, for event triggers: the events, and the
+/// run they found the contact in.
+struct Happening {
+    bot_id: i64,
+    contact: Value,
+    events: Vec<BotEvent>,
+    run: Option<StoredRun>,
 }

@@ -126,11 +126,7 @@ impl Runtime {
                         self.deliver(&mut writes, (contact_id, state.bot_id), reply, &route);
                     queued |= sent;
                     if let Some(a) = answer {
-                        writes.push(Write::Response {
-                            message: stored[i].message_id,
-                            answer: a.clone(),
-                        });
-                        stored[i].response = Some(a);
+                        answered(&mut writes, &mut stored[i], a);
                     }
                 }
                 continue;
@@ -192,9 +188,49 @@ impl Runtime {
                     Target::Existing(Box::new(existing)),
                     Input::Message(reply_of(m)),
                 ),
-                // No run that answers, no trigger, no default flow: stored,
-                // not answered.
-                (Destination::Current | Destination::Nobody, _) => continue,
+                // No run answers, no trigger, no default flow: a STOP or
+                // START is still honoured; anything else is stored, not
+                // answered.
+                (Destination::Current | Destination::Nobody, current) => {
+                    let Some(out) = confab_flow::engine::opt_word(text) else {
+                        // Still the contact's run for the batch's next message.
+                        if let Some((row, _)) = current {
+                            runs.insert(contact_id, row);
+                        }
+                        continue;
+                    };
+                    let confirm = vec![confab_flow::engine::opt_confirmation(out)];
+                    let opted = self
+                        .opt_outside_run(
+                            &mut tx,
+                            &mut writes,
+                            contact_id,
+                            out,
+                            m.channel.as_str(),
+                            Some(&route),
+                            confirm,
+                            current.map(|(row, _)| row),
+                            now,
+                        )
+                        .await;
+                    match opted {
+                        Ok(opted) => {
+                            queued |= opted.queued;
+                            if let Some(a) = opted.answer {
+                                answered(&mut writes, &mut stored[i], a);
+                            }
+                            // The contact's run for the batch's next message.
+                            if let Some(row) = opted.run {
+                                runs.insert(contact_id, row);
+                            }
+                        }
+                        Err(RuntimeError::Store(e)) => return Err(e),
+                        Err(RuntimeError::Flow(e)) => {
+                            tracing::error!(contact = contact_id, error = %e, "an opt-out cannot be honoured");
+                        }
+                    }
+                    continue;
+                }
             };
             let mut contact = contact_json(contact_id, state, m.channel, m.to.as_deref());
             // The stored name is written with the commit; the message's is newer.
@@ -226,11 +262,7 @@ impl Runtime {
                     }
                     queued |= sent;
                     if let Some(a) = answer {
-                        writes.push(Write::Response {
-                            message: stored[i].message_id,
-                            answer: a.clone(),
-                        });
-                        stored[i].response = Some(a);
+                        answered(&mut writes, &mut stored[i], a);
                     }
                     runs.insert(contact_id, row);
                 }
@@ -268,6 +300,15 @@ impl Runtime {
         *cache = Some((raw, list.clone()));
         list
     }
+}
+
+/// The answer to a webhook's message, stored with it.
+fn answered(writes: &mut Vec<Write>, stored: &mut Ingested, answer: String) {
+    writes.push(Write::Response {
+        message: stored.message_id,
+        answer: answer.clone(),
+    });
+    stored.response = Some(answer);
 }
 
 fn reply_of(m: &InboundMessage) -> Reply {

@@ -155,6 +155,17 @@ enum Route<'a> {
     },
 }
 
+impl Route<'_> {
+    /// The channel the messages leave by.
+    fn channel(&self) -> Channel {
+        match self {
+            Route::Inline(m) => m.channel,
+            Route::Collect => Channel::Simulator,
+            Route::Outbox { channel, .. } => *channel,
+        }
+    }
+}
+
 /// The bot a run's contact belongs to. Runs from before bots held
 /// conversations are the default bot's.
 fn bot_of(run: &confab_flow::Run) -> i64 {
@@ -229,6 +240,16 @@ impl Runtime {
             .map(|c| c.sender())
             .or_else(|| inbound_to.map(|t| t.strip_prefix("whatsapp:").unwrap_or(t).to_string()))
             .unwrap_or_default()
+    }
+
+    /// The channel bot `bot_id` starts conversations on: its first that can send.
+    fn sending_channel(&self, bot_id: i64) -> Option<Channel> {
+        self.bots.by_id(bot_id).and_then(|b| {
+            b.channels
+                .iter()
+                .find(|c| c.client.is_some())
+                .map(|c| c.channel())
+        })
     }
 
     /// The flow a contact of bot `bot_id` without a run starts in.
@@ -454,13 +475,17 @@ impl Runtime {
                     token,
                     at_ms,
                 }),
+                // An event only when it changed something: a second STOP
+                // is confirmed, and fires nothing.
                 Effect::OptOut => {
-                    tx.set_opted_out(contact_id, true, now).await?;
-                    happened.push(EventKind::OptOut);
+                    if tx.set_opted_out(contact_id, true, now).await? {
+                        happened.push(EventKind::OptOut);
+                    }
                 }
                 Effect::OptIn => {
-                    tx.set_opted_out(contact_id, false, now).await?;
-                    happened.push(EventKind::OptIn);
+                    if tx.set_opted_out(contact_id, false, now).await? {
+                        happened.push(EventKind::OptIn);
+                    }
                 }
                 Effect::Handoff | Effect::Request { .. } => {}
             }

@@ -224,6 +224,50 @@ impl Runtime {
         .map(|(run, _)| run)
     }
 
+    /// An operator opts a contact out or back in: the flag and the flow an
+    /// `opt_out`/`opt_in` trigger starts for them (`source` "api") commit
+    /// together; setting the flag the contact has already fires nothing.
+    pub async fn set_opted_out(
+        &self,
+        contact_id: i64,
+        opted_out: bool,
+    ) -> Result<(), RuntimeError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        tx.lock_contacts(&[contact_id]).await?;
+        let bot_id = tx
+            .contact_states(&[contact_id])
+            .await?
+            .get(&contact_id)
+            .ok_or(StoreError::NotFound)?
+            .bot_id;
+        let route = self.sending_channel(bot_id).map(|channel| Route::Outbox {
+            channel,
+            sender: self.sender(bot_id, channel, None),
+            reply_to: None,
+        });
+        let run = tx.current_runs(&[contact_id]).await?.remove(&contact_id);
+        let mut writes = Vec::new();
+        let opted = self
+            .opt_outside_run(
+                &mut tx,
+                &mut writes,
+                contact_id,
+                opted_out,
+                "api",
+                route.as_ref(),
+                Vec::new(),
+                run,
+                now,
+            )
+            .await?;
+        tx.commit_writes(writes, now).await?;
+        if opted.queued {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// Expires runs that have waited for an answer longer than the
     /// inactivity timeout; the contact's next message starts afresh and is
     /// told so. Returns how many expired.

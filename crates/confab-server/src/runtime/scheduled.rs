@@ -80,12 +80,7 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Flow(e.to_string()))?;
             catalog = self.registry.catalog(firing.bot_id);
         }
-        let channel = self.bots.by_id(firing.bot_id).and_then(|b| {
-            b.channels
-                .iter()
-                .find(|c| c.client.is_some())
-                .map(|c| c.channel())
-        });
+        let channel = self.sending_channel(firing.bot_id);
         let problem = match channel {
             _ if !catalog.flows.contains_key(&active.flow) => {
                 Some(format!("the bot has no flow {:?}", active.flow))

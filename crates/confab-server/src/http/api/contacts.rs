@@ -206,6 +206,8 @@ pub struct ContactUpdate {
 }
 
 /// Change a contact's name, flags, tags or attributes; fields left out stay.
+/// Opting a contact out or back in fires the bot's `opt_out`/`opt_in`
+/// triggers, with `source` "api".
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = String, Path, description = "contact id, or phone number like +14155552671")), request_body = ContactUpdate,
     responses((status = 200, body = ContactOut), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn update(
@@ -222,7 +224,8 @@ pub async fn update(
     }
     let patch = ContactPatch {
         profile_name: u.profile_name,
-        opted_out: u.opted_out,
+        // Set through the runtime, which fires opt_out/opt_in triggers.
+        opted_out: None,
         blocked: u.blocked,
         tags: u
             .tags
@@ -230,6 +233,9 @@ pub async fn update(
         attributes: u.attributes,
     };
     let id = resolve(&state, &bot, &key).await?.id;
+    if let Some(opted_out) = u.opted_out {
+        state.runtime.set_opted_out(id, opted_out).await?;
+    }
     let now = state.clock.now_ms();
     let c = state.store.update_contact(id, &patch, now).await?;
     Ok(Json(ContactOut::new(c, now)))
