@@ -366,6 +366,25 @@ impl Registry {
         *self.layers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(layers);
         problems.extend(self.rebuild(now_ms).await?);
         let catalog = self.catalog(confab_store::DEFAULT_BOT);
+        // A file's flow stays live when its template is missing (the
+        // catalogue may be synced after), and is reported.
+        let mut files: Vec<(&String, &Arc<Flow>)> = catalog
+            .flows
+            .iter()
+            .filter(|(id, (_, f))| {
+                catalog.sources.get(*id) == Some(&Source::File) && f.templates().next().is_some()
+            })
+            .map(|(id, (_, f))| (id, f))
+            .collect();
+        if !files.is_empty() {
+            files.sort_by_key(|(id, _)| *id);
+            let catalogue = self.store.templates(confab_store::DEFAULT_BOT).await?;
+            for (id, flow) in files {
+                for (node, why) in crate::message_templates::flow_problems(flow, &catalogue) {
+                    problems.push(format!("flow {id}, node {node}: {why}"));
+                }
+            }
+        }
         let mut names: Vec<String> = catalog
             .flows
             .iter()

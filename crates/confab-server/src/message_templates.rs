@@ -7,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use confab_channels::meta::{RemoteTemplate, body_component};
+use confab_channels::meta::{RemoteTemplate, body_component, component};
 use confab_model::{Channel, Template};
-use confab_store::{StoredTemplate, TemplateWrite};
+use confab_store::{StoredTemplate, TemplateHeader, TemplateWrite};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -22,6 +22,10 @@ pub const APPROVED: &str = "APPROVED";
 const MAX_BODY: usize = 1024;
 /// Meta's limit on a template name.
 const MAX_NAME: usize = 512;
+/// Meta's limit on a TEXT header.
+const MAX_HEADER: usize = 60;
+/// What a header holds.
+pub const HEADER_FORMATS: [&str; 5] = ["TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION"];
 
 /// The placeholders a body names (`{{1}}`, `{{first_name}}`), each once, in
 /// order of first use; what lies between braces is trimmed.
@@ -95,6 +99,50 @@ pub struct DeclareTemplate {
     /// Twilio's Content SID (HX followed by 32 hex digits): a Twilio
     /// template needs it.
     pub content_sid: Option<String>,
+    /// A Meta template's header, if it has one.
+    pub header: Option<DeclareHeader>,
+}
+
+/// A header: `{"format": "TEXT", "text": "Order {{1}}"}` (one parameter at
+/// most), or `{"format": "IMAGE"}` (VIDEO, DOCUMENT, LOCATION), whose media
+/// each send gives.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareHeader {
+    pub format: String,
+    pub text: Option<String>,
+}
+
+impl DeclareHeader {
+    fn check(&self) -> Result<TemplateHeader, String> {
+        let format = self.format.trim().to_ascii_uppercase();
+        if !HEADER_FORMATS.contains(&format.as_str()) {
+            return Err(format!(
+                "format must be one of {}",
+                HEADER_FORMATS.join(", ")
+            ));
+        }
+        let text = self.text.as_deref().map(str::trim);
+        match (format.as_str(), text) {
+            ("TEXT", Some(t)) if !t.is_empty() && t.chars().count() <= MAX_HEADER => {
+                let parameters = placeholders(t)?;
+                if parameters.len() > 1 {
+                    return Err("a TEXT header takes one parameter at most".into());
+                }
+                Ok(TemplateHeader { format, parameters })
+            }
+            ("TEXT", _) => Err(format!(
+                "a TEXT header needs text of 1 to {MAX_HEADER} characters"
+            )),
+            (_, Some(_)) => Err(format!(
+                "an {format} header has no text: each send gives its media"
+            )),
+            (_, None) => Ok(TemplateHeader {
+                format,
+                parameters: Vec::new(),
+            }),
+        }
+    }
 }
 
 fn language_ok(l: &str) -> bool {
@@ -193,6 +241,24 @@ impl DeclareTemplate {
             ),
             _ => {}
         }
+        let header = match (&self.header, channel) {
+            (None, _) => None,
+            (Some(_), Some(Channel::Twilio)) => {
+                fault(
+                    "header",
+                    "goes with a Meta template; a Twilio template's header is in its Content"
+                        .into(),
+                );
+                None
+            }
+            (Some(h), _) => match h.check() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    fault("header", e);
+                    None
+                }
+            },
+        };
         match channel {
             Some(channel) if bad.is_empty() => Ok(TemplateWrite {
                 channel: channel.as_str().into(),
@@ -202,6 +268,7 @@ impl DeclareTemplate {
                 status: APPROVED.into(),
                 body: body.into(),
                 parameters,
+                header,
                 content_sid: content_sid.map(str::to_string),
                 external_id: None,
             }),
@@ -220,6 +287,10 @@ pub fn synced(t: &RemoteTemplate) -> TemplateWrite {
         category: t.category.clone().unwrap_or_default().to_ascii_uppercase(),
         status: t.status.clone().unwrap_or_default().to_ascii_uppercase(),
         parameters: found(&body),
+        header: t.header().map(|(format, text)| TemplateHeader {
+            parameters: text.map(found).unwrap_or_default(),
+            format,
+        }),
         body,
         content_sid: None,
         external_id: t.id.clone(),
@@ -236,6 +307,9 @@ pub struct Named<'a> {
     pub variables: BTreeSet<&'a str>,
     /// Meta: the body component's parameters given.
     pub body_parameters: usize,
+    /// Meta: the types of the header component's parameters given
+    /// (`text`, `image`...).
+    pub header: Vec<&'a str>,
 }
 
 /// How many parameters the `body` component of Meta components gives.
@@ -244,6 +318,19 @@ fn body_parameters(components: &[Value]) -> usize {
         .and_then(|c| c.get("parameters"))
         .and_then(Value::as_array)
         .map_or(0, Vec::len)
+}
+
+/// The types of the parameters the `header` component of Meta components gives.
+fn header_parameters(components: &[Value]) -> Vec<&str> {
+    component(components, "header")
+        .and_then(|c| c.get("parameters"))
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .map(|p| p.get("type").and_then(Value::as_str).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl<'a> Named<'a> {
@@ -260,6 +347,7 @@ impl<'a> Named<'a> {
                 .map(|(k, _)| k.as_str())
                 .collect(),
             body_parameters: body_parameters(t.components.as_deref().unwrap_or(&[])),
+            header: header_parameters(t.components.as_deref().unwrap_or(&[])),
         }
     }
 
@@ -271,6 +359,7 @@ impl<'a> Named<'a> {
             language: t.language.as_deref(),
             variables: t.variables.keys().map(String::as_str).collect(),
             body_parameters: body_parameters(&t.components),
+            header: header_parameters(&t.components),
         }
     }
 
@@ -337,7 +426,51 @@ impl<'a> Named<'a> {
                         self.body_parameters
                     ));
                 }
-                Ok(())
+                self.check_header(t)
+            }
+        }
+    }
+
+    /// Whether a Meta send gives what the template's header takes.
+    fn check_header(&self, t: &StoredTemplate) -> Result<(), String> {
+        let (name, language, given) = (&t.name, &t.language, &self.header);
+        match &t.header {
+            None if given.is_empty() => Ok(()),
+            None => Err(format!(
+                "template {name:?} ({language}) has no header; the send gives {} header parameters",
+                given.len()
+            )),
+            Some(h) if h.format == "TEXT" => {
+                if given.len() == h.parameters.len() && given.iter().all(|k| *k == "text") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "template {name:?} ({language}) takes {} text header parameters; the send gives {} ({})",
+                        h.parameters.len(),
+                        given.len(),
+                        if given.is_empty() {
+                            "none".into()
+                        } else {
+                            given.join(", ")
+                        }
+                    ))
+                }
+            }
+            Some(h) => {
+                let kind = h.format.to_ascii_lowercase();
+                if given.as_slice() == [kind.as_str()] {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "template {name:?} ({language}) has a{} {} header: the send gives the {kind} as the header component's one parameter",
+                        if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                            "n"
+                        } else {
+                            ""
+                        },
+                        h.format
+                    ))
+                }
             }
         }
     }
@@ -353,6 +486,17 @@ impl<'a> Named<'a> {
         }
         Ok(())
     }
+}
+
+/// Each node of `flow` whose template the catalogue lacks (or has
+/// otherwise): the node, and why.
+pub fn flow_problems<'f>(
+    flow: &'f confab_flow::Flow,
+    catalogue: &[StoredTemplate],
+) -> Vec<(&'f str, String)> {
+    flow.templates()
+        .filter_map(|(node, t)| Some((node, Named::of_flow(t).check_flow(catalogue).err()?)))
+        .collect()
 }
 
 fn listed(names: &BTreeSet<&str>) -> String {
@@ -382,6 +526,7 @@ mod tests {
             status: w.status,
             body: w.body,
             parameters: w.parameters,
+            header: w.header,
             content_sid: w.content_sid,
             source: "declared".into(),
             external_id: w.external_id,
@@ -518,6 +663,76 @@ mod tests {
     }
 
     #[test]
+    fn a_header_takes_its_parameters_or_its_media() {
+        let with = |header: Value| {
+            stored(
+                declare(json!({"name": "order_update", "language": "en_US",
+                    "category": "UTILITY", "body": "Order {{1}} ships.", "header": header}))
+                .unwrap(),
+            )
+        };
+        let send = |header: Option<Value>| Template {
+            name: Some("order_update".into()),
+            language: Some("en_US".into()),
+            components: Some(
+                [json!({"type": "body", "parameters": [{"type": "text", "text": "A1"}]})]
+                    .into_iter()
+                    .chain(header.map(|p| json!({"type": "header", "parameters": p})))
+                    .collect(),
+            ),
+            ..Template::default()
+        };
+        let check = |t: &StoredTemplate, h| {
+            Named::of_send(&send(h)).check(Channel::Meta, std::slice::from_ref(t))
+        };
+        let text = with(json!({"format": "text", "text": "Order {{1}}"}));
+        assert_eq!(text.header.as_ref().unwrap().parameters, ["1"]);
+        assert!(check(&text, Some(json!([{"type": "text", "text": "A1"}]))).is_ok());
+        let e = check(&text, None).unwrap_err();
+        assert!(
+            e.contains("takes 1 text header parameters; the send gives 0 (none)"),
+            "{e}"
+        );
+        let image = with(json!({"format": "IMAGE"}));
+        assert!(
+            check(
+                &image,
+                Some(json!([{"type": "image", "image": {"link": "https://x.test/a.png"}}]))
+            )
+            .is_ok()
+        );
+        let e = check(&image, Some(json!([{"type": "text", "text": "A1"}]))).unwrap_err();
+        assert!(
+            e.contains("has an IMAGE header: the send gives the image"),
+            "{e}"
+        );
+        let plain = stored(
+            declare(json!({"name": "order_update", "language": "en_US",
+                "category": "UTILITY", "body": "Order {{1}} ships."}))
+            .unwrap(),
+        );
+        assert!(check(&plain, None).is_ok());
+        let e = check(&plain, Some(json!([{"type": "text", "text": "A1"}]))).unwrap_err();
+        assert!(e.contains("has no header"), "{e}");
+
+        for (header, says) in [
+            (json!({"format": "GIF"}), "format must be one of"),
+            (json!({"format": "TEXT"}), "needs text"),
+            (
+                json!({"format": "TEXT", "text": "{{1}} and {{2}}"}),
+                "one parameter at most",
+            ),
+            (json!({"format": "IMAGE", "text": "x"}), "has no text"),
+        ] {
+            let e = declare(json!({"name": "x", "language": "en", "category": "UTILITY",
+                "body": "Hi", "header": header}))
+            .unwrap_err();
+            assert_eq!(e[0].field.as_deref(), Some("header"));
+            assert!(e[0].message.contains(says), "{:?}", e[0]);
+        }
+    }
+
+    #[test]
     fn a_synced_template_keeps_what_meta_says() {
         let remote: RemoteTemplate = serde_json::from_value(json!({
             "id": "920070352646140", "name": "2023_april_promo", "language": "en_US",
@@ -527,6 +742,13 @@ mod tests {
         .unwrap();
         let w = synced(&remote);
         assert_eq!(w.parameters, ["1", "2"]);
+        assert_eq!(
+            w.header,
+            Some(TemplateHeader {
+                format: "TEXT".into(),
+                parameters: Vec::new()
+            })
+        );
         assert_eq!(w.status, "REJECTED");
         assert_eq!(w.external_id.as_deref(), Some("920070352646140"));
     }

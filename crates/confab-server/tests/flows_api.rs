@@ -375,6 +375,39 @@ async fn a_reload_takes_new_flows_and_keeps_the_last_good_version_of_a_broken_on
             .unwrap()
             .contains("Hello v2")
     );
+
+    // A file's flow naming a template the catalogue lacks is reported and
+    // stays live: the catalogue may be synced after.
+    std::fs::write(
+        dir.join("notify.yaml"),
+        "id: notify\nnodes:\n  - { id: shipped, type: send, template: { name: order_shipped, language: en_US }, next: done }\n  - { id: done, type: end }\n",
+    )
+    .unwrap();
+    let (_, report) = app.post(&key, "/api/v1/flows/reload", json!(null)).await;
+    assert!(
+        report["problems"].to_string().contains(
+            r#"flow notify, node shipped: template \"order_shipped\" is not in the bot's catalogue"#
+        ),
+        "{report}"
+    );
+    assert!(
+        report["flows"].to_string().contains("notify v1"),
+        "{report}"
+    );
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/templates",
+            json!({"name": "order_shipped", "language": "en_US", "category": "UTILITY",
+                   "body": "Your order is on its way.", "channel": "meta"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let (_, report) = app.post(&key, "/api/v1/flows/reload", json!(null)).await;
+    assert!(
+        !report["problems"].to_string().contains("order_shipped"),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -163,6 +163,13 @@ async fn a_meta_catalogue_is_synced_page_by_page_and_sends_are_checked_against_i
     assert_eq!(update["source"], "synced");
     assert_eq!(update["parameters"], json!(["1", "2"]));
     assert_eq!(update["body"], "Order {{1}} ships on {{2}}.");
+    assert_eq!(update["header"], json!({"format": "TEXT"}));
+    let mut with_image = meta_send("order_update", "en_US", &["1", "Friday"]);
+    with_image["template"]["components"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "header", "parameters": [
+            {"type": "image", "image": {"link": "https://example.com/a.png"}}]}));
 
     // Every mistake is a 422 naming the template, and nothing is queued.
     let sends = format!("{SHOP}/messages");
@@ -180,6 +187,10 @@ async fn a_meta_catalogue_is_synced_page_by_page_and_sends_are_checked_against_i
             "takes 2 body parameters; the send gives 1",
         ),
         (meta_send("spring_sale", "en_US", &[]), "PENDING"),
+        (
+            with_image,
+            "takes 0 text header parameters; the send gives 1 (image)",
+        ),
     ] {
         let (s, p) = app.post(&key, &sends, send).await;
         assert_eq!(s, 422, "{p}");
@@ -562,6 +573,37 @@ async fn declared_templates_check_twilio_sends_and_flows() {
         )
         .await;
     assert_eq!(s, 422);
+    // Rolling back to a version naming a template the catalogue has lost
+    // is refused, naming the node; the live version stays.
+    let (s, v2) = app
+        .call(
+            Method::PUT,
+            &key,
+            &format!("{SHOP}/flows/reminders"),
+            Some(json!({"id": "reminders", "nodes": [{"id": "done", "type": "end", "text": "No reminders."}]})),
+        )
+        .await;
+    assert_eq!((s, &v2["version"]), (200, &json!(2)), "{v2}");
+    let (s, p) = app
+        .post(
+            &key,
+            &format!("{SHOP}/flows/reminders/versions/1/publish"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["problems"][0]["node"], "remind", "{p}");
+    assert!(
+        p["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not in the bot's catalogue"),
+        "{p}"
+    );
+    assert_eq!(
+        app.get(&key, &format!("{SHOP}/flows/reminders")).await.1["version"],
+        2
+    );
 
     // Deleting the bot takes its catalogue and triggers with it.
     let (s, t) = app

@@ -225,6 +225,10 @@ impl Store {
                     "contacts by bot",
                     include_str!("../migrations/sqlite/0019_contacts_by_bot.sql"),
                 ),
+                (
+                    "template headers",
+                    include_str!("../migrations/sqlite/0020_template_headers.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -300,6 +304,10 @@ impl Store {
                 (
                     "contacts by bot",
                     include_str!("../migrations/postgres/0020_contacts_by_bot.sql"),
+                ),
+                (
+                    "template headers",
+                    include_str!("../migrations/postgres/0021_template_headers.sql"),
                 ),
             ],
         };

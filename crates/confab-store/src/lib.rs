@@ -47,7 +47,7 @@ pub use records::{Record, RecordFilter};
 pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunDay, RunFilter, StoredEvent, StoredRun};
 pub use secrets::SealedSecret;
-pub use templates::{DECLARED, SYNCED, StoredTemplate, Synced, TemplateWrite};
+pub use templates::{DECLARED, SYNCED, StoredTemplate, Synced, TemplateHeader, TemplateWrite};
 pub use triggers::{
     AudienceContact, DueSchedule, Firing, JOB_SCHEDULE, NewFiring, PageStart, ScheduleFiring,
     StoredTrigger, TriggerDay, TriggerWrite,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -31,6 +31,7 @@ pub struct StoredTemplate {
     pub body: String,
     /// The body's placeholders, in order of first use.
     pub parameters: Vec<String>,
+    pub header: Option<TemplateHeader>,
     pub content_sid: Option<String>,
     /// declared or synced.
     pub source: String,
@@ -38,6 +39,15 @@ pub struct StoredTemplate {
     pub external_id: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+}
+
+/// A template's header: its format (TEXT, IMAGE, VIDEO, DOCUMENT or
+/// LOCATION) and a TEXT header's placeholders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateHeader {
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<String>,
 }
 
 /// A template as a declaration or a sync gives it.
@@ -50,6 +60,7 @@ pub struct TemplateWrite {
     pub status: String,
     pub body: String,
     pub parameters: Vec<String>,
+    pub header: Option<TemplateHeader>,
     pub content_sid: Option<String>,
     pub external_id: Option<String>,
 }
@@ -64,10 +75,11 @@ pub struct Synced {
 }
 
 const COLUMNS: &str = "id, bot_id, channel, name, language, category, status, body, parameters, \
-                       content_sid, source, external_id, created_ms, updated_ms";
+                       header, content_sid, source, external_id, created_ms, updated_ms";
 
 fn template_row(r: &AnyRow) -> Result<StoredTemplate, StoreError> {
     let parameters: String = r.try_get("parameters")?;
+    let header: Option<String> = r.try_get("header")?;
     Ok(StoredTemplate {
         id: r.try_get("id")?,
         bot_id: r.try_get("bot_id")?,
@@ -79,6 +91,10 @@ fn template_row(r: &AnyRow) -> Result<StoredTemplate, StoreError> {
         body: r.try_get("body")?,
         parameters: serde_json::from_str(&parameters)
             .map_err(|e| StoreError::Corrupt(format!("template parameters: {e}")))?,
+        header: header
+            .map(|h| serde_json::from_str(&h))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("template header: {e}")))?,
         content_sid: r.try_get("content_sid")?,
         source: r.try_get("source")?,
         external_id: r.try_get("external_id")?,
@@ -89,6 +105,12 @@ fn template_row(r: &AnyRow) -> Result<StoredTemplate, StoreError> {
 
 fn parameters_json(w: &TemplateWrite) -> String {
     serde_json::to_string(&w.parameters).unwrap_or_else(|_| "[]".into())
+}
+
+fn header_json(w: &TemplateWrite) -> Option<String> {
+    w.header
+        .as_ref()
+        .and_then(|h| serde_json::to_string(h).ok())
 }
 
 async fn one(
@@ -118,8 +140,8 @@ async fn insert(
 ) -> Result<i64, StoreError> {
     let id = sqlx::query_scalar(
         "INSERT INTO message_templates (bot_id, channel, name, language, category, status, body, \
-         parameters, content_sid, source, external_id, created_ms, updated_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING id",
+         parameters, header, content_sid, source, external_id, created_ms, updated_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
     )
     .bind(bot_id)
     .bind(w.channel.clone())
@@ -129,6 +151,7 @@ async fn insert(
     .bind(w.status.clone())
     .bind(w.body.clone())
     .bind(parameters_json(w))
+    .bind(header_json(w))
     .bind(w.content_sid.clone())
     .bind(source.to_string())
     .bind(w.external_id.clone())
@@ -277,13 +300,15 @@ impl Store {
                         && old.status == w.status
                         && old.body == w.body
                         && old.parameters == w.parameters
+                        && old.header == w.header
                         && old.external_id == w.external_id;
                     if same {
                         continue;
                     }
                     sqlx::query(
                         "UPDATE message_templates SET category = $1, status = $2, body = $3, \
-                         parameters = $4, source = $5, external_id = $6, updated_ms = $7 WHERE id = $8",
+                         parameters = $4, header = $9, source = $5, external_id = $6, updated_ms = $7 \
+                         WHERE id = $8",
                     )
                     .bind(w.category.clone())
                     .bind(w.status.clone())
@@ -293,6 +318,7 @@ impl Store {
                     .bind(w.external_id.clone())
                     .bind(by.now_ms)
                     .bind(old.id)
+                    .bind(header_json(w))
                     .execute(&mut *tx)
                     .await?;
                     counts.updated += 1;

@@ -22,7 +22,7 @@ use crate::{Fetched, MediaError, MediaLimits, ParseError, SendError, Sent};
 
 mod templates;
 mod webhook;
-pub use templates::{RemoteTemplate, body_component};
+pub use templates::{RemoteTemplate, body_component, component};
 pub use webhook::MetaWebhooks;
 
 pub const DEFAULT_API_URL: &str = "https://graph.facebook.com";

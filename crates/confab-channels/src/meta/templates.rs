@@ -30,14 +30,19 @@ pub struct RemoteTemplate {
     pub components: Vec<Value>,
 }
 
-/// The `body` component of a template's components, as Meta lists them
-/// (`BODY`) or a send gives them (`body`).
-pub fn body_component(components: &[Value]) -> Option<&Value> {
+/// The component of a kind (`body`, `header`) among a template's
+/// components, as Meta lists them (`BODY`) or a send gives them (`body`).
+pub fn component<'a>(components: &'a [Value], kind: &str) -> Option<&'a Value> {
     components.iter().find(|c| {
         c.get("type")
             .and_then(Value::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case("body"))
+            .is_some_and(|t| t.eq_ignore_ascii_case(kind))
     })
+}
+
+/// The `body` component (see [`component`]).
+pub fn body_component(components: &[Value]) -> Option<&Value> {
+    component(components, "body")
 }
 
 impl RemoteTemplate {
@@ -46,6 +51,18 @@ impl RemoteTemplate {
         body_component(&self.components)
             .and_then(|c| c.get("text"))
             .and_then(Value::as_str)
+    }
+
+    /// Its HEADER component's format (TEXT, IMAGE, VIDEO, DOCUMENT,
+    /// LOCATION) and, for TEXT, the header's text.
+    pub fn header(&self) -> Option<(String, Option<&str>)> {
+        let h = component(&self.components, "header")?;
+        let format = h
+            .get("format")
+            .and_then(Value::as_str)
+            .unwrap_or("TEXT")
+            .to_ascii_uppercase();
+        Some((format, h.get("text").and_then(Value::as_str)))
     }
 }
 

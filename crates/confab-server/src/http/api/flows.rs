@@ -28,7 +28,7 @@ use crate::auth::Principal;
 use crate::catalog::{Catalog, Source, hash};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Invalid};
-use crate::message_templates::Named;
+use crate::message_templates;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FlowOut {
@@ -147,6 +147,22 @@ fn editable(catalog: &Catalog, id: &str) -> ApiResult<(i64, Arc<Flow>)> {
     }
 }
 
+/// Each node of `flow` naming a template the bot's catalogue lacks.
+async fn template_problems(state: &AppState, bot: i64, flow: &Flow) -> ApiResult<Vec<Invalid>> {
+    if flow.templates().next().is_none() {
+        return Ok(Vec::new());
+    }
+    let catalogue = state.store.templates(bot).await?;
+    Ok(message_templates::flow_problems(flow, &catalogue)
+        .into_iter()
+        .map(|(node, message)| Invalid {
+            node: Some(node.into()),
+            field: Some("template".into()),
+            message,
+        })
+        .collect())
+}
+
 /// Checks `flow` as the bot's and stores it as a new version (or the first).
 async fn save(
     state: &AppState,
@@ -169,17 +185,7 @@ async fn save(
         .into_iter()
         .map(Invalid::from)
         .collect();
-    if flow.templates().next().is_some() {
-        let catalogue = state.store.templates(bot.id()).await?;
-        problems.extend(flow.templates().filter_map(|(node, t)| {
-            let message = Named::of_flow(t).check_flow(&catalogue).err()?;
-            Some(Invalid {
-                node: Some(node.into()),
-                field: Some("template".into()),
-                message,
-            })
-        }));
-    }
+    problems.extend(template_problems(state, bot.id(), flow).await?);
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
@@ -525,7 +531,7 @@ pub async fn version(
 /// start on it; runs in progress keep theirs.
 #[utoipa::path(post, path = "/api/v1/flows/{flow}/versions/{version}/publish", tag = "flows",
     params(("flow" = String, Path), ("version" = i64, Path)),
-    responses((status = 200, body = FlowOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    responses((status = 200, body = FlowOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -534,6 +540,17 @@ pub async fn publish(
     Path(VersionPath { flow, version }): Path<VersionPath>,
 ) -> ApiResult<Json<FlowOut>> {
     editable(&state.registry.catalog(bot.id()), &flow)?;
+    let old = state
+        .registry
+        .version(bot.id(), &flow, version)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("flow {flow} has no version {version}")))?;
+    // The catalogue may have lost a template since this version was live.
+    let problems = template_problems(&state, bot.id(), &old).await?;
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
     let label = principal.label();
     state
         .store

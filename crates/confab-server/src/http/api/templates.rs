@@ -33,6 +33,11 @@ pub struct MessageTemplateOut {
     pub body: String,
     /// The body's parameters (`1`, `2`... or names), each once.
     pub parameters: Vec<String>,
+    /// A Meta template's header: `format` (TEXT, IMAGE, VIDEO, DOCUMENT,
+    /// LOCATION) and a TEXT header's `parameters`; a send gives them in its
+    /// `header` component.
+    #[schema(value_type = Option<Object>)]
+    pub header: Option<confab_store::TemplateHeader>,
     pub content_sid: Option<String>,
     /// declared or synced.
     pub source: String,
@@ -53,6 +58,7 @@ impl From<StoredTemplate> for MessageTemplateOut {
             status: t.status,
             body: t.body,
             parameters: t.parameters,
+            header: t.header,
             content_sid: t.content_sid,
             source: t.source,
             external_id: t.external_id,
