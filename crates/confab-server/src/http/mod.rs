@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, and the middleware every request passes.
 
 pub mod api;
+pub mod console;
 pub mod ops;
 pub mod serve;
 pub mod webhooks;
@@ -17,21 +18,35 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::ApiError;
 
+/// The `/api/v1` routes behind the access layer, as callers reach them.
+fn api_routes(state: &AppState) -> Router<AppState> {
+    Router::new().nest(
+        api::PREFIX,
+        api::table()
+            .into_parts()
+            .0
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                crate::auth::policy::authorize,
+            )),
+    )
+}
+
 pub fn router(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;
+    // The console calls the API in-process, through the same routes and
+    // access layer (and the same problem+json answers).
+    let for_console = console::ApiRouter(
+        api_routes(&state)
+            .fallback(|| async { ApiError::NotFound("no such route".into()) })
+            .layer(middleware::from_fn(problem_details))
+            .with_state(state.clone()),
+    );
     Router::new()
         .merge(ops::routes())
         .merge(webhooks::routes())
-        .nest(
-            api::PREFIX,
-            api::table()
-                .into_parts()
-                .0
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    crate::auth::policy::authorize,
-                )),
-        )
+        .merge(api_routes(&state))
+        .merge(console::routes(for_console))
         .merge(crate::openapi::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(limit))

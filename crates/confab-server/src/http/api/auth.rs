@@ -53,8 +53,9 @@ impl From<PasswordError> for ApiError {
 }
 
 /// Checks a username and password against the login limits and the
-/// stored hash, and issues a token: what both login routes do.
-async fn sign_in(
+/// stored hash, and issues a token: what both login routes (and the
+/// console's login) do.
+pub(crate) async fn sign_in(
     state: &AppState,
     origin: &Origin,
     username: String,

@@ -1,0 +1,144 @@
+//! The console's calls of the API: in-process, through the API's own router
+//! with the session's token. Each is authorised, checked and answered
+//! exactly as the same call from outside would be; the console has no
+//! other path to the data.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Answers larger than this are not read (a page shows a page of rows).
+const MAX_ANSWER: usize = 32 << 20;
+
+/// The API's routes, behind the same access layer as from outside.
+#[derive(Clone)]
+pub struct ApiRouter(pub Router);
+
+/// The API, as the session's user.
+#[derive(Clone)]
+pub struct Api {
+    router: Router,
+    token: String,
+}
+
+/// What the API refused, as its problem+json says.
+#[derive(Clone, Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub detail: String,
+    /// Each field or node at fault: `{"field", "node", "message"}`.
+    pub problems: Vec<Value>,
+}
+
+impl Refused {
+    /// What to tell the user: the detail, and each field or node at fault.
+    pub fn say(&self) -> String {
+        let mut out = self.detail.clone();
+        for p in &self.problems {
+            if let Some(m) = p.get("message").and_then(Value::as_str)
+                && !out.contains(m)
+            {
+                out.push_str(&format!(" {m}."));
+            }
+        }
+        out
+    }
+}
+
+impl Api {
+    pub fn new(router: &ApiRouter, token: &str) -> Api {
+        Api {
+            router: router.0.clone(),
+            token: token.to_string(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, Refused> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value, Refused> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// `path` is the API's, from `/api/v1`, with its query string.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Refused> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let req = req.body(body).map_err(|e| refused(500, e.to_string()))?;
+        let resp = match self.router.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
+            .await
+            .map_err(|e| refused(500, format!("the API's answer could not be read: {e}")))?;
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(Refused {
+            status: status.as_u16(),
+            detail: value
+                .get("detail")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
+            problems: value
+                .get("problems")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn refused(status: u16, detail: String) -> Refused {
+    Refused {
+        status,
+        detail,
+        problems: Vec::new(),
+    }
+}
+
+/// A path segment or query value, percent-encoded.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_are_percent_encoded() {
+        assert_eq!(super::enc("+1 555/ä"), "%2B1%20555%2F%C3%A4");
+        assert_eq!(super::enc("shop-2_x.y~"), "shop-2_x.y~");
+    }
+}

@@ -1,0 +1,403 @@
+//! The web console over real HTTP: logging in, the session cookie and CSRF
+//! tokens, the inbox and an agent's answers, and the API's roles on every
+//! action.
+mod common;
+
+use std::collections::HashMap;
+
+use common::fake::{FakeProvider, Kind};
+use common::*;
+use confab_server::auth::Role;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+/// A browser without scripts: it keeps cookies and does not follow
+/// redirects, so each answer can be looked at.
+struct Browser {
+    url: String,
+    http: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The CSRF token in the page's forms.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"_csrf\" value=\"").expect("a form") + 20;
+        self.body[at..at + 32].to_string()
+    }
+
+    fn location(&self) -> &str {
+        self.headers.get(LOCATION).unwrap().to_str().unwrap()
+    }
+
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            url: app.url.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, r: reqwest::Response) -> Page {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        for c in headers.get_all(SET_COOKIE).iter() {
+            let c = c.to_str().unwrap();
+            let (pair, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        Page {
+            status,
+            headers,
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(r).await
+    }
+
+    /// Logs in through the form.
+    async fn log_in(&mut self, user: &str, password: &str) -> Page {
+        let form = self.get("/console").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        self.post(
+            "/console/login",
+            &[
+                ("username", user),
+                ("password", password),
+                ("_csrf", &form.csrf()),
+            ],
+        )
+        .await
+    }
+}
+
+async fn user(app: &TestApp, name: &str, role: Role) {
+    let hash = confab_server::auth::hash_password("a-long-password".into())
+        .await
+        .unwrap();
+    app.store
+        .create_user(name, &hash, role, &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
+}
+
+async fn outbound(app: &TestApp) -> usize {
+    let key = app.api_key_with(Role::Viewer).await;
+    let (s, page) = app.get(&key, "/api/v1/messages?direction=outbound").await;
+    assert_eq!(s, 200, "{page}");
+    page["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn an_agent_logs_in_reads_the_inbox_and_answers_and_every_form_needs_the_sessions_token() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    user(&app, "ana", Role::Agent).await;
+    let mut b = Browser::new(&app);
+
+    // Logged out, every screen leads to the login form.
+    let away = b.get("/console/inbox").await;
+    assert_eq!((away.status, away.location()), (303, "/console"));
+    let form = b.get("/console").await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body
+            .contains("<label for=\"password\">Password</label>")
+    );
+    let login_cookie = form.set_cookie("confab_login").unwrap();
+    assert!(login_cookie.contains("HttpOnly") && login_cookie.contains("SameSite=Strict"));
+    for (name, value) in [
+        ("content-security-policy", "script-src 'self'"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        let got = form.headers.get(name).unwrap().to_str().unwrap();
+        assert!(got.contains(value), "{name}: {got}");
+    }
+
+    // A wrong password, or a form from elsewhere, logs nobody in.
+    let wrong = b
+        .post(
+            "/console/login",
+            &[
+                ("username", "ana"),
+                ("password", "not-it"),
+                ("_csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.body.contains("Wrong username or password."));
+    assert!(wrong.set_cookie("confab_session").is_none());
+    let forged = b
+        .post(
+            "/console/login",
+            &[
+                ("username", "ana"),
+                ("password", "a-long-password"),
+                ("_csrf", &"0".repeat(32)),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(forged.set_cookie("confab_session").is_none());
+
+    let ok = b.log_in("ana", "a-long-password").await;
+    assert_eq!((ok.status, ok.location()), (303, "/console/inbox"));
+    let session = ok.set_cookie("confab_session").unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(session.contains(part), "{session}");
+    }
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+
+    // A contact writes: the inbox lists them, unread, and the conversation
+    // shows the message, escaped.
+    app.twilio_text("+15550000001", "Hello <b>there</b>", "SM1")
+        .await;
+    let inbox = b.get("/console/inbox").await;
+    assert_eq!(inbox.status, 200, "{}", inbox.body);
+    assert!(inbox.body.contains("+15550000001"), "{}", inbox.body);
+    assert!(inbox.body.contains("1 unread"), "{}", inbox.body);
+    let id = app.count("contacts").await;
+    let path = format!("/console/inbox/{id}?bot=default");
+    let talk = b.get(&path).await;
+    assert_eq!(talk.status, 200, "{}", talk.body);
+    assert!(
+        talk.body.contains("Hello &lt;b&gt;there&lt;") && !talk.body.contains("<b>there"),
+        "{}",
+        talk.body
+    );
+    assert!(talk.body.contains("24-hour window open"));
+    let csrf = talk.csrf();
+
+    // An answer without the session's token is refused, and nothing is sent.
+    let reply = format!("/console/inbox/{id}/reply?bot=default");
+    let forged = b
+        .post(&reply, &[("_csrf", &"f".repeat(32)), ("text", "Hi!")])
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(outbound(&app).await, 0);
+    // Nothing to send: said beside the form.
+    let empty = b.post(&reply, &[("_csrf", &csrf), ("text", "  ")]).await;
+    assert_eq!(empty.status, 422, "{}", empty.body);
+    assert!(empty.body.contains("Write a message, or pick a template."));
+    // A template the catalogue lacks: the API's 422, and the typed text stays.
+    let unknown = b
+        .post(
+            &reply,
+            &[
+                ("_csrf", &csrf),
+                ("text", "keep me"),
+                ("template", &format!("HX{}", "a".repeat(32))),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("not in the bot&#x27;s catalogue"),
+        "{}",
+        unknown.body
+    );
+    assert!(
+        unknown.body.contains(">keep me</textarea>"),
+        "{}",
+        unknown.body
+    );
+    assert_eq!(outbound(&app).await, 0);
+
+    let sent = b
+        .post(
+            &reply,
+            &[("_csrf", &csrf), ("text", "Hi! How can we help?")],
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let after = b.get(sent.location()).await;
+    assert!(
+        after.body.contains("Your message is queued"),
+        "{}",
+        after.body
+    );
+    assert!(after.body.contains("Hi! How can we help?"));
+    assert_eq!(outbound(&app).await, 1);
+    app.eventually(10, "the answer went out", || async {
+        twilio.requests().len() == 1
+    })
+    .await;
+
+    let read = b
+        .post(
+            &format!("/console/inbox/{id}/read?bot=default"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(read.status, 303, "{}", read.body);
+    assert!(!b.get("/console/inbox").await.body.contains("unread"));
+
+    // The scripts are served by the binary, kept by the browser.
+    let js = b.get("/console/static/htmx-2.0.11.min.js").await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert_eq!(b.get("/console/static/nope.js").await.status, 404);
+
+    // Logged out: the cookie goes, and the screens lead to the form again.
+    let out = b.post("/console/logout", &[("_csrf", &csrf)]).await;
+    assert_eq!((out.status, out.location()), (303, "/console"));
+    assert_eq!(b.get("/console/inbox").await.status, 303);
+}
+
+#[tokio::test]
+async fn the_apis_roles_apply_to_every_screen_and_action() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    user(&app, "vic", Role::Viewer).await;
+    user(&app, "ana", Role::Agent).await;
+    let (s, f) = app
+        .post(
+            &key,
+            "/api/v1/flows",
+            json!({"id": "help", "nodes": [
+                {"id": "h", "type": "handoff", "text": "A person will answer you shortly.", "next": "bye"},
+                {"id": "bye", "type": "end", "text": "The bot is back."}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/triggers",
+            json!({"name": "Help", "flow": "help", "trigger_type": "keyword", "keywords": ["help"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    app.twilio_text("+15550000002", "help", "SM1").await;
+    let id = app.count("contacts").await;
+
+    // A viewer reads the conversation but may not answer or hand back.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let talk = viewer.get(&format!("/console/inbox/{id}")).await;
+    assert_eq!(talk.status, 200, "{}", talk.body);
+    assert!(
+        talk.body.contains("handed off to a person"),
+        "{}",
+        talk.body
+    );
+    let csrf = talk.csrf();
+    let refused = viewer
+        .post(
+            &format!("/console/inbox/{id}/reply"),
+            &[("_csrf", &csrf), ("text", "Hi")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Not allowed"));
+    let refused = viewer
+        .post(&format!("/console/inbox/{id}/resume"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(outbound(&app).await, 1, "only the handoff's own message");
+
+    // An agent hands the contact back: the run moves on and says so.
+    let mut agent = Browser::new(&app);
+    agent.log_in("ana", "a-long-password").await;
+    let csrf = agent.get(&format!("/console/inbox/{id}")).await.csrf();
+    let back = agent
+        .post(&format!("/console/inbox/{id}/resume"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let after = agent.get(back.location()).await;
+    assert!(
+        after.body.contains("The bot has the conversation again."),
+        "{}",
+        after.body
+    );
+    assert!(
+        !after.body.contains("handed off to a person"),
+        "{}",
+        after.body
+    );
+    app.eventually(10, "the flow's last message went out", || async {
+        twilio
+            .requests()
+            .iter()
+            .any(|r| r.form_value("Body").as_deref() == Some("The bot is back."))
+    })
+    .await;
+
+    // A bot the user may not see is not shown.
+    let none = agent.get("/console/inbox?bot=nope").await;
+    assert_eq!(none.status, 404, "{}", none.body);
+    // A session whose user is gone ends: back to the form.
+    app.store
+        .delete_user("ana", &confab_store::Change::by("test", 0))
+        .await
+        .unwrap();
+    let gone = agent.get("/console/inbox").await;
+    assert_eq!((gone.status, gone.location()), (303, "/console"));
+    assert_eq!(
+        gone.set_cookie("confab_session")
+            .map(|c| c.contains("Max-Age=0")),
+        Some(true)
+    );
+}
