@@ -333,6 +333,26 @@ impl Store {
         Ok(())
     }
 
+    /// Gives up leases this worker holds, `(job, lease)`, so that another
+    /// worker may take the jobs at once (a server that stops).
+    pub async fn release_jobs(&self, jobs: &[(i64, i64)]) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for (job_id, lease) in jobs {
+            sqlx::query(
+                "UPDATE jobs SET locked_until_ms = 0 WHERE id = $1 AND locked_until_ms = $2",
+            )
+            .bind(*job_id)
+            .bind(*lease)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Extends a lease this worker still holds; the new lease on success.
     pub async fn extend_lease(
         &self,

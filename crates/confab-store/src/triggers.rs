@@ -606,16 +606,17 @@ pub struct PageStart {
 
 impl Tx {
     /// Records a page of a schedule firing with the commit: its cursor and
-    /// what it did, and hands the job on (due again at `next_page_ms`) or
-    /// ends it when `done`. The page's transaction holds the job (see
-    /// [`Store::begin_page`]).
+    /// what it did, and keeps the job leased until `held_until_ms` for its
+    /// next page, due at `next_page_ms` (the server working it needs no
+    /// claim for it), or ends it when `done`. The page's transaction holds
+    /// the job (see [`Store::begin_page`]).
     pub fn schedule_page(
         &mut self,
         firing: i64,
         (cursor, started, skipped): (i64, i64, i64),
         done: bool,
         job_id: i64,
-        (now_ms, next_page_ms): (i64, i64),
+        (now_ms, next_page_ms, held_until_ms): (i64, i64, i64),
     ) {
         if done {
             self.closing
@@ -623,7 +624,8 @@ impl Tx {
                 .bind(job_id);
         } else {
             self.closing
-                .push("UPDATE jobs SET locked_until_ms = 0, run_at_ms = $1, attempts = 0 WHERE id = $2")
+                .push("UPDATE jobs SET locked_until_ms = $1, run_at_ms = $2, attempts = 0 WHERE id = $3")
+                .bind(held_until_ms)
                 .bind(next_page_ms)
                 .bind(job_id);
         }

@@ -28,6 +28,8 @@ mod inbound;
 mod moved;
 mod scheduled;
 
+pub use scheduled::Held;
+
 use crate::automation::{Book, BotEvent, EventKind};
 use crate::bots::Directory;
 use crate::catalog::{Catalog, Pinned, Registry};

@@ -26,11 +26,11 @@ fn next_page(now: i64, started: usize, per_second: f64) -> i64 {
 }
 
 impl Runtime {
-    /// Works one page of the schedule firing `job` names; when the next
-    /// page is due, if there is one. Another server that took the job over
-    /// (its lease ran out) makes this page's work roll back: each contact is
-    /// started once.
-    pub async fn schedule_page(&self, job: &ClaimedJob) -> Result<Option<i64>, RuntimeError> {
+    /// Works one page of the schedule firing `job` names; the job as this
+    /// server holds it for the next page, if there is one. Another server
+    /// that took the job over (its lease ran out) makes this page's work
+    /// roll back: each contact is started once.
+    pub async fn schedule_page(&self, job: &ClaimedJob) -> Result<Option<Held>, RuntimeError> {
         let now = self.clock.now_ms();
         let lease = (job.job_id, job.lease);
         let ended = || async {
@@ -197,12 +197,13 @@ impl Runtime {
             }
         }
         let next = next_page(now, started, self.settings.send_rate(channel));
+        let held_until = next + self.settings.outbox_lease.as_millis() as i64;
         tx.schedule_page(
             firing.id,
             (cursor, started as i64, skipped),
             done,
             job.job_id,
-            (now, next),
+            (now, next, held_until),
         );
         tx.commit_writes(writes, now).await?;
         tracing::debug!(
@@ -215,8 +216,24 @@ impl Runtime {
         if queued {
             self.wake.notify_one();
         }
-        Ok((!done).then_some(next))
+        Ok((!done).then(|| Held {
+            due_ms: next,
+            job: ClaimedJob {
+                lease: held_until,
+                ..job.clone()
+            },
+        }))
     }
+}
+
+/// A schedule's job this server keeps leased between its pages: its next
+/// page is worked at `due_ms` without claiming it again, one write fewer
+/// per page. A server that stops gives it up; one that dies loses it when
+/// the lease runs out.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub due_ms: i64,
+    pub job: ClaimedJob,
 }
 
 /// Whether every message `flow` sends first (before it waits) is a

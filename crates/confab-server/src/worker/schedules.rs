@@ -9,20 +9,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_store::{DueSchedule, JOB_SCHEDULE};
+use confab_store::{ClaimedJob, DueSchedule, JOB_SCHEDULE};
 use tokio::sync::watch;
 
 use crate::automation::How;
-use crate::runtime::Runtime;
+use crate::runtime::{Held, Runtime};
 
 const POLL: Duration = Duration::from_millis(500);
 /// A due time this late was missed (no server ran), not merely reached.
 pub const GRACE_MS: i64 = 60_000;
-/// Schedule pages worked at once.
+/// Schedule pages claimed at once.
 const PAGES: i64 = 2;
+/// Schedules one server works through at once; more wait for a server
+/// with room.
+const MAX_HELD: usize = 16;
 
 /// Fires due schedules and works their audiences until `stop`.
 pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool>) {
+    // Jobs this server keeps between their pages (see `Held`).
+    let mut held: Vec<Held> = Vec::new();
     loop {
         if *stop.borrow() {
             break;
@@ -44,25 +49,38 @@ pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool
             }
             Err(e) => tracing::warn!(error = %e, "reading due schedules failed"),
         }
-        let lease = now + runtime.settings.outbox_lease.as_millis() as i64;
-        match runtime
-            .store
-            .claim_jobs(JOB_SCHEDULE, now, lease, PAGES)
-            .await
-        {
-            Ok(jobs) => {
-                for job in jobs {
-                    match runtime.schedule_page(&job).await {
-                        Ok(Some(next)) if next <= now => again = true,
-                        Ok(Some(next)) => wake_at = wake_at.min(next),
-                        Ok(None) => again = true,
-                        Err(e) => {
-                            tracing::warn!(job = job.job_id, error = %e, "a schedule page failed")
-                        }
-                    }
+        let (due, later): (Vec<Held>, Vec<Held>) = std::mem::take(&mut held)
+            .into_iter()
+            .partition(|h| h.due_ms <= now);
+        held = later;
+        let mut jobs: Vec<ClaimedJob> = due.into_iter().map(|h| h.job).collect();
+        // New schedules' pages, or those of a server that stopped.
+        let room = PAGES.min(MAX_HELD.saturating_sub(held.len() + jobs.len()) as i64);
+        if room > 0 {
+            let lease = now + runtime.settings.outbox_lease.as_millis() as i64;
+            match runtime
+                .store
+                .claim_jobs(JOB_SCHEDULE, now, lease, room)
+                .await
+            {
+                Ok(claimed) => jobs.extend(claimed),
+                Err(e) => tracing::warn!(error = %e, "claiming schedule pages failed"),
+            }
+        }
+        for job in jobs {
+            match runtime.schedule_page(&job).await {
+                Ok(Some(next)) => {
+                    again |= next.due_ms <= now;
+                    held.push(next);
+                }
+                Ok(None) => again = true,
+                Err(e) => {
+                    tracing::warn!(job = job.job_id, error = %e, "a schedule page failed")
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "claiming schedule pages failed"),
+        }
+        if let Some(first) = held.iter().map(|h| h.due_ms).min() {
+            wake_at = wake_at.min(first);
         }
         if !again {
             let wait = u64::try_from(wake_at - runtime.clock.now_ms()).unwrap_or(0);
@@ -71,6 +89,11 @@ pub async fn run_schedules(runtime: Arc<Runtime>, mut stop: watch::Receiver<bool
                 _ = stop.changed() => {}
             }
         }
+    }
+    // Another server may go on with them at once.
+    let leases: Vec<(i64, i64)> = held.iter().map(|h| (h.job.job_id, h.job.lease)).collect();
+    if let Err(e) = runtime.store.release_jobs(&leases).await {
+        tracing::warn!(error = %e, "giving up schedule pages failed; their leases will run out");
     }
 }
 
