@@ -385,6 +385,27 @@ async fn the_apis_roles_apply_to_every_screen_and_action() {
     })
     .await;
 
+    // Runs: the contact's run, filtered, and its event log.
+    let runs = agent.get("/console/runs?flow=help&status=completed").await;
+    assert_eq!(runs.status, 200, "{}", runs.body);
+    assert!(runs.body.contains("help v1"), "{}", runs.body);
+    assert!(runs.body.contains("+15550000002"), "{}", runs.body);
+    let none = agent.get("/console/runs?status=waiting_input").await;
+    assert!(none.body.contains("No run matches."), "{}", none.body);
+    let bad = agent.get("/console/runs?status=sleeping").await;
+    assert_eq!(bad.status, 200, "{}", bad.body);
+    assert!(bad.body.contains("is not a run status"), "{}", bad.body);
+    let run = agent.get("/console/runs/1").await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert!(run.body.contains("Run #1: help v1"), "{}", run.body);
+    assert!(run.body.contains("Event log"), "{}", run.body);
+    assert!(
+        run.body.contains("<strong>command</strong>: name: resume"),
+        "{}",
+        run.body
+    );
+    assert_eq!(agent.get("/console/runs/999").await.status, 404);
+
     // A bot the user may not see is not shown.
     let none = agent.get("/console/inbox?bot=nope").await;
     assert_eq!(none.status, 404, "{}", none.body);

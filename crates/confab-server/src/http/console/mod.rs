@@ -9,6 +9,7 @@
 mod api;
 mod assets;
 mod inbox;
+mod runs;
 mod session;
 mod view;
 
@@ -45,6 +46,8 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/inbox/{contact}/reply", post(inbox::reply))
         .route("/console/inbox/{contact}/read", post(inbox::read))
         .route("/console/inbox/{contact}/resume", post(inbox::resume))
+        .route("/console/runs", get(runs::list))
+        .route("/console/runs/{id}", get(runs::one))
         .layer(Extension(api))
         .layer(middleware::from_fn(page_headers))
 }

@@ -25,6 +25,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "problem.html",
         include_str!("../../../console/templates/problem.html"),
     ),
+    (
+        "runs.html",
+        include_str!("../../../console/templates/runs.html"),
+    ),
+    (
+        "run.html",
+        include_str!("../../../console/templates/run.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {
