@@ -422,3 +422,97 @@ async fn the_apis_roles_apply_to_every_screen_and_action() {
         Some(true)
     );
 }
+
+#[tokio::test]
+async fn an_editor_makes_a_schedule_and_sees_when_it_fires_and_bad_fields_are_said_beside_them() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    user(&app, "eda", Role::Editor).await;
+    user(&app, "vic", Role::Viewer).await;
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/triggers").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("This bot has no trigger yet."));
+    let csrf = page.csrf();
+    let schedule = |zone: &'static str| {
+        vec![
+            ("name", "Monday check-in"),
+            ("flow", "product_review"),
+            ("trigger_type", "schedule"),
+            ("schedule_type", "weekly"),
+            ("schedule_days", "mon, thu"),
+            ("schedule_time", "09:30"),
+            ("schedule_timezone", zone),
+            ("audience", "customer"),
+        ]
+    };
+    // An unknown time zone: said beside its field, the form keeps what was
+    // typed, and nothing is stored.
+    let mut bad = schedule("Mars/Olympus");
+    bad.push(("_csrf", &csrf));
+    let refused = b.post("/console/triggers", &bad).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("id=\"fault-schedule_timezone\""),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("value=\"Mars&#x2f;Olympus\""),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"Monday check-in\""));
+    assert_eq!(app.count("triggers").await, 0);
+
+    let mut good = schedule("Europe/Berlin");
+    good.push(("_csrf", &csrf));
+    let made = b.post("/console/triggers", &good).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let shown = b.get(made.location()).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("The trigger is saved."));
+    assert!(
+        shown
+            .body
+            .contains("Next firing times (Europe&#x2f;Berlin)"),
+        "{}",
+        shown.body
+    );
+    let upcoming = shown.body.matches("09:30").count();
+    assert!(upcoming >= 5, "five next times: {}", shown.body);
+    assert!(shown.body.contains("It has not fired yet."));
+
+    // Off and on again; the list says which.
+    let off = b
+        .post(
+            "/console/triggers/1/switch",
+            &[("_csrf", &csrf), ("to", "off")],
+        )
+        .await;
+    assert_eq!(off.status, 303, "{}", off.body);
+    let list = b.get("/console/triggers").await;
+    assert!(
+        list.body.contains("Switch on Monday check-in"),
+        "{}",
+        list.body
+    );
+    let (_, t) = app.get(&app.api_key().await, "/api/v1/triggers/1").await;
+    assert_eq!(t["active"], false, "{t}");
+
+    // A viewer sees the triggers but may not make or switch one.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let csrf = viewer.get("/console/triggers").await.csrf();
+    let refused = viewer
+        .post(
+            "/console/triggers/1/switch",
+            &[("_csrf", &csrf), ("to", "on")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let mut again = schedule("UTC");
+    again.push(("_csrf", &csrf));
+    assert_eq!(viewer.post("/console/triggers", &again).await.status, 403);
+    assert_eq!(app.count("triggers").await, 1);
+}

@@ -11,6 +11,7 @@ mod assets;
 mod inbox;
 mod runs;
 mod session;
+mod triggers;
 mod view;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -48,6 +49,12 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/inbox/{contact}/resume", post(inbox::resume))
         .route("/console/runs", get(runs::list))
         .route("/console/runs/{id}", get(runs::one))
+        .route(
+            "/console/triggers",
+            get(triggers::list).post(triggers::create),
+        )
+        .route("/console/triggers/{id}", get(triggers::one))
+        .route("/console/triggers/{id}/switch", post(triggers::switch))
         .layer(Extension(api))
         .layer(middleware::from_fn(page_headers))
 }

@@ -33,6 +33,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "run.html",
         include_str!("../../../console/templates/run.html"),
     ),
+    (
+        "triggers.html",
+        include_str!("../../../console/templates/triggers.html"),
+    ),
+    (
+        "trigger.html",
+        include_str!("../../../console/templates/trigger.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {
