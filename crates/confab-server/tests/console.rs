@@ -125,16 +125,6 @@ impl Browser {
     }
 }
 
-async fn user(app: &TestApp, name: &str, role: Role) {
-    let hash = confab_server::auth::hash_password("a-long-password".into())
-        .await
-        .unwrap();
-    app.store
-        .create_user(name, &hash, role, &confab_store::Change::by("test", 0))
-        .await
-        .unwrap();
-}
-
 async fn outbound(app: &TestApp) -> usize {
     let key = app.api_key_with(Role::Viewer).await;
     let (s, page) = app.get(&key, "/api/v1/messages?direction=outbound").await;
@@ -146,7 +136,7 @@ async fn outbound(app: &TestApp) -> usize {
 async fn an_agent_logs_in_reads_the_inbox_and_answers_and_every_form_needs_the_sessions_token() {
     let twilio = FakeProvider::start(Kind::Twilio).await;
     let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
-    user(&app, "ana", Role::Agent).await;
+    app.user("ana", Role::Agent).await;
     let mut b = Browser::new(&app);
 
     // Logged out, every screen leads to the login form.
@@ -310,8 +300,8 @@ async fn the_apis_roles_apply_to_every_screen_and_action() {
     let twilio = FakeProvider::start(Kind::Twilio).await;
     let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
     let key = app.api_key().await;
-    user(&app, "vic", Role::Viewer).await;
-    user(&app, "ana", Role::Agent).await;
+    app.user("vic", Role::Viewer).await;
+    app.user("ana", Role::Agent).await;
     let (s, f) = app
         .post(
             &key,
@@ -426,8 +416,8 @@ async fn the_apis_roles_apply_to_every_screen_and_action() {
 #[tokio::test]
 async fn an_editor_makes_a_schedule_and_sees_when_it_fires_and_bad_fields_are_said_beside_them() {
     let app = spawn_app(settings(&fresh_database().await, None, None)).await;
-    user(&app, "eda", Role::Editor).await;
-    user(&app, "vic", Role::Viewer).await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
     let mut b = Browser::new(&app);
     b.log_in("eda", "a-long-password").await;
     let page = b.get("/console/triggers").await;

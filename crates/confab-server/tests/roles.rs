@@ -297,13 +297,7 @@ async fn an_agent_talks_to_contacts_but_changes_no_policy_flow_or_record() {
 }
 
 async fn user_with_token(app: &TestApp, name: &str, role: Role) -> String {
-    let hash = confab_server::auth::hash_password("a-long-password".into())
-        .await
-        .unwrap();
-    app.store
-        .create_user(name, &hash, role, &confab_store::Change::by("test", 0))
-        .await
-        .unwrap();
+    app.user(name, role).await;
     let (s, t) = app.login(name, "a-long-password").await;
     assert_eq!(s, 200, "{t}");
     t["access_token"].as_str().unwrap().to_string()

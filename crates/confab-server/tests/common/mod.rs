@@ -315,6 +315,15 @@ impl TestApp {
         serde_json::from_str(&self.text(path).await).unwrap()
     }
 
+    /// A user with `role` and the password `a-long-password`.
+    pub async fn user(&self, name: &str, role: auth::Role) {
+        let hash = auth::hash_password("a-long-password".into()).await.unwrap();
+        self.store
+            .create_user(name, &hash, role, &confab_store::Change::by("test", 0))
+            .await
+            .unwrap();
+    }
+
     /// A login with a username and password: the status and the body.
     pub async fn login(&self, user: &str, password: &str) -> (u16, serde_json::Value) {
         let r = self

@@ -112,6 +112,19 @@ impl Api {
     }
 }
 
+/// The items of a page the API answered; none when it refused.
+pub fn items(page: &Result<Value, Refused>) -> Vec<Value> {
+    page.as_ref()
+        .ok()
+        .and_then(|p| p["items"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// The ids of the flows a `/flows` answer lists.
+pub fn flow_ids(flows: &Result<Value, Refused>) -> Vec<Value> {
+    items(flows).into_iter().map(|f| f["id"].clone()).collect()
+}
+
 fn refused(status: u16, detail: String) -> Refused {
     Refused {
         status,

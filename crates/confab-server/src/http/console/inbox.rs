@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::enc;
+use super::api::{enc, items};
 use super::{Console, refused_page, see_other, view};
 
 /// Contacts on one page of the list.
@@ -149,10 +149,7 @@ async fn show(
         .ok()
         .and_then(|r| r["items"].as_array().and_then(|i| i.first().cloned()));
     // A viewer may not read the catalogue's sends, but sees the list.
-    let templates: Vec<Value> = templates
-        .ok()
-        .and_then(|t| t["items"].as_array().cloned())
-        .unwrap_or_default()
+    let templates: Vec<Value> = items(&templates)
         .into_iter()
         .filter(|t| t["status"] == "APPROVED")
         .map(|t| {

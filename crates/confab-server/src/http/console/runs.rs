@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::enc;
+use super::api::{enc, flow_ids};
 use super::{Console, refused_page, view};
 
 /// Runs on one page.
@@ -80,13 +80,7 @@ pub async fn list(console: Console, Query(q): Query<RunsQuery>) -> Response {
             r
         })
         .collect();
-    let flow_ids: Vec<Value> = flows
-        .ok()
-        .and_then(|f| f["items"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| f["id"].clone())
-        .collect();
+    let flow_ids = flow_ids(&flows);
     view::render(
         "runs.html",
         console.page(

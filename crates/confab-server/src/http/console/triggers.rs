@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::{Refused, enc};
+use super::api::{Refused, enc, flow_ids, items};
 use super::{Console, refused_page, see_other, view};
 
 #[derive(Deserialize, Default)]
@@ -53,13 +53,7 @@ async fn render_list(
             t
         })
         .collect();
-    let flows: Vec<Value> = flows
-        .ok()
-        .and_then(|f| f["items"].as_array().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| f["id"].clone())
-        .collect();
+    let flows = flow_ids(&flows);
     // Each field the API named, beside its control.
     let mut faults = Map::new();
     for p in refused.map(|r| r.problems.as_slice()).unwrap_or_default() {
@@ -212,10 +206,7 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<Done>
         Ok(t) => t,
         Err(r) => return refused_page(&r),
     };
-    let logs: Vec<Value> = logs
-        .ok()
-        .and_then(|l| l["items"].as_array().cloned())
-        .unwrap_or_default()
+    let logs: Vec<Value> = items(&logs)
         .into_iter()
         .map(|mut l| {
             if let Some(run) = l["run_id"].as_i64() {
