@@ -506,3 +506,120 @@ async fn an_editor_makes_a_schedule_and_sees_when_it_fires_and_bad_fields_are_sa
     assert_eq!(viewer.post("/console/triggers", &again).await.status, 403);
     assert_eq!(app.count("triggers").await, 1);
 }
+
+#[tokio::test]
+async fn records_are_listed_filtered_changed_deleted_and_exported_through_the_api() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let (s, r) = app
+        .post(
+            &key,
+            "/api/v1/collections/reviews/records",
+            json!({"contact_number": "+15550000003", "user_name": "Ana", "product_name": "Aurora Headphones",
+                   "product_review": "Great sound, =cmd", "preferred_contact_again": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let id = r["id"].as_i64().unwrap();
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+
+    let all = b.get("/console/records").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    for name in ["reviews", "orders", "defects"] {
+        assert!(
+            all.body.contains(&format!(">{name}</a>")),
+            "{name}: {}",
+            all.body
+        );
+    }
+    let table = b.get("/console/records/reviews?user_name=Ana").await;
+    assert_eq!(table.status, 200, "{}", table.body);
+    assert!(table.body.contains("Aurora Headphones"), "{}", table.body);
+    let none = b.get("/console/records/reviews?user_name=Bob").await;
+    assert!(none.body.contains("No record matches."), "{}", none.body);
+    let bad = b.get("/console/records/reviews?colour=red").await;
+    assert!(bad.body.contains("has no field colour"), "{}", bad.body);
+    assert_eq!(b.get("/console/records/nope").await.status, 404);
+
+    // The export is the API's CSV, with the same filter.
+    let csv = b.get("/console/records/reviews/export?user_name=Ana").await;
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("reviews.csv")
+    );
+    assert!(
+        csv.body.lines().next().unwrap().contains("user_name"),
+        "{}",
+        csv.body
+    );
+    assert!(csv.body.contains("Aurora Headphones"), "{}", csv.body);
+
+    // A change the collection refuses is said beside its field; nothing changes.
+    let page = b.get(&format!("/console/records/reviews/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+    let path = format!("/console/records/reviews/{id}");
+    let refused = b
+        .post(
+            &path,
+            &[
+                ("_csrf", &csrf),
+                ("user_name", "Ana"),
+                ("preferred_contact_again", "maybe"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("id=\"fault-preferred_contact_again\""),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"maybe\""), "{}", refused.body);
+    let saved = b
+        .post(
+            &path,
+            &[
+                ("_csrf", &csrf),
+                ("user_name", "Ana B"),
+                ("preferred_contact_again", "no"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let (_, r) = app
+        .get(&key, &format!("/api/v1/collections/reviews/records/{id}"))
+        .await;
+    assert_eq!(
+        (&r["user_name"], &r["preferred_contact_again"]),
+        (&json!("Ana B"), &json!(false)),
+        "{r}"
+    );
+
+    // A viewer reads but may not delete; an editor deletes.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let vcsrf = viewer.get(&path).await.csrf();
+    let refused = viewer
+        .post(&format!("{path}/delete"), &[("_csrf", &vcsrf)])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let gone = b.post(&format!("{path}/delete"), &[("_csrf", &csrf)]).await;
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    let after = b.get(gone.location()).await;
+    assert!(
+        after.body.contains("The record is deleted."),
+        "{}",
+        after.body
+    );
+    assert!(after.body.contains("No record yet."), "{}", after.body);
+}

@@ -70,6 +70,27 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Refused> {
+        let bytes = self.exchange(method, path, body).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| refused(502, format!("the API's answer is not JSON: {e}")))
+    }
+
+    /// A GET whose answer is text (a CSV export).
+    pub async fn text(&self, path: &str) -> Result<String, Refused> {
+        let bytes = self.exchange(Method::GET, path, None).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The answer's body, or what the API refused as its problem+json says.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<axum::body::Bytes, Refused> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -87,23 +108,18 @@ impl Api {
         let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
             .await
             .map_err(|e| refused(500, format!("the API's answer could not be read: {e}")))?;
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
         if status.is_success() {
-            return Ok(value);
+            return Ok(bytes);
         }
+        let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Err(Refused {
             status: status.as_u16(),
-            detail: value
+            detail: problem
                 .get("detail")
                 .and_then(Value::as_str)
                 .map(str::to_string)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
-            problems: value
+            problems: problem
                 .get("problems")
                 .and_then(Value::as_array)
                 .cloned()

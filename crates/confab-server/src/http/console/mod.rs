@@ -9,6 +9,7 @@
 mod api;
 mod assets;
 mod inbox;
+mod records;
 mod runs;
 mod session;
 mod triggers;
@@ -47,6 +48,14 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/inbox/{contact}/reply", post(inbox::reply))
         .route("/console/inbox/{contact}/read", post(inbox::read))
         .route("/console/inbox/{contact}/resume", post(inbox::resume))
+        .route("/console/records", get(records::collections))
+        .route("/console/records/{name}", get(records::table))
+        .route("/console/records/{name}/export", get(records::export))
+        .route(
+            "/console/records/{name}/{id}",
+            get(records::record).post(records::save),
+        )
+        .route("/console/records/{name}/{id}/delete", post(records::delete))
         .route("/console/runs", get(runs::list))
         .route("/console/runs/{id}", get(runs::one))
         .route(

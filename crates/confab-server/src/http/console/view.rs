@@ -34,6 +34,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../console/templates/run.html"),
     ),
     (
+        "records.html",
+        include_str!("../../../console/templates/records.html"),
+    ),
+    (
+        "record.html",
+        include_str!("../../../console/templates/record.html"),
+    ),
+    (
         "triggers.html",
         include_str!("../../../console/templates/triggers.html"),
     ),
