@@ -2,15 +2,14 @@
 //! agent's answers (a reply inside the 24-hour window, a template outside
 //! it), handing a contact back to the bot, marking a conversation read.
 
-use axum::Form;
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::api::{enc, items};
-use super::{Console, refused_page, see_other, view};
+use super::{Action, Console, NoFields, refused_page, see_other, view};
 
 /// Contacts on one page of the list.
 const CONTACTS: usize = 50;
@@ -73,8 +72,6 @@ async fn contacts(console: &Console, q: &ListQuery) -> Result<Value, Response> {
 /// What the reply form held, shown again with the API's objection.
 #[derive(Deserialize, Default, Clone)]
 pub struct ReplyForm {
-    #[serde(rename = "_csrf")]
-    csrf: Option<String>,
     #[serde(default)]
     text: String,
     channel: Option<String>,
@@ -185,14 +182,9 @@ async fn show(
 /// Sends an agent's reply, or a template, through the API's send; what it
 /// refuses is shown beside the form, which keeps what was typed.
 pub async fn reply(
-    console: Console,
-    headers: HeaderMap,
     Path(contact): Path<String>,
-    Form(f): Form<ReplyForm>,
+    Action { console, form: f }: Action<ReplyForm>,
 ) -> Response {
-    if let Some(r) = console.forged(&headers, f.csrf.as_deref()) {
-        return r;
-    }
     let id = enc(&contact);
     let person = match console
         .api
@@ -283,22 +275,11 @@ fn template(chosen: &str, parameters: &[&str]) -> Value {
     }
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(rename = "_csrf")]
-    csrf: Option<String>,
-}
-
 /// Marks the conversation read.
 pub async fn read(
-    console: Console,
-    headers: HeaderMap,
     Path(contact): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Action { console, .. }: Action<NoFields>,
 ) -> Response {
-    if let Some(r) = console.forged(&headers, f.csrf.as_deref()) {
-        return r;
-    }
     let id = enc(&contact);
     match console
         .api
@@ -312,14 +293,9 @@ pub async fn read(
 
 /// Hands a handed-off contact back to the bot: resumes their run.
 pub async fn resume(
-    console: Console,
-    headers: HeaderMap,
     Path(contact): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Action { console, .. }: Action<NoFields>,
 ) -> Response {
-    if let Some(r) = console.forged(&headers, f.csrf.as_deref()) {
-        return r;
-    }
     let id = enc(&contact);
     let run = match console
         .api

@@ -15,13 +15,15 @@ mod session;
 mod triggers;
 mod view;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -163,6 +165,44 @@ impl Console {
                 "This form is out of date or did not come from the console. Reload the page and try again.",
             )),
         }
+    }
+}
+
+/// A console form, sent: the session, and the form once its CSRF token
+/// (the form's `_csrf`, or a script's `x-csrf-token` header) is found to be
+/// the session's. Anything else is refused before the handler runs.
+pub struct Action<F> {
+    pub console: Console,
+    pub form: F,
+}
+
+/// Any form: what an action that takes no fields reads.
+pub type NoFields = std::collections::BTreeMap<String, String>;
+
+impl<F: DeserializeOwned + Send> FromRequest<AppState> for Action<F> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let console = Console::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let token: CsrfOnly = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        if let Some(r) = console.forged(&headers, token.csrf.as_deref()) {
+            return Err(r);
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not understood",
+                &format!("The form could not be read: {e}"),
+            )
+        })?;
+        Ok(Action { console, form })
     }
 }
 
@@ -401,22 +441,14 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct CsrfOnly {
     #[serde(rename = "_csrf")]
     csrf: Option<String>,
 }
 
 /// Ends the session: the cookie goes (the token itself runs out as issued).
-async fn logout(
-    console: Console,
-    origin: Origin,
-    headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
-    if let Some(r) = console.forged(&headers, f.csrf.as_deref()) {
-        return r;
-    }
+async fn logout(origin: Origin, _: Action<NoFields>) -> Response {
     let mut resp = Redirect::to("/console").into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,

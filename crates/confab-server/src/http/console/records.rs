@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::Form;
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::api::{Refused, enc};
-use super::{Console, refused_page, see_other, view};
+use super::{Action, Console, NoFields, refused_page, see_other, view};
 
 /// Records on one page.
 const RECORDS: usize = 50;
@@ -299,14 +298,9 @@ fn typed(collection: &Value, form: &BTreeMap<String, String>) -> Map<String, Val
 
 /// Saves a changed record through the API (`PATCH`).
 pub async fn save(
-    console: Console,
-    headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
-    Form(form): Form<BTreeMap<String, String>>,
+    Action { console, form }: Action<BTreeMap<String, String>>,
 ) -> Response {
-    if let Some(r) = console.forged(&headers, form.get("_csrf").map(String::as_str)) {
-        return r;
-    }
     let collection = match described(&console, &name).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -333,14 +327,9 @@ pub async fn save(
 
 /// Deletes a record through the API.
 pub async fn delete(
-    console: Console,
-    headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
-    Form(form): Form<BTreeMap<String, String>>,
+    Action { console, .. }: Action<NoFields>,
 ) -> Response {
-    if let Some(r) = console.forged(&headers, form.get("_csrf").map(String::as_str)) {
-        return r;
-    }
     let path = console.path(&format!("/collections/{}/records/{}", enc(&name), enc(&id)));
     match console.api.call(Method::DELETE, &path, None).await {
         Ok(_) => see_other(&console.link(&format!("/console/records/{}?done=deleted", enc(&name)))),

@@ -2,15 +2,14 @@
 //! (a schedule shows its next five firing times, in its time zone, once
 //! saved), switching one on or off, and its log.
 
-use axum::Form;
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::api::{Refused, enc, flow_ids, items};
-use super::{Console, refused_page, see_other, view};
+use super::{Action, Console, refused_page, see_other, view};
 
 #[derive(Deserialize, Default)]
 pub struct Done {
@@ -87,8 +86,6 @@ async fn render_list(
 /// What the form to make a trigger holds; each field is the API's, as text.
 #[derive(Deserialize, Default, serde::Serialize)]
 pub struct TriggerForm {
-    #[serde(rename = "_csrf", skip_serializing)]
-    csrf: Option<String>,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -180,10 +177,7 @@ impl TriggerForm {
 }
 
 /// Makes a trigger through the API; what it refuses shows beside its field.
-pub async fn create(console: Console, headers: HeaderMap, Form(f): Form<TriggerForm>) -> Response {
-    if let Some(r) = console.forged(&headers, f.csrf.as_deref()) {
-        return r;
-    }
+pub async fn create(Action { console, form: f }: Action<TriggerForm>) -> Response {
     match console.api.post(&console.path("/triggers"), f.body()).await {
         Ok(t) => see_other(&console.link(&format!("/console/triggers/{}?done=made", t["id"]))),
         Err(r) if matches!(r.status, 400 | 409 | 422) => {
@@ -239,22 +233,15 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<Done>
 
 #[derive(Deserialize)]
 pub struct SwitchForm {
-    #[serde(rename = "_csrf")]
-    csrf: Option<String>,
     /// `on` or `off`.
     to: String,
 }
 
 /// Switches a trigger on or off.
 pub async fn switch(
-    console: Console,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Form(f): Form<SwitchForm>,
+    Action { console, form: f }: Action<SwitchForm>,
 ) -> Response {
-    if let Some(r) = console.forged(&headers, f.csrf.as_deref()) {
-        return r;
-    }
     let (verb, done) = match f.to.as_str() {
         "on" => ("activate", "on"),
         _ => ("deactivate", "off"),

@@ -42,6 +42,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../console/templates/record.html"),
     ),
     (
+        "_switch.html",
+        include_str!("../../../console/templates/_switch.html"),
+    ),
+    (
         "triggers.html",
         include_str!("../../../console/templates/triggers.html"),
     ),
