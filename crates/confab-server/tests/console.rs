@@ -623,3 +623,70 @@ async fn records_are_listed_filtered_changed_deleted_and_exported_through_the_ap
     );
     assert!(after.body.contains("No record yet."), "{}", after.body);
 }
+
+#[tokio::test]
+async fn flows_show_their_versions_and_an_editor_makes_an_older_one_live_again() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let hello = |text: &str| json!({"id": "hello", "name": "Hello", "nodes": [{"id": "a", "type": "end", "text": text}]});
+    let (s, f) = app.post(&key, "/api/v1/flows", hello("Hello v1")).await;
+    assert_eq!(s, 201, "{f}");
+    let (s, f) = app
+        .call(
+            reqwest::Method::PUT,
+            &key,
+            "/api/v1/flows/hello",
+            Some(hello("Hello v2")),
+        )
+        .await;
+    assert_eq!((s, &f["version"]), (200, &json!(2)), "{f}");
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let list = b.get("/console/flows").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains(">hello</a>"), "{}", list.body);
+    assert!(list.body.contains(">product_review</a>"), "{}", list.body);
+    let page = b.get("/console/flows/hello").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("hello v2"), "{}", page.body);
+    assert!(
+        page.body.contains("text: Hello v2"),
+        "the definition as YAML: {}",
+        page.body
+    );
+    assert!(page.body.contains("Make version 1 live"), "{}", page.body);
+    // A bundled flow has no button: it is changed by copying it.
+    assert!(
+        !b.get("/console/flows/product_review")
+            .await
+            .body
+            .contains("Make version")
+    );
+    assert_eq!(b.get("/console/flows/nope").await.status, 404);
+
+    // A viewer may not roll back; an editor does, and new runs start on it.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let vcsrf = viewer.get("/console/flows/hello").await.csrf();
+    let refused = viewer
+        .post(
+            "/console/flows/hello/versions/1/publish",
+            &[("_csrf", &vcsrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let done = b
+        .post(
+            "/console/flows/hello/versions/1/publish",
+            &[("_csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let after = b.get(done.location()).await;
+    assert!(after.body.contains("Version 1 is live"), "{}", after.body);
+    let (_, live) = app.get(&key, "/api/v1/flows/hello").await;
+    assert_eq!(live["version"], 1, "{live}");
+}

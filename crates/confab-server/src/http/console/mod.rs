@@ -8,6 +8,7 @@
 
 mod api;
 mod assets;
+mod flows;
 mod inbox;
 mod records;
 mod runs;
@@ -50,6 +51,12 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/inbox/{contact}/reply", post(inbox::reply))
         .route("/console/inbox/{contact}/read", post(inbox::read))
         .route("/console/inbox/{contact}/resume", post(inbox::resume))
+        .route("/console/flows", get(flows::list))
+        .route("/console/flows/{id}", get(flows::one))
+        .route(
+            "/console/flows/{id}/versions/{version}/publish",
+            post(flows::publish),
+        )
         .route("/console/records", get(records::collections))
         .route("/console/records/{name}", get(records::table))
         .route("/console/records/{name}/export", get(records::export))

@@ -34,6 +34,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../console/templates/run.html"),
     ),
     (
+        "flows.html",
+        include_str!("../../../console/templates/flows.html"),
+    ),
+    (
+        "flow.html",
+        include_str!("../../../console/templates/flow.html"),
+    ),
+    (
         "records.html",
         include_str!("../../../console/templates/records.html"),
     ),
