@@ -690,3 +690,73 @@ async fn flows_show_their_versions_and_an_editor_makes_an_older_one_live_again()
     let (_, live) = app.get(&key, "/api/v1/flows/hello").await;
     assert_eq!(live["version"], 1, "{live}");
 }
+
+#[tokio::test]
+async fn an_admin_makes_a_key_that_is_shown_once_and_revokes_it_and_others_are_told_it_is_an_admins()
+ {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    app.user("ada", Role::Admin).await;
+    app.user("eda", Role::Editor).await;
+    let mut b = Browser::new(&app);
+    b.log_in("ada", "a-long-password").await;
+    let page = b.get("/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<td>ada</td>"), "{}", page.body);
+    let csrf = page.csrf();
+    let made = b
+        .post(
+            "/console/settings/keys",
+            &[("_csrf", &csrf), ("name", "crm"), ("role", "agent")],
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let at = made.body.find("<code>cfb_").expect("the key, once") + 6;
+    let key = &made.body[at..made.body[at..].find('<').unwrap() + at];
+    assert_eq!(
+        app.get(key, "/api/v1/contacts").await.0,
+        200,
+        "the key works"
+    );
+    let again = b.get("/console/settings").await;
+    assert!(!again.body.contains(key), "never shown again");
+    assert!(
+        again.body.contains("key.create"),
+        "in the audit log: {}",
+        again.body
+    );
+    let bad = b
+        .post(
+            "/console/settings/keys",
+            &[("_csrf", &csrf), ("name", "x"), ("role", "boss")],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    // Revoked, it stops working at once.
+    let (_, keys) = app.get(&app.api_key().await, "/api/v1/keys").await;
+    let id = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "crm")
+        .unwrap()["id"]
+        .clone();
+    let action = format!("/console/settings/keys/{id}/revoke");
+    assert!(again.body.contains("Revoke the key crm"), "{}", again.body);
+    let gone = b.post(&action, &[("_csrf", &csrf)]).await;
+    assert_eq!(gone.status, 303, "{action}: {}", gone.body);
+    assert_eq!(app.get(key, "/api/v1/contacts").await.0, 401);
+
+    let mut editor = Browser::new(&app);
+    editor.log_in("eda", "a-long-password").await;
+    let no = editor.get("/console/settings").await;
+    assert_eq!(no.status, 403, "{}", no.body);
+    assert!(no.body.contains("an admin"), "{}", no.body);
+    let ecsrf = no.csrf();
+    let refused = editor
+        .post(
+            "/console/settings/keys",
+            &[("_csrf", &ecsrf), ("name", "mine"), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -13,6 +13,7 @@ mod inbox;
 mod records;
 mod runs;
 mod session;
+mod settings;
 mod triggers;
 mod view;
 
@@ -65,6 +66,12 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             get(records::record).post(records::save),
         )
         .route("/console/records/{name}/{id}/delete", post(records::delete))
+        .route("/console/settings", get(settings::page))
+        .route("/console/settings/keys", post(settings::create_key))
+        .route(
+            "/console/settings/keys/{id}/revoke",
+            post(settings::revoke_key),
+        )
         .route("/console/runs", get(runs::list))
         .route("/console/runs/{id}", get(runs::one))
         .route(

@@ -42,6 +42,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../console/templates/flow.html"),
     ),
     (
+        "settings.html",
+        include_str!("../../../console/templates/settings.html"),
+    ),
+    (
         "records.html",
         include_str!("../../../console/templates/records.html"),
     ),

@@ -1,0 +1,108 @@
+//! Settings: users and their roles, API keys (a new key shown once,
+//! revoking one), and the audit log. All of it is an admin's, as in the API;
+//! anyone else is told so.
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{Refused, items};
+use super::{Action, Console, NoFields, refused_page, see_other, view};
+
+/// Audit entries shown.
+const AUDIT: usize = 50;
+
+pub async fn page(console: Console) -> Response {
+    render(&console, None, None, StatusCode::OK).await
+}
+
+async fn render(
+    console: &Console,
+    new_key: Option<&Value>,
+    refused: Option<&Refused>,
+    status: StatusCode,
+) -> Response {
+    let paths = [
+        "/api/v1/users".to_string(),
+        "/api/v1/keys".to_string(),
+        format!("/api/v1/audit?limit={AUDIT}"),
+    ];
+    let (users, keys, audit) = tokio::join!(
+        console.api.get(&paths[0]),
+        console.api.get(&paths[1]),
+        console.api.get(&paths[2]),
+    );
+    // Settings are an admin's: the API says so to anyone else.
+    if let Err(r) = &users
+        && r.status == 403
+    {
+        return view::render_with(
+            StatusCode::FORBIDDEN,
+            "settings.html",
+            console.page("settings", json!({"allowed": false, "why": r.detail})),
+        );
+    }
+    let keys: Vec<Value> = items(&keys)
+        .into_iter()
+        .map(|mut k| {
+            k["revoke_action"] =
+                json!(console.link(&format!("/console/settings/keys/{}/revoke", k["id"])));
+            k
+        })
+        .collect();
+    view::render_with(
+        status,
+        "settings.html",
+        console.page(
+            "settings",
+            json!({
+                "allowed": true,
+                "users": items(&users),
+                "keys": keys,
+                "audit": items(&audit),
+                "new_key": new_key,
+                "error": refused.map(Refused::say),
+                "key_action": console.link("/console/settings/keys"),
+            }),
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// Makes an API key; the page that answers shows it, once.
+pub async fn create_key(Action { console, form }: Action<KeyForm>) -> Response {
+    let body = json!({"name": form.name.trim(), "role": form.role.trim()});
+    match console.api.post("/api/v1/keys", body).await {
+        Ok(key) => render(&console, Some(&key), None, StatusCode::CREATED).await,
+        Err(r) if matches!(r.status, 400 | 409 | 422) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            render(&console, None, Some(&r), status).await
+        }
+        Err(r) => refused_page(&r),
+    }
+}
+
+/// Revokes an API key: it stops working at once.
+pub async fn revoke_key(Path(id): Path<i64>, Action { console, .. }: Action<NoFields>) -> Response {
+    match console
+        .api
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/api/v1/keys/{id}"),
+            None,
+        )
+        .await
+    {
+        Ok(_) => see_other(&console.link("/console/settings")),
+        Err(r) => refused_page(&r),
+    }
+}
