@@ -760,3 +760,169 @@ async fn an_admin_makes_a_key_that_is_shown_once_and_revokes_it_and_others_are_t
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn a_person_finishes_the_survey_in_the_simulator_taps_buttons_and_nothing_reaches_a_provider()
+{
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let colours = json!({"id": "colours", "name": "Colours", "nodes": [
+        {"id": "pick", "type": "send", "text": "Pick a colour", "buttons": [{"id": "red", "title": "Red"}, {"id": "blue", "title": "Blue"}], "next": "ask"},
+        {"id": "ask", "type": "ask", "text": "Which one?", "save_as": "colour", "next": "done"},
+        {"id": "done", "type": "end", "text": "You chose {{ colour }}"}]});
+    let (s, f) = app.post(&key, "/api/v1/flows", colours).await;
+    assert_eq!(s, 201, "{f}");
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/simulator").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(">product_review</option>"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let started = b
+        .post(
+            "/console/simulator",
+            &[("flow", "product_review"), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let at = started.location().to_string();
+    assert!(at.starts_with("/console/simulator?contact="), "{at}");
+    let contact: i64 = at["/console/simulator?contact=".len()..]
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let say = format!("/console/simulator/{contact}/say");
+    let screen = b.get(&at).await;
+    assert!(
+        screen.body.contains("What&#x27;s your name?"),
+        "{}",
+        screen.body
+    );
+    assert!(
+        screen.body.contains("ask_name"),
+        "the node: {}",
+        screen.body
+    );
+
+    // A refused answer is the flow's own error, in the conversation.
+    assert_eq!(
+        b.post(&say, &[("text", "A"), ("_csrf", &csrf)])
+            .await
+            .status,
+        303
+    );
+    let screen = b.get(&at).await;
+    assert!(
+        screen.body.contains("at least 2 characters"),
+        "{}",
+        screen.body
+    );
+    for answer in [
+        "Ana",
+        "Aurora Headphones",
+        "Warm sound and a long battery.",
+        "no",
+    ] {
+        let said = b.post(&say, &[("text", answer), ("_csrf", &csrf)]).await;
+        assert_eq!(said.status, 303, "{answer}: {}", said.body);
+    }
+    let screen = b.get(&at).await;
+    assert!(screen.body.contains("All done, Ana!"), "{}", screen.body);
+    assert!(
+        screen.body.contains("Restart to talk again"),
+        "{}",
+        screen.body
+    );
+    assert!(
+        screen
+            .body
+            .contains("&quot;user_name&quot;: &quot;Ana&quot;"),
+        "{}",
+        screen.body
+    );
+    // Talking to a finished run is refused, and says so.
+    let late = b.post(&say, &[("text", "hello"), ("_csrf", &csrf)]).await;
+    assert_eq!(late.status, 409, "{}", late.body);
+    assert!(late.body.contains("completed"), "{}", late.body);
+
+    // The record is in Records.
+    let records = b.get("/console/records/reviews").await;
+    assert!(
+        records.body.contains("Aurora Headphones"),
+        "{}",
+        records.body
+    );
+
+    // Buttons are tapped by their id.
+    let started = b
+        .post(
+            "/console/simulator",
+            &[("flow", "colours"), ("_csrf", &csrf)],
+        )
+        .await;
+    let at = started.location().to_string();
+    let screen = b.get(&at).await;
+    assert!(
+        screen.body.contains("name=\"tap\" value=\"blue\""),
+        "{}",
+        screen.body
+    );
+    assert!(screen.body.contains(">Blue</button>"), "{}", screen.body);
+    let other: i64 = at["/console/simulator?contact=".len()..]
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(other, contact, "each start is a fresh test contact");
+    let tapped = b
+        .post(
+            &format!("/console/simulator/{other}/say"),
+            &[("tap", "blue"), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(tapped.status, 303, "{}", tapped.body);
+    assert!(b.get(&at).await.body.contains("You chose blue"));
+
+    // Nothing went to the provider; no form works without the token; a
+    // real contact is not talked to here; a viewer may look but not start.
+    assert!(twilio.requests().is_empty());
+    let forged = b.post(&say, &[("text", "hi")]).await;
+    assert_eq!(forged.status, 403);
+    let (s, real) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"contact": "+14155552671", "flow": "colours"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{real}");
+    let real_screen = b
+        .get(&format!(
+            "/console/simulator?contact={}",
+            real["contact_id"]
+        ))
+        .await;
+    assert_eq!(real_screen.status, 404, "{}", real_screen.body);
+    let mut v = Browser::new(&app);
+    v.log_in("vic", "a-long-password").await;
+    let page = v.get("/console/simulator").await;
+    assert_eq!(page.status, 200);
+    let refused = v
+        .post(
+            "/console/simulator",
+            &[("flow", "product_review"), ("_csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

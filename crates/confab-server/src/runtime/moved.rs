@@ -202,10 +202,14 @@ impl Runtime {
         }
         let contact = contact_json(contact_id, state, channel, None);
         let replacing = tx.current_runs(&[contact_id]).await?.remove(&contact_id);
-        let route = Route::Outbox {
-            channel,
-            sender: self.sender(state.bot_id, channel, None),
-            reply_to: None,
+        // A simulation's messages stay in its conversation.
+        let route = match channel {
+            Channel::Simulator => Route::Collect,
+            _ => Route::Outbox {
+                channel,
+                sender: self.sender(state.bot_id, channel, None),
+                reply_to: None,
+            },
         };
         self.step_alone(
             tx,

@@ -31,6 +31,10 @@ pub struct MessageOut {
     /// interactive, button, template, reaction or unsupported.
     pub kind: String,
     pub text: Option<String>,
+    /// What was sent (outbound): its buttons, list rows or template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<confab_model::OutboundContent>,
     #[schema(value_type = Vec<Object>)]
     pub media: Vec<confab_model::Media>,
     /// Location, tapped reply id, replied-to message id, shared contacts.
@@ -64,6 +68,7 @@ impl From<Message> for MessageOut {
             direction: m.direction.as_str().into(),
             kind: m.kind.as_str().into(),
             text: m.text,
+            content: m.content,
             media: m.media,
             extra: m.extra,
             status: m.status.as_str().into(),

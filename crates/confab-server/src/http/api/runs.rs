@@ -182,7 +182,9 @@ pub struct StartRun {
     #[schema(value_type = String)]
     pub flow: String,
     /// `twilio` or `meta`: how the flow's messages go out; the configured one
-    /// when only one is.
+    /// when only one is. `simulator`: nothing goes to a provider, the bot's
+    /// messages are kept in the conversation (the console's simulator);
+    /// without a contact, a fresh test contact is made.
     pub channel: Option<String>,
     /// What the flow reads as `input.*` (`initial_state` as earlier clients
     /// spell it).
@@ -209,10 +211,12 @@ pub async fn start(
     if let Some(given) = &req.bot_id {
         super::same_bot(&state, &bot, given, "runs")?;
     }
+    let simulated = req.channel.as_deref() == Some(confab_model::Channel::Simulator.as_str());
     let key = match (req.contact, req.contact_phone) {
         (Some(c), None) => c,
         (None, Some(p)) if p.starts_with('+') => p,
         (None, Some(p)) => format!("+{p}"),
+        (None, None) if simulated => test_phone(),
         _ => {
             return Err(ApiError::Unprocessable(
                 "contact: give contact or contact_phone".into(),
@@ -230,7 +234,10 @@ pub async fn start(
             req.flow
         )));
     }
-    let (channel, _) = super::messages::sending_channel(&bot.0, req.channel.as_deref())?;
+    let channel = match simulated {
+        true => confab_model::Channel::Simulator,
+        false => super::messages::sending_channel(&bot.0, req.channel.as_deref())?.0,
+    };
     let contact_id = match super::contacts::resolve(&state, &bot, &key).await {
         Ok(c) => c.id,
         Err(ApiError::NotFound(_)) if key.starts_with('+') => {
@@ -253,6 +260,13 @@ pub async fn start(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(RunOut::new(run))))
+}
+
+/// A test contact's number: in +1 555, an area code that is not in
+/// service, so no person has it; random, so each simulation starts fresh.
+fn test_phone() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 10_000_000;
+    format!("+1555{n:07}")
 }
 
 /// Stop a run for good.

@@ -14,6 +14,7 @@ mod records;
 mod runs;
 mod session;
 mod settings;
+mod simulator;
 mod triggers;
 mod view;
 
@@ -52,6 +53,11 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/inbox/{contact}/reply", post(inbox::reply))
         .route("/console/inbox/{contact}/read", post(inbox::read))
         .route("/console/inbox/{contact}/resume", post(inbox::resume))
+        .route(
+            "/console/simulator",
+            get(simulator::page).post(simulator::start),
+        )
+        .route("/console/simulator/{contact}/say", post(simulator::say))
         .route("/console/flows", get(flows::list))
         .route("/console/flows/{id}", get(flows::one))
         .route(

@@ -8,63 +8,30 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "base.html",
-        include_str!("../../../console/templates/base.html"),
-    ),
-    (
-        "login.html",
-        include_str!("../../../console/templates/login.html"),
-    ),
-    (
-        "inbox.html",
-        include_str!("../../../console/templates/inbox.html"),
-    ),
-    (
-        "problem.html",
-        include_str!("../../../console/templates/problem.html"),
-    ),
-    (
-        "runs.html",
-        include_str!("../../../console/templates/runs.html"),
-    ),
-    (
-        "run.html",
-        include_str!("../../../console/templates/run.html"),
-    ),
-    (
-        "flows.html",
-        include_str!("../../../console/templates/flows.html"),
-    ),
-    (
-        "flow.html",
-        include_str!("../../../console/templates/flow.html"),
-    ),
-    (
-        "settings.html",
-        include_str!("../../../console/templates/settings.html"),
-    ),
-    (
-        "records.html",
-        include_str!("../../../console/templates/records.html"),
-    ),
-    (
-        "record.html",
-        include_str!("../../../console/templates/record.html"),
-    ),
-    (
-        "_switch.html",
-        include_str!("../../../console/templates/_switch.html"),
-    ),
-    (
-        "triggers.html",
-        include_str!("../../../console/templates/triggers.html"),
-    ),
-    (
-        "trigger.html",
-        include_str!("../../../console/templates/trigger.html"),
-    ),
+/// Each template by name, with its source built in.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../console/templates/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = templates![
+    "base.html",
+    "login.html",
+    "inbox.html",
+    "problem.html",
+    "runs.html",
+    "run.html",
+    "flows.html",
+    "flow.html",
+    "settings.html",
+    "records.html",
+    "record.html",
+    "_switch.html",
+    "triggers.html",
+    "trigger.html",
+    "simulator.html",
+    "_messages.html",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -78,6 +45,7 @@ fn env() -> &'static Environment<'static> {
             }
         }
         env.add_filter("when", when);
+        env.add_global("stylesheet", super::assets::stylesheet());
         env
     })
 }
