@@ -52,6 +52,9 @@ pub struct Invalid {
     pub node: Option<String>,
     pub field: Option<String>,
     pub message: String,
+    /// The line (from 1) of a YAML document it lies on, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 impl std::fmt::Display for Invalid {
@@ -69,6 +72,7 @@ impl From<confab_flow::Problem> for Invalid {
             node: p.node,
             field: p.field,
             message: p.message,
+            line: None,
         }
     }
 }

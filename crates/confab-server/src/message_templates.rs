@@ -167,6 +167,7 @@ impl DeclareTemplate {
                 node: None,
                 field: Some(field.into()),
                 message: format!("{field}: {message}"),
+                line: None,
             })
         };
         let name = self.name.trim();

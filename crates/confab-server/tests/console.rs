@@ -926,3 +926,124 @@ async fn a_person_finishes_the_survey_in_the_simulator_taps_buttons_and_nothing_
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn the_editor_shows_each_problem_on_its_line_publishes_nothing_broken_and_versions_compare() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let v1 = json!({"id": "hello", "name": "Hello", "nodes": [
+        {"id": "a", "type": "send", "text": "Hi", "next": "b"},
+        {"id": "b", "type": "end", "text": "Bye"}]});
+    let (s, f) = app.post(&key, "/api/v1/flows", v1).await;
+    assert_eq!(s, 201, "{f}");
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/flows/hello").await;
+    assert!(page.body.contains("Edit the YAML"), "{}", page.body);
+    let editor = b.get("/console/flows/hello/edit").await;
+    assert_eq!(editor.status, 200, "{}", editor.body);
+    assert!(editor.body.contains("text: Hi"), "{}", editor.body);
+    let csrf = editor.csrf();
+
+    let broken = "id: hello\nname: Hello\nnodes:\n  - id: a\n    type: send\n    text: Hi\n    next: nowhere\n  - id: b\n    type: end\n    text: Bye\n";
+    let checked = b
+        .post(
+            "/console/flows/hello/edit",
+            &[("yaml", broken), ("publish", "1"), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(checked.status, 422, "{}", checked.body);
+    let line = checked
+        .body
+        .split("<li id=\"line-7\" class=\"fault\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("line 7 is at fault: {}", checked.body));
+    let line = &line[..line.find("</li>").unwrap()];
+    assert!(line.contains("nowhere"), "{line}");
+    assert!(
+        checked.body.contains("nothing was published"),
+        "{}",
+        checked.body
+    );
+    // The text stays as typed.
+    assert!(
+        checked.body.contains("next: nowhere\n  - id: b"),
+        "{}",
+        checked.body
+    );
+    let (_, live) = app.get(&key, "/api/v1/flows/hello").await;
+    assert_eq!(live["version"], 1, "{live}");
+
+    // YAML that does not parse, and a field the flow has not: on their lines.
+    let unreadable = "id: hello\nnodes:\n  - id: a\n    text: [unclosed\n";
+    let checked = b
+        .post(
+            "/console/flows/hello/edit",
+            &[("yaml", unreadable), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(checked.status, 422, "{}", checked.body);
+    assert!(checked.body.contains("cannot be read"), "{}", checked.body);
+    assert!(checked.body.contains("class=\"fault\""), "{}", checked.body);
+    let misfit = "id: hello\nnodes:\n  - id: a\n    type: end\n    txet: Bye\n";
+    let checked = b
+        .post(
+            "/console/flows/hello/edit",
+            &[("yaml", misfit), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(checked.status, 422, "{}", checked.body);
+    assert!(checked.body.contains("does not fit"), "{}", checked.body);
+    assert!(checked.body.contains("class=\"fault\""), "{}", checked.body);
+
+    // A check of good text publishes nothing; publishing makes version 2.
+    let good = broken.replace("nowhere", "b").replace("Hi", "Hello there");
+    let checked = b
+        .post(
+            "/console/flows/hello/edit",
+            &[("yaml", &good), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(checked.status, 200, "{}", checked.body);
+    assert!(checked.body.contains("No problems"), "{}", checked.body);
+    let (_, live) = app.get(&key, "/api/v1/flows/hello").await;
+    assert_eq!(live["version"], 1, "{live}");
+    let published = b
+        .post(
+            "/console/flows/hello/edit",
+            &[("yaml", &good), ("publish", "1"), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(published.status, 303, "{}", published.body);
+    assert!(published.location().contains("done=2"));
+    let (_, live) = app.get(&key, "/api/v1/flows/hello").await;
+    assert_eq!(live["version"], 2, "{live}");
+
+    // Version 1 against the live one.
+    let compared = b.get("/console/flows/hello?diff=1").await;
+    assert_eq!(compared.status, 200, "{}", compared.body);
+    assert!(
+        compared.body.contains("<li class=\"removed\"><span class=\"n\" aria-hidden=\"true\">−</span><code>  text: Hi</code>"),
+        "{}",
+        compared.body
+    );
+    assert!(
+        compared.body.contains("<code>  text: Hello there</code>"),
+        "{}",
+        compared.body
+    );
+
+    // A viewer may look, not check or publish.
+    let mut v = Browser::new(&app);
+    v.log_in("vic", "a-long-password").await;
+    let page = v.get("/console/flows/hello").await;
+    let refused = v
+        .post(
+            "/console/flows/hello/edit",
+            &[("yaml", &good), ("publish", "1"), ("_csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -246,6 +246,7 @@ fn problem(field: &str, message: impl Into<String>) -> Invalid {
         node: None,
         field: Some(field.into()),
         message: message.into(),
+        line: None,
     }
 }
 

@@ -80,8 +80,9 @@ pub struct NodePath {
 }
 
 /// A document in the body: JSON, or YAML with `content-type:
-/// application/yaml` (also `application/x-yaml`, `text/yaml`).
-pub struct Document(pub Value);
+/// application/yaml` (also `application/x-yaml`, `text/yaml`), whose text
+/// is kept to say on which line each problem lies.
+pub struct Document(pub Value, pub Option<String>);
 
 impl<S: Send + Sync> FromRequest<S> for Document {
     type Rejection = Response;
@@ -97,13 +98,21 @@ impl<S: Send + Sync> FromRequest<S> for Document {
             });
         if !yaml {
             let Body(v) = Body::<Value>::from_request(req, state).await?;
-            return Ok(Document(v));
+            return Ok(Document(v, None));
         }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let value: Value = serde_norway::from_slice(&bytes).map_err(|e| {
-            ApiError::Unprocessable(format!("the YAML cannot be read: {e}")).into_response()
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| ApiError::Unprocessable("the YAML is not UTF-8".into()).into_response())?;
+        let value: Value = serde_norway::from_str(&text).map_err(|e| {
+            ApiError::Invalid(vec![Invalid {
+                node: None,
+                field: None,
+                message: format!("the YAML cannot be read: {e}"),
+                line: e.location().map(|l| l.line()),
+            }])
+            .into_response()
         })?;
         if super::has_nul(&value) {
             return Err(
@@ -111,14 +120,42 @@ impl<S: Send + Sync> FromRequest<S> for Document {
                     .into_response(),
             );
         }
-        Ok(Document(value))
+        Ok(Document(value, Some(text)))
     }
 }
 
-/// A document read as a flow, or 422 naming what does not fit.
-fn flow_of(doc: Value) -> ApiResult<Flow> {
-    serde_json::from_value(doc)
-        .map_err(|e| ApiError::Unprocessable(format!("the flow does not fit: {e}")))
+/// A document read as a flow, or 422 naming what does not fit (and, for
+/// YAML, on which line).
+fn flow_of(doc: Value, yaml: Option<&str>) -> ApiResult<Flow> {
+    serde_json::from_value(doc).map_err(|e| {
+        let message = format!("the flow does not fit: {e}");
+        // The text read again as a flow, for the place serde saw the fault.
+        match yaml.map(serde_norway::from_str::<Flow>) {
+            Some(Err(located)) => ApiError::Invalid(vec![Invalid {
+                node: None,
+                field: None,
+                message,
+                line: located.location().map(|l| l.line()),
+            }]),
+            _ => ApiError::Unprocessable(message),
+        }
+    })
+}
+
+/// Each problem with the line of the YAML document it lies on.
+fn located(problems: Vec<Invalid>, yaml: Option<&str>) -> Vec<Invalid> {
+    let Some(yaml) = yaml else {
+        return problems;
+    };
+    problems
+        .into_iter()
+        .map(|mut p| {
+            p.line = p.line.or_else(|| {
+                confab_flow::load::line_of(yaml, p.node.as_deref(), p.field.as_deref())
+            });
+            p
+        })
+        .collect()
 }
 
 /// A flow of the bot, or 404.
@@ -159,8 +196,26 @@ async fn template_problems(state: &AppState, bot: i64, flow: &Flow) -> ApiResult
             node: Some(node.into()),
             field: Some("template".into()),
             message,
+            line: None,
         })
         .collect())
+}
+
+/// Every problem of `flow` as the bot's: the checker's and the templates'
+/// (on their lines of `yaml`, where it was given as YAML).
+async fn check(state: &AppState, bot: &BotScope, flow: &Flow, yaml: Option<&str>) -> ApiResult<()> {
+    let mut problems: Vec<Invalid> = state
+        .registry
+        .catalog(bot.id())
+        .problems(flow)
+        .into_iter()
+        .map(Invalid::from)
+        .collect();
+    problems.extend(template_problems(state, bot.id(), flow).await?);
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(ApiError::Invalid(located(problems, yaml))),
+    }
 }
 
 /// Checks `flow` as the bot's and stores it as a new version (or the first).
@@ -168,7 +223,7 @@ async fn save(
     state: &AppState,
     bot: &BotScope,
     principal: &Principal,
-    flow: &Flow,
+    (flow, yaml): (&Flow, Option<&str>),
     create: bool,
 ) -> ApiResult<FlowOut> {
     let catalog = state.registry.catalog(bot.id());
@@ -180,15 +235,7 @@ async fn save(
             flow.id
         )));
     }
-    let mut problems: Vec<Invalid> = catalog
-        .problems(flow)
-        .into_iter()
-        .map(Invalid::from)
-        .collect();
-    problems.extend(template_problems(state, bot.id(), flow).await?);
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid(problems));
-    }
+    check(state, bot, flow, yaml).await?;
     let definition = serde_json::to_string(flow).map_err(ApiError::internal)?;
     let label = principal.label();
     let write = FlowWrite {
@@ -248,16 +295,16 @@ pub async fn create(
     State(state): State<AppState>,
     bot: BotScope,
     principal: Principal,
-    Document(doc): Document,
+    Document(doc, yaml): Document,
 ) -> ApiResult<(StatusCode, Json<FlowOut>)> {
-    let flow = if doc.get("from_template").is_some() {
+    let (flow, yaml) = if doc.get("from_template").is_some() {
         let req: FromTemplate = serde_json::from_value(doc)
             .map_err(|e| ApiError::Unprocessable(format!("the body does not fit: {e}")))?;
-        from_template(&state, &principal, req)?
+        (from_template(&state, &principal, req)?, None)
     } else {
-        flow_of(doc)?
+        (flow_of(doc, yaml.as_deref())?, yaml)
     };
-    let out = save(&state, &bot, &principal, &flow, true).await?;
+    let out = save(&state, &bot, &principal, (&flow, yaml.as_deref()), true).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -385,11 +432,21 @@ pub async fn get(
     Ok(Json(FlowOut::new(&flow, version, source, &f)).into_response())
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateQuery {
+    /// Check the document as a publish would, and publish nothing: 200
+    /// with the flow as it is live, or the 422 a publish would answer.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// Publish a new version of a flow made through the API: the whole
 /// document, checked as for `POST`. Its `id` may be left out. The same
 /// definition as the live one publishes nothing. Runs in progress finish
-/// on the version they began on.
-#[utoipa::path(put, path = "/api/v1/flows/{flow}", tag = "flows", params(("flow" = String, Path)),
+/// on the version they began on. A YAML document's problems name their
+/// lines.
+#[utoipa::path(put, path = "/api/v1/flows/{flow}", tag = "flows", params(("flow" = String, Path), UpdateQuery),
     request_body(content = Object, description = "A flow document, as JSON or YAML."),
     responses((status = 200, body = FlowOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -398,20 +455,29 @@ pub async fn update(
     bot: BotScope,
     principal: Principal,
     Path(FlowPath { flow }): Path<FlowPath>,
-    Document(mut doc): Document,
+    Query(q): Query<UpdateQuery>,
+    Document(mut doc, yaml): Document,
 ) -> ApiResult<Json<FlowOut>> {
     editable(&state.registry.catalog(bot.id()), &flow)?;
     if let Some(o) = doc.as_object_mut() {
         o.entry("id").or_insert_with(|| Value::String(flow.clone()));
     }
-    let f = flow_of(doc)?;
+    let f = flow_of(doc, yaml.as_deref())?;
     if f.id != flow {
         return Err(ApiError::Unprocessable(format!(
             "id: the document is flow {:?}, the path flow {flow:?}",
             f.id
         )));
     }
-    Ok(Json(save(&state, &bot, &principal, &f, false).await?))
+    if q.dry_run {
+        check(&state, &bot, &f, yaml.as_deref()).await?;
+        let catalog = state.registry.catalog(bot.id());
+        let (version, live_flow, source) = live(&catalog, &flow)?;
+        return Ok(Json(FlowOut::new(&flow, version, source, &live_flow)));
+    }
+    Ok(Json(
+        save(&state, &bot, &principal, (&f, yaml.as_deref()), false).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -612,7 +678,7 @@ async fn edit_nodes(
     let (_, f) = editable(&state.registry.catalog(bot.id()), flow)?;
     let mut f = f.as_ref().clone();
     change(&mut f.nodes)?;
-    save(state, bot, principal, &f, false).await
+    save(state, bot, principal, (&f, None), false).await
 }
 
 /// Add a node (publishes a new version). Another node's `next` must name
@@ -626,7 +692,7 @@ pub async fn add_node(
     bot: BotScope,
     principal: Principal,
     Path(FlowPath { flow }): Path<FlowPath>,
-    Document(doc): Document,
+    Document(doc, _): Document,
 ) -> ApiResult<(StatusCode, Json<FlowOut>)> {
     let node = node_of(doc, None)?;
     let out = edit_nodes(&state, &bot, &principal, &flow, |nodes| {
@@ -654,7 +720,7 @@ pub async fn put_node(
     bot: BotScope,
     principal: Principal,
     Path(NodePath { flow, node }): Path<NodePath>,
-    Document(doc): Document,
+    Document(doc, _): Document,
 ) -> ApiResult<Json<FlowOut>> {
     let new = node_of(doc, Some(&node))?;
     if new.id() != node {
@@ -738,7 +804,7 @@ pub async fn test(
     bot: BotScope,
     Path(FlowPath { flow }): Path<FlowPath>,
     Query(q): Query<TestQuery>,
-    Document(doc): Document,
+    Document(doc, _): Document,
 ) -> ApiResult<Json<TestOut>> {
     const MAX_TRANSCRIPTS: usize = 100;
     let catalog = state.registry.catalog(bot.id());

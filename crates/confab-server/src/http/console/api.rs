@@ -70,12 +70,14 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Refused> {
-        let bytes = self.exchange(method, path, body).await?;
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| refused(502, format!("the API's answer is not JSON: {e}")))
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        json_of(self.exchange(method, path, body).await?)
+    }
+
+    /// A document given as YAML (a flow), answered as JSON.
+    pub async fn yaml(&self, method: Method, path: &str, text: &str) -> Result<Value, Refused> {
+        let body = Some(("application/yaml", text.as_bytes().to_vec()));
+        json_of(self.exchange(method, path, body).await?)
     }
 
     /// A GET whose answer is text (a CSV export).
@@ -89,16 +91,16 @@ impl Api {
         &self,
         method: Method,
         path: &str,
-        body: Option<Value>,
+        body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<axum::body::Bytes, Refused> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
+        if let Some((kind, _)) = &body {
+            req = req.header(header::CONTENT_TYPE, *kind);
         }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let body = body.map_or_else(Body::empty, |(_, b)| Body::from(b));
         let req = req.body(body).map_err(|e| refused(500, e.to_string()))?;
         let resp = match self.router.clone().oneshot(req).await {
             Ok(r) => r,
@@ -139,6 +141,14 @@ pub fn items(page: &Result<Value, Refused>) -> Vec<Value> {
 /// The ids of the flows a `/flows` answer lists.
 pub fn flow_ids(flows: &Result<Value, Refused>) -> Vec<Value> {
     items(flows).into_iter().map(|f| f["id"].clone()).collect()
+}
+
+fn json_of(bytes: axum::body::Bytes) -> Result<Value, Refused> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| refused(502, format!("the API's answer is not JSON: {e}")))
 }
 
 fn refused(status: u16, detail: String) -> Refused {

@@ -1,13 +1,26 @@
 //! Flows: the bot's flows with their version and source; one flow with its
 //! statistics (where runs stopped), its definition as YAML, and its
-//! versions, any of which an editor may make live again.
+//! versions, each compared with the live one and any of which an editor
+//! may make live again; and the editor, where the YAML is checked (each
+//! problem shown on its line) before it is published.
 
 use axum::extract::{Path, Query};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{enc, items};
-use super::{Action, Console, NoFields, refused_page, see_other, view};
+use super::api::{Refused, enc, items};
+use super::{Action, Console, NoFields, diff, refused_page, see_other, view};
+
+/// A definition as YAML, its fields in the order flow files write them.
+fn yaml_of(definition: &Value) -> String {
+    match serde_json::from_value::<confab_flow::Flow>(definition.clone()) {
+        Ok(flow) => serde_norway::to_string(&flow),
+        Err(_) => serde_norway::to_string(definition),
+    }
+    .unwrap_or_default()
+}
 
 pub async fn list(console: Console) -> Response {
     let listed = console.api.get(&console.path("/flows")).await;
@@ -25,12 +38,14 @@ pub async fn list(console: Console) -> Response {
     view::render("flows.html", console.page("flows", json!({"flows": flows})))
 }
 
-#[derive(serde::Deserialize, Default)]
-pub struct Done {
+#[derive(Deserialize, Default)]
+pub struct FlowQuery {
     done: Option<String>,
+    /// A version to compare with the live one.
+    diff: Option<i64>,
 }
 
-pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<Done>) -> Response {
+pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<FlowQuery>) -> Response {
     let flow_id = enc(&id);
     let paths = [
         console.path(&format!("/flows/{flow_id}")),
@@ -46,7 +61,25 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<Done>
         Ok(f) => f,
         Err(r) => return refused_page(&r),
     };
-    let yaml = serde_norway::to_string(&flow["definition"]).unwrap_or_default();
+    let yaml = yaml_of(&flow["definition"]);
+    let compared = match q.diff {
+        Some(v) => {
+            let path = console.path(&format!("/flows/{flow_id}/versions/{v}"));
+            match console.api.get(&path).await {
+                Ok(old) => {
+                    let old = yaml_of(&old["definition"]);
+                    let lines = diff::lines(&old, &yaml).map(|l| {
+                        l.into_iter()
+                            .map(|(change, text)| json!({"change": change, "text": text}))
+                            .collect::<Vec<_>>()
+                    });
+                    Some(json!({"version": v, "lines": lines}))
+                }
+                Err(r) => return refused_page(&r),
+            }
+        }
+        None => None,
+    };
     let mut dropped: Vec<(String, i64)> = stats
         .as_ref()
         .ok()
@@ -63,6 +96,10 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<Done>
                 "/console/flows/{flow_id}/versions/{}/publish",
                 v["version"]
             )));
+            v["diff_href"] = json!(console.link(&format!(
+                "/console/flows/{flow_id}?diff={}#diff",
+                v["version"]
+            )));
             v
         })
         .collect();
@@ -77,7 +114,9 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<Done>
                 "dropped": dropped,
                 "versions": versions,
                 "done": q.done.map(|v| format!("Version {v} is live: new runs start on it.")),
+                "compared": compared,
                 "flows_href": console.link("/console/flows"),
+                "edit_href": console.link(&format!("/console/flows/{flow_id}/edit")),
                 "runs_href": console.link(&format!("/console/runs?flow={flow_id}")),
             }),
         ),
@@ -96,4 +135,134 @@ pub async fn publish(
         Ok(_) => see_other(&console.link(&format!("/console/flows/{flow_id}?done={version}"))),
         Err(r) => refused_page(&r),
     }
+}
+
+/// The editor, with the live definition.
+pub async fn edit(console: Console, Path(id): Path<String>) -> Response {
+    let flow = match console
+        .api
+        .get(&console.path(&format!("/flows/{}", enc(&id))))
+        .await
+    {
+        Ok(f) => f,
+        Err(r) => return refused_page(&r),
+    };
+    let yaml = yaml_of(&flow["definition"]);
+    editor(&console, &flow, &yaml, None, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    yaml: String,
+    /// Present when the publish button was pressed; else only a check.
+    publish: Option<String>,
+}
+
+/// Checks the YAML through the API (a dry run), or publishes it as a new
+/// version; what the API finds wrong is shown on its lines.
+pub async fn save(Path(id): Path<String>, Action { console, form }: Action<EditForm>) -> Response {
+    let flow_id = enc(&id);
+    let flow = match console
+        .api
+        .get(&console.path(&format!("/flows/{flow_id}")))
+        .await
+    {
+        Ok(f) => f,
+        Err(r) => return refused_page(&r),
+    };
+    let publish = form.publish.is_some();
+    let path = console.path(&format!(
+        "/flows/{flow_id}{}",
+        if publish { "" } else { "?dry_run=true" }
+    ));
+    match console.api.yaml(Method::PUT, &path, &form.yaml).await {
+        Ok(saved) if publish => see_other(&console.link(&format!(
+            "/console/flows/{flow_id}?done={}",
+            saved["version"]
+        ))),
+        Ok(_) => editor(
+            &console,
+            &flow,
+            &form.yaml,
+            None,
+            Some("No problems: it is ready to publish."),
+            StatusCode::OK,
+        ),
+        Err(r) if matches!(r.status, 400 | 409 | 422) => editor(
+            &console,
+            &flow,
+            &form.yaml,
+            Some(&r),
+            None,
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
+        ),
+        Err(r) => refused_page(&r),
+    }
+}
+
+/// The editor's page: the text, and below it each line numbered with the
+/// problems that lie on it; problems of no line above.
+fn editor(
+    console: &Console,
+    flow: &Value,
+    yaml: &str,
+    refused: Option<&Refused>,
+    done: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let count = yaml.lines().count();
+    // Each problem at its line; one past the end (the text ended too soon)
+    // at the last.
+    let problems: Vec<(Option<usize>, Value)> = refused
+        .map(|r| r.problems.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let line = p["line"]
+                .as_u64()
+                .map(|n| (n as usize).clamp(1, count.max(1)));
+            (line.filter(|_| count > 0), p["message"].clone())
+        })
+        .collect();
+    let listing: Vec<Value> = yaml
+        .lines()
+        .enumerate()
+        .map(|(i, text)| {
+            let on: Vec<&Value> = problems
+                .iter()
+                .filter(|(l, _)| *l == Some(i + 1))
+                .map(|(_, m)| m)
+                .collect();
+            json!({"n": i + 1, "text": text, "problems": on})
+        })
+        .collect();
+    let unplaced: Vec<&Value> = problems
+        .iter()
+        .filter(|(l, _)| l.is_none())
+        .map(|(_, m)| m)
+        .collect();
+    let placed: Vec<Value> = problems
+        .iter()
+        .filter_map(|(l, m)| Some(json!({"line": (*l)?, "message": m})))
+        .collect();
+    let flow_id = enc(flow["id"].as_str().unwrap_or_default());
+    view::render_with(
+        status,
+        "flow_edit.html",
+        console.page(
+            "flows",
+            json!({
+                "flow": flow,
+                "yaml": yaml,
+                "listing": listing,
+                "placed": placed,
+                "unplaced": unplaced,
+                "error": refused.filter(|r| r.problems.is_empty()).map(Refused::say),
+                "checked": refused.is_some() || done.is_some(),
+                "done": done,
+                "save_action": console.link(&format!("/console/flows/{flow_id}/edit")),
+                "flow_href": console.link(&format!("/console/flows/{flow_id}")),
+            }),
+        ),
+    )
 }

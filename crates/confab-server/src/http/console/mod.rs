@@ -8,6 +8,7 @@
 
 mod api;
 mod assets;
+mod diff;
 mod flows;
 mod inbox;
 mod records;
@@ -60,6 +61,10 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/simulator/{contact}/say", post(simulator::say))
         .route("/console/flows", get(flows::list))
         .route("/console/flows/{id}", get(flows::one))
+        .route(
+            "/console/flows/{id}/edit",
+            get(flows::edit).post(flows::save),
+        )
         .route(
             "/console/flows/{id}/versions/{version}/publish",
             post(flows::publish),

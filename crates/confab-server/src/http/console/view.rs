@@ -31,6 +31,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "triggers.html",
     "trigger.html",
     "simulator.html",
+    "flow_edit.html",
     "_messages.html",
 ];
 
