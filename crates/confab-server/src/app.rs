@@ -37,6 +37,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Set when a shutdown begins: `/ready` answers 503 from then on.
     pub draining: Arc<AtomicBool>,
+    /// Changed conversations, for open consoles.
+    pub live: Arc<crate::live::Live>,
 }
 
 impl AppState {
@@ -184,6 +186,7 @@ impl App {
             bots,
             runtime: runtime.clone(),
             draining: Arc::new(AtomicBool::new(false)),
+            live: Default::default(),
         };
         Ok(App { state, worker })
     }
@@ -210,6 +213,13 @@ impl App {
             worker_stopped.clone(),
         ));
         let fresh_bots = tokio::spawn(self.state.clone().keep_fresh(worker_stopped.clone()));
+        // Ends with the shutdown's start, so open consoles do not hold up the drain.
+        let live = tokio::spawn(
+            self.state
+                .live
+                .clone()
+                .run(self.state.store.clone(), shutdown.clone()),
+        );
         let worker = tokio::spawn(self.worker.run(worker_stopped));
         let upkeep = {
             let handle = self.state.metrics.clone();
@@ -248,6 +258,7 @@ impl App {
         let _ = timers.await;
         let _ = schedules.await;
         let _ = fresh_bots.await;
+        let _ = live.await;
         upkeep.abort();
         self.state.store.close().await;
         Ok(())

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 mod http;
 pub mod ingest;
+pub mod live;
 pub mod message_templates;
 mod metrics_setup;
 mod openapi;

@@ -1047,3 +1047,117 @@ async fn the_editor_shows_each_problem_on_its_line_publishes_nothing_broken_and_
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+/// Reads a server-sent event stream until `wanted` has come, for at most 10 s.
+async fn heard(resp: &mut reqwest::Response, wanted: &str) -> String {
+    let mut seen = String::new();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(wanted) {
+        let chunk = tokio::time::timeout_at(until, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{wanted:?} within 10 s; heard {seen:?}"))
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    app.user("ana", Role::Agent).await;
+    let mut b = Browser::new(&app);
+    b.log_in("ana", "a-long-password").await;
+    let inbox = b.get("/console/inbox").await;
+    assert!(
+        inbox
+            .body
+            .contains("sse-connect=\"&#x2f;console&#x2f;live?bot=default\""),
+        "{}",
+        inbox.body
+    );
+    let mut live = b
+        .http
+        .get(format!("{}/console/live?bot=default", app.url))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+
+    // Another bot's contact writes: not heard here; then this bot's is.
+    let (s, bot) = app
+        .post(
+            &key,
+            "/api/v1/bots",
+            json!({"slug": "bakery", "name": "Bakery"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{bot}");
+    let (s, r) = app
+        .post(
+            &key,
+            "/api/v1/bots/bakery/runs",
+            json!({"flow": "product_review", "channel": "simulator"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    app.twilio_text("+15550000001", "Hello", "SM1").await;
+    let id = app.get(&key, "/api/v1/contacts/+15550000001").await.1["id"]
+        .as_i64()
+        .unwrap();
+    let seen = heard(&mut live, &format!("event: changed\ndata: {id}")).await;
+    assert!(
+        seen.contains(&format!("event: contact-{id}\ndata: {id}")),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains(&format!("contact-{}", r["contact_id"])),
+        "another bot's: {seen}"
+    );
+    // A reply the agent sends, and its delivery, are heard too.
+    let (s, sent) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+15550000001", "text": "Hi!"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    heard(&mut live, "event: changed").await;
+
+    // Without a session there is no stream.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/console/live", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303);
+}
+
+#[tokio::test]
+async fn a_console_on_one_server_hears_of_a_message_another_server_took() {
+    let db = fresh_database().await;
+    let one = spawn_app(settings(&db, None, None)).await;
+    let two = spawn_app(settings(&db, None, None)).await;
+    one.user("ana", Role::Agent).await;
+    let mut b = Browser::new(&two);
+    b.log_in("ana", "a-long-password").await;
+    let mut live = b
+        .http
+        .get(format!("{}/console/live", two.url))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    one.twilio_text("+15550000007", "Hello", "SM7").await;
+    heard(&mut live, "event: changed").await;
+}

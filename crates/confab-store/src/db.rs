@@ -64,6 +64,8 @@ pub struct Store {
     /// Writes: see [`Writer`].
     pub(crate) writer: Writer,
     backend: Backend,
+    /// Where to LISTEN on PostgreSQL (see [`crate::live`]).
+    pub(crate) listen_url: Option<std::sync::Arc<str>>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -134,6 +136,7 @@ impl Store {
             pool,
             writer,
             backend,
+            listen_url: (backend == Backend::Postgres).then(|| url.as_str().into()),
         })
     }
 
@@ -229,6 +232,7 @@ impl Store {
                     "template headers",
                     include_str!("../migrations/sqlite/0020_template_headers.sql"),
                 ),
+                ("live", include_str!("../migrations/sqlite/0021_live.sql")),
             ],
             Backend::Postgres => &[
                 (
@@ -309,6 +313,7 @@ impl Store {
                     "template headers",
                     include_str!("../migrations/postgres/0021_template_headers.sql"),
                 ),
+                ("live", include_str!("../migrations/postgres/0022_live.sql")),
             ],
         };
         let migrator = Migrator::with_migrations(

@@ -18,6 +18,7 @@ mod functions;
 mod ids;
 mod inbound;
 mod jobs;
+pub mod live;
 mod messages;
 mod nodelay;
 mod records;

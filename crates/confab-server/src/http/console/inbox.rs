@@ -61,11 +61,17 @@ async fn contacts(console: &Console, q: &ListQuery) -> Result<Value, Response> {
             c
         })
         .collect();
+    let mut here = console.link("/console/inbox");
+    if !search.is_empty() {
+        here.push_str(&format!("&search={}", enc(search)));
+    }
     Ok(json!({
         "search": search,
         "contacts": contacts,
         "more": more,
+        "here": here,
         "inbox_href": console.link("/console/inbox"),
+        "live_url": console.link("/console/live"),
     }))
 }
 
@@ -173,6 +179,7 @@ async fn show(
     page["done"] = json!(done);
     page["error"] = json!(error);
     page["form"] = json!({"text": form.text, "channel": form.channel, "template": form.template, "parameters": form.parameters});
+    page["here"] = json!(console.link(&format!("/console/inbox/{cid}")));
     page["reply_action"] = json!(action("reply"));
     page["read_action"] = json!(action("read"));
     page["resume_action"] = json!(action("resume"));

@@ -11,6 +11,7 @@ mod assets;
 mod diff;
 mod flows;
 mod inbox;
+mod live;
 mod records;
 mod runs;
 mod session;
@@ -49,6 +50,7 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/login", post(login))
         .route("/console/logout", post(logout))
         .route("/console/static/{file}", get(assets::file))
+        .route("/console/live", get(live::events))
         .route("/console/inbox", get(inbox::list))
         .route("/console/inbox/{contact}", get(inbox::conversation))
         .route("/console/inbox/{contact}/reply", post(inbox::reply))
@@ -128,6 +130,7 @@ async fn page_headers(req: Request, next: Next) -> Response {
 /// A bot the user may see, for the picker.
 #[derive(Clone, Debug, Serialize)]
 pub struct BotChoice {
+    pub id: i64,
     pub slug: String,
     pub name: String,
     /// Its channels that can send (`twilio`, `meta`).
@@ -293,6 +296,7 @@ impl FromRequestParts<AppState> for Console {
             .into_iter()
             .flatten()
             .map(|b| BotChoice {
+                id: b["id"].as_i64().unwrap_or_default(),
                 slug: b["slug"].as_str().unwrap_or_default().to_string(),
                 name: b["name"].as_str().unwrap_or_default().to_string(),
                 channels: b["channels"]

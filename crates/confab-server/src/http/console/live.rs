@@ -1,0 +1,108 @@
+//! The inbox's live updates: a server-sent event stream of the bot's
+//! changed conversations. For each batch (changes gathered over a moment),
+//! one `changed` event with the contacts' ids, and a `contact-{id}` event
+//! for each, so an open conversation reloads only when it changed.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Console, problem};
+use crate::app::AppState;
+use crate::live::Stream;
+
+/// How long changes are gathered into one batch: a burst of messages is
+/// one reload, not one each.
+const GATHER: Duration = Duration::from_millis(200);
+/// How long a new stream waits for the server's feed to open.
+const OPEN_WAIT: Duration = Duration::from_secs(5);
+/// A comment this often keeps the stream from looking idle.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub async fn events(State(state): State<AppState>, console: Console) -> Response {
+    // A stream opened while the server's feed is not (it is starting, or
+    // the database is away) would miss changes without saying so.
+    if !state.live.opened(OPEN_WAIT).await {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Live updates are not available",
+            "This server cannot hear of new messages just now. Reload the page to see what is new.",
+        );
+    }
+    let Some(stream) = state.live.stream() else {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many open consoles",
+            "This server has as many live consoles open as it serves. Reload the page to see what is new.",
+        );
+    };
+    let bot = console.bot.id;
+    let batches = futures::stream::unfold(stream, move |mut s| async move {
+        let contacts = batch(&mut s, bot).await?;
+        Some((events_of(contacts), s))
+    })
+    .flat_map(futures::stream::iter);
+    Sse::new(batches)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// The next batch of the bot's changed contacts (empty when some were
+/// missed: everything may have changed); none when the stream is to end.
+async fn batch(s: &mut Stream, bot: i64) -> Option<BTreeSet<i64>> {
+    let mut contacts = BTreeSet::new();
+    // The first change of this bot, waited for.
+    loop {
+        tokio::select! {
+            r = s.changes.recv() => match r {
+                Ok(c) if c.bot_id == bot => {
+                    contacts.insert(c.contact_id);
+                    break;
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Some(BTreeSet::new()),
+                Err(RecvError::Closed) => return None,
+            },
+            _ = s.closing.wait_for(|c| *c) => return None,
+        }
+    }
+    // And what follows it within a moment.
+    let until = tokio::time::Instant::now() + GATHER;
+    loop {
+        tokio::select! {
+            r = s.changes.recv() => match r {
+                Ok(c) if c.bot_id == bot => { contacts.insert(c.contact_id); }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return Some(BTreeSet::new()),
+                Err(RecvError::Closed) => return None,
+            },
+            _ = tokio::time::sleep_until(until) => return Some(contacts),
+        }
+    }
+}
+
+fn events_of(contacts: BTreeSet<i64>) -> Vec<Result<Event, Infallible>> {
+    let ids: Vec<String> = contacts.iter().map(i64::to_string).collect();
+    let mut out: Vec<Result<Event, Infallible>> = contacts
+        .iter()
+        .map(|id| {
+            Ok(Event::default()
+                .event(format!("contact-{id}"))
+                .data(id.to_string()))
+        })
+        .collect();
+    let all = if ids.is_empty() {
+        "*".to_string()
+    } else {
+        ids.join(",")
+    };
+    out.push(Ok(Event::default().event("changed").data(all)));
+    out
+}

@@ -1,0 +1,112 @@
+//! Live updates for open consoles: the store's feed of changed
+//! conversations (`confab_store::live`), read once per server and handed to
+//! every console's event stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_store::Store;
+use confab_store::live::Changed;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
+
+/// Event streams served at once; past it a console is told to reload.
+pub const MAX_STREAMS: usize = 256;
+/// Changes a slow stream may fall behind by before it is told it missed some.
+const BACKLOG: usize = 1024;
+
+pub struct Live {
+    changes: broadcast::Sender<Changed>,
+    streams: Arc<Semaphore>,
+    /// Turns true when the server begins to shut down: streams end, so the
+    /// drain does not wait for them.
+    closing: watch::Sender<bool>,
+    /// True while the feed is open: a change committed from then on is heard.
+    open: watch::Sender<bool>,
+}
+
+/// One console's stream: the changes, while its slot is held.
+pub struct Stream {
+    pub changes: broadcast::Receiver<Changed>,
+    pub closing: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live {
+            changes: broadcast::channel(BACKLOG).0,
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            closing: watch::channel(false).0,
+            open: watch::channel(false).0,
+        }
+    }
+}
+
+impl Live {
+    /// Hands each change of `feed` to the streams until `stop` turns true
+    /// (`None`) or the feed fails.
+    async fn forward(
+        &self,
+        feed: &mut confab_store::live::Feed,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<confab_store::StoreError> {
+        loop {
+            let next = tokio::select! {
+                n = feed.next() => n,
+                _ = stop.wait_for(|s| *s) => return None,
+            };
+            match next {
+                // Sent to no one while no console listens.
+                Ok(changes) => changes.into_iter().for_each(|c| {
+                    let _ = self.changes.send(c);
+                }),
+                Err(e) => return Some(e),
+            }
+        }
+    }
+
+    /// Waits (at most `wait`) until the feed is open, so that a stream
+    /// begun now hears every change committed after it; false if it is not.
+    pub async fn opened(&self, wait: Duration) -> bool {
+        let mut open = self.open.subscribe();
+        tokio::time::timeout(wait, open.wait_for(|o| *o))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// A stream of the changes from now on; none when every slot is taken.
+    pub fn stream(&self) -> Option<Stream> {
+        let slot = self.streams.clone().try_acquire_owned().ok()?;
+        Some(Stream {
+            changes: self.changes.subscribe(),
+            closing: self.closing.subscribe(),
+            _slot: slot,
+        })
+    }
+
+    /// Reads the store's feed until `stop` turns true, then ends every
+    /// stream. A feed that fails is opened again a second later.
+    pub async fn run(self: Arc<Self>, store: Store, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let opened = tokio::select! {
+                f = store.live_feed() => f,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let failed = match opened {
+                Ok(mut feed) => {
+                    self.open.send_replace(true);
+                    self.forward(&mut feed, &mut stop).await
+                }
+                Err(e) => Some(e),
+            };
+            self.open.send_replace(false);
+            let Some(e) = failed else { break };
+            tracing::warn!(error = %e, "the live feed failed; opening it again in a second");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        let _ = self.closing.send(true);
+    }
+}

@@ -1,0 +1,69 @@
+//! The live feed: each new message and each status change of one is heard,
+//! once committed, by whoever reads the feed (on PostgreSQL, every server).
+mod common;
+use std::time::Duration;
+
+use common::{store, text};
+use confab_model::{Channel, OutboundContent, PhoneNumber, ProviderError};
+use confab_store::live::{Changed, Feed};
+use confab_store::{DEFAULT_BOT, NewOutbound};
+
+async fn next(feed: &mut Feed) -> Vec<Changed> {
+    tokio::time::timeout(Duration::from_secs(5), feed.next())
+        .await
+        .expect("a change within 5 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn new_messages_and_status_changes_are_heard_and_nothing_before_the_feed_began() {
+    let s = store().await;
+    s.ingest(&[text("+14155550001", "SM0")], 1_000)
+        .await
+        .unwrap();
+    let mut feed = s.live_feed().await.unwrap();
+    let stored = s
+        .ingest(&[text("+14155550002", "SM1")], 2_000)
+        .await
+        .unwrap();
+    let contact = stored[0].contact_id;
+    assert_eq!(
+        next(&mut feed).await,
+        vec![Changed {
+            bot_id: DEFAULT_BOT,
+            contact_id: contact
+        }]
+    );
+    s.enqueue_outbound(
+        &[NewOutbound {
+            bot_id: DEFAULT_BOT,
+            to: PhoneNumber::parse("+14155550002").unwrap(),
+            channel: Channel::Twilio,
+            sender: "+14155238886".into(),
+            content: OutboundContent::Text { body: "x".into() },
+            reply_to: None,
+            contact_id: None,
+        }],
+        3_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut feed).await[0].contact_id, contact);
+    let job = s.claim_sends(4_000, 9_000, 10).await.unwrap().remove(0);
+    let error = ProviderError {
+        code: Some("21211".into()),
+        message: "invalid number".into(),
+    };
+    assert!(
+        s.send_failed(job.job_id, job.lease, job.message.id, &error, 5_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(next(&mut feed).await[0].contact_id, contact);
+    // Nothing else was heard.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(600), feed.next())
+            .await
+            .is_err()
+    );
+}
