@@ -658,6 +658,11 @@ async fn flows_show_their_versions_and_an_editor_makes_an_older_one_live_again()
         page.body
     );
     assert!(page.body.contains("Make version 1 live"), "{}", page.body);
+    assert!(
+        page.body.contains("<svg class=\"graph\""),
+        "the flow drawn: {}",
+        page.body
+    );
     // A bundled flow has no button: it is changed by copying it.
     assert!(
         !b.get("/console/flows/product_review")

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{Refused, enc, items};
-use super::{Action, Console, NoFields, diff, refused_page, see_other, view};
+use super::{Action, Console, NoFields, diff, graph, refused_page, see_other, view};
 
 /// A definition as YAML, its fields in the order flow files write them.
 fn yaml_of(definition: &Value) -> String {
@@ -89,6 +89,9 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<FlowQ
         .map(|(node, n)| (node.clone(), n.as_i64().unwrap_or_default()))
         .collect();
     dropped.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let graph = serde_json::from_value::<confab_flow::Flow>(flow["definition"].clone())
+        .ok()
+        .map(|f| graph::draw(&f, &dropped.iter().cloned().collect()));
     let versions: Vec<Value> = items(&versions)
         .into_iter()
         .map(|mut v| {
@@ -115,6 +118,7 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<FlowQ
                 "versions": versions,
                 "done": q.done.map(|v| format!("Version {v} is live: new runs start on it.")),
                 "compared": compared,
+                "graph": graph,
                 "flows_href": console.link("/console/flows"),
                 "edit_href": console.link(&format!("/console/flows/{flow_id}/edit")),
                 "runs_href": console.link(&format!("/console/runs?flow={flow_id}")),

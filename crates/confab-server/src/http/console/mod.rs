@@ -10,6 +10,7 @@ mod api;
 mod assets;
 mod diff;
 mod flows;
+mod graph;
 mod inbox;
 mod live;
 mod records;

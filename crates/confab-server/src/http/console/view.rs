@@ -32,6 +32,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "trigger.html",
     "simulator.html",
     "flow_edit.html",
+    "_graph.html",
     "_messages.html",
 ];
 
