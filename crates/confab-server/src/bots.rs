@@ -367,10 +367,12 @@ impl Directory {
 }
 
 /// A bot's channel as the API shows it: what is not secret, each secret's
-/// last characters, and where it comes from.
+/// last characters, where it comes from, and whether it can send (a
+/// channel with only its webhook's secret receives).
 pub fn channel_view(c: &BotChannel) -> Value {
     let mut shown = c.kind.public(&c.values);
     shown.insert("source".into(), serde_json::json!(c.source));
+    shown.insert("can_send".into(), Value::Bool(c.client.is_some()));
     if let Some(p) = &c.problem {
         shown.insert("problem".into(), Value::String(p.clone()));
     }

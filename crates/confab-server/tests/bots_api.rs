@@ -278,6 +278,7 @@ async fn the_default_bot_is_the_environments() {
     assert_eq!(bot["channels"]["twilio"]["source"], "env");
     assert_eq!(bot["channels"]["twilio"]["number"], "+14155238886");
     assert_eq!(bot["channels"]["meta"]["phone_number_id"], PHONE_NUMBER_ID);
+    assert_eq!(bot["channels"]["meta"]["can_send"], true);
     assert!(!bot.to_string().contains(AUTH_TOKEN));
 
     // What the environment sets is changed there; the bot stays.
