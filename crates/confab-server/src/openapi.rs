@@ -30,6 +30,7 @@ use crate::http::{api, ops, webhooks};
         api::bots::test_channel,
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
         api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk,
+        api::broadcasts::list, api::broadcasts::create, api::broadcasts::get,
         api::rejected::list,
         api::runs::list, api::runs::get, api::runs::start, api::runs::cancel, api::runs::resume, api::runs::input, api::runs::statistics,
         api::flows::list, api::flows::create, api::flows::list_templates, api::flows::get,
@@ -242,9 +243,17 @@ fn refine_schemas(schemas: &mut Map<String, Value>) {
     set(
         "StartRun",
         "channel",
-        json!({"type": ["string", "null"], "enum": ["twilio", "meta", null]}),
+        json!({"type": ["string", "null"], "enum": ["twilio", "meta", "simulator", null]}),
     );
     set("Outgoing_String", "to", phone());
+    set(
+        "Outgoing_Audience",
+        "to",
+        json!({"oneOf": [
+            {"type": "object", "required": ["tag"], "additionalProperties": false,
+             "properties": {"tag": {"type": "string", "minLength": 1, "maxLength": 64}}},
+            {"type": "array", "minItems": 1, "maxItems": api::messages::MAX_BULK, "items": {"type": "string"}}]}),
+    );
     // Each recipient of a bulk send is checked on its own: a bad one gets
     // its own error in the answer.
     set(

@@ -1166,3 +1166,71 @@ async fn a_console_on_one_server_hears_of_a_message_another_server_took() {
     one.twilio_text("+15550000007", "Hello", "SM7").await;
     heard(&mut live, "event: changed").await;
 }
+
+#[tokio::test]
+async fn a_broadcast_is_reviewed_with_its_reach_then_sent_and_followed() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.twilio_text("+15550000001", "hi", "SM1").await;
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/broadcast").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+    let form = [
+        ("audience", "list"),
+        ("numbers", "+15550000001\n+14155550199"),
+        ("text", "We open at 9."),
+        ("_csrf", csrf.as_str()),
+    ];
+    let review = b.post("/console/broadcast", &form).await;
+    assert_eq!(review.status, 200, "{}", review.body);
+    assert!(
+        review.body.contains("It reaches 1 contact."),
+        "{}",
+        review.body
+    );
+    assert!(
+        review.body.contains("1 is outside the 24-hour window"),
+        "{}",
+        review.body
+    );
+    assert!(review.body.contains("Send to 1 contact"), "{}", review.body);
+    assert!(twilio.requests().is_empty(), "a review sends nothing");
+    let mut confirmed = form.to_vec();
+    confirmed.push(("send", "1"));
+    let sent = b.post("/console/broadcast", &confirmed).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let at = sent.location().to_string();
+    assert!(at.starts_with("/console/broadcast/"), "{at}");
+    app.eventually(10, "sent", || async { twilio.requests().len() == 1 })
+        .await;
+    app.eventually(10, "the page says it is done", || async {
+        let mut again = Browser::new(&app);
+        again.cookies = b.cookies.clone();
+        again
+            .get(&at)
+            .await
+            .body
+            .contains("Done: every message has left the outbox")
+    })
+    .await;
+    // Nothing at all is refused beside the form.
+    let empty = b
+        .post(
+            "/console/broadcast",
+            &[
+                ("audience", "tag"),
+                ("tag", "nobody"),
+                ("text", "x"),
+                ("_csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(empty.status, 422, "{}", empty.body);
+    assert!(empty.body.contains("no contact"), "{}", empty.body);
+    let (_, all) = app.get(&key, "/api/v1/broadcasts").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+}

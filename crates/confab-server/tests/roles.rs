@@ -44,6 +44,9 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("GET", "/api/v1/messages", Some(Role::Viewer)),
     ("POST", "/api/v1/messages", Some(Role::Agent)),
     ("POST", "/api/v1/messages/bulk", Some(Role::Editor)),
+    ("GET", "/api/v1/broadcasts", Some(Role::Viewer)),
+    ("POST", "/api/v1/broadcasts", Some(Role::Editor)),
+    ("GET", "/api/v1/broadcasts/{id}", Some(Role::Viewer)),
     ("GET", "/api/v1/messages/{id}", Some(Role::Viewer)),
     ("GET", "/api/v1/rejected", Some(Role::Viewer)),
     ("GET", "/api/v1/runs", Some(Role::Viewer)),
@@ -157,6 +160,7 @@ const OF_BOTS: &[&str] = &[
     "/api/v1/stats/ai",
     "/api/v1/triggers",
     "/api/v1/templates",
+    "/api/v1/broadcasts",
 ];
 
 /// [`EXPECTED`], and its routes of a bot's data under `/api/v1/bots/{bot}`.

@@ -233,6 +233,10 @@ impl Store {
                     include_str!("../migrations/sqlite/0020_template_headers.sql"),
                 ),
                 ("live", include_str!("../migrations/sqlite/0021_live.sql")),
+                (
+                    "broadcasts",
+                    include_str!("../migrations/sqlite/0022_broadcasts.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -314,6 +318,10 @@ impl Store {
                     include_str!("../migrations/postgres/0021_template_headers.sql"),
                 ),
                 ("live", include_str!("../migrations/postgres/0022_live.sql")),
+                (
+                    "broadcasts",
+                    include_str!("../migrations/postgres/0023_broadcasts.sql"),
+                ),
             ],
         };
         let migrator = Migrator::with_migrations(
@@ -481,7 +489,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 22] = [
+const TABLES: [&str; 24] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -504,6 +512,8 @@ const TABLES: [&str; 22] = [
     "trigger_firings",
     "schedule_firings",
     "message_templates",
+    "live_changes",
+    "broadcasts",
 ];
 
 impl Store {

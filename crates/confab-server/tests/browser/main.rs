@@ -3,7 +3,7 @@
 //! they are ignored by `cargo test`; `bash .ci/browser` installs Chromium
 //! and its driver, starts the driver and runs them (CI does). Each leaves
 //! screenshots of the screens it passes, at desktop and phone widths, in
-//! `$SCREENSHOTS` (the script: `docs/console`).
+//! `$SCREENSHOTS` (`SCREENSHOTS=docs/console` renews the README's).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -195,6 +195,7 @@ async fn every_other_screen_is_drawn_at_both_widths() {
     for (screen, holds, name) in [
         ("runs", "Runs", "runs"),
         ("settings", "API keys", "settings"),
+        ("broadcast", "Broadcast", "broadcast"),
         ("flows/product_review", "The flow", "flow"),
     ] {
         b.goto(&format!("{}/console/{screen}", app.url)).await;

@@ -36,7 +36,8 @@ impl Browser {
                 // Headless as root, and nothing that reaches out to the network.
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--disable-quic", "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                         "--disable-component-update", "--disable-sync", "--disable-crash-reporter",
+                         "--disable-breakpad", "--window-size=1280,900",
                          "--force-device-scale-factor=1", "--hide-scrollbars"]
             }
         }}});

@@ -333,7 +333,7 @@ pub fn check_len(name: &str, s: &str, max: usize) -> ApiResult<()> {
 
 /// Turns a request into what the outbox sends, checking it against
 /// WhatsApp's limits so that the provider does not refuse it later.
-fn content<T>(c: &Outgoing<T>, channel: Channel) -> ApiResult<OutboundContent> {
+pub fn content<T>(c: &Outgoing<T>, channel: Channel) -> ApiResult<OutboundContent> {
     let shapes = [
         c.media_url.is_some(),
         c.template.is_some(),
@@ -448,7 +448,7 @@ fn content<T>(c: &Outgoing<T>, channel: Channel) -> ApiResult<OutboundContent> {
 
 /// A template must be one of the bot's catalogue, with its language and
 /// number of parameters: else 422 naming it, before anything is queued.
-async fn catalogued(
+pub async fn catalogued(
     state: &AppState,
     bot_id: i64,
     content: &OutboundContent,
@@ -466,6 +466,14 @@ async fn catalogued(
 }
 
 /// Why a recipient cannot get this message now, if they cannot.
+/// WhatsApp allows free-form messages only within 24 hours of the
+/// contact's last message; outside it, only templates.
+fn window_open(contact: Option<&Contact>, now_ms: i64) -> bool {
+    contact
+        .and_then(|c| c.last_inbound_ms)
+        .is_some_and(|t| now_ms - t < WINDOW_MS)
+}
+
 fn refusal(contact: Option<&Contact>, content: &OutboundContent, now_ms: i64) -> Option<String> {
     if let Some(c) = contact {
         if c.blocked {
@@ -475,12 +483,7 @@ fn refusal(contact: Option<&Contact>, content: &OutboundContent, now_ms: i64) ->
             return Some("the contact has opted out of messages".into());
         }
     }
-    // WhatsApp allows free-form messages only within 24 hours of the
-    // contact's last message; outside it, only templates.
-    let window_open = contact
-        .and_then(|c| c.last_inbound_ms)
-        .is_some_and(|t| now_ms - t < WINDOW_MS);
-    if !content.is_template() && !window_open {
+    if !content.is_template() && !window_open(contact, now_ms) {
         return Some(match contact.and_then(|c| c.last_inbound_ms) {
             Some(t) => format!("the 24-hour service window is closed (the contact last wrote at {}): send a template", rfc3339(t)),
             None => "the contact has never written, so the 24-hour service window is closed: send a template".into(),
@@ -551,57 +554,12 @@ pub async fn send_bulk(
     let content = content(&req, channel)?;
     catalogued(&state, bot.id(), &content, channel).await?;
     let now = state.clock.now_ms();
-
-    let parsed: Vec<Result<PhoneNumber, String>> = req
-        .to
-        .iter()
-        .map(|t| PhoneNumber::parse(t).map_err(|e| e.to_string()))
-        .collect();
-    let phones: Vec<&str> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().map(|p| p.as_str()))
-        .collect();
-    let contacts = state.store.contacts_by_phones(bot.id(), &phones).await?;
-
-    let mut seen = HashSet::new();
-    let mut results: Vec<BulkResult> = Vec::with_capacity(req.to.len());
-    let mut queue = Vec::new();
-    let mut slots = Vec::new();
-    for (raw, p) in req.to.iter().zip(parsed) {
-        let reject = |error: String| BulkResult {
-            to: raw.clone(),
-            id: None,
-            status: "rejected".into(),
-            error: Some(error),
-        };
-        match p {
-            Err(e) => results.push(reject(e)),
-            Ok(phone) if !seen.insert(phone.clone()) => {
-                results.push(reject(format!("{phone} is listed more than once")))
-            }
-            Ok(phone) => match refusal(contacts.get(phone.as_str()), &content, now) {
-                Some(why) => results.push(reject(why)),
-                None => {
-                    slots.push(results.len());
-                    results.push(BulkResult {
-                        to: phone.to_string(),
-                        id: None,
-                        status: "queued".into(),
-                        error: None,
-                    });
-                    queue.push(NewOutbound {
-                        bot_id: bot.id(),
-                        to: phone,
-                        channel,
-                        sender: sender.clone(),
-                        content: content.clone(),
-                        reply_to: None,
-                        contact_id: None,
-                    });
-                }
-            },
-        }
-    }
+    let Planned {
+        mut results,
+        queue,
+        slots,
+        ..
+    } = plan(&state, &bot, &req.to, (channel, &sender), &content, now).await?;
     let queued = state.store.enqueue_outbound(&queue, now).await?;
     for (slot, q) in slots.into_iter().zip(&queued) {
         results[slot].id = Some(q.message_id);
@@ -620,6 +578,89 @@ pub async fn send_bulk(
             results,
         }),
     ))
+}
+
+/// A message for many recipients, each looked at: queued, or rejected
+/// with why (a bad or repeated number, a blocked or opted-out contact, a
+/// closed window for anything but a template).
+pub struct Planned {
+    pub results: Vec<BulkResult>,
+    pub queue: Vec<NewOutbound>,
+    /// Where each queued one's result is in `results`.
+    pub slots: Vec<usize>,
+    /// Recipients (neither blocked nor opted out) whose 24-hour window is
+    /// closed, or who never wrote: only a template reaches them.
+    pub outside_window: usize,
+}
+
+pub async fn plan(
+    state: &AppState,
+    bot: &BotScope,
+    to: &[String],
+    (channel, sender): (Channel, &str),
+    content: &OutboundContent,
+    now: i64,
+) -> ApiResult<Planned> {
+    let parsed: Vec<Result<PhoneNumber, String>> = to
+        .iter()
+        .map(|t| PhoneNumber::parse(t).map_err(|e| e.to_string()))
+        .collect();
+    let phones: Vec<&str> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().map(|p| p.as_str()))
+        .collect();
+    let contacts = state.store.contacts_by_phones(bot.id(), &phones).await?;
+
+    let mut seen = HashSet::new();
+    let mut results: Vec<BulkResult> = Vec::with_capacity(to.len());
+    let mut queue = Vec::new();
+    let mut slots = Vec::new();
+    let mut outside_window = 0;
+    for (raw, p) in to.iter().zip(parsed) {
+        let reject = |error: String| BulkResult {
+            to: raw.clone(),
+            id: None,
+            status: "rejected".into(),
+            error: Some(error),
+        };
+        match p {
+            Err(e) => results.push(reject(e)),
+            Ok(phone) if !seen.insert(phone.clone()) => {
+                results.push(reject(format!("{phone} is listed more than once")))
+            }
+            Ok(phone) => {
+                let contact = contacts.get(phone.as_str());
+                let barred = contact.is_some_and(|c| c.blocked || c.opted_out);
+                outside_window += usize::from(!barred && !window_open(contact, now));
+                if let Some(why) = refusal(contact, content, now) {
+                    results.push(reject(why));
+                    continue;
+                }
+                slots.push(results.len());
+                results.push(BulkResult {
+                    to: phone.to_string(),
+                    id: None,
+                    status: "queued".into(),
+                    error: None,
+                });
+                queue.push(NewOutbound {
+                    bot_id: bot.id(),
+                    to: phone,
+                    channel,
+                    sender: sender.to_string(),
+                    content: content.clone(),
+                    reply_to: None,
+                    contact_id: None,
+                });
+            }
+        }
+    }
+    Ok(Planned {
+        results,
+        queue,
+        slots,
+        outside_window,
+    })
 }
 
 #[cfg(test)]

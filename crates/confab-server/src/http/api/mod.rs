@@ -4,6 +4,7 @@
 pub mod assistant;
 pub mod auth;
 pub mod bots;
+pub mod broadcasts;
 pub mod collections;
 pub mod contacts;
 pub mod flows;
@@ -67,6 +68,9 @@ pub fn table() -> Table {
         .get_of_bots("/messages", Least(Viewer), messages::list)
         .post_of_bots("/messages", Least(Agent), messages::send)
         .post_of_bots("/messages/bulk", Least(Editor), messages::send_bulk)
+        .get_of_bots("/broadcasts", Least(Viewer), broadcasts::list)
+        .post_of_bots("/broadcasts", Least(Editor), broadcasts::create)
+        .get_of_bots("/broadcasts/{id}", Least(Viewer), broadcasts::get)
         .get_of_bots("/messages/{id}", Least(Viewer), messages::get)
         .get("/rejected", Least(Viewer), rejected::list)
         .get_of_bots("/runs", Least(Viewer), runs::list)

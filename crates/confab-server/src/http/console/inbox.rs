@@ -151,24 +151,7 @@ async fn show(
     let run = runs
         .ok()
         .and_then(|r| r["items"].as_array().and_then(|i| i.first().cloned()));
-    // A viewer may not read the catalogue's sends, but sees the list.
-    let templates: Vec<Value> = items(&templates)
-        .into_iter()
-        .filter(|t| t["status"] == "APPROVED")
-        .map(|t| {
-            let value = match t["content_sid"].as_str() {
-                Some(sid) => sid.to_string(),
-                None => format!(
-                    "{}|{}",
-                    t["name"].as_str().unwrap_or_default(),
-                    t["language"].as_str().unwrap_or_default()
-                ),
-            };
-            json!({"value": value, "label": format!("{} ({}, {})", t["name"].as_str().unwrap_or_default(),
-                t["language"].as_str().unwrap_or_default(), t["channel"].as_str().unwrap_or_default()),
-                "body": t["body"], "channel": t["channel"]})
-        })
-        .collect();
+    let templates = template_choices(&templates);
     let cid = person["id"].as_i64().unwrap_or_default();
     let action = |what: &str| console.link(&format!("/console/inbox/{cid}/{what}"));
     let mut page = list;
@@ -255,9 +238,31 @@ pub async fn reply(
     }
 }
 
+/// The catalogue's approved templates, as a send form offers them.
+pub(super) fn template_choices(listed: &Result<Value, super::api::Refused>) -> Vec<Value> {
+    // A viewer may not read the catalogue's sends, but sees the list.
+    items(listed)
+        .into_iter()
+        .filter(|t| t["status"] == "APPROVED")
+        .map(|t| {
+            let value = match t["content_sid"].as_str() {
+                Some(sid) => sid.to_string(),
+                None => format!(
+                    "{}|{}",
+                    t["name"].as_str().unwrap_or_default(),
+                    t["language"].as_str().unwrap_or_default()
+                ),
+            };
+            json!({"value": value, "label": format!("{} ({}, {})", t["name"].as_str().unwrap_or_default(),
+                t["language"].as_str().unwrap_or_default(), t["channel"].as_str().unwrap_or_default()),
+                "body": t["body"], "channel": t["channel"]})
+        })
+        .collect()
+}
+
 /// The template a send names: a Content SID (Twilio) with its variables by
 /// number, or `name|language` (Meta) with its body parameters.
-fn template(chosen: &str, parameters: &[&str]) -> Value {
+pub(super) fn template(chosen: &str, parameters: &[&str]) -> Value {
     match chosen.split_once('|') {
         Some((name, language)) => {
             let params: Vec<Value> = parameters

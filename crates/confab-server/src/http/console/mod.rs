@@ -8,6 +8,7 @@
 
 mod api;
 mod assets;
+mod broadcast;
 mod diff;
 mod flows;
 mod graph;
@@ -62,6 +63,11 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             get(simulator::page).post(simulator::start),
         )
         .route("/console/simulator/{contact}/say", post(simulator::say))
+        .route(
+            "/console/broadcast",
+            get(broadcast::page).post(broadcast::send),
+        )
+        .route("/console/broadcast/{id}", get(broadcast::one))
         .route("/console/flows", get(flows::list))
         .route("/console/flows/{id}", get(flows::one))
         .route(

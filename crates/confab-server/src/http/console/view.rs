@@ -33,6 +33,8 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "simulator.html",
     "flow_edit.html",
     "_graph.html",
+    "broadcast.html",
+    "broadcast_one.html",
     "_messages.html",
 ];
 
