@@ -44,7 +44,7 @@ use crate::http::{api, ops, webhooks};
         api::triggers::test, api::triggers::logs, api::triggers::statistics,
         api::templates::list, api::templates::declare, api::templates::get, api::templates::delete,
         api::templates::sync,
-        api::assistant::ai_stats, api::assistant::get_access, api::assistant::put_allow_list, api::assistant::put_rate_limit,
+        api::assistant::ai_stats, api::stats::messages, api::assistant::get_access, api::assistant::put_allow_list, api::assistant::put_rate_limit,
         webhooks::legacy_webhook, webhooks::legacy_webhook_alive,
         ops::health, ops::ready, ops::metrics_text,
     ),

@@ -1234,3 +1234,76 @@ async fn a_broadcast_is_reviewed_with_its_reach_then_sent_and_followed() {
     let (_, all) = app.get(&key, "/api/v1/broadcasts").await;
     assert_eq!(all["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_dashboard_draws_the_days_messages_runs_and_delivery_outcomes() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    let key = app.api_key().await;
+    app.user("vic", Role::Viewer).await;
+    // A contact starts the survey (its question goes back in the webhook's
+    // answer); an agent's message goes out through the outbox.
+    app.twilio_text("+15550000001", "review", "SM1").await;
+    let (s, m) = app
+        .post(
+            &key,
+            "/api/v1/messages",
+            json!({"to": "+15550000001", "text": "Hi"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{m}");
+    app.eventually(10, "sent", || async { twilio.requests().len() == 1 })
+        .await;
+
+    let (s, stats) = app.get(&key, "/api/v1/stats/messages").await;
+    assert_eq!(s, 200, "{stats}");
+    let days = stats["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30, "{stats}");
+    let inbound: i64 = days.iter().map(|d| d["inbound"].as_i64().unwrap()).sum();
+    let outbound: i64 = days.iter().map(|d| d["outbound"].as_i64().unwrap()).sum();
+    assert_eq!((inbound, outbound), (1, 2), "{stats}");
+    let by_status: i64 = stats["statuses"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(by_status, 2, "{stats}");
+    let (s, bad) = app
+        .get(&key, "/api/v1/stats/messages?from=2026-13-01")
+        .await;
+    assert_eq!(s, 400, "{bad}");
+
+    let mut b = Browser::new(&app);
+    b.log_in("vic", "a-long-password").await;
+    let page = b.get("/console/dashboard").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("1 received, 2 sent."), "{}", page.body);
+    assert!(
+        page.body.contains(": 1 received</title>"),
+        "a bar: {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<td>product_review</td><td>1</td><td>0</td>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("class=\"share-"), "{}", page.body);
+    let narrow = b
+        .get("/console/dashboard?from=2020-01-01&to=2020-01-02")
+        .await;
+    assert!(
+        narrow.body.contains("0 received, 0 sent."),
+        "{}",
+        narrow.body
+    );
+    assert!(
+        narrow.body.contains("Nothing was sent in these days."),
+        "{}",
+        narrow.body
+    );
+    let bad = b.get("/console/dashboard?from=yesterday").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}

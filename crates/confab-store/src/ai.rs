@@ -107,7 +107,7 @@ fn media_row(r: &AnyRow) -> Result<StoredMedia, StoreError> {
     })
 }
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 impl Store {
     /// Stores a fetched file; a file already stored for the same place

@@ -45,7 +45,7 @@ pub use error::StoreError;
 pub use flows::{FlowVersion, FlowWrite, StoredFlow};
 pub use inbound::{Ingested, StatusApplied};
 pub use jobs::{ClaimedJob, ClaimedSend, JOB_EFFECT, JOB_SEND, JOB_TIMER};
-pub use messages::{Message, MessageFilter, NewOutbound, SendOutcome};
+pub use messages::{Message, MessageDay, MessageFilter, NewOutbound, SendOutcome};
 pub use records::{Record, RecordFilter};
 pub use rejected::StoredRejected;
 pub use runs::{FlowStats, NewRun, RunDay, RunFilter, StoredEvent, StoredRun};

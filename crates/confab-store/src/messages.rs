@@ -342,3 +342,47 @@ pub(crate) async fn enqueue_in(
     }
     Ok(out)
 }
+
+/// Messages of one day (UTC), direction and status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageDay {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    pub direction: String,
+    pub status: String,
+    pub count: i64,
+}
+
+impl Store {
+    /// The bot's messages per day (UTC) between two times, by direction
+    /// and status, days in order.
+    pub async fn message_stats(
+        &self,
+        bot_id: i64,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<MessageDay>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.created_ms / $1 AS day, m.direction, m.status, COUNT(*) AS n \
+             FROM messages m JOIN contacts c ON c.id = m.contact_id \
+             WHERE c.bot_id = $2 AND m.created_ms >= $3 AND m.created_ms < $4 \
+             GROUP BY m.created_ms / $1, m.direction, m.status ORDER BY day, m.direction, m.status",
+        )
+        .bind(crate::ai::DAY_MS)
+        .bind(bot_id)
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageDay {
+                    day: r.try_get("day")?,
+                    direction: r.try_get("direction")?,
+                    status: r.try_get("status")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+}

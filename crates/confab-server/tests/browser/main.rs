@@ -190,12 +190,21 @@ async fn an_editor_sees_a_broken_flow_on_its_line_and_a_new_schedule_says_when_i
 async fn every_other_screen_is_drawn_at_both_widths() {
     let app = spawn_app(settings(&fresh_database().await, None, None)).await;
     app.user("root2", Role::Admin).await;
+    // Some traffic for the dashboard and runs to list.
+    for i in 1..=4 {
+        let phone = format!("+1555000000{i}");
+        app.twilio_text(&phone, "review", &format!("SMa{i}")).await;
+        if i % 2 == 0 {
+            app.twilio_text(&phone, "Ana", &format!("SMb{i}")).await;
+        }
+    }
     let b = Browser::open().await;
     log_in(&b, &app, "root2").await;
     for (screen, holds, name) in [
         ("runs", "Runs", "runs"),
         ("settings", "API keys", "settings"),
         ("broadcast", "Broadcast", "broadcast"),
+        ("dashboard", "Messages per day", "dashboard"),
         ("flows/product_review", "The flow", "flow"),
     ] {
         b.goto(&format!("{}/console/{screen}", app.url)).await;

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod rejected;
 pub mod runs;
 pub mod scope;
+pub mod stats;
 pub mod templates;
 pub mod triggers;
 pub mod users;
@@ -159,6 +160,7 @@ pub fn table() -> Table {
         .get_of_bots("/templates/{id}", Least(Viewer), templates::get)
         .delete_of_bots("/templates/{id}", Least(Editor), templates::delete)
         .get_of_bots("/stats/ai", Least(Viewer), assistant::ai_stats)
+        .get_of_bots("/stats/messages", Least(Viewer), stats::messages)
         .get_of_bots("/access", Least(Viewer), assistant::get_access)
         .put_of_bots(
             "/access/allow-list",

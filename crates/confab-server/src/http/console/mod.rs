@@ -9,6 +9,8 @@
 mod api;
 mod assets;
 mod broadcast;
+mod chart;
+mod dashboard;
 mod diff;
 mod flows;
 mod graph;
@@ -68,6 +70,7 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             get(broadcast::page).post(broadcast::send),
         )
         .route("/console/broadcast/{id}", get(broadcast::one))
+        .route("/console/dashboard", get(dashboard::page))
         .route("/console/flows", get(flows::list))
         .route("/console/flows/{id}", get(flows::one))
         .route(

@@ -35,6 +35,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "_graph.html",
     "broadcast.html",
     "broadcast_one.html",
+    "dashboard.html",
     "_messages.html",
 ];
 
