@@ -92,12 +92,17 @@ impl Browser {
             .await;
     }
 
-    pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
+    /// A command's answer that is text.
+    async fn string(&self, path: &str) -> String {
+        self.call(reqwest::Method::GET, path, None)
             .await
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    pub async fn url(&self) -> String {
+        self.string("/url").await
     }
 
     /// The element `css` picks, waited for.
@@ -162,36 +167,29 @@ impl Browser {
         answer["value"].as_str().unwrap_or_default().to_string()
     }
 
-    pub async fn click(&self, css: &str) {
+    /// Does `verb` (`click`, `value`, `clear`) to the element `css` picks.
+    async fn act(&self, css: &str, verb: &str, body: Value) {
         let e = self.find(css).await;
         self.call(
             reqwest::Method::POST,
-            &format!("/element/{}/click", e.0),
-            Some(json!({})),
+            &format!("/element/{}/{verb}", e.0),
+            Some(body),
         )
         .await;
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.act(css, "click", json!({})).await;
     }
 
     /// Types `text` into the field `css` picks, after what it holds.
     pub async fn type_in(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", e.0),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.act(css, "value", json!({"text": text})).await;
     }
 
     /// Empties the field `css` picks and types `text` into it.
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/clear", e.0),
-            Some(json!({})),
-        )
-        .await;
+        self.act(css, "clear", json!({})).await;
         self.type_in(css, text).await;
     }
 
@@ -208,11 +206,7 @@ impl Browser {
     }
 
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.string("/source").await
     }
 
     pub async fn cookie(&self, name: &str) -> String {

@@ -44,24 +44,12 @@ async fn show(
         "typed": typed,
     });
     if let Some(id) = contact {
-        let paths = [
-            console.path(&format!("/contacts/{id}/messages?limit={MESSAGES}")),
-            console.path(&format!("/runs?contact={id}&limit=1")),
-        ];
-        let (history, runs) = tokio::join!(console.api.get(&paths[0]), console.api.get(&paths[1]));
-        let run = match runs {
-            Ok(r) => r["items"][0].clone(),
-            Err(r) => return refused_page(&r),
+        let path = console.path(&format!("/contacts/{id}/messages?limit={MESSAGES}"));
+        let (history, run) = tokio::join!(console.api.get(&path), simulated_run(console, id));
+        let run = match run {
+            Ok(r) => r,
+            Err(page) => return page,
         };
-        // Only a simulation is talked to here: a real contact's runs are
-        // the inbox's.
-        if run["variables"]["contact"]["channel"] != "simulator" {
-            return problem(
-                StatusCode::NOT_FOUND,
-                "No such simulation",
-                "This contact is not a test contact of the simulator. Start a simulation instead.",
-            );
-        }
         let mut messages = match history {
             Ok(h) => h["items"].as_array().cloned().unwrap_or_default(),
             Err(r) => return refused_page(&r),
@@ -84,6 +72,25 @@ async fn show(
         page["run"] = run;
     }
     view::render_with(status, "simulator.html", console.page("simulator", page))
+}
+
+/// The test contact's current run; only a simulation is talked to here (a
+/// real contact's runs are the inbox's).
+async fn simulated_run(console: &Console, contact: i64) -> Result<serde_json::Value, Response> {
+    let runs = console
+        .api
+        .get(&console.path(&format!("/runs?contact={contact}&limit=1")))
+        .await
+        .map_err(|r| refused_page(&r))?;
+    let run = runs["items"][0].clone();
+    if run["variables"]["contact"]["channel"] != "simulator" {
+        return Err(problem(
+            StatusCode::NOT_FOUND,
+            "No such simulation",
+            "This contact is not a test contact of the simulator. Start a simulation instead.",
+        ));
+    }
+    Ok(run)
 }
 
 #[derive(Deserialize)]
@@ -117,21 +124,10 @@ pub struct SayForm {
 /// What the test contact says (or taps), given to their current run as if
 /// they had sent it.
 pub async fn say(Path(contact): Path<i64>, Action { console, form }: Action<SayForm>) -> Response {
-    let runs = console
-        .api
-        .get(&console.path(&format!("/runs?contact={contact}&limit=1")))
-        .await;
-    let run = match runs {
-        Ok(r) => r["items"][0].clone(),
-        Err(r) => return refused_page(&r),
+    let run = match simulated_run(&console, contact).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
-    if run["variables"]["contact"]["channel"] != "simulator" {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "No such simulation",
-            "This contact is not a test contact of the simulator.",
-        );
-    }
     let body = match form.tap.filter(|t| !t.is_empty()) {
         Some(tap) => json!({"tap": tap}),
         None => json!({"text": form.text}),
