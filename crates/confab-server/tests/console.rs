@@ -454,6 +454,32 @@ async fn an_editor_makes_a_schedule_and_sees_when_it_fires_and_bad_fields_are_sa
     );
     assert!(refused.body.contains("value=\"Monday check-in\""));
     assert_eq!(app.count("triggers").await, 0);
+    // A preview says when it would fire, in its zone, and keeps nothing.
+    let mut preview = schedule("Europe/Berlin");
+    preview.push(("preview", "1"));
+    preview.push(("_csrf", &csrf));
+    let previewed = b.post("/console/triggers", &preview).await;
+    assert_eq!(previewed.status, 200, "{}", previewed.body);
+    assert!(
+        previewed
+            .body
+            .contains("It would fire next at (in Europe&#x2f;Berlin)"),
+        "{}",
+        previewed.body
+    );
+    let listed = previewed.body.split("id=\"preview\"").nth(1).unwrap();
+    assert_eq!(
+        listed
+            .split("</ol>")
+            .next()
+            .unwrap()
+            .matches("<li>")
+            .count(),
+        5,
+        "{listed}"
+    );
+    assert!(listed.contains("09:30"), "{listed}");
+    assert_eq!(app.count("triggers").await, 0);
 
     let mut good = schedule("Europe/Berlin");
     good.push(("_csrf", &csrf));

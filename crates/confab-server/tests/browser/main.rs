@@ -178,8 +178,12 @@ async fn an_editor_sees_a_broken_flow_on_its_line_and_a_new_schedule_says_when_i
     b.click("select#t-schedule option[value=daily]").await;
     b.fill("#t-time", "09:30").await;
     b.fill("#t-zone", "Europe/Berlin").await;
+    b.click("button[name=preview]").await;
+    let preview = b.wait_text("#preview ol.upcoming", "09:30").await;
+    assert_eq!(preview.lines().count(), 5, "{preview}");
     screenshots(&b, "triggers").await;
-    b.click(".trigger-form button[type=submit]").await;
+    b.click(".trigger-form button[type=submit]:not([name])")
+        .await;
     let upcoming = b.wait_text("ol.upcoming", "09:30").await;
     assert_eq!(upcoming.lines().count(), 5, "{upcoming}");
     b.close().await;

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Body;
-use super::Page;
 use super::messages::{
     BulkResult, MAX_BULK, Outgoing, Planned, catalogued, check_len, content, plan, sending_channel,
 };
 use super::scope::{BotScope, Id};
+use super::{DryRun, Page};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
@@ -35,14 +35,6 @@ pub enum Audience {
 }
 
 pub type BroadcastIn = Outgoing<Audience>;
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct DryRun {
-    /// Say whom it would reach and queue nothing: 200, no id.
-    #[serde(default)]
-    pub dry_run: bool,
-}
 
 /// Rejections answered at most (the counts are whole).
 const SHOWN: usize = 100;

@@ -432,21 +432,12 @@ pub async fn get(
     Ok(Json(FlowOut::new(&flow, version, source, &f)).into_response())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateQuery {
-    /// Check the document as a publish would, and publish nothing: 200
-    /// with the flow as it is live, or the 422 a publish would answer.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
 /// Publish a new version of a flow made through the API: the whole
 /// document, checked as for `POST`. Its `id` may be left out. The same
 /// definition as the live one publishes nothing. Runs in progress finish
 /// on the version they began on. A YAML document's problems name their
 /// lines.
-#[utoipa::path(put, path = "/api/v1/flows/{flow}", tag = "flows", params(("flow" = String, Path), UpdateQuery),
+#[utoipa::path(put, path = "/api/v1/flows/{flow}", tag = "flows", params(("flow" = String, Path), super::DryRun),
     request_body(content = Object, description = "A flow document, as JSON or YAML."),
     responses((status = 200, body = FlowOut), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -455,7 +446,7 @@ pub async fn update(
     bot: BotScope,
     principal: Principal,
     Path(FlowPath { flow }): Path<FlowPath>,
-    Query(q): Query<UpdateQuery>,
+    Query(q): Query<super::DryRun>,
     Document(mut doc, yaml): Document,
 ) -> ApiResult<Json<FlowOut>> {
     editable(&state.registry.catalog(bot.id()), &flow)?;

@@ -390,3 +390,12 @@ pub(crate) fn same_bot(
     }
     Ok(())
 }
+
+/// `?dry_run=true`: check what the call would do and do nothing.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DryRun {
+    /// Check, say what would be done, and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}

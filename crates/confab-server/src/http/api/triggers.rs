@@ -136,15 +136,35 @@ pub async fn list(
 /// `priority`. `event`: `event_type` and `event_conditions`. `schedule`:
 /// `schedule_type` (once, daily, weekly, monthly, cron) with its fields,
 /// `schedule_timezone`, `audience` and `misfire`. A 422 names each field at fault.
-#[utoipa::path(post, path = "/api/v1/triggers", tag = "triggers", request_body = TriggerDef,
-    responses((status = 201, body = TriggerOut), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
+/// With `dry_run`: checked and not kept, 200 with the trigger as it would
+/// be (id 0), a schedule's next firing times included.
+#[utoipa::path(post, path = "/api/v1/triggers", tag = "triggers", params(super::DryRun), request_body = TriggerDef,
+    responses((status = 201, body = TriggerOut), (status = 200, body = TriggerOut, description = "a dry run"), (status = 422, body = crate::error::Problem)), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     bot: BotScope,
     principal: Principal,
+    Query(q): Query<super::DryRun>,
     Body(def): Body<TriggerDef>,
 ) -> ApiResult<(StatusCode, Json<TriggerOut>)> {
     let active = def.active.unwrap_or(true);
+    if q.dry_run {
+        let (spec, next_due_ms) = checked(&state, &bot, &def, active)?;
+        let now = state.clock.now_ms();
+        let unsaved = StoredTrigger {
+            id: 0,
+            bot_id: bot.id(),
+            name: def.name.trim().to_string(),
+            kind: def.trigger_type.clone(),
+            flow_id: def.flow.clone(),
+            active,
+            spec,
+            next_due_ms,
+            created_ms: now,
+            updated_ms: now,
+        };
+        return Ok((StatusCode::OK, Json(TriggerOut::new(unsaved, now))));
+    }
     let t = write(&state, &bot, &principal, None, &def, active).await?;
     Ok((
         StatusCode::CREATED,

@@ -20,17 +20,18 @@ pub async fn list(console: Console, Query(q): Query<Done>) -> Response {
     render_list(
         &console,
         &TriggerForm::default(),
-        None,
+        (None, None),
         q.done.as_deref(),
         StatusCode::OK,
     )
     .await
 }
 
+/// The list and the form; `preview` is a trigger as it would be, not kept.
 async fn render_list(
     console: &Console,
     form: &TriggerForm,
-    refused: Option<&Refused>,
+    (refused, preview): (Option<&Refused>, Option<&Value>),
     done: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -70,6 +71,7 @@ async fn render_list(
                 "flows": flows,
                 "form": form,
                 "faults": faults,
+                "preview": preview,
                 "error": refused.map(Refused::say),
                 "done": done.map(|d| match d {
                     "made" => "The trigger is saved.",
@@ -117,6 +119,9 @@ pub struct TriggerForm {
     /// `all`, or a tag.
     #[serde(default)]
     audience: String,
+    /// Present when the preview button was pressed: nothing is kept.
+    #[serde(default, skip_serializing)]
+    preview: Option<String>,
 }
 
 impl TriggerForm {
@@ -176,13 +181,22 @@ impl TriggerForm {
     }
 }
 
-/// Makes a trigger through the API; what it refuses shows beside its field.
+/// Makes a trigger through the API, or previews it (a dry run: a
+/// schedule's next five firing times); what it refuses shows beside its
+/// field.
 pub async fn create(Action { console, form: f }: Action<TriggerForm>) -> Response {
-    match console.api.post(&console.path("/triggers"), f.body()).await {
+    let path = console.path(match f.preview {
+        Some(_) => "/triggers?dry_run=true",
+        None => "/triggers",
+    });
+    match console.api.post(&path, f.body()).await {
+        Ok(t) if f.preview.is_some() => {
+            render_list(&console, &f, (None, Some(&t)), None, StatusCode::OK).await
+        }
         Ok(t) => see_other(&console.link(&format!("/console/triggers/{}?done=made", t["id"]))),
         Err(r) if matches!(r.status, 400 | 409 | 422) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            render_list(&console, &f, Some(&r), None, status).await
+            render_list(&console, &f, (Some(&r), None), None, status).await
         }
         Err(r) => refused_page(&r),
     }
