@@ -1333,3 +1333,86 @@ async fn the_dashboard_draws_the_days_messages_runs_and_delivery_outcomes() {
     let bad = b.get("/console/dashboard?from=yesterday").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
+
+#[tokio::test]
+async fn an_admin_makes_a_user_changes_their_role_and_disables_them_but_not_themselves() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("ada", Role::Admin).await;
+    let mut b = Browser::new(&app);
+    b.log_in("ada", "a-long-password").await;
+    let page = b.get("/console/settings").await;
+    let csrf = page.csrf();
+    let made = b
+        .post(
+            "/console/settings/users",
+            &[
+                ("username", "newbie"),
+                ("password", "a-long-password"),
+                ("role", "agent"),
+                ("_csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let page = b.get(made.location()).await;
+    assert!(page.body.contains("The user is made"), "{}", page.body);
+    let (_, users) = app.get(&key, "/api/v1/users").await;
+    let newbie = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "newbie")
+        .unwrap()
+        .clone();
+    assert_eq!(newbie["role"], "agent");
+    let mut n = Browser::new(&app);
+    assert_eq!(n.log_in("newbie", "a-long-password").await.status, 303);
+
+    let change = format!("/console/settings/users/{}", newbie["id"]);
+    let changed = b
+        .post(&change, &[("role", "editor"), ("_csrf", &csrf)])
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    let disabled = b
+        .post(&change, &[("disabled", "true"), ("_csrf", &csrf)])
+        .await;
+    assert_eq!(disabled.status, 303, "{}", disabled.body);
+    let (_, after) = app
+        .get(&key, &format!("/api/v1/users/{}", newbie["id"]))
+        .await;
+    assert_eq!(after["role"], "editor", "{after}");
+    assert!(!after["disabled_at"].is_null(), "{after}");
+    let mut again = Browser::new(&app);
+    assert_eq!(again.log_in("newbie", "a-long-password").await.status, 401);
+
+    // An admin may not disable themselves: said on the page, nothing changed.
+    let (_, me) = app.get(&key, "/api/v1/users").await;
+    let ada = me["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "ada")
+        .unwrap()["id"]
+        .clone();
+    let refused = b
+        .post(
+            &format!("/console/settings/users/{ada}"),
+            &[("disabled", "true"), ("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body.contains("class=\"error\""), "{}", refused.body);
+    let bad = b
+        .post(
+            "/console/settings/users",
+            &[
+                ("username", "x"),
+                ("password", "short"),
+                ("role", "agent"),
+                ("_csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+}

@@ -91,6 +91,8 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/records/{name}/{id}/delete", post(records::delete))
         .route("/console/settings", get(settings::page))
         .route("/console/settings/keys", post(settings::create_key))
+        .route("/console/settings/users", post(settings::create_user))
+        .route("/console/settings/users/{id}", post(settings::change_user))
         .route(
             "/console/settings/keys/{id}/revoke",
             post(settings::revoke_key),

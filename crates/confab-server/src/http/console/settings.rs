@@ -1,6 +1,6 @@
-//! Settings: users and their roles, API keys (a new key shown once,
-//! revoking one), and the audit log. All of it is an admin's, as in the API;
-//! anyone else is told so.
+//! Settings: users (made, given a role, disabled and enabled again), API
+//! keys (a new key shown once, revoking one), and the audit log. All of it
+//! is an admin's, as in the API; anyone else is told so.
 
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -14,13 +14,25 @@ use super::{Action, Console, NoFields, refused_page, see_other, view};
 /// Audit entries shown.
 const AUDIT: usize = 50;
 
-pub async fn page(console: Console) -> Response {
-    render(&console, None, None, StatusCode::OK).await
+#[derive(Deserialize, Default)]
+pub struct Done {
+    done: Option<String>,
+}
+
+pub async fn page(
+    console: Console,
+    axum::extract::Query(q): axum::extract::Query<Done>,
+) -> Response {
+    let done = q.done.as_deref().map(|d| match d {
+        "user" => "The user is made: they can log in now.",
+        _ => "The user is changed.",
+    });
+    render(&console, (None, done), None, StatusCode::OK).await
 }
 
 async fn render(
     console: &Console,
-    new_key: Option<&Value>,
+    (new_key, done): (Option<&Value>, Option<&str>),
     refused: Option<&Refused>,
     status: StatusCode,
 ) -> Response {
@@ -44,6 +56,14 @@ async fn render(
             console.page("settings", json!({"allowed": false, "why": r.detail})),
         );
     }
+    let users: Vec<Value> = items(&users)
+        .into_iter()
+        .map(|mut u| {
+            u["change_action"] =
+                json!(console.link(&format!("/console/settings/users/{}", u["id"])));
+            u
+        })
+        .collect();
     let keys: Vec<Value> = items(&keys)
         .into_iter()
         .map(|mut k| {
@@ -59,7 +79,9 @@ async fn render(
             "settings",
             json!({
                 "allowed": true,
-                "users": items(&users),
+                "users": users,
+                "done": done,
+                "user_action": console.link("/console/settings/users"),
                 "keys": keys,
                 "audit": items(&audit),
                 "new_key": new_key,
@@ -82,10 +104,10 @@ pub struct KeyForm {
 pub async fn create_key(Action { console, form }: Action<KeyForm>) -> Response {
     let body = json!({"name": form.name.trim(), "role": form.role.trim()});
     match console.api.post("/api/v1/keys", body).await {
-        Ok(key) => render(&console, Some(&key), None, StatusCode::CREATED).await,
+        Ok(key) => render(&console, (Some(&key), None), None, StatusCode::CREATED).await,
         Err(r) if matches!(r.status, 400 | 409 | 422) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            render(&console, None, Some(&r), status).await
+            render(&console, (None, None), Some(&r), status).await
         }
         Err(r) => refused_page(&r),
     }
@@ -103,6 +125,71 @@ pub async fn revoke_key(Path(id): Path<i64>, Action { console, .. }: Action<NoFi
         .await
     {
         Ok(_) => see_other(&console.link("/console/settings")),
+        Err(r) => refused_page(&r),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// Makes a user with a role; they log in with the password given.
+pub async fn create_user(Action { console, form }: Action<UserForm>) -> Response {
+    let body = json!({"username": form.username.trim(), "password": form.password, "role": form.role.trim()});
+    answer(
+        &console,
+        console.api.post("/api/v1/users", body).await,
+        "user",
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ChangeForm {
+    role: Option<String>,
+    /// `true` disables the user, `false` enables them again.
+    disabled: Option<bool>,
+}
+
+/// Gives a user another role, or disables or enables them. The API
+/// refuses what would leave nobody an admin, or take an admin's own role.
+pub async fn change_user(
+    Path(id): Path<i64>,
+    Action { console, form }: Action<ChangeForm>,
+) -> Response {
+    let mut body = serde_json::Map::new();
+    if let Some(r) = form.role.filter(|r| !r.is_empty()) {
+        body.insert("role".into(), json!(r));
+    }
+    if let Some(d) = form.disabled {
+        body.insert("disabled".into(), json!(d));
+    }
+    let done = console
+        .api
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(Value::Object(body)),
+        )
+        .await;
+    answer(&console, done, "changed").await
+}
+
+/// Back to the page saying what was done, or the page with the API's
+/// objection.
+async fn answer(console: &Console, done: Result<Value, Refused>, what: &str) -> Response {
+    match done {
+        Ok(_) => see_other(&console.link(&format!("/console/settings?done={what}"))),
+        Err(r) if matches!(r.status, 400 | 409 | 422) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            render(console, (None, None), Some(&r), status).await
+        }
         Err(r) => refused_page(&r),
     }
 }
