@@ -33,6 +33,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "simulator.html",
     "flow_edit.html",
     "_graph.html",
+    "_template_picker.html",
     "broadcast.html",
     "broadcast_one.html",
     "dashboard.html",
