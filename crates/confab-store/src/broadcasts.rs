@@ -17,7 +17,6 @@ pub struct NewBroadcast<'a> {
     pub audience: &'a Value,
     /// What was sent, as the outbox keeps it.
     pub content: &'a Value,
-    pub message_ids: &'a [i64],
     pub rejected: i64,
     pub outside_window: i64,
     pub created_by: &'a str,
@@ -65,23 +64,36 @@ const COLUMNS: &str =
     "id, bot_id, audience, content, message_ids, rejected, outside_window, created_by, created_ms";
 
 impl Store {
-    pub async fn add_broadcast(&self, b: &NewBroadcast<'_>) -> Result<i64, StoreError> {
-        let mut conn = self.write_conn().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO broadcasts (bot_id, audience, content, message_ids, rejected, outside_window, created_by, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(b.bot_id)
-        .bind(b.audience.to_string())
-        .bind(b.content.to_string())
-        .bind(serde_json::to_string(b.message_ids).unwrap_or_default())
-        .bind(b.rejected)
-        .bind(b.outside_window)
-        .bind(b.created_by.to_string())
-        .bind(b.now_ms)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(id)
+    /// Queues the broadcast's messages and keeps the broadcast, in one
+    /// transaction: a broadcast is never queued without its row (a client
+    /// told of a failure may send it again without sending it twice).
+    pub async fn enqueue_broadcast(
+        &self,
+        b: &NewBroadcast<'_>,
+        items: &[crate::NewOutbound],
+    ) -> Result<(i64, Vec<crate::SendOutcome>), StoreError> {
+        crate::retry_conflicts(|| async {
+            let mut tx = self.write_tx().await?;
+            let queued = crate::messages::enqueue_in(&mut tx, items, b.now_ms).await?;
+            let ids: Vec<i64> = queued.iter().map(|q| q.message_id).collect();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO broadcasts (bot_id, audience, content, message_ids, rejected, outside_window, created_by, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(b.bot_id)
+            .bind(b.audience.to_string())
+            .bind(b.content.to_string())
+            .bind(serde_json::to_string(&ids).unwrap_or_default())
+            .bind(b.rejected)
+            .bind(b.outside_window)
+            .bind(b.created_by.to_string())
+            .bind(b.now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok((id, queued))
+        })
+        .await
     }
 
     /// One of the bot's broadcasts, with its messages' statuses now.

@@ -193,24 +193,25 @@ pub async fn create(
                 .unwrap_or_default()
         )));
     }
-    let queued = state.store.enqueue_outbound(&queue, now).await?;
+    let content = serde_json::to_value(&content).map_err(ApiError::internal)?;
+    let (id, queued) = state
+        .store
+        .enqueue_broadcast(
+            &NewBroadcast {
+                bot_id: bot.id(),
+                audience: &audience,
+                content: &content,
+                rejected: counts.1,
+                outside_window: outside_window as i64,
+                created_by: &principal.label(),
+                now_ms: now,
+            },
+            &queue,
+        )
+        .await?;
     state.wake.notify_one();
     metrics::counter!("confab_messages_queued_total", "channel" => channel.as_str())
         .increment(queued.len() as u64);
-    let ids: Vec<i64> = queued.iter().map(|q| q.message_id).collect();
-    let id = state
-        .store
-        .add_broadcast(&NewBroadcast {
-            bot_id: bot.id(),
-            audience: &audience,
-            content: &serde_json::to_value(&content).map_err(ApiError::internal)?,
-            message_ids: &ids,
-            rejected: counts.1,
-            outside_window: outside_window as i64,
-            created_by: &principal.label(),
-            now_ms: now,
-        })
-        .await?;
     let mut out = BroadcastOut::of(state.store.broadcast(bot.id(), id).await?);
     out.rejections = rejections;
     Ok((StatusCode::ACCEPTED, Json(out)))
