@@ -1,5 +1,6 @@
 mod common;
 
+use common::fake::{FakeProvider, Kind};
 use common::*;
 use serde_json::json;
 
@@ -596,4 +597,93 @@ async fn search_and_tags_match_alike_on_both_databases_and_wildcards_are_literal
     assert_eq!(count("tag=NIGHT").await, 1);
     assert_eq!(count("tag=nigh").await, 0, "a whole tag, not part of one");
     assert_eq!(count("tag=%25").await, 0);
+}
+
+#[tokio::test]
+async fn an_inbox_lists_the_latest_conversations_first_with_their_last_message_and_no_test_contacts()
+ {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let mut raw = settings(&fresh_database().await, Some(&twilio.url), None);
+    raw.default_flow = Some("none".into());
+    let app = spawn_app(raw).await;
+    for (i, (phone, body)) in [
+        ("+14155550001", "first"),
+        ("+14155550002", "second"),
+        ("+14155550003", "third"),
+        ("+14155550001", "first again"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.twilio_text(phone, body, &format!("SM{i:032x}")).await;
+    }
+    let key = app.api_key().await;
+    // A test contact of the simulator, in a flow.
+    let (s, run) = app
+        .post(
+            &key,
+            "/api/v1/runs",
+            json!({"flow": "product_review", "channel": "simulator"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{run}");
+    let tester = run["contact_id"].as_i64().unwrap();
+    let (_, t) = app.get(&key, &format!("/api/v1/contacts/{tester}")).await;
+    assert_eq!(t["test"], true);
+    assert_eq!(t["last_run"]["flow"], "product_review");
+    assert_eq!(t["last_run"]["status"], "waiting_input");
+    assert_eq!(t["last_message"]["direction"], "outbound");
+
+    let inbox = "/api/v1/contacts?order=activity&test=false&limit=2";
+    let (s, page1) = app.get(&key, inbox).await;
+    assert_eq!(s, 200, "{page1}");
+    assert_eq!(column(&page1, "phone"), ["+14155550001", "+14155550003"]);
+    assert_eq!(page1["items"][0]["last_message"]["text"], "first again");
+    assert_eq!(page1["items"][0]["unread_count"], 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app.get(&key, &format!("{inbox}&cursor={cursor}")).await;
+    assert_eq!(column(&page2, "phone"), ["+14155550002"]);
+    assert!(page2["next_cursor"].is_null());
+
+    let (_, all) = app.get(&key, "/api/v1/contacts?order=activity").await;
+    assert_eq!(all["items"][0]["id"], tester, "the newest conversation");
+    let (_, tests) = app.get(&key, "/api/v1/contacts?test=true").await;
+    assert_eq!(column(&tests, "phone").len(), 1);
+
+    // A broadcast to a tag leaves the test contact out.
+    for id in [tester.to_string(), "+14155550002".into()] {
+        let (s, _) = app
+            .patch(
+                &key,
+                &format!("/api/v1/contacts/{id}"),
+                json!({"tags": ["vip"]}),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let (s, review) = app
+        .post(
+            &key,
+            "/api/v1/broadcasts?dry_run=true",
+            json!({"to": {"tag": "vip"}, "text": "Hello"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{review}");
+    assert_eq!(
+        (&review["queued"], &review["rejected"]),
+        (&json!(1), &json!(0)),
+        "{review}"
+    );
+
+    for bad in ["12", "x.1", "1.y", "1"] {
+        let (s, body) = app
+            .get(
+                &key,
+                &format!("/api/v1/contacts?order=activity&cursor={bad}"),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {body}");
+    }
+    let (s, _) = app.get(&key, "/api/v1/contacts?order=recent").await;
+    assert_eq!(s, 400);
 }

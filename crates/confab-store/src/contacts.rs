@@ -20,10 +20,45 @@ pub struct Contact {
     pub unread_count: i64,
     pub opted_out: bool,
     pub blocked: bool,
+    /// A test contact of the console's simulator, not a person.
+    pub test: bool,
     pub tags: Vec<String>,
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The latest message to or from the contact, by any writer.
+    pub last_message: Option<LastMessage>,
+    /// The contact's latest flow run: its flow and status.
+    pub last_run: Option<(String, String)>,
+}
+
+/// What a list of conversations shows of each one's latest message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LastMessage {
+    pub id: i64,
+    pub direction: String,
+    pub kind: String,
+    pub text: Option<String>,
+    pub status: String,
+    pub created_ms: i64,
+}
+
+/// The order of a list of contacts, newest first either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContactOrder {
+    /// By when the contact was made (its id).
+    #[default]
+    Created,
+    /// By the latest message to or from the contact: an inbox.
+    Activity,
+}
+
+/// Where the next page of a list of contacts starts: after this contact,
+/// whose latest message (for [`ContactOrder::Activity`]) had this id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactCursor {
+    pub last_message_id: i64,
+    pub id: i64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -34,8 +69,11 @@ pub struct ContactFilter {
     pub search: Option<String>,
     pub tag: Option<String>,
     pub opted_out: Option<bool>,
-    /// Contacts with an id below this one (the next page).
-    pub before_id: Option<i64>,
+    /// Test contacts only (`true`) or none of them (`false`).
+    pub test: Option<bool>,
+    pub order: ContactOrder,
+    /// The contacts after this one in `order` (the next page).
+    pub after: Option<ContactCursor>,
     pub limit: i64,
 }
 
@@ -51,9 +89,16 @@ pub struct ContactPatch {
 }
 
 const COLUMNS: &str = "c.id, c.bot_id, c.phone, c.profile_name, c.first_seen_ms, c.last_seen_ms, c.last_inbound_ms, \
-     c.last_read_ms, c.opted_out, c.blocked, c.tags, c.attributes, c.created_ms, c.updated_ms, \
+     c.last_read_ms, c.opted_out, c.blocked, c.test, c.tags, c.attributes, c.created_ms, c.updated_ms, \
      (SELECT COUNT(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'inbound' \
-      AND m.id > c.read_up_to_id) AS unread_count";
+      AND m.id > c.read_up_to_id) AS unread_count, \
+     lm.id AS lm_id, lm.direction AS lm_direction, lm.kind AS lm_kind, lm.text AS lm_text, \
+     lm.status AS lm_status, lm.created_ms AS lm_created_ms, \
+     (SELECT r.flow_id FROM runs r WHERE r.contact_id = c.id ORDER BY r.id DESC LIMIT 1) AS run_flow, \
+     (SELECT r.status FROM runs r WHERE r.contact_id = c.id ORDER BY r.id DESC LIMIT 1) AS run_status";
+
+/// The contacts with their latest message: a lookup by its id.
+const FROM: &str = "contacts c LEFT JOIN messages lm ON lm.id = c.last_message_id";
 
 fn from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
@@ -68,16 +113,32 @@ fn from_row(row: &AnyRow) -> Result<Contact, StoreError> {
         unread_count: row.try_get("unread_count")?,
         opted_out: row.try_get::<i64, _>("opted_out")? != 0,
         blocked: row.try_get::<i64, _>("blocked")? != 0,
+        test: row.try_get::<i64, _>("test")? != 0,
         tags: json_col(row, "tags")?,
         attributes: json_col(row, "attributes")?,
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
+        last_message: match row.try_get::<Option<i64>, _>("lm_id")? {
+            None => None,
+            Some(id) => Some(LastMessage {
+                id,
+                direction: row.try_get("lm_direction")?,
+                kind: row.try_get("lm_kind")?,
+                text: row.try_get("lm_text")?,
+                status: row.try_get("lm_status")?,
+                created_ms: row.try_get("lm_created_ms")?,
+            }),
+        },
+        last_run: match (row.try_get("run_flow")?, row.try_get("run_status")?) {
+            (Some(flow), Some(status)) => Some((flow, status)),
+            _ => None,
+        },
     })
 }
 
 impl Store {
     pub async fn contact(&self, id: i64) -> Result<Contact, StoreError> {
-        let row = query(format!("SELECT {COLUMNS} FROM contacts c WHERE c.id = $1"))
+        let row = query(format!("SELECT {COLUMNS} FROM {FROM} WHERE c.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -92,7 +153,7 @@ impl Store {
         phone: &str,
     ) -> Result<Option<Contact>, StoreError> {
         let row = query(format!(
-            "SELECT {COLUMNS} FROM contacts c WHERE c.bot_id = $1 AND c.phone = $2"
+            "SELECT {COLUMNS} FROM {FROM} WHERE c.bot_id = $1 AND c.phone = $2"
         ))
         .bind(bot_id)
         .bind(phone.to_string())
@@ -133,11 +194,29 @@ impl Store {
         if let Some(o) = f.opted_out {
             filter.push("c.opted_out = {}", Bind::I64(o as i64));
         }
-        if let Some(b) = f.before_id {
-            filter.push("c.id < {}", Bind::I64(b));
+        if let Some(t) = f.test {
+            filter.push("c.test = {}", Bind::I64(t as i64));
         }
+        let order = match f.order {
+            ContactOrder::Created => {
+                if let Some(a) = f.after {
+                    filter.push("c.id < {}", Bind::I64(a.id));
+                }
+                "c.id DESC"
+            }
+            ContactOrder::Activity => {
+                if let Some(a) = f.after {
+                    let lm = Bind::I64(a.last_message_id);
+                    filter.push_each(
+                        "(c.last_message_id < {} OR (c.last_message_id = {} AND c.id < {}))",
+                        [lm.clone(), lm, Bind::I64(a.id)],
+                    );
+                }
+                "c.last_message_id DESC, c.id DESC"
+            }
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM contacts c{} ORDER BY c.id DESC LIMIT {}",
+            "SELECT {COLUMNS} FROM {FROM}{} ORDER BY {order} LIMIT {}",
             filter.where_sql(),
             f.limit
         );
@@ -219,7 +298,7 @@ impl Store {
         let mut out = std::collections::HashMap::with_capacity(phones.len());
         for chunk in crate::sql::shaped_chunks(phones) {
             let sql = format!(
-                "SELECT {COLUMNS} FROM contacts c WHERE c.bot_id = $1 AND c.phone IN ({})",
+                "SELECT {COLUMNS} FROM {FROM} WHERE c.bot_id = $1 AND c.phone IN ({})",
                 crate::sql::list(chunk.len(), 2)
             );
             let mut q = query(sql).bind(bot_id);
@@ -244,12 +323,41 @@ impl Store {
         phone: &str,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        self.ensure_contact_as(bot_id, phone, now_ms, false).await
+    }
+
+    /// A test contact of the simulator with this phone number; its id. A
+    /// contact there is that has had a message is left as it is.
+    pub async fn ensure_test_contact(
+        &self,
+        bot_id: i64,
+        phone: &str,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.ensure_contact_as(bot_id, phone, now_ms, true).await
+    }
+
+    async fn ensure_contact_as(
+        &self,
+        bot_id: i64,
+        phone: &str,
+        now_ms: i64,
+        test: bool,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
         let ids = crate::inbound::upsert_contacts(&mut tx, &[(bot_id, phone, None)], now_ms, false)
             .await?;
-        tx.commit().await?;
-        ids.get(&(bot_id, phone.to_string()))
+        let id = ids
+            .get(&(bot_id, phone.to_string()))
             .copied()
-            .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))
+            .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
+        if test {
+            sqlx::query("UPDATE contacts SET test = 1 WHERE id = $1 AND last_message_id = 0")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
     }
 }

@@ -237,6 +237,7 @@ impl Store {
                     "broadcasts",
                     include_str!("../migrations/sqlite/0022_broadcasts.sql"),
                 ),
+                ("inbox", include_str!("../migrations/sqlite/0023_inbox.sql")),
             ],
             Backend::Postgres => &[
                 (
@@ -321,6 +322,10 @@ impl Store {
                 (
                     "broadcasts",
                     include_str!("../migrations/postgres/0023_broadcasts.sql"),
+                ),
+                (
+                    "inbox",
+                    include_str!("../migrations/postgres/0024_inbox.sql"),
                 ),
             ],
         };

@@ -39,7 +39,9 @@ pub use audit::{AuditEntry, Change};
 pub use auth::{ApiKey, User};
 pub use bots::{Bot, BotChannel, BotData, BotWrite, DEFAULT_BOT};
 pub use broadcasts::{Broadcast, NewBroadcast};
-pub use contacts::{Contact, ContactFilter, ContactPatch};
+pub use contacts::{
+    Contact, ContactCursor, ContactFilter, ContactOrder, ContactPatch, LastMessage,
+};
 pub use db::{Backend, Store, sqlite_file};
 pub use error::StoreError;
 pub use flows::{FlowVersion, FlowWrite, StoredFlow};

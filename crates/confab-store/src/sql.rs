@@ -183,6 +183,7 @@ pub(crate) struct Filter {
     binds: Vec<Bind>,
 }
 
+#[derive(Clone)]
 pub(crate) enum Bind {
     I64(i64),
     Text(String),
@@ -194,6 +195,22 @@ impl Filter {
         let n = self.binds.len() + 1;
         self.clauses.push(clause.replace("{}", &format!("${n}")));
         self.binds.push(bind);
+    }
+
+    /// A clause with several `{}`, bound in order to `binds`.
+    pub fn push_each(&mut self, clause: &str, binds: impl IntoIterator<Item = Bind>) {
+        let mut out = String::with_capacity(clause.len());
+        let mut parts = clause.split("{}");
+        out.push_str(parts.next().unwrap_or_default());
+        let mut binds = binds.into_iter();
+        for part in parts {
+            if let Some(b) = binds.next() {
+                self.binds.push(b);
+            }
+            out.push_str(&format!("${}", self.binds.len()));
+            out.push_str(part);
+        }
+        self.clauses.push(out);
     }
 
     pub fn next_placeholder(&self) -> String {

@@ -475,7 +475,7 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let lower = self.backend().ascii_lower("tags");
         let sql = format!(
-            "SELECT id FROM contacts WHERE bot_id = $1 AND id > $2 AND opted_out = 0 AND blocked = 0 \
+            "SELECT id FROM contacts WHERE bot_id = $1 AND id > $2 AND opted_out = 0 AND blocked = 0 AND test = 0 \
              AND ($3 IS NULL OR {lower} LIKE $3 ESCAPE '\\') ORDER BY id LIMIT $4"
         );
         let pattern = tag.map(|t| like_containing(&to_json(&t.to_ascii_lowercase())));

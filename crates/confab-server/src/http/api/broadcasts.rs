@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use confab_store::{Broadcast, ContactFilter, NewBroadcast};
+use confab_store::{Broadcast, ContactCursor, ContactFilter, NewBroadcast};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -95,7 +95,7 @@ impl BroadcastOut {
 async fn tagged(state: &AppState, bot: &BotScope, tag: &str) -> ApiResult<Vec<String>> {
     check_len("tag", tag, 64)?;
     let mut phones = Vec::new();
-    let mut before_id = None;
+    let mut after = None;
     loop {
         let page = state
             .store
@@ -103,13 +103,17 @@ async fn tagged(state: &AppState, bot: &BotScope, tag: &str) -> ApiResult<Vec<St
                 bot_id: Some(bot.id()),
                 tag: Some(tag.to_string()),
                 opted_out: Some(false),
-                before_id,
+                test: Some(false),
+                after,
                 limit: 1000,
                 ..ContactFilter::default()
             })
             .await?;
         let Some(last) = page.last() else { break };
-        before_id = Some(last.id);
+        after = Some(ContactCursor {
+            last_message_id: 0,
+            id: last.id,
+        });
         phones.extend(page.into_iter().map(|c| c.phone));
         if phones.len() > MAX_BULK {
             return Err(ApiError::Unprocessable(format!(

@@ -1,7 +1,9 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use confab_model::PhoneNumber;
-use confab_store::{Contact, ContactFilter, ContactPatch, MessageFilter};
+use confab_store::{
+    Contact, ContactCursor, ContactFilter, ContactOrder, ContactPatch, MessageFilter,
+};
 use serde::{Deserialize, Serialize};
 
 use super::messages::{MessageOut, check_len};
@@ -26,12 +28,42 @@ pub struct ContactOut {
     pub unread_count: i64,
     pub opted_out: bool,
     pub blocked: bool,
+    /// A test contact of the console's simulator: not in the inbox's
+    /// list, nor in a schedule's or a broadcast's audience.
+    pub test: bool,
     pub tags: Vec<String>,
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
+    /// The latest message to or from the contact.
+    pub last_message: Option<LastMessageOut>,
+    /// The contact's latest flow run, if any.
+    pub last_run: Option<LastRunOut>,
 }
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LastRunOut {
+    pub flow: String,
+    /// As a run's status: `waiting_input`, `handed_off`, `completed`, ...
+    pub status: String,
+}
+
+/// A conversation's latest message, as a list of them shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LastMessageOut {
+    pub id: i64,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub kind: String,
+    /// Its first 200 characters.
+    pub text: Option<String>,
+    pub status: String,
+    pub created_at: String,
+}
+
+/// How much of the latest message's text a contact carries.
+const LAST_TEXT_CHARS: usize = 200;
 
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 
@@ -48,10 +80,23 @@ impl ContactOut {
             unread_count: c.unread_count,
             opted_out: c.opted_out,
             blocked: c.blocked,
+            test: c.test,
             tags: c.tags,
             attributes: c.attributes,
             created_at: rfc3339(c.created_ms),
             updated_at: rfc3339(c.updated_ms),
+            last_message: c.last_message.map(|m| LastMessageOut {
+                id: m.id,
+                direction: m.direction,
+                kind: m.kind,
+                text: m.text.map(|t| match t.char_indices().nth(LAST_TEXT_CHARS) {
+                    Some((at, _)) => format!("{}…", &t[..at]),
+                    None => t,
+                }),
+                status: m.status,
+                created_at: rfc3339(m.created_ms),
+            }),
+            last_run: c.last_run.map(|(flow, status)| LastRunOut { flow, status }),
         }
     }
 }
@@ -68,8 +113,47 @@ pub struct ListQuery {
     /// Contacts with this tag; A-Z match in either case.
     pub tag: Option<String>,
     pub opted_out: Option<bool>,
+    /// Only the simulator's test contacts (`true`), or none of them (`false`).
+    pub test: Option<bool>,
+    /// `created` (the default): newest contacts first; `activity`: the
+    /// contacts with the latest message, in or out, first (an inbox).
+    #[param(inline)]
+    pub order: Option<Order>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Created,
+    Activity,
+}
+
+/// A page of contacts in activity order ends at a contact and its latest
+/// message: the cursor is both, `message.contact`.
+fn activity_cursor(c: &Contact) -> String {
+    format!("{}.{}", c.last_message.as_ref().map_or(0, |m| m.id), c.id)
+}
+
+fn parse_cursor(order: Order, c: Option<&str>) -> ApiResult<Option<ContactCursor>> {
+    let Some(c) = c else { return Ok(None) };
+    let bad = || ApiError::BadRequest("cursor is not one this API gave out".into());
+    let (last_message_id, id) = match order {
+        Order::Created => (0, cursor(Some(c))?.unwrap_or_default()),
+        Order::Activity => {
+            let (m, id) = c.split_once('.').ok_or_else(bad)?;
+            (
+                m.parse::<i64>().map_err(|_| bad())?,
+                id.parse::<i64>().map_err(|_| bad())?,
+            )
+        }
+    };
+    Ok(Some(ContactCursor {
+        last_message_id,
+        id,
+    }))
 }
 
 /// List contacts, newest first.
@@ -81,6 +165,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<ContactOut>>> {
     let limit = limit(q.limit)?;
+    let order = q.order.unwrap_or_default();
     let rows = state
         .store
         .contacts(&ContactFilter {
@@ -91,15 +176,23 @@ pub async fn list(
                 .filter(|s| !s.is_empty()),
             tag: q.tag,
             opted_out: q.opted_out,
-            before_id: cursor(q.cursor.as_deref())?,
+            test: q.test,
+            order: match order {
+                Order::Created => ContactOrder::Created,
+                Order::Activity => ContactOrder::Activity,
+            },
+            after: parse_cursor(order, q.cursor.as_deref())?,
             limit: limit + 1,
         })
         .await?;
     let now = state.clock.now_ms();
-    Ok(Json(Page::new(
+    Ok(Json(Page::with_cursor(
         rows,
         limit,
-        |c| c.id,
+        |c| match order {
+            Order::Created => c.id.to_string(),
+            Order::Activity => activity_cursor(c),
+        },
         |c| ContactOut::new(c, now),
     )))
 }
@@ -286,5 +379,18 @@ pub async fn history(
             ..Default::default()
         })
         .await?;
-    Ok(Json(Page::new(rows, limit, |m| m.id, MessageOut::from)))
+    let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
+    let mut ai = state.store.ai_calls_of(&ids).await?;
+    Ok(Json(Page::new(
+        rows,
+        limit,
+        |m| m.id,
+        |m| {
+            let calls = ai.remove(&m.id).unwrap_or_default();
+            MessageOut {
+                ai: calls,
+                ..m.into()
+            }
+        },
+    )))
 }

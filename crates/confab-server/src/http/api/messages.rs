@@ -48,7 +48,8 @@ pub struct MessageOut {
     pub error: Option<confab_model::ProviderError>,
     pub created_at: String,
     pub updated_at: String,
-    /// The AI calls made to answer it (one message's view only).
+    /// The AI calls made to answer it (one message's view and a contact's
+    /// history).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub ai: Vec<confab_store::AiCall>,
@@ -781,10 +782,13 @@ mod tests {
             unread_count: 0,
             opted_out: false,
             blocked: false,
+            test: false,
             tags: vec![],
             attributes: Default::default(),
             created_ms: 0,
             updated_ms: 0,
+            last_message: None,
+            last_run: None,
         };
         assert_eq!(refusal(Some(&contact), &text, now), None);
         contact.last_inbound_ms = Some(now - WINDOW_MS - 1);

@@ -324,18 +324,24 @@ impl<T> Page<T> {
     /// `rows` was fetched with one row more than `limit`, to learn whether a
     /// next page exists without a second query.
     pub fn new<R>(
-        mut rows: Vec<R>,
+        rows: Vec<R>,
         limit: i64,
         id: impl Fn(&R) -> i64,
-        map: impl Fn(R) -> T,
+        map: impl FnMut(R) -> T,
+    ) -> Page<T> {
+        Page::with_cursor(rows, limit, |r| id(r).to_string(), map)
+    }
+
+    /// As [`Page::new`], for a cursor that is more than an id.
+    pub fn with_cursor<R>(
+        mut rows: Vec<R>,
+        limit: i64,
+        cursor: impl Fn(&R) -> String,
+        map: impl FnMut(R) -> T,
     ) -> Page<T> {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| id(r).to_string())
-        } else {
-            None
-        };
+        let next_cursor = if more { rows.last().map(cursor) } else { None };
         Page {
             items: rows.into_iter().map(map).collect(),
             next_cursor,

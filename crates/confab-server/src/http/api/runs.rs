@@ -243,10 +243,16 @@ pub async fn start(
         Err(ApiError::NotFound(_)) if key.starts_with('+') => {
             let phone = confab_model::PhoneNumber::parse(&key)
                 .map_err(|e| ApiError::Unprocessable(format!("contact: {e}")))?;
-            state
-                .store
-                .ensure_contact(bot.id(), phone.as_str(), state.clock.now_ms())
-                .await?
+            let (store, now) = (&state.store, state.clock.now_ms());
+            // A contact a simulation makes is a test contact.
+            match simulated {
+                true => {
+                    store
+                        .ensure_test_contact(bot.id(), phone.as_str(), now)
+                        .await?
+                }
+                false => store.ensure_contact(bot.id(), phone.as_str(), now).await?,
+            }
         }
         Err(e) => return Err(e),
     };

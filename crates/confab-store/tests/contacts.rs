@@ -1,0 +1,155 @@
+//! Contacts as an inbox lists them: by their latest message, in or out,
+//! with it beside them; and the simulator's test contacts, which no
+//! audience reaches.
+mod common;
+
+use common::{store, text};
+use confab_model::{Channel, OutboundContent, PhoneNumber};
+use confab_store::{ContactCursor, ContactFilter, ContactOrder, DEFAULT_BOT, NewOutbound, Store};
+
+fn inbox(after: Option<ContactCursor>, limit: i64) -> ContactFilter {
+    ContactFilter {
+        bot_id: Some(DEFAULT_BOT),
+        order: ContactOrder::Activity,
+        after,
+        limit,
+        ..ContactFilter::default()
+    }
+}
+
+async fn phones(s: &Store, f: &ContactFilter) -> Vec<String> {
+    s.contacts(f)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.phone)
+        .collect()
+}
+
+async fn send(s: &Store, to: &str, body: &str, now_ms: i64) {
+    s.enqueue_outbound(
+        &[NewOutbound {
+            bot_id: DEFAULT_BOT,
+            to: PhoneNumber::parse(to).unwrap(),
+            channel: Channel::Twilio,
+            sender: "+14155238886".into(),
+            content: OutboundContent::Text { body: body.into() },
+            reply_to: None,
+            contact_id: None,
+        }],
+        now_ms,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn contacts_in_activity_order_follow_their_latest_message_in_or_out_and_page_on() {
+    let s = store().await;
+    for (i, phone) in ["+14155550001", "+14155550002", "+14155550003"]
+        .iter()
+        .enumerate()
+    {
+        s.ingest(&[text(phone, &format!("SM{i}"))], 1_000 + i as i64)
+            .await
+            .unwrap();
+    }
+    // The first contact is answered: its conversation is the latest.
+    send(&s, "+14155550001", "Your order is on its way.", 2_000).await;
+
+    let all = s.contacts(&inbox(None, 10)).await.unwrap();
+    let order: Vec<&str> = all.iter().map(|c| c.phone.as_str()).collect();
+    assert_eq!(order, ["+14155550001", "+14155550003", "+14155550002"]);
+    let last = all[0].last_message.as_ref().unwrap();
+    assert_eq!(
+        (
+            last.direction.as_str(),
+            last.text.as_deref(),
+            last.created_ms
+        ),
+        ("outbound", Some("Your order is on its way."), 2_000)
+    );
+    assert_eq!(all[1].last_message.as_ref().unwrap().direction, "inbound");
+
+    // Pages go on where the last one ended, in the same order.
+    let first = s.contacts(&inbox(None, 2)).await.unwrap();
+    let end = first.last().unwrap();
+    let after = ContactCursor {
+        last_message_id: end.last_message.as_ref().unwrap().id,
+        id: end.id,
+    };
+    assert_eq!(phones(&s, &inbox(Some(after), 2)).await, ["+14155550002"]);
+
+    // A contact with no message yet comes last, and still pages.
+    s.ensure_contact(DEFAULT_BOT, "+14155550009", 3_000)
+        .await
+        .unwrap();
+    let all = s.contacts(&inbox(None, 10)).await.unwrap();
+    assert_eq!(all.last().unwrap().phone, "+14155550009");
+    assert!(all.last().unwrap().last_message.is_none());
+}
+
+#[tokio::test]
+async fn test_contacts_are_marked_and_left_out_of_audiences_and_the_inbox() {
+    let s = store().await;
+    s.ingest(&[text("+14155550001", "SM0")], 1_000)
+        .await
+        .unwrap();
+    let test = s
+        .ensure_test_contact(DEFAULT_BOT, "+15550000001", 2_000)
+        .await
+        .unwrap();
+    assert!(s.contact(test).await.unwrap().test);
+    // A contact who has written is a person, whatever a simulation says.
+    let real = s
+        .ensure_test_contact(DEFAULT_BOT, "+14155550001", 3_000)
+        .await
+        .unwrap();
+    assert!(!s.contact(real).await.unwrap().test);
+
+    let people = ContactFilter {
+        test: Some(false),
+        ..inbox(None, 10)
+    };
+    assert_eq!(phones(&s, &people).await, ["+14155550001"]);
+    let tests = ContactFilter {
+        test: Some(true),
+        ..inbox(None, 10)
+    };
+    assert_eq!(phones(&s, &tests).await, ["+15550000001"]);
+    assert_eq!(
+        s.audience_page(DEFAULT_BOT, None, 0, 10).await.unwrap(),
+        [real]
+    );
+}
+
+#[tokio::test]
+async fn contacts_from_before_the_inbox_order_know_their_latest_message() {
+    // The migrations before the one that adds `last_message_id`.
+    let (store, pool, _) = common::migrated_until(22, 23).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \
+         VALUES ('+14155552671', 5, 6, 5, 6) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    for (text, at) in [("hello", 5), ("later", 6)] {
+        sqlx::query(
+            "INSERT INTO messages (contact_id, channel, direction, kind, text, status, status_rank, created_ms, updated_ms) \
+             VALUES ($1, 'twilio', 'inbound', 'text', $2, 'received', 0, $3, $3)",
+        )
+        .bind(id)
+        .bind(text)
+        .bind(at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    store.migrate().await.unwrap();
+    let c = store.contact(id).await.unwrap();
+    assert_eq!(c.last_message.unwrap().text.as_deref(), Some("later"));
+    assert!(!c.test);
+}
