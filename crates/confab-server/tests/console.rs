@@ -276,7 +276,21 @@ async fn an_agent_logs_in_reads_the_inbox_and_answers_and_every_form_needs_the_s
         )
         .await;
     assert_eq!(read.status, 303, "{}", read.body);
-    assert!(!b.get("/console/inbox").await.body.contains("unread"));
+    let inbox = b.get("/console/inbox").await.body;
+    assert!(!inbox.contains("unread"), "{inbox}");
+    // The list shows each conversation's last message, the latest first.
+    app.twilio_text("+15550000002", "Is the shop open?", "SM2")
+        .await;
+    let inbox = b.get("/console/inbox").await.body;
+    let (newer, older) = (
+        inbox
+            .find("Is the shop open?")
+            .expect("the newer conversation"),
+        inbox
+            .find("Hi! How can we help?")
+            .expect("the agent's answer"),
+    );
+    assert!(newer < older, "{inbox}");
 
     // The scripts are served by the binary, kept by the browser.
     let js = b.get("/console/static/htmx-2.0.11.min.js").await;
@@ -885,6 +899,15 @@ async fn a_person_finishes_the_survey_in_the_simulator_taps_buttons_and_nothing_
     let late = b.post(&say, &[("text", "hello"), ("_csrf", &csrf)]).await;
     assert_eq!(late.status, 409, "{}", late.body);
     assert!(late.body.contains("completed"), "{}", late.body);
+
+    // The test contact is not in the inbox; the simulator is its place.
+    let inbox = b.get("/console/inbox").await.body;
+    for link in [
+        format!("/console/inbox/{contact}?"),
+        format!("/console/inbox/{contact}\""),
+    ] {
+        assert!(!inbox.contains(&link), "{inbox}");
+    }
 
     // The record is in Records.
     let records = b.get("/console/records/reviews").await;

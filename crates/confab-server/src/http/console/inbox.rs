@@ -25,7 +25,7 @@ pub struct ListQuery {
     done: Option<String>,
 }
 
-/// The list of contacts, newest first, with a search.
+/// The list of contacts, the latest conversation first, with a search.
 pub async fn list(console: Console, Query(q): Query<ListQuery>) -> Response {
     match contacts(&console, &q).await {
         Ok(page) => view::render("inbox.html", console.page("inbox", page)),
@@ -34,7 +34,9 @@ pub async fn list(console: Console, Query(q): Query<ListQuery>) -> Response {
 }
 
 async fn contacts(console: &Console, q: &ListQuery) -> Result<Value, Response> {
-    let mut path = console.path(&format!("/contacts?limit={CONTACTS}"));
+    let mut path = console.path(&format!(
+        "/contacts?order=activity&test=false&limit={CONTACTS}"
+    ));
     let search = q.search.as_deref().map(str::trim).unwrap_or_default();
     if !search.is_empty() {
         path.push_str(&format!("&search={}", enc(search)));
@@ -148,6 +150,7 @@ async fn show(
         Err(r) => return refused_page(&r),
     };
     messages.reverse();
+    mark_ai_answers(&mut messages);
     let run = runs
         .ok()
         .and_then(|r| r["items"].as_array().and_then(|i| i.first().cloned()));
@@ -167,6 +170,34 @@ async fn show(
     page["read_action"] = json!(action("read"));
     page["resume_action"] = json!(action("resume"));
     view::render_with(status, "inbox.html", console.page("inbox", page))
+}
+
+/// Marks the bot's answers to a message the AI was asked about (oldest
+/// first) with `ai_answer`: its models and tokens. The calls are kept on
+/// the message they answered; what the bot sent next, until the contact
+/// writes again, is the answer.
+pub(super) fn mark_ai_answers(messages: &mut [Value]) {
+    let mut asked: Option<Value> = None;
+    for m in messages.iter_mut() {
+        if m["direction"] == "inbound" {
+            let calls = m["ai"].as_array().filter(|c| !c.is_empty());
+            asked = calls.map(|calls| {
+                let mut models: Vec<&str> =
+                    calls.iter().filter_map(|c| c["model"].as_str()).collect();
+                models.dedup();
+                let tokens: i64 = calls
+                    .iter()
+                    .map(|c| {
+                        c["prompt_tokens"].as_i64().unwrap_or(0)
+                            + c["completion_tokens"].as_i64().unwrap_or(0)
+                    })
+                    .sum();
+                json!({"models": models.join(", "), "tokens": tokens, "calls": calls.len()})
+            });
+        } else if let Some(a) = &asked {
+            m["ai_answer"] = a.clone();
+        }
+    }
 }
 
 /// Sends an agent's reply, or a template, through the API's send; what it
@@ -348,6 +379,29 @@ mod tests {
         assert_eq!(
             super::template("HXb5b62575e6e4ff6129ad7c8efe1f983e", &["Ana"]),
             json!({"content_sid": "HXb5b62575e6e4ff6129ad7c8efe1f983e", "variables": {"1": "Ana"}})
+        );
+    }
+
+    #[test]
+    fn the_bots_answers_after_an_ai_call_are_marked_until_the_contact_writes() {
+        let call = |model: &str, p: i64, c: i64| json!({"model": model, "prompt_tokens": p, "completion_tokens": c});
+        let mut messages = vec![
+            json!({"direction": "outbound"}),
+            json!({"direction": "inbound", "ai": [call("gpt-4o-mini", 100, 20), call("gpt-4o-mini", 5, 1)]}),
+            json!({"direction": "outbound"}),
+            json!({"direction": "outbound"}),
+            json!({"direction": "inbound"}),
+            json!({"direction": "outbound"}),
+        ];
+        super::mark_ai_answers(&mut messages);
+        let marked: Vec<bool> = messages
+            .iter()
+            .map(|m| m.get("ai_answer").is_some())
+            .collect();
+        assert_eq!(marked, [false, false, true, true, false, false]);
+        assert_eq!(
+            messages[2]["ai_answer"],
+            json!({"models": "gpt-4o-mini", "tokens": 126, "calls": 2})
         );
     }
 }

@@ -55,6 +55,7 @@ async fn show(
             Err(r) => return refused_page(&r),
         };
         messages.reverse();
+        super::inbox::mark_ai_answers(&mut messages);
         let mut variables = run["variables"].clone();
         if let Some(v) = variables.as_object_mut() {
             v.remove("contact");
