@@ -1416,3 +1416,220 @@ async fn an_admin_makes_a_user_changes_their_role_and_disables_them_but_not_them
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
 }
+
+#[tokio::test]
+async fn an_editor_changes_a_trigger_in_its_filled_form_and_bad_fields_are_said_beside_them() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    // A keyword trigger with a priority and case sensitivity, which the
+    // form does not show.
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/triggers",
+            json!({"name": "Review", "flow": "product_review", "trigger_type": "keyword",
+                "keywords": ["review", "feedback"], "match_type": "contains",
+                "priority": 7, "case_sensitive": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let page_of = format!("/console/triggers/{}", t["id"]);
+    let api_of = format!("/api/v1/triggers/{}", t["id"]);
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get(&page_of).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = page.body.split("id=\"edit\"").nth(1).expect("the form");
+    for filled in [
+        "value=\"Review\"",
+        "value=\"keyword\" checked",
+        "value=\"review, feedback\"",
+        "<option value=\"contains\" selected>",
+        "<option value=\"product_review\" selected>",
+        "priority 7",
+        "keywords matched case-sensitively",
+        ">Save the changes</button>",
+    ] {
+        assert!(form.contains(filled), "{filled}: {form}");
+    }
+    let csrf = page.csrf();
+
+    // A bad regex: said beside the keywords, the form as typed, and the
+    // trigger as it was.
+    let bad = b
+        .post(
+            &page_of,
+            &[
+                ("_csrf", &csrf),
+                ("name", "Review now"),
+                ("flow", "product_review"),
+                ("trigger_type", "keyword"),
+                ("keywords", "(unclosed"),
+                ("match_type", "regex"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let fault = bad
+        .body
+        .split("id=\"t-keywords\"")
+        .nth(1)
+        .expect("the keywords' field");
+    assert!(
+        fault
+            .split("</label>")
+            .next()
+            .unwrap()
+            .contains("id=\"fault-keywords\""),
+        "beside its field: {}",
+        bad.body
+    );
+    assert!(bad.body.contains("value=\"Review now\""), "{}", bad.body);
+    assert!(bad.body.contains("value=\"(unclosed\""), "{}", bad.body);
+    assert!(bad.body.contains("<option value=\"regex\" selected>"));
+    let (_, same) = app.get(&key, &api_of).await;
+    assert_eq!(
+        (&same["name"], &same["keywords"], &same["match_type"]),
+        (
+            &json!("Review"),
+            &json!(["review", "feedback"]),
+            &json!("contains")
+        ),
+        "{same}"
+    );
+
+    // Made a schedule: the preview says when it would fire and keeps nothing.
+    let schedule = |preview: bool| {
+        let mut f = vec![
+            ("_csrf", csrf.as_str()),
+            ("name", "Morning review"),
+            ("flow", "product_review"),
+            ("trigger_type", "schedule"),
+            ("keywords", "review, feedback"),
+            ("match_type", "contains"),
+            ("schedule_type", "daily"),
+            ("schedule_time", "07:15"),
+            ("schedule_timezone", "America/New_York"),
+            ("audience", "customer"),
+        ];
+        if preview {
+            f.push(("preview", "1"));
+        }
+        f
+    };
+    let previewed = b.post(&page_of, &schedule(true)).await;
+    assert_eq!(previewed.status, 200, "{}", previewed.body);
+    let listed = previewed.body.split("id=\"preview\"").nth(1).unwrap();
+    let listed = listed.split("</ol>").next().unwrap();
+    assert_eq!(listed.matches("<li>").count(), 5, "{listed}");
+    assert_eq!(listed.matches("07:15").count(), 5, "{listed}");
+    assert!(
+        previewed.body.contains("value=\"Morning review\""),
+        "the form as typed: {}",
+        previewed.body
+    );
+    let (_, same) = app.get(&key, &api_of).await;
+    assert_eq!(same["trigger_type"], "keyword", "{same}");
+
+    let saved = b.post(&page_of, &schedule(false)).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let shown = b.get(saved.location()).await;
+    assert!(
+        shown.body.contains("The trigger is changed."),
+        "{}",
+        shown.body
+    );
+    assert!(
+        shown
+            .body
+            .contains("Next firing times (America&#x2f;New_York)"),
+        "{}",
+        shown.body
+    );
+    let (_, changed) = app.get(&key, &api_of).await;
+    assert_eq!(changed["name"], "Morning review", "{changed}");
+    assert_eq!(changed["trigger_type"], "schedule", "{changed}");
+    assert_eq!(changed["schedule_time"], "07:15", "{changed}");
+    assert_eq!(changed["schedule_timezone"], "America/New_York");
+    assert_eq!(changed["audience"], json!({"tag": "customer"}));
+    assert_eq!(changed["active"], true, "{changed}");
+    // What the form does not show is kept where it still applies.
+    assert_eq!(changed["priority"], 7, "{changed}");
+    assert!(changed["keywords"].is_null() && changed["case_sensitive"].is_null());
+    assert_eq!(changed["upcoming"].as_array().map(Vec::len), Some(5));
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_trigger_form_and_cannot_change_one_and_an_editor_deletes_one_when_sure() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/triggers",
+            json!({"name": "Hi", "flow": "product_review", "trigger_type": "keyword", "keywords": ["hi"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let page_of = format!("/console/triggers/{}", t["id"]);
+    let api_of = format!("/api/v1/triggers/{}", t["id"]);
+
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let page = viewer.get(&page_of).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("id=\"edit\""), "{}", page.body);
+    assert!(!page.body.contains("Delete"), "{}", page.body);
+    let csrf = page.csrf();
+    let change = [
+        ("_csrf", csrf.as_str()),
+        ("name", "Mine now"),
+        ("flow", "product_review"),
+        ("trigger_type", "keyword"),
+        ("keywords", "hi"),
+    ];
+    let refused = viewer.post(&page_of, &change).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let refused = viewer
+        .post(&format!("{page_of}/delete"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let (_, same) = app.get(&key, &api_of).await;
+    assert_eq!(same["name"], "Hi", "{same}");
+
+    // An editor is asked first, then the trigger and its log are gone.
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get(&page_of).await;
+    assert!(page.body.contains("Delete…"), "{}", page.body);
+    assert!(!page.body.contains("id=\"delete\""), "{}", page.body);
+    let asked = b.get(&format!("{page_of}?delete=1")).await;
+    assert!(
+        asked
+            .body
+            .contains("Delete the trigger <strong>Hi</strong> and its log?"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(
+        app.get(&key, &api_of).await.0,
+        200,
+        "asking deletes nothing"
+    );
+    let gone = b
+        .post(&format!("{page_of}/delete"), &[("_csrf", &page.csrf())])
+        .await;
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    let list = b.get(gone.location()).await;
+    assert!(
+        list.body.contains("The trigger is deleted."),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("This bot has no trigger yet."));
+    assert_eq!(app.get(&key, &api_of).await.0, 404);
+}

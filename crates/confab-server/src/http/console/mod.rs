@@ -103,7 +103,11 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             "/console/triggers",
             get(triggers::list).post(triggers::create),
         )
-        .route("/console/triggers/{id}", get(triggers::one))
+        .route(
+            "/console/triggers/{id}",
+            get(triggers::one).post(triggers::update),
+        )
+        .route("/console/triggers/{id}/delete", post(triggers::delete))
         .route("/console/triggers/{id}/switch", post(triggers::switch))
         .layer(Extension(api))
         .layer(middleware::from_fn(page_headers))
