@@ -1633,3 +1633,141 @@ async fn a_viewer_sees_no_trigger_form_and_cannot_change_one_and_an_editor_delet
     assert!(list.body.contains("This bot has no trigger yet."));
     assert_eq!(app.get(&key, &api_of).await.0, 404);
 }
+
+#[tokio::test]
+async fn an_editor_runs_a_flows_conversation_tests_and_sees_each_pass_or_fail_and_why() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let greet = |v: u32| {
+        json!({"id": "greet", "nodes": [
+            {"id": "ask_name", "type": "ask", "text": format!("v{v}: what is your name?"), "save_as": "who", "next": "bye"},
+            {"id": "bye", "type": "end", "text": format!("v{v}: goodbye {{{{ who }}}}")}]})
+    };
+    assert_eq!(app.post(&key, "/api/v1/flows", greet(1)).await.0, 201);
+    let (s, f) = app
+        .call(
+            reqwest::Method::PUT,
+            &key,
+            "/api/v1/flows/greet",
+            Some(greet(2)),
+        )
+        .await;
+    assert_eq!(s, 200, "{f}");
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/flows/greet").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(">Run tests</button>"), "{}", page.body);
+    let csrf = page.csrf();
+    // Nothing to run: said so, and nothing ran.
+    let none = b
+        .post(
+            "/console/flows/greet/test",
+            &[("_csrf", &csrf), ("transcripts", "  \n"), ("version", "")],
+        )
+        .await;
+    assert_eq!(none.status, 200, "{}", none.body);
+    assert!(
+        none.body.contains("There are no tests to run"),
+        "{}",
+        none.body
+    );
+
+    // Two tests as two documents: one passes, one expects the old words.
+    let tests = "name: greets\nsteps:\n  - user: hi\n    bot: [{ contains: \"v2: what\" }]\n  - user: Ana\n    bot: [\"v2: goodbye Ana\"]\n---\nname: expects the old words\nsteps:\n  - user: hi\n    bot: [{ contains: \"v1: what\" }]\n";
+    let ran = b
+        .post(
+            "/console/flows/greet/test",
+            &[("_csrf", &csrf), ("transcripts", tests), ("version", "")],
+        )
+        .await;
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    assert!(
+        ran.body.contains("1 of 2 tests failed on v2."),
+        "{}",
+        ran.body
+    );
+    let results = ran.body.split("aria-label=\"Each test\"").nth(1).unwrap();
+    let results = results.split("</ol>").next().unwrap();
+    let (first, second) = results.split_once("</li>").unwrap();
+    assert!(
+        first.contains("passed</span>") && first.contains("<strong>greets</strong>"),
+        "{first}"
+    );
+    assert!(
+        second.contains("failed</span>") && second.contains("expects the old words"),
+        "{second}"
+    );
+    // What the failing one expected, and what came instead.
+    let why = second
+        .split("<pre class=\"variables\">")
+        .nth(1)
+        .expect("why");
+    assert!(why.contains("v1: what"), "{why}");
+    assert!(why.contains("v2: what is your name?"), "{why}");
+    assert!(
+        ran.body.contains("name: expects the old words"),
+        "the tests stay in the box: {}",
+        ran.body
+    );
+
+    // Against version 1 the second passes and the first fails.
+    let old = b
+        .post(
+            "/console/flows/greet/test",
+            &[("_csrf", &csrf), ("transcripts", tests), ("version", "1")],
+        )
+        .await;
+    assert!(
+        old.body.contains("1 of 2 tests failed on v1."),
+        "{}",
+        old.body
+    );
+    let one = b
+        .post(
+            "/console/flows/greet/test",
+            &[
+                ("_csrf", &csrf),
+                ("transcripts", tests.split("---").next().unwrap()),
+                ("version", ""),
+            ],
+        )
+        .await;
+    assert!(one.body.contains("The test passed on v2."), "{}", one.body);
+
+    // A transcript that does not read: the API's words, the text kept.
+    let bad = b
+        .post(
+            "/console/flows/greet/test",
+            &[
+                ("_csrf", &csrf),
+                ("transcripts", "steps: 3"),
+                ("version", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("class=\"error\""), "{}", bad.body);
+    assert!(bad.body.contains(">steps: 3</textarea>"), "{}", bad.body);
+    assert_eq!(app.count("contacts").await, 0);
+
+    // A viewer has no button, and the API refuses them the run.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let page = viewer.get("/console/flows/greet").await;
+    assert!(!page.body.contains(">Run tests</button>"), "{}", page.body);
+    let refused = viewer
+        .post(
+            "/console/flows/greet/test",
+            &[
+                ("_csrf", &page.csrf()),
+                ("transcripts", tests),
+                ("version", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -77,6 +77,7 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             "/console/flows/{id}/edit",
             get(flows::edit).post(flows::save),
         )
+        .route("/console/flows/{id}/test", post(flows::test))
         .route(
             "/console/flows/{id}/versions/{version}/publish",
             post(flows::publish),
