@@ -1661,6 +1661,11 @@ async fn an_editor_runs_a_flows_conversation_tests_and_sees_each_pass_or_fail_an
     let page = b.get("/console/flows/greet").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains(">Run tests</button>"), "{}", page.body);
+    assert!(
+        page.body.contains("?diff=1&amp;bot=default#diff\""),
+        "comparing keeps the bot: {}",
+        page.body
+    );
     let csrf = page.csrf();
     // Nothing to run: said so, and nothing ran.
     let none = b

@@ -125,10 +125,11 @@ async fn page(
                 "/console/flows/{flow_id}/versions/{}/publish",
                 v["version"]
             )));
-            v["diff_href"] = json!(console.link(&format!(
-                "/console/flows/{flow_id}?diff={}#diff",
-                v["version"]
-            )));
+            // The fragment after the query, or the bot is lost in it.
+            v["diff_href"] = json!(format!(
+                "{}#diff",
+                console.link(&format!("/console/flows/{flow_id}?diff={}", v["version"]))
+            ));
             v
         })
         .collect();
