@@ -780,7 +780,7 @@ async fn an_admin_makes_a_key_that_is_shown_once_and_revokes_it_and_others_are_t
     let mut editor = Browser::new(&app);
     editor.log_in("eda", "a-long-password").await;
     let no = editor.get("/console/settings").await;
-    assert_eq!(no.status, 403, "{}", no.body);
+    assert_eq!(no.status, 200, "{}", no.body);
     assert!(no.body.contains("an admin"), "{}", no.body);
     let ecsrf = no.csrf();
     let refused = editor
@@ -1775,4 +1775,99 @@ async fn an_editor_runs_a_flows_conversation_tests_and_sees_each_pass_or_fail_an
         )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn settings_show_each_bots_channels_and_an_editor_tests_a_connection_and_sees_what_the_provider_said()
+ {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let row = |body: &str, kind: &str| -> String {
+        body.split(&format!("id=\"channel-default-{kind}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("the {kind} channel: {body}"))
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("an admin's"), "{}", page.body);
+    let twilio_row = row(&page.body, "twilio");
+    assert!(twilio_row.contains(ACCOUNT_SID), "{twilio_row}");
+    assert!(
+        twilio_row.contains("<dt>number</dt><dd>+14155238886</dd>"),
+        "{twilio_row}"
+    );
+    assert!(
+        twilio_row.contains("<dt>auth token</dt><dd>set</dd>"),
+        "{twilio_row}"
+    );
+    assert!(twilio_row.contains("set by the server's environment"));
+    assert!(twilio_row.contains(">Test connection</button>"));
+    assert!(!page.body.contains(AUTH_TOKEN), "no secret is shown");
+    let meta_row = row(&page.body, "meta");
+    assert!(meta_row.contains("no: it only receives"), "{meta_row}");
+    let csrf = page.csrf();
+    let test = "/console/settings/bots/default/channels/twilio/test";
+
+    // The provider takes the credentials: connected, said beside the channel.
+    let ok = b.post(test, &[("_csrf", &csrf)]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let said = row(&ok.body, "twilio");
+    assert!(
+        said.contains("class=\"done\"") && said.contains("Connected."),
+        "{said}"
+    );
+    assert!(!row(&ok.body, "meta").contains("Connected."));
+    let asked = twilio.requests().pop().unwrap();
+    assert_eq!(
+        (asked.method.as_str(), asked.path.as_str()),
+        (
+            "GET",
+            format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json").as_str()
+        )
+    );
+
+    // It refuses them: its error, beside the channel.
+    twilio.script([common::fake::Reply::status(
+        401,
+        r#"{"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}"#,
+    )]);
+    let refused = b.post(test, &[("_csrf", &csrf)]).await;
+    assert_eq!(refused.status, 200, "{}", refused.body);
+    let said = row(&refused.body, "twilio");
+    assert!(said.contains("class=\"error\""), "{said}");
+    assert!(said.contains("The provider refused (HTTP 401)"), "{said}");
+    assert!(said.contains("message: Authenticate"), "{said}");
+    assert!(said.contains("code: 20003"), "{said}");
+
+    // A channel that only receives cannot ask: the API says why.
+    let cannot = b
+        .post(
+            "/console/settings/bots/default/channels/meta/test",
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(cannot.status, 409, "{}", cannot.body);
+    let said = row(&cannot.body, "meta");
+    assert!(said.contains("cannot call its provider without"), "{said}");
+    assert_eq!(twilio.requests().len(), 2, "nothing sent: two probes only");
+
+    // A viewer sees the channels but no test, and the API refuses theirs.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let page = viewer.get("/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(row(&page.body, "twilio").contains(ACCOUNT_SID));
+    assert!(!page.body.contains("Test connection"), "{}", page.body);
+    let refused = viewer.post(test, &[("_csrf", &page.csrf())]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(twilio.requests().len(), 2);
 }

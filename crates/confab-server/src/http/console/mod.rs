@@ -95,6 +95,10 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/settings/users", post(settings::create_user))
         .route("/console/settings/users/{id}", post(settings::change_user))
         .route(
+            "/console/settings/bots/{bot}/channels/{kind}/test",
+            post(settings::test_channel),
+        )
+        .route(
             "/console/settings/keys/{id}/revoke",
             post(settings::revoke_key),
         )
