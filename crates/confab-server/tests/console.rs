@@ -794,7 +794,7 @@ async fn an_admin_makes_a_key_that_is_shown_once_and_revokes_it_and_others_are_t
     let mut editor = Browser::new(&app);
     editor.log_in("eda", "a-long-password").await;
     let no = editor.get("/console/settings").await;
-    assert_eq!(no.status, 403, "{}", no.body);
+    assert_eq!(no.status, 200, "{}", no.body);
     assert!(no.body.contains("an admin"), "{}", no.body);
     let ecsrf = no.csrf();
     let refused = editor
@@ -1438,4 +1438,459 @@ async fn an_admin_makes_a_user_changes_their_role_and_disables_them_but_not_them
         )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
+}
+
+#[tokio::test]
+async fn an_editor_changes_a_trigger_in_its_filled_form_and_bad_fields_are_said_beside_them() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    // A keyword trigger with a priority and case sensitivity, which the
+    // form does not show.
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/triggers",
+            json!({"name": "Review", "flow": "product_review", "trigger_type": "keyword",
+                "keywords": ["review", "feedback"], "match_type": "contains",
+                "priority": 7, "case_sensitive": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let page_of = format!("/console/triggers/{}", t["id"]);
+    let api_of = format!("/api/v1/triggers/{}", t["id"]);
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get(&page_of).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = page.body.split("id=\"edit\"").nth(1).expect("the form");
+    for filled in [
+        "value=\"Review\"",
+        "value=\"keyword\" checked",
+        "value=\"review, feedback\"",
+        "<option value=\"contains\" selected>",
+        "<option value=\"product_review\" selected>",
+        "priority 7",
+        "keywords matched case-sensitively",
+        ">Save the changes</button>",
+    ] {
+        assert!(form.contains(filled), "{filled}: {form}");
+    }
+    let csrf = page.csrf();
+
+    // A bad regex: said beside the keywords, the form as typed, and the
+    // trigger as it was.
+    let bad = b
+        .post(
+            &page_of,
+            &[
+                ("_csrf", &csrf),
+                ("name", "Review now"),
+                ("flow", "product_review"),
+                ("trigger_type", "keyword"),
+                ("keywords", "(unclosed"),
+                ("match_type", "regex"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let fault = bad
+        .body
+        .split("id=\"t-keywords\"")
+        .nth(1)
+        .expect("the keywords' field");
+    assert!(
+        fault
+            .split("</label>")
+            .next()
+            .unwrap()
+            .contains("id=\"fault-keywords\""),
+        "beside its field: {}",
+        bad.body
+    );
+    assert!(bad.body.contains("value=\"Review now\""), "{}", bad.body);
+    assert!(bad.body.contains("value=\"(unclosed\""), "{}", bad.body);
+    assert!(bad.body.contains("<option value=\"regex\" selected>"));
+    let (_, same) = app.get(&key, &api_of).await;
+    assert_eq!(
+        (&same["name"], &same["keywords"], &same["match_type"]),
+        (
+            &json!("Review"),
+            &json!(["review", "feedback"]),
+            &json!("contains")
+        ),
+        "{same}"
+    );
+
+    // Made a schedule: the preview says when it would fire and keeps nothing.
+    let schedule = |preview: bool| {
+        let mut f = vec![
+            ("_csrf", csrf.as_str()),
+            ("name", "Morning review"),
+            ("flow", "product_review"),
+            ("trigger_type", "schedule"),
+            ("keywords", "review, feedback"),
+            ("match_type", "contains"),
+            ("schedule_type", "daily"),
+            ("schedule_time", "07:15"),
+            ("schedule_timezone", "America/New_York"),
+            ("audience", "customer"),
+        ];
+        if preview {
+            f.push(("preview", "1"));
+        }
+        f
+    };
+    let previewed = b.post(&page_of, &schedule(true)).await;
+    assert_eq!(previewed.status, 200, "{}", previewed.body);
+    let listed = previewed.body.split("id=\"preview\"").nth(1).unwrap();
+    let listed = listed.split("</ol>").next().unwrap();
+    assert_eq!(listed.matches("<li>").count(), 5, "{listed}");
+    assert_eq!(listed.matches("07:15").count(), 5, "{listed}");
+    assert!(
+        previewed.body.contains("value=\"Morning review\""),
+        "the form as typed: {}",
+        previewed.body
+    );
+    let (_, same) = app.get(&key, &api_of).await;
+    assert_eq!(same["trigger_type"], "keyword", "{same}");
+
+    let saved = b.post(&page_of, &schedule(false)).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let shown = b.get(saved.location()).await;
+    assert!(
+        shown.body.contains("The trigger is changed."),
+        "{}",
+        shown.body
+    );
+    assert!(
+        shown
+            .body
+            .contains("Next firing times (America&#x2f;New_York)"),
+        "{}",
+        shown.body
+    );
+    let (_, changed) = app.get(&key, &api_of).await;
+    assert_eq!(changed["name"], "Morning review", "{changed}");
+    assert_eq!(changed["trigger_type"], "schedule", "{changed}");
+    assert_eq!(changed["schedule_time"], "07:15", "{changed}");
+    assert_eq!(changed["schedule_timezone"], "America/New_York");
+    assert_eq!(changed["audience"], json!({"tag": "customer"}));
+    assert_eq!(changed["active"], true, "{changed}");
+    // What the form does not show is kept where it still applies.
+    assert_eq!(changed["priority"], 7, "{changed}");
+    assert!(changed["keywords"].is_null() && changed["case_sensitive"].is_null());
+    assert_eq!(changed["upcoming"].as_array().map(Vec::len), Some(5));
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_trigger_form_and_cannot_change_one_and_an_editor_deletes_one_when_sure() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let (s, t) = app
+        .post(
+            &key,
+            "/api/v1/triggers",
+            json!({"name": "Hi", "flow": "product_review", "trigger_type": "keyword", "keywords": ["hi"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let page_of = format!("/console/triggers/{}", t["id"]);
+    let api_of = format!("/api/v1/triggers/{}", t["id"]);
+
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let page = viewer.get(&page_of).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("id=\"edit\""), "{}", page.body);
+    assert!(!page.body.contains("Delete"), "{}", page.body);
+    let csrf = page.csrf();
+    let change = [
+        ("_csrf", csrf.as_str()),
+        ("name", "Mine now"),
+        ("flow", "product_review"),
+        ("trigger_type", "keyword"),
+        ("keywords", "hi"),
+    ];
+    let refused = viewer.post(&page_of, &change).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let refused = viewer
+        .post(&format!("{page_of}/delete"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let (_, same) = app.get(&key, &api_of).await;
+    assert_eq!(same["name"], "Hi", "{same}");
+
+    // An editor is asked first, then the trigger and its log are gone.
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get(&page_of).await;
+    assert!(page.body.contains("Delete…"), "{}", page.body);
+    assert!(!page.body.contains("id=\"delete\""), "{}", page.body);
+    let asked = b.get(&format!("{page_of}?delete=1")).await;
+    assert!(
+        asked
+            .body
+            .contains("Delete the trigger <strong>Hi</strong> and its log?"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(
+        app.get(&key, &api_of).await.0,
+        200,
+        "asking deletes nothing"
+    );
+    let gone = b
+        .post(&format!("{page_of}/delete"), &[("_csrf", &page.csrf())])
+        .await;
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    let list = b.get(gone.location()).await;
+    assert!(
+        list.body.contains("The trigger is deleted."),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("This bot has no trigger yet."));
+    assert_eq!(app.get(&key, &api_of).await.0, 404);
+}
+
+#[tokio::test]
+async fn an_editor_runs_a_flows_conversation_tests_and_sees_each_pass_or_fail_and_why() {
+    let app = spawn_app(settings(&fresh_database().await, None, None)).await;
+    let key = app.api_key().await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let greet = |v: u32| {
+        json!({"id": "greet", "nodes": [
+            {"id": "ask_name", "type": "ask", "text": format!("v{v}: what is your name?"), "save_as": "who", "next": "bye"},
+            {"id": "bye", "type": "end", "text": format!("v{v}: goodbye {{{{ who }}}}")}]})
+    };
+    assert_eq!(app.post(&key, "/api/v1/flows", greet(1)).await.0, 201);
+    let (s, f) = app
+        .call(
+            reqwest::Method::PUT,
+            &key,
+            "/api/v1/flows/greet",
+            Some(greet(2)),
+        )
+        .await;
+    assert_eq!(s, 200, "{f}");
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/flows/greet").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(">Run tests</button>"), "{}", page.body);
+    assert!(
+        page.body.contains("?diff=1&amp;bot=default#diff\""),
+        "comparing keeps the bot: {}",
+        page.body
+    );
+    let csrf = page.csrf();
+    // Nothing to run: said so, and nothing ran.
+    let none = b
+        .post(
+            "/console/flows/greet/test",
+            &[("_csrf", &csrf), ("transcripts", "  \n"), ("version", "")],
+        )
+        .await;
+    assert_eq!(none.status, 200, "{}", none.body);
+    assert!(
+        none.body.contains("There are no tests to run"),
+        "{}",
+        none.body
+    );
+
+    // Two tests as two documents: one passes, one expects the old words.
+    let tests = "name: greets\nsteps:\n  - user: hi\n    bot: [{ contains: \"v2: what\" }]\n  - user: Ana\n    bot: [\"v2: goodbye Ana\"]\n---\nname: expects the old words\nsteps:\n  - user: hi\n    bot: [{ contains: \"v1: what\" }]\n";
+    let ran = b
+        .post(
+            "/console/flows/greet/test",
+            &[("_csrf", &csrf), ("transcripts", tests), ("version", "")],
+        )
+        .await;
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    assert!(
+        ran.body.contains("1 of 2 tests failed on v2."),
+        "{}",
+        ran.body
+    );
+    let results = ran.body.split("aria-label=\"Each test\"").nth(1).unwrap();
+    let results = results.split("</ol>").next().unwrap();
+    let (first, second) = results.split_once("</li>").unwrap();
+    assert!(
+        first.contains("passed</span>") && first.contains("<strong>greets</strong>"),
+        "{first}"
+    );
+    assert!(
+        second.contains("failed</span>") && second.contains("expects the old words"),
+        "{second}"
+    );
+    // What the failing one expected, and what came instead.
+    let why = second
+        .split("<pre class=\"variables\">")
+        .nth(1)
+        .expect("why");
+    assert!(why.contains("v1: what"), "{why}");
+    assert!(why.contains("v2: what is your name?"), "{why}");
+    assert!(
+        ran.body.contains("name: expects the old words"),
+        "the tests stay in the box: {}",
+        ran.body
+    );
+
+    // Against version 1 the second passes and the first fails.
+    let old = b
+        .post(
+            "/console/flows/greet/test",
+            &[("_csrf", &csrf), ("transcripts", tests), ("version", "1")],
+        )
+        .await;
+    assert!(
+        old.body.contains("1 of 2 tests failed on v1."),
+        "{}",
+        old.body
+    );
+    let one = b
+        .post(
+            "/console/flows/greet/test",
+            &[
+                ("_csrf", &csrf),
+                ("transcripts", tests.split("---").next().unwrap()),
+                ("version", ""),
+            ],
+        )
+        .await;
+    assert!(one.body.contains("The test passed on v2."), "{}", one.body);
+
+    // A transcript that does not read: the API's words, the text kept.
+    let bad = b
+        .post(
+            "/console/flows/greet/test",
+            &[
+                ("_csrf", &csrf),
+                ("transcripts", "steps: 3"),
+                ("version", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("class=\"error\""), "{}", bad.body);
+    assert!(bad.body.contains(">steps: 3</textarea>"), "{}", bad.body);
+    assert_eq!(app.count("contacts").await, 0);
+
+    // A viewer has no button, and the API refuses them the run.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let page = viewer.get("/console/flows/greet").await;
+    assert!(!page.body.contains(">Run tests</button>"), "{}", page.body);
+    let refused = viewer
+        .post(
+            "/console/flows/greet/test",
+            &[
+                ("_csrf", &page.csrf()),
+                ("transcripts", tests),
+                ("version", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn settings_show_each_bots_channels_and_an_editor_tests_a_connection_and_sees_what_the_provider_said()
+ {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    app.user("eda", Role::Editor).await;
+    app.user("vic", Role::Viewer).await;
+    let row = |body: &str, kind: &str| -> String {
+        body.split(&format!("id=\"channel-default-{kind}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("the {kind} channel: {body}"))
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+
+    let mut b = Browser::new(&app);
+    b.log_in("eda", "a-long-password").await;
+    let page = b.get("/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("an admin's"), "{}", page.body);
+    let twilio_row = row(&page.body, "twilio");
+    assert!(twilio_row.contains(ACCOUNT_SID), "{twilio_row}");
+    assert!(
+        twilio_row.contains("<dt>number</dt><dd>+14155238886</dd>"),
+        "{twilio_row}"
+    );
+    assert!(
+        twilio_row.contains("<dt>auth token</dt><dd>set</dd>"),
+        "{twilio_row}"
+    );
+    assert!(twilio_row.contains("set by the server's environment"));
+    assert!(twilio_row.contains(">Test connection</button>"));
+    assert!(!page.body.contains(AUTH_TOKEN), "no secret is shown");
+    let meta_row = row(&page.body, "meta");
+    assert!(meta_row.contains("no: it only receives"), "{meta_row}");
+    let csrf = page.csrf();
+    let test = "/console/settings/bots/default/channels/twilio/test";
+
+    // The provider takes the credentials: connected, said beside the channel.
+    let ok = b.post(test, &[("_csrf", &csrf)]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let said = row(&ok.body, "twilio");
+    assert!(
+        said.contains("class=\"done\"") && said.contains("Connected."),
+        "{said}"
+    );
+    assert!(!row(&ok.body, "meta").contains("Connected."));
+    let asked = twilio.requests().pop().unwrap();
+    assert_eq!(
+        (asked.method.as_str(), asked.path.as_str()),
+        (
+            "GET",
+            format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json").as_str()
+        )
+    );
+
+    // It refuses them: its error, beside the channel.
+    twilio.script([common::fake::Reply::status(
+        401,
+        r#"{"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}"#,
+    )]);
+    let refused = b.post(test, &[("_csrf", &csrf)]).await;
+    assert_eq!(refused.status, 200, "{}", refused.body);
+    let said = row(&refused.body, "twilio");
+    assert!(said.contains("class=\"error\""), "{said}");
+    assert!(said.contains("The provider refused (HTTP 401)"), "{said}");
+    assert!(said.contains("message: Authenticate"), "{said}");
+    assert!(said.contains("code: 20003"), "{said}");
+
+    // A channel that only receives cannot ask: the API says why.
+    let cannot = b
+        .post(
+            "/console/settings/bots/default/channels/meta/test",
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(cannot.status, 409, "{}", cannot.body);
+    let said = row(&cannot.body, "meta");
+    assert!(said.contains("cannot call its provider without"), "{said}");
+    assert_eq!(twilio.requests().len(), 2, "nothing sent: two probes only");
+
+    // A viewer sees the channels but no test, and the API refuses theirs.
+    let mut viewer = Browser::new(&app);
+    viewer.log_in("vic", "a-long-password").await;
+    let page = viewer.get("/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(row(&page.body, "twilio").contains(ACCOUNT_SID));
+    assert!(!page.body.contains("Test connection"), "{}", page.body);
+    let refused = viewer.post(test, &[("_csrf", &page.csrf())]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(twilio.requests().len(), 2);
 }

@@ -159,6 +159,22 @@ fn refused(status: u16, detail: String) -> Refused {
     }
 }
 
+/// Whether the user (as `/auth/me` answers) has a role the API's table
+/// lets call `route` (its full path as the table spells it, e.g.
+/// `/api/v1/bots/{bot}/triggers/{id}`): so that a page offers only what
+/// the API would do for them. The API still decides every call.
+pub fn may(user: &Value, method: &Method, route: &str) -> bool {
+    use crate::auth::policy::{Access, rule};
+    let role = user["role"]
+        .as_str()
+        .and_then(|r| crate::auth::Role::parse(r).ok());
+    match (rule(method, route), role) {
+        (Some(Access::Public), _) => true,
+        (Some(Access::Least(least)), Some(role)) => role >= least,
+        _ => false,
+    }
+}
+
 /// A path segment or query value, percent-encoded.
 pub fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -175,6 +191,20 @@ pub fn enc(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::Method;
+    use serde_json::json;
+
+    #[test]
+    fn a_role_may_what_the_apis_table_lets_it() {
+        let (viewer, editor) = (json!({"role": "viewer"}), json!({"role": "editor"}));
+        let put = "/api/v1/bots/{bot}/triggers/{id}";
+        assert!(!super::may(&viewer, &Method::PUT, put));
+        assert!(super::may(&editor, &Method::PUT, put));
+        assert!(super::may(&viewer, &Method::GET, put));
+        assert!(!super::may(&json!({}), &Method::GET, put));
+        assert!(!super::may(&editor, &Method::PUT, "/api/v1/no/such/route"));
+    }
+
     #[test]
     fn values_are_percent_encoded() {
         assert_eq!(super::enc("+1 555/ä"), "%2B1%20555%2F%C3%A4");

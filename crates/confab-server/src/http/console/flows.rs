@@ -1,8 +1,9 @@
 //! Flows: the bot's flows with their version and source; one flow with its
 //! statistics (where runs stopped), its definition as YAML, and its
 //! versions, each compared with the live one and any of which an editor
-//! may make live again; and the editor, where the YAML is checked (each
-//! problem shown on its line) before it is published.
+//! may make live again; its conversation tests, run against a version in
+//! memory; and the editor, where the YAML is checked (each problem shown on
+//! its line) before it is published.
 
 use axum::extract::{Path, Query};
 use axum::http::{Method, StatusCode};
@@ -10,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::api::{Refused, enc, items};
+use super::api::{Refused, enc, items, may};
 use super::{Action, Console, NoFields, diff, graph, refused_page, see_other, view};
 
 /// A definition as YAML, its fields in the order flow files write them.
@@ -46,7 +47,32 @@ pub struct FlowQuery {
 }
 
 pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<FlowQuery>) -> Response {
-    let flow_id = enc(&id);
+    page(&console, &enc(&id), q, Tests::default(), StatusCode::OK).await
+}
+
+/// The flow's conversation tests as the page shows them: the text given,
+/// and what running it gave.
+#[derive(Default, serde::Serialize)]
+struct Tests {
+    text: String,
+    /// The version asked for; the live one when none.
+    version: Option<i64>,
+    /// The API's answer: `passed`, `version`, and each test's `results`.
+    outcome: Option<Value>,
+    /// Why nothing ran: the API's objection.
+    error: Option<String>,
+    /// No test was given.
+    none: bool,
+}
+
+/// The page of flow `flow_id` (encoded).
+async fn page(
+    console: &Console,
+    flow_id: &str,
+    q: FlowQuery,
+    tests: Tests,
+    status: StatusCode,
+) -> Response {
     let paths = [
         console.path(&format!("/flows/{flow_id}")),
         console.path(&format!("/flows/{flow_id}/stats")),
@@ -99,18 +125,30 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<FlowQ
                 "/console/flows/{flow_id}/versions/{}/publish",
                 v["version"]
             )));
-            v["diff_href"] = json!(console.link(&format!(
-                "/console/flows/{flow_id}?diff={}#diff",
-                v["version"]
-            )));
+            // The fragment after the query, or the bot is lost in it.
+            v["diff_href"] = json!(format!(
+                "{}#diff",
+                console.link(&format!("/console/flows/{flow_id}?diff={}", v["version"]))
+            ));
             v
         })
         .collect();
-    view::render(
+    let failed = tests.outcome.as_ref().map(|o| {
+        o["results"].as_array().map_or(0, |r| {
+            r.iter().filter(|t| t["passed"] != json!(true)).count()
+        })
+    });
+    view::render_with(
+        status,
         "flow.html",
         console.page(
             "flows",
             json!({
+                "tests": tests,
+                "failed": failed,
+                "may_test": may(&console.user, &Method::POST, "/api/v1/bots/{bot}/flows/{flow}/test"),
+                "test_action": format!("{}#tests", console.link(&format!("/console/flows/{flow_id}/test"))),
+                "transcript_example": TRANSCRIPT_EXAMPLE,
                 "flow": flow,
                 "yaml": yaml,
                 "stats": stats.ok(),
@@ -125,6 +163,89 @@ pub async fn one(console: Console, Path(id): Path<String>, Query(q): Query<FlowQ
             }),
         ),
     )
+}
+
+/// What the tests' box shows while empty.
+const TRANSCRIPT_EXAMPLE: &str = "name: says hello\nsteps:\n  - user: hi\n    bot: [{ contains: \"Hello\" }]\n---\nname: another test\nsteps: ...";
+
+#[derive(Deserialize)]
+pub struct TestForm {
+    /// Transcripts as YAML: one, several as `---` documents or a list, or
+    /// `transcripts: [...]`.
+    #[serde(default)]
+    transcripts: String,
+    /// The version to test; the live one when empty.
+    #[serde(default)]
+    version: String,
+}
+
+/// Runs the conversation tests given against a version of the flow,
+/// through the API (in memory: no contact, message or record is touched),
+/// and shows each test passed or failed, and for a failure where the
+/// conversation went otherwise.
+pub async fn test(Path(id): Path<String>, Action { console, form }: Action<TestForm>) -> Response {
+    let flow_id = enc(&id);
+    let version = form.version.trim().parse::<i64>().ok();
+    let path = console.path(&format!(
+        "/flows/{flow_id}/test{}",
+        version.map(|v| format!("?version={v}")).unwrap_or_default()
+    ));
+    let none = form.transcripts.trim().is_empty();
+    // No test is still asked of the API, which refuses it (and refuses
+    // whoever may not run tests, as for any other).
+    let answer = match transcripts(&form.transcripts) {
+        Some(list) => {
+            console
+                .api
+                .post(&path, json!({ "transcripts": list }))
+                .await
+        }
+        None => {
+            console
+                .api
+                .yaml(Method::POST, &path, &form.transcripts)
+                .await
+        }
+    };
+    let mut tests = Tests {
+        text: form.transcripts.clone(),
+        version,
+        ..Tests::default()
+    };
+    let status = match answer {
+        Ok(out) => {
+            tests.outcome = Some(out);
+            StatusCode::OK
+        }
+        Err(r) if none && r.status == 422 => {
+            tests.none = true;
+            StatusCode::OK
+        }
+        Err(r) if matches!(r.status, 400 | 422) => {
+            tests.error = Some(r.say());
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(r) => return refused_page(&r),
+    };
+    page(&console, &flow_id, FlowQuery::default(), tests, status).await
+}
+
+/// Several transcripts in one text (`---` documents, or a list) as the
+/// API's list of them; `None` for one document (or none, or what does not
+/// read as YAML), sent as it is for the API to read and judge.
+fn transcripts(text: &str) -> Option<Vec<Value>> {
+    if text.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        docs.push(serde::Deserialize::deserialize(doc).ok()?);
+    }
+    match docs.as_mut_slice() {
+        [Value::Array(list)] => Some(std::mem::take(list)),
+        [_] | [] => None,
+        _ => Some(docs),
+    }
 }
 
 /// Makes a version live again (roll back, or forward) through the API,

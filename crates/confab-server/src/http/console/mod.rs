@@ -77,6 +77,7 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             "/console/flows/{id}/edit",
             get(flows::edit).post(flows::save),
         )
+        .route("/console/flows/{id}/test", post(flows::test))
         .route(
             "/console/flows/{id}/versions/{version}/publish",
             post(flows::publish),
@@ -94,6 +95,10 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/settings/users", post(settings::create_user))
         .route("/console/settings/users/{id}", post(settings::change_user))
         .route(
+            "/console/settings/bots/{bot}/channels/{kind}/test",
+            post(settings::test_channel),
+        )
+        .route(
             "/console/settings/keys/{id}/revoke",
             post(settings::revoke_key),
         )
@@ -103,7 +108,11 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
             "/console/triggers",
             get(triggers::list).post(triggers::create),
         )
-        .route("/console/triggers/{id}", get(triggers::one))
+        .route(
+            "/console/triggers/{id}",
+            get(triggers::one).post(triggers::update),
+        )
+        .route("/console/triggers/{id}/delete", post(triggers::delete))
         .route("/console/triggers/{id}/switch", post(triggers::switch))
         .layer(Extension(api))
         .layer(middleware::from_fn(page_headers))

@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "_switch.html",
     "triggers.html",
     "trigger.html",
+    "_trigger_form.html",
     "simulator.html",
     "flow_edit.html",
     "_graph.html",
