@@ -600,8 +600,7 @@ async fn search_and_tags_match_alike_on_both_databases_and_wildcards_are_literal
 }
 
 #[tokio::test]
-async fn an_inbox_lists_the_latest_conversations_first_with_their_last_message_and_no_test_contacts()
- {
+async fn an_inbox_lists_who_wrote_last_first_with_their_last_message_and_no_test_contacts() {
     let twilio = FakeProvider::start(Kind::Twilio).await;
     let mut raw = settings(&fresh_database().await, Some(&twilio.url), None);
     raw.default_flow = Some("none".into());

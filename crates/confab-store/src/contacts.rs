@@ -26,7 +26,7 @@ pub struct Contact {
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub created_ms: i64,
     pub updated_ms: i64,
-    /// The latest message to or from the contact, by any writer.
+    /// The latest message to or from the contact.
     pub last_message: Option<LastMessage>,
     /// The contact's latest flow run: its flow and status.
     pub last_run: Option<(String, String)>,
@@ -49,15 +49,17 @@ pub enum ContactOrder {
     /// By when the contact was made (its id).
     #[default]
     Created,
-    /// By the latest message to or from the contact: an inbox.
+    /// By the contact's latest message to the bot (`last_seen_ms`): an
+    /// inbox. What the bot sends does not move a contact up: a broadcast
+    /// would bury those who wrote.
     Activity,
 }
 
 /// Where the next page of a list of contacts starts: after this contact,
-/// whose latest message (for [`ContactOrder::Activity`]) had this id.
+/// last seen then (for [`ContactOrder::Activity`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContactCursor {
-    pub last_message_id: i64,
+    pub last_seen_ms: i64,
     pub id: i64,
 }
 
@@ -97,8 +99,10 @@ const COLUMNS: &str = "c.id, c.bot_id, c.phone, c.profile_name, c.first_seen_ms,
      (SELECT r.flow_id FROM runs r WHERE r.contact_id = c.id ORDER BY r.id DESC LIMIT 1) AS run_flow, \
      (SELECT r.status FROM runs r WHERE r.contact_id = c.id ORDER BY r.id DESC LIMIT 1) AS run_status";
 
-/// The contacts with their latest message: a lookup by its id.
-const FROM: &str = "contacts c LEFT JOIN messages lm ON lm.id = c.last_message_id";
+/// The contacts with their latest message: one step down the
+/// (contact, id) index each.
+const FROM: &str = "contacts c LEFT JOIN messages lm ON lm.id = \
+     (SELECT MAX(m.id) FROM messages m WHERE m.contact_id = c.id)";
 
 fn from_row(row: &AnyRow) -> Result<Contact, StoreError> {
     Ok(Contact {
@@ -206,13 +210,13 @@ impl Store {
             }
             ContactOrder::Activity => {
                 if let Some(a) = f.after {
-                    let lm = Bind::I64(a.last_message_id);
+                    let seen = Bind::I64(a.last_seen_ms);
                     filter.push_each(
-                        "(c.last_message_id < {} OR (c.last_message_id = {} AND c.id < {}))",
-                        [lm.clone(), lm, Bind::I64(a.id)],
+                        "(c.last_seen_ms < {} OR (c.last_seen_ms = {} AND c.id < {}))",
+                        [seen.clone(), seen, Bind::I64(a.id)],
                     );
                 }
-                "c.last_message_id DESC, c.id DESC"
+                "c.last_seen_ms DESC, c.id DESC"
             }
         };
         let sql = format!(
@@ -352,10 +356,13 @@ impl Store {
             .copied()
             .ok_or_else(|| StoreError::Corrupt("contact upsert returned no id".into()))?;
         if test {
-            sqlx::query("UPDATE contacts SET test = 1 WHERE id = $1 AND last_message_id = 0")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE contacts SET test = 1 WHERE id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = $1)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(id)

@@ -1,5 +1,5 @@
-//! Contacts as an inbox lists them: by their latest message, in or out,
-//! with it beside them; and the simulator's test contacts, which no
+//! Contacts as an inbox lists them: who wrote last first, each with the
+//! latest message in or out beside them; and the simulator's test contacts, which no
 //! audience reaches.
 mod common;
 
@@ -44,23 +44,29 @@ async fn send(s: &Store, to: &str, body: &str, now_ms: i64) {
 }
 
 #[tokio::test]
-async fn contacts_in_activity_order_follow_their_latest_message_in_or_out_and_page_on() {
+async fn contacts_in_activity_order_are_who_wrote_last_with_their_latest_message_and_page_on() {
     let s = store().await;
-    for (i, phone) in ["+14155550001", "+14155550002", "+14155550003"]
-        .iter()
-        .enumerate()
+    for (i, (phone, at)) in [
+        ("+14155550001", 1_000),
+        ("+14155550002", 1_001),
+        ("+14155550003", 1_002),
+        ("+14155550001", 1_500),
+    ]
+    .iter()
+    .enumerate()
     {
-        s.ingest(&[text(phone, &format!("SM{i}"))], 1_000 + i as i64)
+        s.ingest(&[text(phone, &format!("SM{i}"))], *at)
             .await
             .unwrap();
     }
-    // The first contact is answered: its conversation is the latest.
-    send(&s, "+14155550001", "Your order is on its way.", 2_000).await;
+    // An answer shows as the latest message but does not move its contact:
+    // a broadcast would bury those who wrote.
+    send(&s, "+14155550002", "Your order is on its way.", 2_000).await;
 
     let all = s.contacts(&inbox(None, 10)).await.unwrap();
     let order: Vec<&str> = all.iter().map(|c| c.phone.as_str()).collect();
     assert_eq!(order, ["+14155550001", "+14155550003", "+14155550002"]);
-    let last = all[0].last_message.as_ref().unwrap();
+    let last = all[2].last_message.as_ref().unwrap();
     assert_eq!(
         (
             last.direction.as_str(),
@@ -69,24 +75,35 @@ async fn contacts_in_activity_order_follow_their_latest_message_in_or_out_and_pa
         ),
         ("outbound", Some("Your order is on its way."), 2_000)
     );
-    assert_eq!(all[1].last_message.as_ref().unwrap().direction, "inbound");
+    assert_eq!(all[0].last_message.as_ref().unwrap().created_ms, 1_500);
 
     // Pages go on where the last one ended, in the same order.
     let first = s.contacts(&inbox(None, 2)).await.unwrap();
     let end = first.last().unwrap();
     let after = ContactCursor {
-        last_message_id: end.last_message.as_ref().unwrap().id,
+        last_seen_ms: end.last_seen_ms,
         id: end.id,
     };
     assert_eq!(phones(&s, &inbox(Some(after), 2)).await, ["+14155550002"]);
 
-    // A contact with no message yet comes last, and still pages.
-    s.ensure_contact(DEFAULT_BOT, "+14155550009", 3_000)
+    // Contacts seen at the same moment page by id.
+    let tied = s
+        .ensure_contact(DEFAULT_BOT, "+14155550008", 3_000)
         .await
         .unwrap();
-    let all = s.contacts(&inbox(None, 10)).await.unwrap();
-    assert_eq!(all.last().unwrap().phone, "+14155550009");
-    assert!(all.last().unwrap().last_message.is_none());
+    let tie = s
+        .ensure_contact(DEFAULT_BOT, "+14155550009", 3_000)
+        .await
+        .unwrap();
+    let top = s.contacts(&inbox(None, 1)).await.unwrap();
+    assert_eq!(top[0].id, tie);
+    assert!(top[0].last_message.is_none());
+    let after = ContactCursor {
+        last_seen_ms: 3_000,
+        id: tie,
+    };
+    let next = s.contacts(&inbox(Some(after), 1)).await.unwrap();
+    assert_eq!(next[0].id, tied);
 }
 
 #[tokio::test]
@@ -124,8 +141,8 @@ async fn test_contacts_are_marked_and_left_out_of_audiences_and_the_inbox() {
 }
 
 #[tokio::test]
-async fn contacts_from_before_the_inbox_order_know_their_latest_message() {
-    // The migrations before the one that adds `last_message_id`.
+async fn contacts_from_before_test_contacts_are_people_with_their_latest_message() {
+    // The migrations before the one that adds `test`.
     let (store, pool, _) = common::migrated_until(22, 23).await;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \

@@ -111,7 +111,7 @@ async fn tagged(state: &AppState, bot: &BotScope, tag: &str) -> ApiResult<Vec<St
             .await?;
         let Some(last) = page.last() else { break };
         after = Some(ContactCursor {
-            last_message_id: 0,
+            last_seen_ms: 0,
             id: last.id,
         });
         phones.extend(page.into_iter().map(|c| c.phone));

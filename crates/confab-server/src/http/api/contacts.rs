@@ -116,7 +116,8 @@ pub struct ListQuery {
     /// Only the simulator's test contacts (`true`), or none of them (`false`).
     pub test: Option<bool>,
     /// `created` (the default): newest contacts first; `activity`: the
-    /// contacts with the latest message, in or out, first (an inbox).
+    /// contacts who wrote last first (an inbox; what the bot sends does not
+    /// move a contact up).
     #[param(inline)]
     pub order: Option<Order>,
     pub limit: Option<i64>,
@@ -131,16 +132,16 @@ pub enum Order {
     Activity,
 }
 
-/// A page of contacts in activity order ends at a contact and its latest
-/// message: the cursor is both, `message.contact`.
+/// A page of contacts in activity order ends at a contact last seen at a
+/// time: the cursor is both, `time.contact`.
 fn activity_cursor(c: &Contact) -> String {
-    format!("{}.{}", c.last_message.as_ref().map_or(0, |m| m.id), c.id)
+    format!("{}.{}", c.last_seen_ms, c.id)
 }
 
 fn parse_cursor(order: Order, c: Option<&str>) -> ApiResult<Option<ContactCursor>> {
     let Some(c) = c else { return Ok(None) };
     let bad = || ApiError::BadRequest("cursor is not one this API gave out".into());
-    let (last_message_id, id) = match order {
+    let (last_seen_ms, id) = match order {
         Order::Created => (0, cursor(Some(c))?.unwrap_or_default()),
         Order::Activity => {
             let (m, id) = c.split_once('.').ok_or_else(bad)?;
@@ -150,10 +151,7 @@ fn parse_cursor(order: Order, c: Option<&str>) -> ApiResult<Option<ContactCursor
             )
         }
     };
-    Ok(Some(ContactCursor {
-        last_message_id,
-        id,
-    }))
+    Ok(Some(ContactCursor { last_seen_ms, id }))
 }
 
 /// List contacts, newest first.
