@@ -238,6 +238,10 @@ impl Store {
                     include_str!("../migrations/sqlite/0022_broadcasts.sql"),
                 ),
                 ("inbox", include_str!("../migrations/sqlite/0023_inbox.sql")),
+                (
+                    "message days",
+                    include_str!("../migrations/sqlite/0024_message_days.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -326,6 +330,10 @@ impl Store {
                 (
                     "inbox",
                     include_str!("../migrations/postgres/0024_inbox.sql"),
+                ),
+                (
+                    "message days",
+                    include_str!("../migrations/postgres/0025_message_days.sql"),
                 ),
             ],
         };
@@ -494,7 +502,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 24] = [
+const TABLES: [&str; 25] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -519,6 +527,7 @@ const TABLES: [&str; 24] = [
     "message_templates",
     "live_changes",
     "broadcasts",
+    "message_days",
 ];
 
 impl Store {

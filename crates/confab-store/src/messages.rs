@@ -354,24 +354,25 @@ pub struct MessageDay {
 }
 
 impl Store {
-    /// The bot's messages per day (UTC) between two times, by direction
-    /// and status, days in order.
+    /// The bot's messages per day (UTC) of the days from the one of
+    /// `since_ms` to the one before `until_ms`, by direction and status,
+    /// days in order.
     pub async fn message_stats(
         &self,
         bot_id: i64,
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<MessageDay>, StoreError> {
+        // Kept per day by the messages' triggers: whole days only.
+        let day = |ms: i64| ms.div_euclid(crate::ai::DAY_MS);
         let rows = sqlx::query(
-            "SELECT m.created_ms / $1 AS day, m.direction, m.status, COUNT(*) AS n \
-             FROM messages m JOIN contacts c ON c.id = m.contact_id \
-             WHERE c.bot_id = $2 AND m.created_ms >= $3 AND m.created_ms < $4 \
-             GROUP BY m.created_ms / $1, m.direction, m.status ORDER BY day, m.direction, m.status",
+            "SELECT day, direction, status, CAST(SUM(n) AS BIGINT) AS n FROM message_days \
+             WHERE bot_id = $1 AND day >= $2 AND day < $3 \
+             GROUP BY day, direction, status HAVING SUM(n) <> 0 ORDER BY day, direction, status",
         )
-        .bind(crate::ai::DAY_MS)
         .bind(bot_id)
-        .bind(since_ms)
-        .bind(until_ms)
+        .bind(day(since_ms))
+        .bind(day(until_ms + crate::ai::DAY_MS - 1))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -67,3 +67,58 @@ async fn new_messages_and_status_changes_are_heard_and_nothing_before_the_feed_b
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn messages_per_day_are_counted_as_written_and_move_with_their_status() {
+    let s = store().await;
+    let day: i64 = 86_400_000;
+    s.ingest(&[text("+14155550002", "SM1")], 2 * day + 5)
+        .await
+        .unwrap();
+    s.enqueue_outbound(
+        &[NewOutbound {
+            bot_id: DEFAULT_BOT,
+            to: PhoneNumber::parse("+14155550002").unwrap(),
+            channel: Channel::Twilio,
+            sender: "+14155238886".into(),
+            content: OutboundContent::Text { body: "x".into() },
+            reply_to: None,
+            contact_id: None,
+        }],
+        3 * day + 1,
+    )
+    .await
+    .unwrap();
+    let counts = |rows: Vec<confab_store::MessageDay>| -> Vec<(i64, String, String, i64)> {
+        rows.into_iter()
+            .map(|r| (r.day, r.direction, r.status, r.count))
+            .collect()
+    };
+    let got = counts(s.message_stats(DEFAULT_BOT, 0, 10 * day).await.unwrap());
+    assert_eq!(
+        got,
+        [
+            (2, "inbound".into(), "received".into(), 1),
+            (3, "outbound".into(), "queued".into(), 1)
+        ]
+    );
+    let job = s
+        .claim_sends(4 * day, 4 * day + 9_000, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let error = ProviderError {
+        code: Some("21211".into()),
+        message: "invalid number".into(),
+    };
+    s.send_failed(job.job_id, job.lease, job.message.id, &error, 4 * day + 1)
+        .await
+        .unwrap();
+    // The message moved from queued to failed on the day it was made.
+    let got = counts(
+        s.message_stats(DEFAULT_BOT, 3 * day, 4 * day)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, [(3, "outbound".into(), "failed".into(), 1)]);
+}
