@@ -33,6 +33,86 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The bundled flows' conversation tests, by flow id, built into the
+/// binary too so the console can run them as they are.
+pub const BUNDLED_TESTS: &[(&str, &str)] = &[
+    (
+        "ai_assistant",
+        include_str!("../../../flows/tests/ai_assistant/commands.yaml"),
+    ),
+    (
+        "ai_assistant",
+        include_str!("../../../flows/tests/ai_assistant/conversation.yaml"),
+    ),
+    (
+        "ai_assistant",
+        include_str!("../../../flows/tests/ai_assistant/what_it_cannot_do.yaml"),
+    ),
+    (
+        "pms_menu",
+        include_str!("../../../flows/tests/pms_menu/defect_report.yaml"),
+    ),
+    (
+        "pms_menu",
+        include_str!("../../../flows/tests/pms_menu/errors_restart_and_resume.yaml"),
+    ),
+    (
+        "pms_menu",
+        include_str!("../../../flows/tests/pms_menu/maintenance_and_sla.yaml"),
+    ),
+    (
+        "pms_menu",
+        include_str!("../../../flows/tests/pms_menu/order_status.yaml"),
+    ),
+    (
+        "pms_menu",
+        include_str!("../../../flows/tests/pms_menu/talk_to_a_person.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/completed_then_again.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/every_validation_error.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/happy_path_no.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/happy_path_yes.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/restart_at_any_step.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/resume_after_interruption.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/stop_and_start.yaml"),
+    ),
+    (
+        "product_review",
+        include_str!("../../../flows/tests/product_review/triggers_switch_flows.yaml"),
+    ),
+];
+
+/// The conversation tests bundled with flow `flow`, as one YAML text of
+/// `---` documents; empty when it has none.
+pub fn bundled_tests(flow: &str) -> String {
+    BUNDLED_TESTS
+        .iter()
+        .filter(|(f, _)| *f == flow)
+        .map(|(_, t)| t.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
 /// Where a bot's flow comes from: built into the binary (every bot has
 /// them), the flows directory (the default bot's), or the API. Only the
 /// API's can be changed through it.

@@ -1798,6 +1798,25 @@ async fn an_editor_runs_a_flows_conversation_tests_and_sees_each_pass_or_fail_an
         )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // A bundled flow's own tests are in the box, and they pass.
+    let page = b.get("/console/flows/product_review").await;
+    assert!(
+        page.body
+            .contains("These are the tests that come with this flow"),
+        "{}",
+        page.body
+    );
+    let bundled = confab_server::catalog::bundled_tests("product_review");
+    assert!(page.body.contains("name: a review without further contact"));
+    let ran = b
+        .post(
+            "/console/flows/product_review/test",
+            &[("_csrf", &csrf), ("transcripts", &bundled), ("version", "")],
+        )
+        .await;
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    assert!(ran.body.contains("All 8 tests passed"), "{}", ran.body);
 }
 
 #[tokio::test]

@@ -63,6 +63,8 @@ struct Tests {
     error: Option<String>,
     /// No test was given.
     none: bool,
+    /// The box holds the tests bundled with the flow.
+    bundled: bool,
 }
 
 /// The page of flow `flow_id` (encoded).
@@ -133,6 +135,13 @@ async fn page(
             v
         })
         .collect();
+    // A bundled flow's own tests (also when the flows directory has it)
+    // are in the box until others are given.
+    let mut tests = tests;
+    if tests.text.is_empty() && (flow["source"] == "bundled" || flow["source"] == "file") {
+        tests.text = crate::catalog::bundled_tests(flow["id"].as_str().unwrap_or_default());
+        tests.bundled = !tests.text.is_empty();
+    }
     let failed = tests.outcome.as_ref().map(|o| {
         o["results"].as_array().map_or(0, |r| {
             r.iter().filter(|t| t["passed"] != json!(true)).count()
