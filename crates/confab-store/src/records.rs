@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::script::Script;
 use crate::sql::Col::{Int, Text};
-use crate::sql::{AnyQuery, columns, int_at, json_rows, query};
+use crate::sql::{AnyQuery, columns, int_at, json_rows, query, to_json};
 use crate::{Backend, Store, StoreError, Tx};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -102,6 +102,16 @@ fn select(backend: Backend, collection: &str, f: &RecordFilter) -> Result<AnyQue
         let field = field_sql(backend, binds.len());
         match text_of(value) {
             Some(t) => {
+                // What JSON writes as it is is in the record's text: a
+                // plain search there passes over most records before any
+                // is read as JSON.
+                if !t.is_empty() && to_json(&t) == format!("\"{t}\"") {
+                    binds.push(Some(t.clone()));
+                    clauses.push(match backend {
+                        Backend::Sqlite => format!("instr(data, ${}) > 0", binds.len()),
+                        Backend::Postgres => format!("strpos(data, ${}) > 0", binds.len()),
+                    });
+                }
                 binds.push(Some(t));
                 clauses.push(format!("{field} = ${}", binds.len()));
             }
