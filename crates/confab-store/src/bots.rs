@@ -395,6 +395,7 @@ impl Store {
             "DELETE FROM media WHERE message_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
             "DELETE FROM ai_calls WHERE message_id IN (SELECT id FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1))",
             "DELETE FROM runs WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
+            "DELETE FROM run_days WHERE bot_id = $1",
             "DELETE FROM messages WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",
             "DELETE FROM message_days WHERE bot_id = $1",
             "DELETE FROM rate_windows WHERE contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)",

@@ -242,6 +242,10 @@ impl Store {
                     "message days",
                     include_str!("../migrations/sqlite/0024_message_days.sql"),
                 ),
+                (
+                    "run days",
+                    include_str!("../migrations/sqlite/0025_run_days.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -334,6 +338,10 @@ impl Store {
                 (
                     "message days",
                     include_str!("../migrations/postgres/0025_message_days.sql"),
+                ),
+                (
+                    "run days",
+                    include_str!("../migrations/postgres/0026_run_days.sql"),
                 ),
             ],
         };
@@ -502,7 +510,7 @@ fn sqlite_url(rest: &str) -> Result<String, StoreError> {
     Ok(format!("sqlite://{file}?{query}"))
 }
 
-const TABLES: [&str; 25] = [
+const TABLES: [&str; 26] = [
     "contacts",
     "messages",
     "message_statuses",
@@ -528,6 +536,7 @@ const TABLES: [&str; 25] = [
     "live_changes",
     "broadcasts",
     "message_days",
+    "run_days",
 ];
 
 impl Store {

@@ -354,8 +354,7 @@ async fn in_progress(
     flow_id: &str,
 ) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM runs WHERE flow_id = $2 AND status IN {IN_PROGRESS} \
-         AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $1)"
+        "SELECT COUNT(*) FROM runs WHERE bot_id = $1 AND flow_id = $2 AND status IN {IN_PROGRESS}"
     )))
     .bind(bot_id)
     .bind(flow_id.to_string())

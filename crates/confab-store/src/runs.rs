@@ -228,10 +228,7 @@ impl Store {
     pub async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError> {
         let mut filter = Filter::default();
         if let Some(b) = f.bot_id {
-            filter.push(
-                "contact_id IN (SELECT id FROM contacts WHERE bot_id = {})",
-                Bind::I64(b),
-            );
+            filter.push("bot_id = {}", Bind::I64(b));
         }
         if let Some(c) = f.contact_id {
             filter.push("contact_id = {}", Bind::I64(c));
@@ -278,8 +275,9 @@ impl Store {
             .collect()
     }
 
-    /// A bot's runs begun in `[since_ms, until_ms)`, counted by flow, UTC
-    /// day and status, with how long each completed run took.
+    /// A bot's runs begun on the days from the one of `since_ms` to the one
+    /// before `until_ms`, counted by flow, UTC day and status, with how long
+    /// each completed run took.
     pub async fn run_days(
         &self,
         bot_id: i64,
@@ -287,16 +285,15 @@ impl Store {
         until_ms: i64,
     ) -> Result<Vec<RunDay>, StoreError> {
         const DAY_MS: i64 = 86_400_000;
+        // Counted as the runs are written (`run_days`): whole days.
         let rows = sqlx::query(
-            "SELECT flow_id, created_ms / $1 AS day, status, COUNT(*) AS n FROM runs \
-             WHERE created_ms >= $2 AND created_ms < $3 \
-             AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $4) \
-             GROUP BY flow_id, created_ms / $1, status ORDER BY day, flow_id",
+            "SELECT flow_id, day, status, CAST(SUM(n) AS BIGINT) AS n FROM run_days \
+             WHERE bot_id = $1 AND day >= $2 AND day < $3 \
+             GROUP BY flow_id, day, status HAVING SUM(n) <> 0 ORDER BY day, flow_id",
         )
-        .bind(DAY_MS)
-        .bind(since_ms)
-        .bind(until_ms)
         .bind(bot_id)
+        .bind(since_ms.div_euclid(DAY_MS))
+        .bind((until_ms + DAY_MS - 1).div_euclid(DAY_MS))
         .fetch_all(&self.pool)
         .await?;
         let mut days: Vec<RunDay> = Vec::new();
@@ -322,8 +319,7 @@ impl Store {
         }
         let took = sqlx::query(
             "SELECT flow_id, created_ms / $1 AS day, updated_ms - created_ms AS took FROM runs \
-             WHERE created_ms >= $2 AND created_ms < $3 AND status = 'completed' \
-             AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $4)",
+             WHERE bot_id = $4 AND status = 'completed' AND created_ms >= $2 AND created_ms < $3",
         )
         .bind(DAY_MS)
         .bind(since_ms)
@@ -346,8 +342,8 @@ impl Store {
     pub async fn flow_stats(&self, bot_id: i64, flow_id: &str) -> Result<FlowStats, StoreError> {
         let mut stats = FlowStats::default();
         let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM runs WHERE flow_id = $1 \
-             AND contact_id IN (SELECT id FROM contacts WHERE bot_id = $2) GROUP BY status",
+            "SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM run_days WHERE flow_id = $1 AND bot_id = $2 \
+             GROUP BY status HAVING SUM(n) <> 0",
         )
         .bind(flow_id.to_string())
         .bind(bot_id)
@@ -361,8 +357,7 @@ impl Store {
         // A run dropped off where it stopped if it did not finish and is not
         // its contact's current run any more, or it expired or failed.
         let rows = sqlx::query(
-            "SELECT node, COUNT(*) AS n FROM runs r WHERE flow_id = $1 AND node IS NOT NULL AND \
-             contact_id IN (SELECT id FROM contacts WHERE bot_id = $2) AND \
+            "SELECT node, COUNT(*) AS n FROM runs r WHERE bot_id = $2 AND flow_id = $1 AND node IS NOT NULL AND \
              (status IN ('expired', 'failed') OR (status <> 'completed' AND id < (SELECT MAX(id) FROM runs WHERE contact_id = r.contact_id))) \
              GROUP BY node",
         )

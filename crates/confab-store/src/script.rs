@@ -238,9 +238,10 @@ impl Script {
             .collect();
         rows.sort_unstable_by_key(|r| *r.0);
         let sql = format!(
-            "INSERT INTO runs (id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
-             SELECT {}, $2, $2 FROM {} WHERE true ORDER BY j.key",
+            "INSERT INTO runs (id, contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms, bot_id) \
+             SELECT {}, $2, $2, (SELECT c.bot_id FROM contacts c WHERE c.id = {}) FROM {} WHERE true ORDER BY j.key",
             columns(0, &[Int, Int, Text, Int, Text, Text, Text]),
+            int_at(1),
             json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&rows)).bind(now_ms)

@@ -500,3 +500,50 @@ async fn a_batch_reads_a_contact_held_elsewhere_only_once_it_is_committed() {
         "the batch read the contact before it was committed"
     );
 }
+
+#[tokio::test]
+async fn runs_from_before_run_days_belong_to_their_bot_and_are_counted_per_day() {
+    // The migrations before the one that gives runs their bot.
+    let (store, pool, _) = common::migrated_until(24, 25).await;
+    let contact: i64 = sqlx::query_scalar(
+        "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \
+         VALUES ('+14155552671', 5, 6, 5, 6) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    const DAY: i64 = 86_400_000;
+    for (status, at) in [("completed", DAY + 1), ("expired", DAY + 2), ("completed", 3 * DAY)] {
+        sqlx::query(
+            "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
+             VALUES ($1, 'survey', 1, $2, 'ask', '{}', $3, $3 + 1000)",
+        )
+        .bind(contact)
+        .bind(status)
+        .bind(at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    store.migrate().await.unwrap();
+
+    let bot = confab_store::DEFAULT_BOT;
+    let runs = store
+        .runs(&confab_store::RunFilter {
+            bot_id: Some(bot),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 3);
+    let stats = store.flow_stats(bot, "survey").await.unwrap();
+    assert_eq!(stats.by_status.get("completed"), Some(&2));
+    assert_eq!(stats.dropped_at.get("ask"), Some(&1), "the expired one");
+    let days = store.run_days(bot, DAY, 2 * DAY).await.unwrap();
+    assert_eq!(days.len(), 1, "{days:?}");
+    assert_eq!(days[0].day, 1);
+    assert_eq!(days[0].by_status.get("expired"), Some(&1));
+    assert_eq!(days[0].completed_ms, [1000]);
+}
