@@ -61,8 +61,9 @@ pub struct RunDay {
     /// Days since 1970-01-01.
     pub day: i64,
     pub by_status: HashMap<String, i64>,
-    /// How long each completed run took, in milliseconds.
-    pub completed_ms: Vec<i64>,
+    /// How long the completed runs took: (milliseconds, to the tenth of a
+    /// second below; how many runs took that long).
+    pub completed_ms: Vec<(i64, i64)>,
 }
 
 /// How a flow's runs ended up.
@@ -227,8 +228,13 @@ impl Store {
     /// Newest first; pass the last id of a page as `before_id`.
     pub async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError> {
         let mut filter = Filter::default();
-        if let Some(b) = f.bot_id {
-            filter.push("bot_id = {}", Bind::I64(b));
+        match (f.bot_id, f.contact_id) {
+            // A contact's runs are found by the contact's index; the bot
+            // is checked on those few (by the bot's index, a planner would
+            // walk every run of the bot).
+            (Some(b), Some(_)) => filter.push("bot_id + 0 = {}", Bind::I64(b)),
+            (Some(b), None) => filter.push("bot_id = {}", Bind::I64(b)),
+            (None, _) => {}
         }
         if let Some(c) = f.contact_id {
             filter.push("contact_id = {}", Bind::I64(c));
@@ -318,8 +324,9 @@ impl Store {
                 .insert(r.try_get("status")?, r.try_get("n")?);
         }
         let took = sqlx::query(
-            "SELECT flow_id, created_ms / $1 AS day, updated_ms - created_ms AS took FROM runs \
-             WHERE bot_id = $4 AND status = 'completed' AND created_ms >= $2 AND created_ms < $3",
+            "SELECT flow_id, created_ms / $1 AS day, (updated_ms - created_ms) / 100 * 100 AS took, COUNT(*) AS n \
+             FROM runs WHERE bot_id = $4 AND status = 'completed' AND created_ms >= $2 AND created_ms < $3 \
+             GROUP BY flow_id, created_ms / $1, (updated_ms - created_ms) / 100 * 100",
         )
         .bind(DAY_MS)
         .bind(since_ms)
@@ -333,7 +340,7 @@ impl Store {
                 .iter_mut()
                 .find(|d| d.flow_id == flow_id && d.day == day)
             {
-                d.completed_ms.push(r.try_get("took")?);
+                d.completed_ms.push((r.try_get("took")?, r.try_get("n")?));
             }
         }
         Ok(days)

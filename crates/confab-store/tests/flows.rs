@@ -513,7 +513,11 @@ async fn runs_from_before_run_days_belong_to_their_bot_and_are_counted_per_day()
     .await
     .unwrap();
     const DAY: i64 = 86_400_000;
-    for (status, at) in [("completed", DAY + 1), ("expired", DAY + 2), ("completed", 3 * DAY)] {
+    for (status, at) in [
+        ("completed", DAY + 1),
+        ("expired", DAY + 2),
+        ("completed", 3 * DAY),
+    ] {
         sqlx::query(
             "INSERT INTO runs (contact_id, flow_id, flow_version, status, node, state, created_ms, updated_ms) \
              VALUES ($1, 'survey', 1, $2, 'ask', '{}', $3, $3 + 1000)",
@@ -545,5 +549,5 @@ async fn runs_from_before_run_days_belong_to_their_bot_and_are_counted_per_day()
     assert_eq!(days.len(), 1, "{days:?}");
     assert_eq!(days[0].day, 1);
     assert_eq!(days[0].by_status.get("expired"), Some(&1));
-    assert_eq!(days[0].completed_ms, [1000]);
+    assert_eq!(days[0].completed_ms, [(1000, 1)]);
 }

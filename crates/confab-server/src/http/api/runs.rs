@@ -448,26 +448,36 @@ pub struct RunCounts {
     /// Replaced by a newer run of the same contact.
     pub interrupted: i64,
     pub in_progress: i64,
-    /// The median time from start to completion of the completed runs;
-    /// null when none completed.
+    /// The median time from start to completion of the completed runs, to
+    /// the tenth of a second; null when none completed.
     pub median_seconds: Option<f64>,
 }
 
 impl RunCounts {
     /// Runs counted by status (several maps are summed), and the times
-    /// completed runs took, in milliseconds.
+    /// completed runs took: (milliseconds, how many runs).
     pub(super) fn of(
         by_status: &[&std::collections::HashMap<String, i64>],
-        mut took: Vec<i64>,
+        mut took: Vec<(i64, i64)>,
     ) -> RunCounts {
         let n = |k: &str| by_status.iter().filter_map(|m| m.get(k)).sum::<i64>();
         let started: i64 = by_status.iter().flat_map(|m| m.values()).sum();
         let finished = RunStatus::ALL.into_iter().filter(|s| s.is_finished());
         took.sort_unstable();
-        let median = match took.len() {
+        // The time of the i-th run, by how long they took.
+        let nth = |i: i64| {
+            let mut seen = 0;
+            took.iter()
+                .find(|(_, n)| {
+                    seen += n;
+                    seen > i
+                })
+                .map_or(0, |(ms, _)| *ms)
+        };
+        let median = match took.iter().map(|(_, n)| n).sum::<i64>() {
             0 => None,
-            l if l % 2 == 1 => Some(took[l / 2] as f64),
-            l => Some((took[l / 2 - 1] + took[l / 2]) as f64 / 2.0),
+            l if l % 2 == 1 => Some(nth(l / 2) as f64),
+            l => Some((nth(l / 2 - 1) + nth(l / 2)) as f64 / 2.0),
         };
         RunCounts {
             started,
@@ -554,4 +564,19 @@ pub async fn statistics(
         flows,
         days,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunCounts;
+
+    #[test]
+    fn the_median_is_of_every_run_however_many_took_as_long() {
+        let median = |took: Vec<(i64, i64)>| RunCounts::of(&[], took).median_seconds;
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![(3_000, 1), (1_000, 3)]), Some(1.0));
+        // Four runs: 1.0, 2.0, 2.0, 9.0 s; the median is between the middle two.
+        assert_eq!(median(vec![(9_000, 1), (2_000, 2), (1_000, 1)]), Some(2.0));
+        assert_eq!(median(vec![(1_000, 1), (2_000, 1)]), Some(1.5));
+    }
 }
