@@ -23,6 +23,11 @@
 # (open loop, with each second's p99 and max, so that a few stalls can be
 # told from a tail spread over the run) and the server's peak RSS.
 # Everything stays on 127.0.0.1.
+# 5. live consoles: the messaging core again, alternately with no console
+#    open and with CONSOLES (50) logged-in inboxes holding the live stream
+#    open and drawing their contact list again on each change (at most
+#    every 2 s, as the page does), two rounds of each; not in the default
+#    PHASES (PHASES=live bash bench/run.sh).
 # PHASES picks some of them, e.g. PHASES=ai bash bench/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,6 +131,36 @@ if [[ $phases == *" bots "* ]]; then
 fi
 
 p99_of() { jq -r '.latency_ms.p99' "$1"; }
+
+if [[ $phases == *" live "* ]]; then
+    consoles="${CONSOLES:-50}"
+    case "$backend" in
+        sqlite) db="sqlite://$work/bench-live.db" ;;
+        postgres)
+            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_live" -qc "CREATE DATABASE confab_bench_live"
+            db="${admin%/*}/confab_bench_live" ;;
+    esac
+    run_server none
+    printf 'bench-password\n' | DATABASE_URL="$db" target/release/confab user add bench-console --role admin >/dev/null
+    session=$(curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
+        -d '{"username": "bench-console", "password": "bench-password"}' | jq -r .access_token)
+    for round in 1 2; do
+        for open in 0 "$consoles"; do
+            if [[ $open -gt 0 ]]; then
+                target/release/consoles --addr "127.0.0.1:$port" --session "$session" \
+                    --consoles "$open" --duration 3600 >"$work/consoles.txt" &
+                watchers=$!
+                sleep 1
+            fi
+            bench "messaging core, round $round, $open consoles open"
+            if [[ $open -gt 0 ]]; then
+                kill -TERM "$watchers"; wait "$watchers" || true
+                cat "$work/consoles.txt"
+            fi
+        done
+    done
+    kill "$server"; wait "$server" 2>/dev/null || true
+fi
 
 if [[ $phases == *" schedule "* ]]; then
     audience="${SCHEDULE_CONTACTS:-10000}"

@@ -1,0 +1,149 @@
+//! Open consoles: N logged-in inboxes, each holding the live stream
+//! (`/console/live`) open and, like the page's script, drawing the contact
+//! list again (`GET /console/inbox`) when a `changed` event comes, at most
+//! once every 2 s. Runs for `--duration` seconds, or until SIGTERM, and
+//! prints what they got.
+//!
+//! Plain HTTP/1.1 over loopback, one connection for the stream and one per
+//! page load, so its own cost stays small beside the server's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+struct Args {
+    /// host:port of the server (loopback).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    /// The console's session cookie (an API access token).
+    #[arg(long, env = "CONSOLE_SESSION", hide_env_values = true)]
+    session: String,
+    /// Open consoles.
+    #[arg(long, default_value_t = 50)]
+    consoles: usize,
+    /// Seconds to keep them open.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+}
+
+/// What the page's `hx-trigger="sse:changed throttle:2s"` allows.
+const THROTTLE: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Counts {
+    opened: AtomicU64,
+    changed: AtomicU64,
+    reloads: AtomicU64,
+    failed: AtomicU64,
+}
+
+fn request(addr: &str, path: &str, session: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: confab_session={session}\r\n\
+         Accept: text/html, text/event-stream\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// Loads the inbox page and reads it to the end; whether it was a 200.
+async fn reload(addr: &str, session: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    if s.write_all(request(addr, "/console/inbox", session).as_bytes())
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).await.is_ok() && body.starts_with(b"HTTP/1.1 200")
+}
+
+async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
+    let Ok(mut s) = TcpStream::connect(&args.addr).await else {
+        counts.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let req = request(&args.addr, "/console/live", &args.session);
+    if s.write_all(req.as_bytes()).await.is_err() {
+        counts.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let mut lines = BufReader::new(s).lines();
+    match lines.next_line().await {
+        Ok(Some(status)) if status.starts_with("HTTP/1.1 200") => {
+            counts.opened.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    let mut last_reload: Option<Instant> = None;
+    let mut pending = false;
+    loop {
+        let wait = match (pending, last_reload) {
+            (true, Some(t)) => (t + THROTTLE).min(until),
+            _ => until,
+        };
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) if l == "event: changed" => {
+                    counts.changed.fetch_add(1, Ordering::Relaxed);
+                    pending = true;
+                }
+                Ok(Some(_)) => continue,
+                _ => {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+            _ = tokio::time::sleep_until(wait.into()) => {
+                if Instant::now() >= until {
+                    return;
+                }
+            }
+        }
+        let due = last_reload.is_none_or(|t| t.elapsed() >= THROTTLE);
+        if pending && due {
+            pending = false;
+            last_reload = Some(Instant::now());
+            let ok = reload(&args.addr, &args.session).await;
+            let c = if ok { &counts.reloads } else { &counts.failed };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = Arc::new(Args::parse());
+    let counts = Arc::new(Counts::default());
+    let until = Instant::now() + Duration::from_secs(args.duration);
+    let tasks: Vec<_> = (0..args.consoles)
+        .map(|_| tokio::spawn(console(args.clone(), counts.clone(), until)))
+        .collect();
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = all => {}
+        _ = term.recv() => {}
+    }
+    println!(
+        "consoles: {} opened, {} changed events, {} inbox reloads, {} failures",
+        counts.opened.load(Ordering::Relaxed),
+        counts.changed.load(Ordering::Relaxed),
+        counts.reloads.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+    );
+}
