@@ -117,4 +117,7 @@ for page in "${pages[@]}"; do
             printf "%-52s %8.1f %8.1f %6s\n", page, t[int((NR + 1) / 2)], t[NR], bad == "" ? "200" : bad
         }'
 done
-echo "server peak RSS: $(awk '/VmHWM/ {print int($2 / 1024) " MiB"}' "/proc/$server/status")"
+# SQLite reads through a memory map: the database pages read count in RSS
+# (once per connection that mapped them), though they are the OS's cache.
+echo "server memory: $(awk '/RssAnon/ {a = int($2 / 1024)} /RssFile/ {f = int($2 / 1024)}
+    END {print a " MiB of its own (RssAnon), " f " MiB of the database file mapped (RssFile)"}' "/proc/$server/status")"

@@ -2,8 +2,9 @@
 //! conversations (`confab_store::live`), read once per server and handed to
 //! every console's event stream.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use confab_store::Store;
 use confab_store::live::Changed;
@@ -22,6 +23,9 @@ pub struct Live {
     closing: watch::Sender<bool>,
     /// True while the feed is open: a change committed from then on is heard.
     open: watch::Sender<bool>,
+    /// When each bot's latest change was heard, and (`None`) when the feed
+    /// last opened (what came before may not have been heard).
+    heard: std::sync::Mutex<HashMap<Option<i64>, Instant>>,
 }
 
 /// One console's stream: the changes, while its slot is held.
@@ -38,6 +42,7 @@ impl Default for Live {
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             closing: watch::channel(false).0,
             open: watch::channel(false).0,
+            heard: Default::default(),
         }
     }
 }
@@ -57,12 +62,36 @@ impl Live {
             };
             match next {
                 // Sent to no one while no console listens.
-                Ok(changes) => changes.into_iter().for_each(|c| {
-                    let _ = self.changes.send(c);
-                }),
+                Ok(changes) => {
+                    if let Ok(mut heard) = self.heard.lock() {
+                        let now = Instant::now();
+                        for c in &changes {
+                            heard.insert(Some(c.bot_id), now);
+                        }
+                    }
+                    changes.into_iter().for_each(|c| {
+                        let _ = self.changes.send(c);
+                    })
+                }
                 Err(e) => return Some(e),
             }
         }
+    }
+
+    /// The moment after which what was read of bot `bot` may be out of
+    /// date: its latest change heard, or the feed's opening if later (or
+    /// now, when the feed is not open).
+    pub fn changed_at(&self, bot: i64) -> Instant {
+        if !*self.open.borrow() {
+            return Instant::now();
+        }
+        let heard = match self.heard.lock() {
+            Ok(h) => h,
+            Err(_) => return Instant::now(),
+        };
+        let opened = heard.get(&None).copied();
+        let changed = heard.get(&Some(bot)).copied();
+        opened.max(changed).unwrap_or_else(Instant::now)
     }
 
     /// Waits (at most `wait`) until the feed is open, so that a stream
@@ -94,6 +123,9 @@ impl Live {
             };
             let failed = match opened {
                 Ok(mut feed) => {
+                    if let Ok(mut heard) = self.heard.lock() {
+                        heard.insert(None, Instant::now());
+                    }
                     self.open.send_replace(true);
                     self.forward(&mut feed, &mut stop).await
                 }

@@ -97,6 +97,19 @@ impl Browser {
         self.keep(r).await
     }
 
+    /// As the page's script reloads part of a page on a live event.
+    async fn reload(&mut self, path: &str) -> Page {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("cookie", self.cookie_header())
+            .header("hx-request", "true")
+            .send()
+            .await
+            .unwrap();
+        self.keep(r).await
+    }
+
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let r = self
             .http
@@ -1183,6 +1196,20 @@ async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
         .await;
     assert_eq!(s, 202, "{sent}");
     heard(&mut live, "event: changed").await;
+
+    // Live reloads share what was read a moment ago, but never from before
+    // a change heard: each reload after an event shows what it announced.
+    for (i, text) in ["First of three", "Second of three", "Third of three"]
+        .iter()
+        .enumerate()
+    {
+        assert!(b.reload("/console/inbox").await.status == 200);
+        app.twilio_text("+15550000001", text, &format!("SM{}", 10 + i))
+            .await;
+        heard(&mut live, "event: changed").await;
+        let list = b.reload("/console/inbox").await.body;
+        assert!(list.contains(text), "{text}: {list}");
+    }
 
     // Without a session there is no stream.
     let anonymous = reqwest::Client::builder()

@@ -36,7 +36,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.settings.max_body_bytes;
     // The console calls the API in-process, through the same routes and
     // access layer (and the same problem+json answers).
-    let for_console = console::ApiRouter(
+    let for_console = console::ApiRouter::new(
         api_routes(&state)
             .fallback(|| async { ApiError::NotFound("no such route".into()) })
             .layer(middleware::from_fn(problem_details))

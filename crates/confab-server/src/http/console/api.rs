@@ -3,6 +3,10 @@
 //! exactly as the same call from outside would be; the console has no
 //! other path to the data.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
@@ -12,15 +16,31 @@ use tower::ServiceExt;
 /// Answers larger than this are not read (a page shows a page of rows).
 const MAX_ANSWER: usize = 32 << 20;
 
-/// The API's routes, behind the same access layer as from outside.
+/// The API's routes, behind the same access layer as from outside, and
+/// the answers read lately that every console of a bot shares.
 #[derive(Clone)]
-pub struct ApiRouter(pub Router);
+pub struct ApiRouter(Router, Arc<Recent>);
+
+impl ApiRouter {
+    pub fn new(router: Router) -> ApiRouter {
+        ApiRouter(router, Arc::default())
+    }
+}
+
+/// Answers of the API kept for a moment, by path (`Api::get_shared`).
+#[derive(Default)]
+struct Recent(Mutex<HashMap<String, (Instant, Value)>>);
+
+/// How many answers `Recent` keeps at most: as many paths as open consoles
+/// ask for in a moment; past it, the expired ones go, then all.
+const RECENT: usize = 256;
 
 /// The API, as the session's user.
 #[derive(Clone)]
 pub struct Api {
     router: Router,
     token: String,
+    recent: Arc<Recent>,
 }
 
 /// What the API refused, as its problem+json says.
@@ -52,11 +72,64 @@ impl Api {
         Api {
             router: router.0.clone(),
             token: token.to_string(),
+            recent: router.1.clone(),
         }
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, Refused> {
         self.call(Method::GET, path, None).await
+    }
+
+    /// As `get`, but an answer to the same path that anyone read within
+    /// `fresh`, and after `changed` (the bot's latest change heard), is
+    /// given again. For what every console of a bot reloads as its
+    /// conversations change (the inbox's list): fifty open consoles then
+    /// cost one read per change heard, not fifty. Only for paths that
+    /// answer every user who may see the bot alike; the caller has checked
+    /// that this user may.
+    pub async fn get_shared(
+        &self,
+        path: &str,
+        fresh: Duration,
+        changed: Instant,
+    ) -> Result<Value, Refused> {
+        self.recently(path.to_string(), path, fresh, Some(changed))
+            .await
+    }
+
+    /// As `get`, but this session's own answer to the same path within
+    /// `fresh` is given again: who the user is and which bots they see,
+    /// which every page asks first.
+    pub async fn get_own(&self, path: &str, fresh: Duration) -> Result<Value, Refused> {
+        self.recently(format!("{}\n{path}", self.token), path, fresh, None)
+            .await
+    }
+
+    async fn recently(
+        &self,
+        key: String,
+        path: &str,
+        fresh: Duration,
+        changed: Option<Instant>,
+    ) -> Result<Value, Refused> {
+        let now = Instant::now();
+        if let Some((at, v)) = self.recent.0.lock().ok().and_then(|r| r.get(&key).cloned())
+            && now.duration_since(at) < fresh
+            && changed.is_none_or(|c| at > c)
+        {
+            return Ok(v);
+        }
+        let v = self.get(path).await?;
+        if let Ok(mut r) = self.recent.0.lock() {
+            if r.len() >= RECENT {
+                r.retain(|_, (at, _)| now.duration_since(*at) < fresh);
+                if r.len() >= RECENT {
+                    r.clear();
+                }
+            }
+            r.insert(key, (now, v.clone()));
+        }
+        Ok(v)
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Result<Value, Refused> {
@@ -93,6 +166,12 @@ impl Api {
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<axum::body::Bytes, Refused> {
+        // A change made through the console shows on the page it leads to.
+        if method != Method::GET
+            && let Ok(mut r) = self.recent.0.lock()
+        {
+            r.clear();
+        }
         let mut req = Request::builder()
             .method(method)
             .uri(path)

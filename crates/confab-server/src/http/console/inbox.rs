@@ -44,7 +44,18 @@ async fn contacts(console: &Console, q: &ListQuery) -> Result<Value, Response> {
     if let Some(c) = q.cursor.as_deref().filter(|c| !c.is_empty()) {
         path.push_str(&format!("&cursor={}", enc(c)));
     }
-    let page = console.api.get(&path).await.map_err(|r| refused_page(&r))?;
+    // Every open console reloads the list as the bot's conversations
+    // change: one read a moment serves them all.
+    let page = match console.reload {
+        true => {
+            console
+                .api
+                .get_shared(&path, super::MOMENT, console.changed_at())
+                .await
+        }
+        false => console.api.get(&path).await,
+    }
+    .map_err(|r| refused_page(&r))?;
     let more = page["next_cursor"].as_str().map(|c| {
         let mut link = console.link(&format!("/console/inbox?cursor={}", enc(c)));
         if !search.is_empty() {

@@ -42,6 +42,10 @@ use api::{Api, enc};
 use crate::app::AppState;
 use crate::origin::Origin;
 
+/// How long an answer every page asks for again is kept (`Api::get_own`,
+/// `Api::get_shared`): a change shows within it.
+const MOMENT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a session lasts: as long as the token it holds.
 fn session_age(state: &AppState) -> u64 {
     state.jwt.ttl.as_secs()
@@ -166,9 +170,20 @@ pub struct Console {
     pub bot: BotChoice,
     pub csrf: String,
     token: String,
+    /// The server's live updates: when the bot last changed.
+    live: std::sync::Arc<crate::live::Live>,
+    /// The page's script asks (a live reload of part of a page, which
+    /// every open console makes as the bot's conversations change), not a
+    /// person: what was read a moment ago may serve.
+    pub reload: bool,
 }
 
 impl Console {
+    /// When the bot in view last changed, as far as this server has heard.
+    pub fn changed_at(&self) -> std::time::Instant {
+        self.live.changed_at(self.bot.id)
+    }
+
     /// The API path of the bot in view: `/api/v1/bots/{slug}{rest}`.
     pub fn path(&self, rest: &str) -> String {
         format!("/api/v1/bots/{}{rest}", enc(&self.bot.slug))
@@ -287,7 +302,7 @@ impl FromRequestParts<AppState> for Console {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = session::cookie(&parts.headers, session::SESSION)
             .ok_or(Away::LogIn { clear: false })?;
@@ -303,13 +318,26 @@ impl FromRequestParts<AppState> for Console {
                 ))
             })?;
         let api = Api::new(&router, &token);
-        let user = match api.get("/api/v1/auth/me").await {
+        let reload = parts
+            .headers
+            .get("hx-request")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        let get = |path: &'static str| {
+            let api = api.clone();
+            async move {
+                match reload {
+                    // Asked by every page; a live reload asks again soon.
+                    true => api.get_own(path, MOMENT).await,
+                    false => api.get(path).await,
+                }
+            }
+        };
+        let user = match get("/api/v1/auth/me").await {
             Ok(u) => u,
             Err(r) if r.status == 401 => return Err(Away::LogIn { clear: true }),
             Err(r) => return Err(Away::Page(refused_page(&r))),
         };
-        let listed = api
-            .get("/api/v1/bots")
+        let listed = get("/api/v1/bots")
             .await
             .map_err(|r| Away::Page(refused_page(&r)))?;
         let bots: Vec<BotChoice> = listed["items"]
@@ -368,6 +396,8 @@ impl FromRequestParts<AppState> for Console {
             bots,
             bot,
             token,
+            live: state.live.clone(),
+            reload,
         })
     }
 }
