@@ -71,7 +71,8 @@ async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
         counts.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let req = request(&args.addr, "/console/live", &args.session);
+    // As the inbox's list does, with no conversation open.
+    let req = request(&args.addr, "/console/live?contact=0", &args.session);
     if s.write_all(req.as_bytes()).await.is_err() {
         counts.failed.fetch_add(1, Ordering::Relaxed);
         return;

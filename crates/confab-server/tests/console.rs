@@ -1142,7 +1142,7 @@ async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
     assert!(
         inbox
             .body
-            .contains("sse-connect=\"&#x2f;console&#x2f;live?bot=default\""),
+            .contains("sse-connect=\"&#x2f;console&#x2f;live?bot=default&amp;contact=0\""),
         "{}",
         inbox.body
     );
@@ -1155,6 +1155,15 @@ async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
         .unwrap();
     assert_eq!(live.status(), 200);
     assert_eq!(live.headers()["content-type"], "text/event-stream");
+    // The list with no conversation open hears that something changed, and
+    // of no conversation in particular.
+    let mut list_only = b
+        .http
+        .get(format!("{}/console/live?bot=default&contact=0", app.url))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
 
     // Another bot's contact writes: not heard here; then this bot's is.
     let (s, bot) = app
@@ -1186,6 +1195,8 @@ async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
         !seen.contains(&format!("contact-{}", r["contact_id"])),
         "another bot's: {seen}"
     );
+    let seen = heard(&mut list_only, &format!("event: changed\ndata: {id}")).await;
+    assert!(!seen.contains("event: contact-"), "{seen}");
     // A reply the agent sends, and its delivery, are heard too.
     let (s, sent) = app
         .post(

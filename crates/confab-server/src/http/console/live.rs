@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,18 @@ const OPEN_WAIT: Duration = Duration::from_secs(5);
 /// A comment this often keeps the stream from looking idle.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub async fn events(State(state): State<AppState>, console: Console) -> Response {
+/// Which conversation's own events a stream carries: `contact` (the one
+/// open beside the list; 0 for none), or every changed one when absent.
+#[derive(serde::Deserialize)]
+pub struct Watching {
+    contact: Option<i64>,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    console: Console,
+    Query(watching): Query<Watching>,
+) -> Response {
     // A stream opened while the server's feed is not (it is starting, or
     // the database is away) would miss changes without saying so.
     if !state.live.opened(OPEN_WAIT).await {
@@ -44,9 +55,10 @@ pub async fn events(State(state): State<AppState>, console: Console) -> Response
         );
     };
     let bot = console.bot.id;
+    let only = watching.contact;
     let batches = futures::stream::unfold(stream, move |mut s| async move {
-        let contacts = batch(&mut s, bot).await?;
-        Some((events_of(contacts), s))
+        let batch = batch(&mut s, bot).await?;
+        Some((events_of(batch, only), s))
     })
     .flat_map(futures::stream::iter);
     Sse::new(batches)
@@ -54,20 +66,34 @@ pub async fn events(State(state): State<AppState>, console: Console) -> Response
         .into_response()
 }
 
-/// The next batch of the bot's changed contacts (empty when some were
-/// missed: everything may have changed); none when the stream is to end.
-async fn batch(s: &mut Stream, bot: i64) -> Option<BTreeSet<i64>> {
-    let mut contacts = BTreeSet::new();
+/// The bot's contacts changed in one moment, and whether some changes were
+/// missed (the stream fell behind: anything may have changed).
+struct Batch {
+    contacts: BTreeSet<i64>,
+    missed: bool,
+}
+
+/// The next batch of the bot's changes: the first one waited for, and what
+/// follows within a moment; none when the stream is to end. A stream that
+/// falls behind says so once a moment, not at every change it missed.
+async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
+    let mut b = Batch {
+        contacts: BTreeSet::new(),
+        missed: false,
+    };
     // The first change of this bot, waited for.
     loop {
         tokio::select! {
             r = s.changes.recv() => match r {
                 Ok(c) if c.bot_id == bot => {
-                    contacts.insert(c.contact_id);
+                    b.contacts.insert(c.contact_id);
                     break;
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return Some(BTreeSet::new()),
+                Err(RecvError::Lagged(_)) => {
+                    b.missed = true;
+                    break;
+                }
                 Err(RecvError::Closed) => return None,
             },
             _ = s.closing.wait_for(|c| *c) => return None,
@@ -78,29 +104,36 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<BTreeSet<i64>> {
     loop {
         tokio::select! {
             r = s.changes.recv() => match r {
-                Ok(c) if c.bot_id == bot => { contacts.insert(c.contact_id); }
+                Ok(c) if c.bot_id == bot => { b.contacts.insert(c.contact_id); }
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return Some(BTreeSet::new()),
+                Err(RecvError::Lagged(_)) => b.missed = true,
                 Err(RecvError::Closed) => return None,
             },
-            _ = tokio::time::sleep_until(until) => return Some(contacts),
+            _ = tokio::time::sleep_until(until) => return Some(b),
         }
     }
 }
 
-fn events_of(contacts: BTreeSet<i64>) -> Vec<Result<Event, Infallible>> {
-    let ids: Vec<String> = contacts.iter().map(i64::to_string).collect();
-    let mut out: Vec<Result<Event, Infallible>> = contacts
+/// A batch as events: `contact-{id}` for each changed contact (only the
+/// watched one, when one is), then `changed` with their ids (`*` when
+/// some were missed, with a `missed` event first: an open conversation
+/// reloads too).
+fn events_of(b: Batch, only: Option<i64>) -> Vec<Result<Event, Infallible>> {
+    let mut out: Vec<Result<Event, Infallible>> = b
+        .contacts
         .iter()
+        .filter(|id| only.is_none_or(|o| o == **id))
         .map(|id| {
             Ok(Event::default()
                 .event(format!("contact-{id}"))
                 .data(id.to_string()))
         })
         .collect();
-    let all = if ids.is_empty() {
+    let all = if b.missed {
+        out.push(Ok(Event::default().event("missed").data("*")));
         "*".to_string()
     } else {
+        let ids: Vec<String> = b.contacts.iter().map(i64::to_string).collect();
         ids.join(",")
     };
     out.push(Ok(Event::default().event("changed").data(all)));
