@@ -2,7 +2,7 @@
 //! conversations (`confab_store::live`), read once per server and handed to
 //! every console's event stream.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,11 +12,19 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 /// Event streams served at once; past it a console is told to reload.
 pub const MAX_STREAMS: usize = 256;
-/// Changes a slow stream may fall behind by before it is told it missed some.
-const BACKLOG: usize = 1024;
+/// Moments a slow stream may fall behind by before it is told it missed some.
+const BACKLOG: usize = 64;
+/// How long changes are gathered into one moment: a burst of messages is
+/// one reload, and each stream is handed a few moments a second, however
+/// many messages arrive (each stream reading every change cost more than
+/// the webhooks under fifty consoles).
+const GATHER: Duration = Duration::from_millis(200);
+
+/// The conversations changed in one moment, each once.
+pub type Moment = Arc<Vec<Changed>>;
 
 pub struct Live {
-    changes: broadcast::Sender<Changed>,
+    changes: broadcast::Sender<Moment>,
     streams: Arc<Semaphore>,
     /// Turns true when the server begins to shut down: streams end, so the
     /// drain does not wait for them.
@@ -28,9 +36,9 @@ pub struct Live {
     heard: std::sync::Mutex<HashMap<Option<i64>, Instant>>,
 }
 
-/// One console's stream: the changes, while its slot is held.
+/// One console's stream: the moments of changes, while its slot is held.
 pub struct Stream {
-    pub changes: broadcast::Receiver<Changed>,
+    pub changes: broadcast::Receiver<Moment>,
     pub closing: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 }
@@ -48,32 +56,44 @@ impl Default for Live {
 }
 
 impl Live {
-    /// Hands each change of `feed` to the streams until `stop` turns true
-    /// (`None`) or the feed fails.
+    /// Hands the changes of `feed` to the streams, a moment's at once,
+    /// until `stop` turns true (`None`) or the feed fails.
     async fn forward(
         &self,
         feed: &mut confab_store::live::Feed,
         stop: &mut watch::Receiver<bool>,
     ) -> Option<confab_store::StoreError> {
+        // Each conversation once: bounded by the contacts there are.
+        let mut pending: BTreeSet<(i64, i64)> = BTreeSet::new();
+        let mut due = tokio::time::Instant::now();
         loop {
             let next = tokio::select! {
-                n = feed.next() => n,
+                n = feed.next() => Some(n),
+                _ = tokio::time::sleep_until(due), if !pending.is_empty() => None,
                 _ = stop.wait_for(|s| *s) => return None,
             };
             match next {
-                // Sent to no one while no console listens.
-                Ok(changes) => {
+                Some(Ok(changes)) => {
                     if let Ok(mut heard) = self.heard.lock() {
                         let now = Instant::now();
                         for c in &changes {
                             heard.insert(Some(c.bot_id), now);
                         }
                     }
-                    changes.into_iter().for_each(|c| {
-                        let _ = self.changes.send(c);
-                    })
+                    if pending.is_empty() {
+                        due = tokio::time::Instant::now() + GATHER;
+                    }
+                    pending.extend(changes.into_iter().map(|c| (c.bot_id, c.contact_id)));
                 }
-                Err(e) => return Some(e),
+                Some(Err(e)) => return Some(e),
+                None => {
+                    let moment: Vec<Changed> = std::mem::take(&mut pending)
+                        .into_iter()
+                        .map(|(bot_id, contact_id)| Changed { bot_id, contact_id })
+                        .collect();
+                    // Sent to no one while no console listens.
+                    let _ = self.changes.send(Arc::new(moment));
+                }
             }
         }
     }

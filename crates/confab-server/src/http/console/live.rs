@@ -18,9 +18,6 @@ use super::{Console, problem};
 use crate::app::AppState;
 use crate::live::Stream;
 
-/// How long changes are gathered into one batch: a burst of messages is
-/// one reload, not one each.
-const GATHER: Duration = Duration::from_millis(200);
 /// How long a new stream waits for the server's feed to open.
 const OPEN_WAIT: Duration = Duration::from_secs(5);
 /// A comment this often keeps the stream from looking idle.
@@ -73,43 +70,31 @@ struct Batch {
     missed: bool,
 }
 
-/// The next batch of the bot's changes: the first one waited for, and what
-/// follows within a moment; none when the stream is to end. A stream that
-/// falls behind says so once a moment, not at every change it missed.
+/// The next moment with changes of the bot's (the server gathers them);
+/// none when the stream is to end.
 async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
-    let mut b = Batch {
-        contacts: BTreeSet::new(),
-        missed: false,
-    };
-    // The first change of this bot, waited for.
     loop {
         tokio::select! {
             r = s.changes.recv() => match r {
-                Ok(c) if c.bot_id == bot => {
-                    b.contacts.insert(c.contact_id);
-                    break;
+                Ok(moment) => {
+                    let contacts: BTreeSet<i64> = moment
+                        .iter()
+                        .filter(|c| c.bot_id == bot)
+                        .map(|c| c.contact_id)
+                        .collect();
+                    if !contacts.is_empty() {
+                        return Some(Batch { contacts, missed: false });
+                    }
                 }
-                Ok(_) => {}
                 Err(RecvError::Lagged(_)) => {
-                    b.missed = true;
-                    break;
+                    return Some(Batch {
+                        contacts: BTreeSet::new(),
+                        missed: true,
+                    });
                 }
                 Err(RecvError::Closed) => return None,
             },
             _ = s.closing.wait_for(|c| *c) => return None,
-        }
-    }
-    // And what follows it within a moment.
-    let until = tokio::time::Instant::now() + GATHER;
-    loop {
-        tokio::select! {
-            r = s.changes.recv() => match r {
-                Ok(c) if c.bot_id == bot => { b.contacts.insert(c.contact_id); }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => b.missed = true,
-                Err(RecvError::Closed) => return None,
-            },
-            _ = tokio::time::sleep_until(until) => return Some(b),
         }
     }
 }
