@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{Console, problem};
 use crate::app::AppState;
@@ -20,6 +20,8 @@ use crate::live::Stream;
 
 /// How long a new stream waits for the server's feed to open.
 const OPEN_WAIT: Duration = Duration::from_secs(5);
+/// The offsets at which streams tell of a moment spread over this long.
+const SPREAD_MS: u128 = 1000;
 /// A comment this often keeps the stream from looking idle.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -53,8 +55,14 @@ pub async fn events(
     };
     let bot = console.bot.id;
     let only = watching.contact;
+    // Each stream tells of a moment at its own offset within a second:
+    // the open consoles, all told at once, would all reload at once, a
+    // burst the webhooks wait behind.
+    let offset = Duration::from_millis((uuid::Uuid::new_v4().as_u128() % SPREAD_MS) as u64);
     let batches = futures::stream::unfold(stream, move |mut s| async move {
-        let batch = batch(&mut s, bot).await?;
+        let mut batch = batch(&mut s, bot).await?;
+        tokio::time::sleep(offset).await;
+        more(&mut s, bot, &mut batch);
         Some((events_of(batch, only), s))
     })
     .flat_map(futures::stream::iter);
@@ -95,6 +103,22 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
                 Err(RecvError::Closed) => return None,
             },
             _ = s.closing.wait_for(|c| *c) => return None,
+        }
+    }
+}
+
+/// Adds to `b` the bot's changes of the moments that came while it waited.
+fn more(s: &mut Stream, bot: i64, b: &mut Batch) {
+    loop {
+        match s.changes.try_recv() {
+            Ok(moment) => b.contacts.extend(
+                moment
+                    .iter()
+                    .filter(|c| c.bot_id == bot)
+                    .map(|c| c.contact_id),
+            ),
+            Err(TryRecvError::Lagged(_)) => b.missed = true,
+            Err(_) => return,
         }
     }
 }
