@@ -1,11 +1,10 @@
 //! Contacts as an inbox lists them: who wrote last first, each with the
-//! latest message in or out beside them; and the simulator's test contacts, which no
-//! audience reaches.
+//! latest message in or out beside them; and the simulator's test
+//! contacts, which no audience reaches.
 mod common;
 
-use common::{store, text};
-use confab_model::{Channel, OutboundContent, PhoneNumber};
-use confab_store::{ContactCursor, ContactFilter, ContactOrder, DEFAULT_BOT, NewOutbound, Store};
+use common::{send, store, text};
+use confab_store::{ContactCursor, ContactFilter, ContactOrder, DEFAULT_BOT, Store};
 
 fn inbox(after: Option<ContactCursor>, limit: i64) -> ContactFilter {
     ContactFilter {
@@ -24,23 +23,6 @@ async fn phones(s: &Store, f: &ContactFilter) -> Vec<String> {
         .into_iter()
         .map(|c| c.phone)
         .collect()
-}
-
-async fn send(s: &Store, to: &str, body: &str, now_ms: i64) {
-    s.enqueue_outbound(
-        &[NewOutbound {
-            bot_id: DEFAULT_BOT,
-            to: PhoneNumber::parse(to).unwrap(),
-            channel: Channel::Twilio,
-            sender: "+14155238886".into(),
-            content: OutboundContent::Text { body: body.into() },
-            reply_to: None,
-            contact_id: None,
-        }],
-        now_ms,
-    )
-    .await
-    .unwrap();
 }
 
 #[tokio::test]

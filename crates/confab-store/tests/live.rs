@@ -3,10 +3,10 @@
 mod common;
 use std::time::Duration;
 
-use common::{store, text};
-use confab_model::{Channel, OutboundContent, PhoneNumber, ProviderError};
+use common::{send, store, text};
+use confab_model::ProviderError;
+use confab_store::DEFAULT_BOT;
 use confab_store::live::{Changed, Feed};
-use confab_store::{DEFAULT_BOT, NewOutbound};
 
 async fn next(feed: &mut Feed) -> Vec<Changed> {
     tokio::time::timeout(Duration::from_secs(5), feed.next())
@@ -34,20 +34,7 @@ async fn new_messages_and_status_changes_are_heard_and_nothing_before_the_feed_b
             contact_id: contact
         }]
     );
-    s.enqueue_outbound(
-        &[NewOutbound {
-            bot_id: DEFAULT_BOT,
-            to: PhoneNumber::parse("+14155550002").unwrap(),
-            channel: Channel::Twilio,
-            sender: "+14155238886".into(),
-            content: OutboundContent::Text { body: "x".into() },
-            reply_to: None,
-            contact_id: None,
-        }],
-        3_000,
-    )
-    .await
-    .unwrap();
+    send(&s, "+14155550002", "x", 3_000).await;
     assert_eq!(next(&mut feed).await[0].contact_id, contact);
     let job = s.claim_sends(4_000, 9_000, 10).await.unwrap().remove(0);
     let error = ProviderError {
@@ -75,20 +62,7 @@ async fn messages_per_day_are_counted_as_written_and_move_with_their_status() {
     s.ingest(&[text("+14155550002", "SM1")], 2 * day + 5)
         .await
         .unwrap();
-    s.enqueue_outbound(
-        &[NewOutbound {
-            bot_id: DEFAULT_BOT,
-            to: PhoneNumber::parse("+14155550002").unwrap(),
-            channel: Channel::Twilio,
-            sender: "+14155238886".into(),
-            content: OutboundContent::Text { body: "x".into() },
-            reply_to: None,
-            contact_id: None,
-        }],
-        3 * day + 1,
-    )
-    .await
-    .unwrap();
+    send(&s, "+14155550002", "x", 3 * day + 1).await;
     let counts = |rows: Vec<confab_store::MessageDay>| -> Vec<(i64, String, String, i64)> {
         rows.into_iter()
             .map(|r| (r.day, r.direction, r.status, r.count))

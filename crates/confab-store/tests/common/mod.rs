@@ -72,3 +72,22 @@ pub async fn migrated_until(sqlite: i64, postgres: i64) -> (Store, sqlx::AnyPool
     let pool = sqlx::AnyPool::connect(&raw_url).await.unwrap();
     (store, pool, raw_url)
 }
+
+/// Queues a text to `to` from the default bot over Twilio.
+#[allow(dead_code)]
+pub async fn send(s: &Store, to: &str, body: &str, now_ms: i64) {
+    s.enqueue_outbound(
+        &[confab_store::NewOutbound {
+            bot_id: confab_model::DEFAULT_BOT,
+            to: confab_model::PhoneNumber::parse(to).unwrap(),
+            channel: confab_model::Channel::Twilio,
+            sender: "+14155238886".into(),
+            content: confab_model::OutboundContent::Text { body: body.into() },
+            reply_to: None,
+            contact_id: None,
+        }],
+        now_ms,
+    )
+    .await
+    .unwrap();
+}
