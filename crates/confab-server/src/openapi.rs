@@ -134,6 +134,11 @@ fn refine_parameter(path: &str, p: &mut Map<String, Value>) {
             schema.insert("minimum".into(), json!(1));
             schema.insert("maximum".into(), json!(confab_store::MAX_PAGE));
         }
+        // A contact list in activity order pages on from a time and a
+        // contact (`time.contact`); either order reads either form.
+        ("query", "cursor") if path.ends_with("/contacts") => {
+            schema.insert("pattern".into(), json!("^[0-9]{1,18}([.][0-9]{1,18})?$"));
+        }
         // Cursors are the ids this API gave out.
         ("query", "cursor" | "before") => {
             schema.insert("pattern".into(), ids);

@@ -674,7 +674,19 @@ async fn an_inbox_lists_who_wrote_last_first_with_their_last_message_and_no_test
         "{review}"
     );
 
-    for bad in ["12", "x.1", "1.y", "1"] {
+    // Either form reads in either order; anything else is refused.
+    let (s, top) = app
+        .get(&key, "/api/v1/contacts?order=activity&limit=1&cursor=1")
+        .await;
+    assert_eq!(
+        (s, column(&top, "phone")),
+        (200, vec![&t["phone"].as_str().unwrap()[..]])
+    );
+    let (s, _) = app
+        .get(&key, &format!("/api/v1/contacts?cursor={cursor}"))
+        .await;
+    assert_eq!(s, 200);
+    for bad in ["x.1", "1.y", "1.2.3", "abc"] {
         let (s, body) = app
             .get(
                 &key,

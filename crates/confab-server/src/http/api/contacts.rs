@@ -138,18 +138,16 @@ fn activity_cursor(c: &Contact) -> String {
     format!("{}.{}", c.last_seen_ms, c.id)
 }
 
-fn parse_cursor(order: Order, c: Option<&str>) -> ApiResult<Option<ContactCursor>> {
+fn parse_cursor(c: Option<&str>) -> ApiResult<Option<ContactCursor>> {
     let Some(c) = c else { return Ok(None) };
     let bad = || ApiError::BadRequest("cursor is not one this API gave out".into());
-    let (last_seen_ms, id) = match order {
-        Order::Created => (0, cursor(Some(c))?.unwrap_or_default()),
-        Order::Activity => {
-            let (m, id) = c.split_once('.').ok_or_else(bad)?;
-            (
-                m.parse::<i64>().map_err(|_| bad())?,
-                id.parse::<i64>().map_err(|_| bad())?,
-            )
-        }
+    let number = |s: &str| s.parse::<i64>().map_err(|_| bad());
+    // Either order reads the other's form: a bare id in activity order
+    // starts from the contacts seen last; `time.contact` in creation order
+    // goes on after the contact.
+    let (last_seen_ms, id) = match c.split_once('.') {
+        Some((seen, id)) => (number(seen)?, number(id)?),
+        None => (i64::MAX, cursor(Some(c))?.unwrap_or_default()),
     };
     Ok(Some(ContactCursor { last_seen_ms, id }))
 }
@@ -179,7 +177,7 @@ pub async fn list(
                 Order::Created => ContactOrder::Created,
                 Order::Activity => ContactOrder::Activity,
             },
-            after: parse_cursor(order, q.cursor.as_deref())?,
+            after: parse_cursor(q.cursor.as_deref())?,
             limit: limit + 1,
         })
         .await?;
