@@ -680,7 +680,7 @@ async fn an_inbox_lists_who_wrote_last_first_with_their_last_message_and_no_test
         .await;
     assert_eq!(
         (s, column(&top, "phone")),
-        (200, vec![&t["phone"].as_str().unwrap()[..]])
+        (200, vec![t["phone"].as_str().unwrap()])
     );
     let (s, _) = app
         .get(&key, &format!("/api/v1/contacts?cursor={cursor}"))
