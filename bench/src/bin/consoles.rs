@@ -46,7 +46,7 @@ struct Counts {
 fn request(addr: &str, path: &str, session: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: confab_session={session}\r\n\
-         HX-Request: true\r\nHX-Trigger: contact-list\r\n\
+         HX-Request: true\r\nHX-Trigger: contact-list\r\nHX-Target: contact-list\r\n\
          Accept: text/html, text/event-stream\r\nConnection: close\r\n\r\n"
     )
 }

@@ -1214,13 +1214,33 @@ async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
         .iter()
         .enumerate()
     {
-        assert!(b.reload("/console/inbox").await.status == 200);
+        assert!(b.reload("/console/inbox", "contact-list").await.status == 200);
         app.twilio_text("+15550000001", text, &format!("SM{}", 10 + i))
             .await;
         heard(&mut live, "event: changed").await;
-        let list = b.reload("/console/inbox").await.body;
+        let list = b.reload("/console/inbox", "contact-list").await.body;
         assert!(list.contains(text), "{text}: {list}");
+        // The list alone is drawn, not the page around it.
+        assert!(
+            list.trim_start().starts_with("<div id=\"contact-list\""),
+            "{list}"
+        );
+        assert!(!list.contains("<html"), "{list}");
     }
+    // A conversation's page draws the same list with its contact marked,
+    // and the whole page for any other part.
+    let open = b
+        .reload(&format!("/console/inbox/{id}"), "contact-list")
+        .await
+        .body;
+    assert!(open.contains("aria-current=\"true\""), "{open}");
+    assert!(!open.contains("<html"), "{open}");
+    let messages = b
+        .reload(&format!("/console/inbox/{id}"), "live-messages")
+        .await
+        .body;
+    assert!(messages.contains("Third of three"), "{messages}");
+    assert!(messages.contains("id=\"live-messages\""), "{messages}");
 
     // Without a session there is no stream.
     let anonymous = reqwest::Client::builder()

@@ -93,25 +93,43 @@ impl Api {
         fresh: Duration,
         changed: Instant,
     ) -> Result<Value, Refused> {
-        self.recently(path.to_string(), path, fresh, Some(changed))
+        self.shared(path.to_string(), fresh, changed, self.get(path))
             .await
+    }
+
+    /// What `make` gives, kept under `key` for every session as
+    /// `get_shared` keeps an answer: within `fresh` and after `changed`.
+    /// The key names all that the value depends on.
+    pub async fn shared<E>(
+        &self,
+        key: String,
+        fresh: Duration,
+        changed: Instant,
+        make: impl Future<Output = Result<Value, E>>,
+    ) -> Result<Value, E> {
+        self.recently(key, fresh, Some(changed), make).await
     }
 
     /// As `get`, but this session's own answer to the same path within
     /// `fresh` is given again: who the user is and which bots they see,
     /// which every page asks first.
     pub async fn get_own(&self, path: &str, fresh: Duration) -> Result<Value, Refused> {
-        self.recently(format!("{}\n{path}", self.token), path, fresh, None)
-            .await
+        self.recently(
+            format!("{}\n{path}", self.token),
+            fresh,
+            None,
+            self.get(path),
+        )
+        .await
     }
 
-    async fn recently(
+    async fn recently<E>(
         &self,
         key: String,
-        path: &str,
         fresh: Duration,
         changed: Option<Instant>,
-    ) -> Result<Value, Refused> {
+        make: impl Future<Output = Result<Value, E>>,
+    ) -> Result<Value, E> {
         let now = Instant::now();
         if let Some((at, v)) = self.recent.0.lock().ok().and_then(|r| r.get(&key).cloned())
             && now.duration_since(at) < fresh
@@ -119,7 +137,7 @@ impl Api {
         {
             return Ok(v);
         }
-        let v = self.get(path).await?;
+        let v = make.await?;
         if let Ok(mut r) = self.recent.0.lock() {
             if r.len() >= RECENT {
                 r.retain(|_, (at, _)| now.duration_since(*at) < fresh);
@@ -159,6 +177,16 @@ impl Api {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// A GET whose answer is a file (what a contact sent): the API's
+    /// answer as it is, with its headers.
+    pub async fn file(&self, path: &str) -> Result<axum::response::Response, Refused> {
+        let resp = self.send(Method::GET, path, None).await?;
+        match resp.status().is_success() {
+            true => Ok(resp),
+            false => Err(refusal(resp).await),
+        }
+    }
+
     /// The answer's body, or what the API refused as its problem+json says.
     async fn exchange(
         &self,
@@ -166,6 +194,21 @@ impl Api {
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<axum::body::Bytes, Refused> {
+        let resp = self.send(method, path, body).await?;
+        if !resp.status().is_success() {
+            return Err(refusal(resp).await);
+        }
+        axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
+            .await
+            .map_err(|e| refused(500, format!("the API's answer could not be read: {e}")))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<axum::response::Response, Refused> {
         // A change made through the console shows on the page it leads to.
         if method != Method::GET
             && let Ok(mut r) = self.recent.0.lock()
@@ -181,31 +224,32 @@ impl Api {
         }
         let body = body.map_or_else(Body::empty, |(_, b)| Body::from(b));
         let req = req.body(body).map_err(|e| refused(500, e.to_string()))?;
-        let resp = match self.router.clone().oneshot(req).await {
-            Ok(r) => r,
+        match self.router.clone().oneshot(req).await {
+            Ok(r) => Ok(r),
             Err(never) => match never {},
-        };
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
-            .await
-            .map_err(|e| refused(500, format!("the API's answer could not be read: {e}")))?;
-        if status.is_success() {
-            return Ok(bytes);
         }
-        let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(Refused {
-            status: status.as_u16(),
-            detail: problem
-                .get("detail")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
-            problems: problem
-                .get("problems")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        })
+    }
+}
+
+/// What the API refused, as its problem+json says.
+async fn refusal(resp: axum::response::Response) -> Refused {
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
+        .await
+        .unwrap_or_default();
+    let problem: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Refused {
+        status: status.as_u16(),
+        detail: problem
+            .get("detail")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
+        problems: problem
+            .get("problems")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 

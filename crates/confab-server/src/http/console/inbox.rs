@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -27,10 +27,47 @@ pub struct ListQuery {
 
 /// The list of contacts, the latest conversation first, with a search.
 pub async fn list(console: Console, Query(q): Query<ListQuery>) -> Response {
+    if let Some(alone) = list_alone(&console, &q, None).await {
+        return alone;
+    }
     match contacts(&console, &q).await {
         Ok(page) => view::render("inbox.html", console.page("inbox", page)),
         Err(r) => r,
     }
+}
+
+/// The list alone, when a live reload asks for it (`HX-Target`): every
+/// console of the bot showing the same list draws the same HTML, so it
+/// is drawn once a change heard and handed to them all.
+async fn list_alone(console: &Console, q: &ListQuery, open: Option<i64>) -> Option<Response> {
+    if console.target.as_deref() != Some("contact-list") {
+        return None;
+    }
+    let key = format!(
+        "list\n{}\n{open:?}\n{}\n{}",
+        console.bot.slug,
+        q.search.as_deref().unwrap_or_default(),
+        q.cursor.as_deref().unwrap_or_default()
+    );
+    let draw = async {
+        let mut list = contacts(console, q).await?;
+        if let Some(id) = open {
+            list["contact"] = json!({"id": id});
+            list["here"] = json!(console.link(&format!("/console/inbox/{id}")));
+        }
+        view::html("_contact_list.html", &list)
+            .map(Value::String)
+            .ok_or_else(view::failed)
+    };
+    let html = console
+        .api
+        .shared(key, super::MOMENT, console.changed_at(), draw)
+        .await;
+    Some(match html {
+        Ok(Value::String(html)) => axum::response::Html(html).into_response(),
+        Ok(_) => view::failed(),
+        Err(r) => r,
+    })
 }
 
 async fn contacts(console: &Console, q: &ListQuery) -> Result<Value, Response> {
@@ -107,6 +144,11 @@ pub async fn conversation(
     Path(contact): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
+    if let Ok(id) = contact.parse::<i64>()
+        && let Some(alone) = list_alone(&console, &q, Some(id)).await
+    {
+        return alone;
+    }
     let done = match q.done.as_deref() {
         Some("sent") => Some("Your message is queued; its status shows here as it changes."),
         Some("resumed") => Some("The bot has the conversation again."),
@@ -177,6 +219,7 @@ async fn show(
     page["error"] = json!(error);
     page["form"] = json!({"text": form.text, "channel": form.channel, "template": form.template, "parameters": form.parameters});
     page["here"] = json!(console.link(&format!("/console/inbox/{cid}")));
+    page["media_href"] = json!("/console/media");
     page["reply_action"] = json!(action("reply"));
     page["read_action"] = json!(action("read"));
     page["resume_action"] = json!(action("resume"));

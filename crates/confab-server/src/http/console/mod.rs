@@ -176,6 +176,9 @@ pub struct Console {
     /// every open console makes as the bot's conversations change), not a
     /// person: what was read a moment ago may serve.
     pub reload: bool,
+    /// The id of the part of the page a reload draws again (htmx's
+    /// `HX-Target`), when it names one.
+    pub target: Option<String>,
 }
 
 impl Console {
@@ -322,6 +325,10 @@ impl FromRequestParts<AppState> for Console {
             .headers
             .get("hx-request")
             .is_some_and(|v| v.as_bytes() == b"true");
+        let target = reload
+            .then(|| parts.headers.get("hx-target")?.to_str().ok())
+            .flatten()
+            .map(str::to_string);
         let get = |path: &'static str| {
             let api = api.clone();
             async move {
@@ -398,6 +405,7 @@ impl FromRequestParts<AppState> for Console {
             token,
             live: state.live.clone(),
             reload,
+            target,
         })
     }
 }

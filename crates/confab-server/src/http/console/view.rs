@@ -39,6 +39,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "broadcast_one.html",
     "dashboard.html",
     "_messages.html",
+    "_contact_list.html",
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -69,20 +70,30 @@ pub fn render(name: &str, context: impl Serialize) -> Response {
 }
 
 pub fn render_with(status: StatusCode, name: &str, context: impl Serialize) -> Response {
-    let rendered = env()
-        .get_template(name)
-        .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&context))));
-    match rendered {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(template = name, error = %e, "a console page failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html("<!doctype html><title>Error</title><p>This page could not be shown; the error is in the server's log.</p>"),
-            )
-                .into_response()
-        }
+    match html(name, context) {
+        Some(html) => (status, Html(html)).into_response(),
+        None => failed(),
     }
+}
+
+/// The HTML of `name` with `context`; none when it failed (logged).
+pub fn html(name: &str, context: impl Serialize) -> Option<String> {
+    env()
+        .get_template(name)
+        .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&context))))
+        .map_err(
+            |e| tracing::error!(template = name, error = %e, "a console page failed to render"),
+        )
+        .ok()
+}
+
+/// The 500 for a template that failed: it says so, never a half page.
+pub fn failed() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html("<!doctype html><title>Error</title><p>This page could not be shown; the error is in the server's log.</p>"),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
