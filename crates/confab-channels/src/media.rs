@@ -19,7 +19,7 @@ pub struct MediaLimits {
 
 impl MediaLimits {
     /// Whether `content_type` (already normalised) is one the caller takes.
-    pub(crate) fn accepts(&self, content_type: &str) -> bool {
+    pub fn accepts(&self, content_type: &str) -> bool {
         self.accept.is_empty()
             || self.accept.iter().any(|prefix| {
                 let prefix = prefix.trim();

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 
 use confab_ai::{AiClient, AiError, ChatMessage, ChatRequest, JsonSchemaFormat, Part, Role};
-use confab_channels::media::{Fetched, MediaError, MediaLimits};
+use confab_channels::media::Fetched;
 use confab_flow::{EffectResult, Request};
 use confab_model::{Direction, MessageKind, OutboundContent};
-use confab_store::{Message, MessageFilter, NewAiCall, NewMedia, Store, StoreError, StoredMedia};
+use confab_store::{Message, MessageFilter, NewAiCall, Store, StoreError, StoredMedia};
 
-use crate::clock::Clock;
 use crate::config::Settings;
+use crate::media::{FileError, Files};
 
 /// What the AI is asked to do with a document when the caption asks nothing.
 const SUMMARISE: &str = "Summarise this document briefly.";
@@ -24,10 +24,11 @@ const DESCRIBE: &str = "What is in this image?";
 pub struct Assistant {
     store: Store,
     settings: Arc<Settings>,
-    clock: Arc<dyn Clock>,
     client: Option<AiClient>,
-    /// The bots' channels, which fetch the media contacts send.
+    /// The bots, whose AI settings apply.
     bots: Arc<crate::bots::Directory>,
+    /// The files contacts send.
+    files: Arc<Files>,
 }
 
 /// Who asked, for the record of the call.
@@ -131,8 +132,8 @@ impl Assistant {
     pub fn new(
         store: Store,
         bots: Arc<crate::bots::Directory>,
+        files: Arc<Files>,
         settings: Arc<Settings>,
-        clock: Arc<dyn Clock>,
     ) -> Assistant {
         let a = &settings.assistant;
         let http = confab_channels::http_client(
@@ -142,9 +143,9 @@ impl Assistant {
         Assistant {
             client: a.ai.clone().map(|c| AiClient::new(c, http)),
             bots,
+            files,
             store,
             settings,
-            clock,
         }
     }
 
@@ -519,78 +520,12 @@ impl Assistant {
     /// The message's first file, from the store when an earlier try
     /// fetched it, else from the provider (then stored).
     async fn fetch(&self, m: &Message, accept: &[&str]) -> Result<(Fetched, StoredMedia), Refusal> {
-        if let Some(stored) = self.store.media_of(m.id).await?.into_iter().next()
-            && let Some(bytes) = self.stored_bytes(&stored).await
-        {
-            let file = Fetched {
-                size: bytes.len() as u64,
-                bytes,
-                content_type: stored.content_type.clone(),
-                sha256: stored.sha256.clone(),
-            };
-            return Ok((file, stored));
-        }
-        let limits = MediaLimits {
-            max_bytes: self.settings.assistant.media.max_bytes,
-            accept: accept.iter().map(|s| s.to_string()).collect(),
-        };
-        let media = &m.media[0];
-        // The bot whose channel the contact wrote to fetches it.
-        let bot_id = self.store.contact(m.contact_id).await?.bot_id;
-        let Some(client) = self.bots.client(bot_id, m.channel) else {
-            return Err(Refusal::new(
-                "failed",
-                format!(
-                    "{} media needs the bot's {} credentials",
-                    m.channel, m.channel
-                ),
-            ));
-        };
-        let fetched = client.fetch_media(media, &limits).await;
-        let file = fetched.map_err(|e| match e {
-            MediaError::TooLarge { .. } => Refusal::new("too_large", e.to_string()),
-            MediaError::WrongType(t) => Refusal::new("unsupported", format!("files of type {t}")),
-            other => Refusal::new("failed", format!("fetching the media: {other}")),
-        })?;
-        let stored = self.keep(m.id, &file).await?;
-        Ok((file, stored))
-    }
-
-    /// Stores a fetched file in the database or on disk, as configured.
-    async fn keep(&self, message_id: i64, file: &Fetched) -> Result<StoredMedia, Refusal> {
-        let cfg = &self.settings.assistant.media;
-        let path = if cfg.on_disk {
-            let path = cfg.dir.join(format!("{message_id}-0"));
-            let written = async {
-                tokio::fs::create_dir_all(&cfg.dir).await?;
-                tokio::fs::write(&path, &file.bytes).await
-            }
-            .await;
-            if let Err(e) = written {
-                tracing::error!(path = %path.display(), error = %e, "storing media on disk failed");
-                return Err(Refusal::new("failed", "the media could not be stored"));
-            }
-            Some(path.to_string_lossy().into_owned())
-        } else {
-            None
-        };
-        let new = NewMedia {
-            message_id,
-            position: 0,
-            content_type: file.content_type.clone(),
-            size: file.size as i64,
-            sha256: file.sha256.clone(),
-            bytes: (!cfg.on_disk).then(|| file.bytes.clone()),
-            path,
-        };
-        Ok(self.store.save_media(&new, self.clock.now_ms()).await?)
-    }
-
-    async fn stored_bytes(&self, m: &StoredMedia) -> Option<Vec<u8>> {
-        match &m.path {
-            Some(p) => tokio::fs::read(p).await.ok(),
-            None => self.store.media_bytes(m.id).await.ok().flatten(),
-        }
+        self.files.get(m, 0, accept).await.map_err(|e| match e {
+            FileError::TooLarge { .. } => Refusal::new("too_large", e.to_string()),
+            FileError::WrongType(_) => Refusal::new("unsupported", e.to_string()),
+            FileError::Store(e) => e.into(),
+            other => Refusal::new("failed", other.to_string()),
+        })
     }
 
     /// The `keep` latest messages but `message`, oldest first, as chat turns.

@@ -16,6 +16,7 @@ pub mod error;
 mod http;
 pub mod ingest;
 pub mod live;
+pub mod media;
 pub mod message_templates;
 mod metrics_setup;
 mod openapi;

@@ -29,7 +29,7 @@ use crate::http::{api, ops, webhooks};
         api::bots::list, api::bots::create, api::bots::get, api::bots::update, api::bots::delete,
         api::bots::test_channel,
         api::contacts::list, api::contacts::get, api::contacts::update, api::contacts::mark_read, api::contacts::history,
-        api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk,
+        api::messages::list, api::messages::get, api::messages::send, api::messages::send_bulk, api::media::get,
         api::broadcasts::list, api::broadcasts::create, api::broadcasts::get,
         api::rejected::list,
         api::runs::list, api::runs::get, api::runs::start, api::runs::cancel, api::runs::resume, api::runs::input, api::runs::statistics,

@@ -97,13 +97,15 @@ impl Browser {
         self.keep(r).await
     }
 
-    /// As the page's script reloads part of a page on a live event.
-    async fn reload(&mut self, path: &str) -> Page {
+    /// As the page's script reloads part of a page (`target`, the id of
+    /// the element it draws again) on a live event.
+    async fn reload(&mut self, path: &str, target: &str) -> Page {
         let r = self
             .http
             .get(format!("{}{path}", self.url))
             .header("cookie", self.cookie_header())
             .header("hx-request", "true")
+            .header("hx-target", target)
             .send()
             .await
             .unwrap();
@@ -1970,4 +1972,93 @@ async fn settings_show_each_bots_channels_and_an_editor_tests_a_connection_and_s
     let refused = viewer.post(test, &[("_csrf", &page.csrf())]).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(twilio.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn what_a_contact_sends_shows_in_the_conversation_fetched_with_the_bots_credentials() {
+    let twilio = FakeProvider::start(Kind::Twilio).await;
+    let app = spawn_app(settings(&fresh_database().await, Some(&twilio.url), None)).await;
+    app.user("vic", Role::Viewer).await;
+    let key = app.api_key().await;
+    let sid = "MMconsole01";
+    let photo = "PNG: a photo of a parcel";
+    let voice = "OggS: a voice note";
+    let media = |n: usize| format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}/Media/ME{n}");
+    let photo_url = twilio.file(&media(0), "image/png", photo.as_bytes());
+    let voice_url = twilio.file(&media(1), "audio/ogg", voice.as_bytes());
+    app.twilio(
+        "/webhooks/twilio",
+        &[
+            ("From", "whatsapp:+15550000007"),
+            ("To", "whatsapp:+14155238886"),
+            ("Body", "it came broken"),
+            ("MessageSid", sid),
+            ("NumMedia", "2"),
+            ("MediaUrl0", &photo_url),
+            ("MediaContentType0", "image/png"),
+            ("MediaUrl1", &voice_url),
+            ("MediaContentType1", "audio/ogg"),
+        ],
+    )
+    .await;
+    let (_, list) = app.get(&key, "/api/v1/messages?limit=1").await;
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let contact = list["items"][0]["contact_id"].as_i64().unwrap();
+
+    let mut b = Browser::new(&app);
+    b.log_in("vic", "a-long-password").await;
+    let page = b.get(&format!("/console/inbox/{contact}")).await;
+    assert_eq!(page.status, 200);
+    // Shown in place, from the console, not from the provider's address
+    // (the page writes `/` as `&#x2f;` in attributes).
+    let file = |n: usize| format!("/console/media/{id}/{n}?bot=default").replace('/', "&#x2f;");
+    assert!(
+        page.body.contains(&format!("<img src=\"{}\"", file(0))),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!(
+            "<audio controls preload=\"none\" src=\"{}\"",
+            file(1)
+        )),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&photo_url), "{}", page.body);
+
+    let got = b.get(&format!("/console/media/{id}/0?bot=default")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.headers["content-type"], "image/png");
+    assert_eq!(got.body, photo);
+    let got = b.get(&format!("/console/media/{id}/1?bot=default")).await;
+    assert_eq!(got.headers["content-type"], "audio/ogg");
+    assert_eq!(got.body, voice);
+    // Fetched with the account's credentials.
+    let fetched: Vec<_> = twilio
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/Media/"))
+        .collect();
+    assert_eq!(fetched.len(), 2);
+    assert!(
+        fetched.iter().all(|r| r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic "))),
+        "{fetched:?}"
+    );
+    // A file the message has not is the API's 404, said on a page.
+    let none = b.get(&format!("/console/media/{id}/2?bot=default")).await;
+    assert_eq!(none.status, 404);
+    assert!(none.body.contains("no file at position 2"), "{}", none.body);
+    // Logged out, nothing.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/console/media/{id}/0", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 303);
 }

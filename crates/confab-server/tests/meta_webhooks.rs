@@ -163,3 +163,135 @@ async fn unusable_events_are_kept_with_their_reason_not_dropped() {
     );
     assert_eq!(app.get(&key, "/api/v1/rejected?channel=sms").await.0, 400);
 }
+
+/// A photo a contact sent through Meta: the message holds only its media
+/// id. `GET /messages/{id}/media/0` resolves the id through Graph with the
+/// bot's token, downloads the file, keeps it, and gives it as it was sent;
+/// asked again, it comes from the store.
+#[tokio::test]
+async fn a_photo_sent_through_meta_is_fetched_once_and_given_as_sent() {
+    let meta = common::fake::FakeProvider::start(common::fake::Kind::Meta).await;
+    let app = spawn_app(settings(&fresh_database().await, None, Some(&meta.url))).await;
+    let key = app.api_key().await;
+    let photo = b"\xff\xd8\xff\xe0 a photo of a receipt".to_vec();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&photo))
+    };
+    let file_url = meta.file("/whatsapp_business/attachments/photo", "image/jpeg", &photo);
+    let lookup = json!({"messaging_product": "whatsapp", "url": file_url, "mime_type": "image/jpeg",
+                        "sha256": sha, "file_size": photo.len(), "id": "1037543291543636"});
+    meta.file(
+        "/v23.0/1037543291543636",
+        "application/json",
+        lookup.to_string().as_bytes(),
+    );
+    let a_file = |id: &str, mime: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"profile": {"name": "Kai"}, "wa_id": "27123456789"}],
+            "messages": [{"from": "27123456789", "id": format!("wamid.{id}"), "timestamp": "1749416383", "type": "image",
+                          "image": {"caption": "my receipt", "mime_type": mime, "sha256": "x", "id": id}}]}}]}]})
+    };
+    assert_eq!(
+        app.meta(
+            a_file("1037543291543636", "image/jpeg")
+                .to_string()
+                .as_bytes()
+        )
+        .await
+        .status(),
+        200
+    );
+    let (_, list) = app.get(&key, "/api/v1/messages?limit=1").await;
+    let id = list["items"][0]["id"].as_i64().unwrap();
+
+    let media = |path: String| {
+        app.http
+            .get(format!("{}{path}", app.url))
+            .bearer_auth(&key)
+            .send()
+    };
+    for _ in 0..2 {
+        let r = media(format!("/api/v1/messages/{id}/media/0"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), photo.as_slice());
+    }
+    // Graph was asked once, with the bot's token, then the file once.
+    let asked: Vec<_> = meta
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0].path, "/v23.0/1037543291543636");
+    assert_eq!(
+        asked[0].header("authorization"),
+        Some("Bearer meta-access-token")
+    );
+    let (_, m) = app.get(&key, &format!("/api/v1/messages/{id}")).await;
+    assert_eq!(m["stored_media"][0]["sha256"], sha);
+
+    // The same under the bot's own path; a file it has not, a message
+    // that is not there, and one Graph no longer knows are 404s.
+    let r = media(format!("/api/v1/bots/default/messages/{id}/media/0"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for path in [
+        format!("/api/v1/messages/{id}/media/1"),
+        "/api/v1/messages/999999/media/0".to_string(),
+        format!("/api/v1/messages/{id}/media/x"),
+    ] {
+        let r = media(path.clone()).await.unwrap();
+        assert!(matches!(r.status().as_u16(), 400 | 404), "{path}: {r:?}");
+    }
+    meta.script([common::fake::Reply::status(
+        404,
+        r#"{"error": {"message": "Unsupported get request", "type": "GraphMethodException", "code": 100, "error_subcode": 33}}"#,
+    )]);
+    assert_eq!(
+        app.meta(a_file("555000111", "image/png").to_string().as_bytes())
+            .await
+            .status(),
+        200
+    );
+    let (_, list) = app.get(&key, "/api/v1/messages?limit=1").await;
+    let gone = list["items"][0]["id"].as_i64().unwrap();
+    let r = media(format!("/api/v1/messages/{gone}/media/0"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["detail"], "the provider no longer has the file");
+
+    // An SVG (it could carry a script) is given as a download.
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
+    let svg_url = meta.file(
+        "/whatsapp_business/attachments/drawing",
+        "image/svg+xml",
+        svg,
+    );
+    meta.file(
+        "/v23.0/777",
+        "application/json",
+        json!({"url": svg_url, "mime_type": "image/svg+xml", "id": "777"})
+            .to_string()
+            .as_bytes(),
+    );
+    app.meta(a_file("777", "image/svg+xml").to_string().as_bytes())
+        .await;
+    let (_, list) = app.get(&key, "/api/v1/messages?limit=1").await;
+    let drawing = list["items"][0]["id"].as_i64().unwrap();
+    let r = media(format!("/api/v1/messages/{drawing}/media/0"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+}

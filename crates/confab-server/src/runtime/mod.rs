@@ -54,6 +54,8 @@ pub struct Runtime {
     pub wake: Arc<Notify>,
     /// Carries out what `ai` nodes ask, after commit.
     pub assistant: Arc<crate::assistant::Assistant>,
+    /// The files contacts send, fetched once and kept.
+    pub files: Arc<crate::media::Files>,
     /// The allow-list as last read, by its stored text: parsed once per change.
     pub allow_list: std::sync::Mutex<AllowListCache>,
     /// The bots' active triggers.
@@ -210,11 +212,17 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
     ) -> Runtime {
-        let assistant = Arc::new(crate::assistant::Assistant::new(
+        let files = Arc::new(crate::media::Files::new(
             store.clone(),
             bots.clone(),
             settings.clone(),
             clock.clone(),
+        ));
+        let assistant = Arc::new(crate::assistant::Assistant::new(
+            store.clone(),
+            bots.clone(),
+            files.clone(),
+            settings.clone(),
         ));
         Runtime {
             bots,
@@ -226,6 +234,7 @@ impl Runtime {
             clock,
             wake,
             assistant,
+            files,
             allow_list: Default::default(),
             triggers: Default::default(),
         }

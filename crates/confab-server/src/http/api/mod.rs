@@ -8,6 +8,7 @@ pub mod broadcasts;
 pub mod collections;
 pub mod contacts;
 pub mod flows;
+pub mod media;
 pub mod messages;
 pub mod rejected;
 pub mod runs;
@@ -73,6 +74,7 @@ pub fn table() -> Table {
         .post_of_bots("/broadcasts", Least(Editor), broadcasts::create)
         .get_of_bots("/broadcasts/{id}", Least(Viewer), broadcasts::get)
         .get_of_bots("/messages/{id}", Least(Viewer), messages::get)
+        .get_of_bots("/messages/{id}/media/{position}", Least(Viewer), media::get)
         .get("/rejected", Least(Viewer), rejected::list)
         .get_of_bots("/runs", Least(Viewer), runs::list)
         .post_of_bots("/runs", Least(Agent), runs::start)

@@ -419,6 +419,23 @@ pub async fn resume(
     }
 }
 
+/// A file a contact sent, as the API gives it (fetched with the bot's
+/// credentials the first time, then kept).
+pub async fn media(
+    console: Console,
+    Path((message, position)): Path<(String, String)>,
+) -> Response {
+    let path = console.path(&format!(
+        "/messages/{}/media/{}",
+        enc(&message),
+        enc(&position)
+    ));
+    match console.api.file(&path).await {
+        Ok(file) => file,
+        Err(r) => refused_page(&r),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -64,6 +64,7 @@ pub fn routes(api: ApiRouter) -> Router<AppState> {
         .route("/console/inbox/{contact}/reply", post(inbox::reply))
         .route("/console/inbox/{contact}/read", post(inbox::read))
         .route("/console/inbox/{contact}/resume", post(inbox::resume))
+        .route("/console/media/{message}/{position}", get(inbox::media))
         .route(
             "/console/simulator",
             get(simulator::page).post(simulator::start),
