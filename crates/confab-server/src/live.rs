@@ -20,8 +20,35 @@ const BACKLOG: usize = 64;
 /// the webhooks under fifty consoles).
 const GATHER: Duration = Duration::from_millis(200);
 
-/// The conversations changed in one moment, each once.
-pub type Moment = Arc<Vec<Changed>>;
+/// The conversations changed in one moment, each once, as every stream
+/// reads them: by bot, so that a stream looks up its own bot's (sorted
+/// once here, not once a stream).
+pub type Moment = Arc<Changes>;
+
+/// Each bot's changed contacts, ascending.
+#[derive(Debug, Default)]
+pub struct Changes(HashMap<i64, Vec<i64>>);
+
+impl Changes {
+    /// Bot `bot`'s changed contacts, ascending; empty when none changed.
+    pub fn of(&self, bot: i64) -> &[i64] {
+        self.0.get(&bot).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl FromIterator<Changed> for Changes {
+    fn from_iter<I: IntoIterator<Item = Changed>>(changes: I) -> Changes {
+        let mut by_bot: HashMap<i64, Vec<i64>> = HashMap::new();
+        for c in changes {
+            by_bot.entry(c.bot_id).or_default().push(c.contact_id);
+        }
+        for contacts in by_bot.values_mut() {
+            contacts.sort_unstable();
+            contacts.dedup();
+        }
+        Changes(by_bot)
+    }
+}
 
 pub struct Live {
     changes: broadcast::Sender<Moment>,
@@ -87,7 +114,7 @@ impl Live {
                 }
                 Some(Err(e)) => return Some(e),
                 None => {
-                    let moment: Vec<Changed> = std::mem::take(&mut pending)
+                    let moment: Changes = std::mem::take(&mut pending)
                         .into_iter()
                         .map(|(bot_id, contact_id)| Changed { bot_id, contact_id })
                         .collect();
@@ -160,5 +187,23 @@ impl Live {
             }
         }
         let _ = self.closing.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_store::live::Changed;
+
+    use super::Changes;
+
+    #[test]
+    fn a_moment_holds_each_bots_contacts_once_in_order() {
+        let changes: Changes = [(1, 9), (2, 4), (1, 3), (1, 9), (1, 5)]
+            .into_iter()
+            .map(|(bot_id, contact_id)| Changed { bot_id, contact_id })
+            .collect();
+        assert_eq!(changes.of(1), &[3, 5, 9]);
+        assert_eq!(changes.of(2), &[4]);
+        assert!(changes.of(3).is_empty());
     }
 }

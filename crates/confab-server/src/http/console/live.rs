@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::{Console, problem};
 use crate::app::AppState;
-use crate::live::Stream;
+use crate::live::{Moment, Stream};
 
 /// How long a new stream waits for the server's feed to open.
 const OPEN_WAIT: Duration = Duration::from_secs(5);
@@ -63,7 +63,7 @@ pub async fn events(
         let mut batch = batch(&mut s, bot).await?;
         tokio::time::sleep(offset).await;
         more(&mut s, bot, &mut batch);
-        Some((events_of(batch, only), s))
+        Some((events_of(batch, bot, only), s))
     })
     .flat_map(futures::stream::iter);
     Sse::new(batches)
@@ -71,12 +71,16 @@ pub async fn events(
         .into_response()
 }
 
-/// The bot's contacts changed in one moment, and whether some changes were
-/// missed (the stream fell behind: anything may have changed).
+/// The moments with changes of the bot's since the stream last told of
+/// some, and whether some were missed (the stream fell behind: anything
+/// may have changed).
 struct Batch {
-    contacts: BTreeSet<i64>,
+    moments: Vec<Moment>,
     missed: bool,
 }
+
+/// The contacts a `changed` event lists at most; past it, it says `*`.
+const LISTED: usize = 100;
 
 /// The next moment with changes of the bot's (the server gathers them);
 /// none when the stream is to end.
@@ -85,18 +89,13 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
         tokio::select! {
             r = s.changes.recv() => match r {
                 Ok(moment) => {
-                    let contacts: BTreeSet<i64> = moment
-                        .iter()
-                        .filter(|c| c.bot_id == bot)
-                        .map(|c| c.contact_id)
-                        .collect();
-                    if !contacts.is_empty() {
-                        return Some(Batch { contacts, missed: false });
+                    if !moment.of(bot).is_empty() {
+                        return Some(Batch { moments: vec![moment], missed: false });
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
                     return Some(Batch {
-                        contacts: BTreeSet::new(),
+                        moments: Vec::new(),
                         missed: true,
                     });
                 }
@@ -111,12 +110,8 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
 fn more(s: &mut Stream, bot: i64, b: &mut Batch) {
     loop {
         match s.changes.try_recv() {
-            Ok(moment) => b.contacts.extend(
-                moment
-                    .iter()
-                    .filter(|c| c.bot_id == bot)
-                    .map(|c| c.contact_id),
-            ),
+            Ok(moment) if !moment.of(bot).is_empty() => b.moments.push(moment),
+            Ok(_) => {}
             Err(TryRecvError::Lagged(_)) => b.missed = true,
             Err(_) => return,
         }
@@ -125,24 +120,42 @@ fn more(s: &mut Stream, bot: i64, b: &mut Batch) {
 
 /// A batch as events: `contact-{id}` for each changed contact (only the
 /// watched one, when one is), then `changed` with their ids (`*` when
-/// some were missed, with a `missed` event first: an open conversation
-/// reloads too).
-fn events_of(b: Batch, only: Option<i64>) -> Vec<Result<Event, Infallible>> {
-    let mut out: Vec<Result<Event, Infallible>> = b
-        .contacts
-        .iter()
-        .filter(|id| only.is_none_or(|o| o == **id))
-        .map(|id| {
-            Ok(Event::default()
-                .event(format!("contact-{id}"))
-                .data(id.to_string()))
-        })
-        .collect();
+/// more than `LISTED` changed, or some were missed, with a `missed` event
+/// first: an open conversation reloads too).
+fn events_of(b: Batch, bot: i64, only: Option<i64>) -> Vec<Result<Event, Infallible>> {
+    let contact = |id: i64| {
+        Ok(Event::default()
+            .event(format!("contact-{id}"))
+            .data(id.to_string()))
+    };
+    let changed = || b.moments.iter().flat_map(|m| m.of(bot).iter().copied());
+    let mut out: Vec<Result<Event, Infallible>> = match only {
+        // One look in each moment's sorted list, however many changed.
+        Some(watched) => b
+            .moments
+            .iter()
+            .any(|m| m.of(bot).binary_search(&watched).is_ok())
+            .then(|| contact(watched))
+            .into_iter()
+            .collect(),
+        None => changed()
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
+            .map(contact)
+            .collect(),
+    };
+    let listed: usize = b.moments.iter().map(|m| m.of(bot).len()).sum();
     let all = if b.missed {
         out.push(Ok(Event::default().event("missed").data("*")));
         "*".to_string()
+    } else if listed > LISTED {
+        "*".to_string()
     } else {
-        let ids: Vec<String> = b.contacts.iter().map(i64::to_string).collect();
+        let ids: Vec<String> = changed()
+            .collect::<BTreeSet<i64>>()
+            .iter()
+            .map(i64::to_string)
+            .collect();
         ids.join(",")
     };
     out.push(Ok(Event::default().event("changed").data(all)));
