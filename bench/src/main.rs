@@ -290,6 +290,17 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<Stats>>) -> Stats {
     all
 }
 
+/// The CPU time the process has used, user and system, in seconds
+/// (`/proc/{pid}/stat`, in USER_HZ: 100 a second on Linux).
+fn cpu_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are the 14th and 15th fields; the 3rd is the first here.
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
 /// (VmHWM, VmRSS) in KiB.
 fn memory_of(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -388,6 +399,7 @@ async fn main() {
         });
     }
     let started = ctx.started;
+    let cpu_before = args.pid.and_then(cpu_of);
     let deadline = args.duration.map(|d| started + Duration::from_secs_f64(d));
     let stats = match args.rate {
         Some(rate) => open_loop(ctx, &args, rate, deadline).await,
@@ -397,7 +409,11 @@ async fn main() {
     let mut latencies: Vec<u64> = stats.samples.iter().map(|&(_, l)| l).collect();
     latencies.sort_unstable();
     let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    report(&args, &stats, &latencies, elapsed, &samples);
+    let cpu = match (cpu_before, args.pid.and_then(cpu_of)) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
+    report(&args, &stats, &latencies, elapsed, &samples, cpu);
     if args.timeline {
         for (second, sorted) in by_second(&stats.samples) {
             println!(
@@ -423,7 +439,15 @@ fn by_second(samples: &[(u32, u64)]) -> BTreeMap<u32, Vec<u64>> {
 }
 
 /// `latencies` are every request's, sorted.
-fn report(args: &Args, stats: &Stats, latencies: &[u64], elapsed: f64, rss_samples_kib: &[u64]) {
+/// `cpu_s` is the CPU time the server used meanwhile.
+fn report(
+    args: &Args,
+    stats: &Stats,
+    latencies: &[u64],
+    elapsed: f64,
+    rss_samples_kib: &[u64],
+    cpu_s: Option<f64>,
+) {
     let sent = latencies.len() as u64;
     let errors: u64 = stats.errors.values().sum();
     let ms = |p: f64| percentile(latencies, p) as f64 / 1000.0;
@@ -451,6 +475,7 @@ fn report(args: &Args, stats: &Stats, latencies: &[u64], elapsed: f64, rss_sampl
             "server_vm_hwm_kib": memory.map(|m| m.0),
             "server_vm_rss_kib": memory.map(|m| m.1),
             "server_rss_every_5s_kib": rss_samples_kib,
+            "server_cpu_s": cpu_s,
         });
         println!("{summary}");
         return;
@@ -486,6 +511,14 @@ fn report(args: &Args, stats: &Stats, latencies: &[u64], elapsed: f64, rss_sampl
             println!("server memory   unavailable (cannot read /proc/{pid}/status)")
         }
         (None, _) => {}
+    }
+    if let Some(cpu) = cpu_s
+        && sent > 0
+    {
+        println!(
+            "server CPU      {cpu:.2} s, {:.0} us per message",
+            cpu * 1e6 / sent as f64
+        );
     }
     if !rss_samples_kib.is_empty() {
         let mib: Vec<String> = rss_samples_kib
