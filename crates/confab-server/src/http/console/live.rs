@@ -22,6 +22,11 @@ use crate::live::{Moment, Stream};
 const OPEN_WAIT: Duration = Duration::from_secs(5);
 /// The offsets at which streams tell of a moment spread over this long.
 const SPREAD_MS: u128 = 1000;
+/// How often a stream tells of changes at most: the list alone (the page
+/// draws it again on each), and beside an open conversation. What comes
+/// meanwhile is told together at the end, never dropped.
+const LIST_PACE: Duration = Duration::from_secs(2);
+const CONVERSATION_PACE: Duration = Duration::from_millis(500);
 /// A comment this often keeps the stream from looking idle.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -59,11 +64,19 @@ pub async fn events(
     // the open consoles, all told at once, would all reload at once, a
     // burst the webhooks wait behind.
     let offset = Duration::from_millis((uuid::Uuid::new_v4().as_u128() % SPREAD_MS) as u64);
-    let batches = futures::stream::unfold(stream, move |mut s| async move {
+    let pace = match only {
+        Some(0) => LIST_PACE,
+        _ => CONVERSATION_PACE,
+    };
+    let batches = futures::stream::unfold((stream, None), move |(mut s, told)| async move {
         let mut batch = batch(&mut s, bot).await?;
-        tokio::time::sleep(offset).await;
+        let at = tokio::time::Instant::now() + offset;
+        tokio::time::sleep_until(told.map_or(at, |t: tokio::time::Instant| at.max(t + pace))).await;
         more(&mut s, bot, &mut batch);
-        Some((events_of(batch, bot, only), s))
+        Some((
+            events_of(batch, bot, only),
+            (s, Some(tokio::time::Instant::now())),
+        ))
     })
     .flat_map(futures::stream::iter);
     Sse::new(batches)
