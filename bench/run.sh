@@ -26,7 +26,8 @@
 # 5. live consoles: the messaging core again, alternately with no console
 #    open and with CONSOLES (50) logged-in inboxes holding the live stream
 #    open and drawing their contact list again on each change (at most
-#    every 2 s, as the page does), two rounds of each; not in the default
+#    every 2 s, as the page does), two rounds of each, the second in the
+#    other order (the database grows from run to run); not in the default
 #    PHASES (PHASES=live bash bench/run.sh).
 # PHASES picks some of them, e.g. PHASES=ai bash bench/run.sh.
 set -euo pipefail
@@ -144,8 +145,13 @@ if [[ $phases == *" live "* ]]; then
     printf 'bench-password\n' | DATABASE_URL="$db" target/release/confab user add bench-console --role admin >/dev/null
     session=$(curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
         -d '{"username": "bench-console", "password": "bench-password"}' | jq -r .access_token)
+    # Each run adds to the database, and the core slows as it grows: the
+    # second round goes the other way (0, 50, 50, 0), so that the growth
+    # weighs on both alike.
     for round in 1 2; do
-        for open in 0 "$consoles"; do
+        order="0 $consoles"
+        [[ $round == 1 ]] || order="$consoles 0"
+        for open in $order; do
             if [[ $open -gt 0 ]]; then
                 target/release/consoles --addr "127.0.0.1:$port" --session "$session" \
                     --consoles "$open" --duration 3600 >"$work/consoles.txt" &

@@ -30,6 +30,11 @@ pub type Moment = Arc<Changes>;
 pub struct Changes(HashMap<i64, Vec<i64>>);
 
 impl Changes {
+    /// The bots with changes.
+    pub fn bots(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.keys().copied()
+    }
+
     /// Bot `bot`'s changed contacts, ascending; empty when none changed.
     pub fn of(&self, bot: i64) -> &[i64] {
         self.0.get(&bot).map_or(&[], Vec::as_slice)
@@ -58,9 +63,10 @@ pub struct Live {
     closing: watch::Sender<bool>,
     /// True while the feed is open: a change committed from then on is heard.
     open: watch::Sender<bool>,
-    /// When each bot's latest change was heard, and (`None`) when the feed
-    /// last opened (what came before may not have been heard).
-    heard: std::sync::Mutex<HashMap<Option<i64>, Instant>>,
+    /// When the streams were last handed a moment with changes of each
+    /// bot's, and (`None`) when the feed last opened (what came before may
+    /// not have been heard).
+    told: std::sync::Mutex<HashMap<Option<i64>, Instant>>,
 }
 
 /// One console's stream: the moments of changes, while its slot is held.
@@ -77,7 +83,7 @@ impl Default for Live {
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             closing: watch::channel(false).0,
             open: watch::channel(false).0,
-            heard: Default::default(),
+            told: Default::default(),
         }
     }
 }
@@ -101,12 +107,6 @@ impl Live {
             };
             match next {
                 Some(Ok(changes)) => {
-                    if let Ok(mut heard) = self.heard.lock() {
-                        let now = Instant::now();
-                        for c in &changes {
-                            heard.insert(Some(c.bot_id), now);
-                        }
-                    }
                     if pending.is_empty() {
                         due = tokio::time::Instant::now() + GATHER;
                     }
@@ -118,6 +118,15 @@ impl Live {
                         .into_iter()
                         .map(|(bot_id, contact_id)| Changed { bot_id, contact_id })
                         .collect();
+                    // Before any stream tells of it: a read begun from now
+                    // on holds every change of the moment (each was
+                    // committed before it was heard).
+                    if let Ok(mut told) = self.told.lock() {
+                        let now = Instant::now();
+                        for bot in moment.bots() {
+                            told.insert(Some(bot), now);
+                        }
+                    }
                     // Sent to no one while no console listens.
                     let _ = self.changes.send(Arc::new(moment));
                 }
@@ -125,19 +134,23 @@ impl Live {
         }
     }
 
-    /// The moment after which what was read of bot `bot` may be out of
-    /// date: its latest change heard, or the feed's opening if later (or
-    /// now, when the feed is not open).
+    /// The moment after which what was read of bot `bot` is older than
+    /// what the streams told of: the last moment with its changes was
+    /// handed to them then, or the feed opened then if later (or now, when
+    /// the feed is not open). A read begun after it shows every change a
+    /// console has heard of; changes heard since are told in the next
+    /// moment, which moves it on. Under a steady flow of messages, what
+    /// was read stays good for a moment, not a millisecond.
     pub fn changed_at(&self, bot: i64) -> Instant {
         if !*self.open.borrow() {
             return Instant::now();
         }
-        let heard = match self.heard.lock() {
-            Ok(h) => h,
+        let told = match self.told.lock() {
+            Ok(t) => t,
             Err(_) => return Instant::now(),
         };
-        let opened = heard.get(&None).copied();
-        let changed = heard.get(&Some(bot)).copied();
+        let opened = told.get(&None).copied();
+        let changed = told.get(&Some(bot)).copied();
         opened.max(changed).unwrap_or_else(Instant::now)
     }
 
@@ -170,8 +183,8 @@ impl Live {
             };
             let failed = match opened {
                 Ok(mut feed) => {
-                    if let Ok(mut heard) = self.heard.lock() {
-                        heard.insert(None, Instant::now());
+                    if let Ok(mut told) = self.told.lock() {
+                        told.insert(None, Instant::now());
                     }
                     self.open.send_replace(true);
                     self.forward(&mut feed, &mut stop).await

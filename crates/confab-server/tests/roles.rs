@@ -48,7 +48,11 @@ const EXPECTED: &[(&str, &str, Option<Role>)] = &[
     ("POST", "/api/v1/broadcasts", Some(Role::Editor)),
     ("GET", "/api/v1/broadcasts/{id}", Some(Role::Viewer)),
     ("GET", "/api/v1/messages/{id}", Some(Role::Viewer)),
-    ("GET", "/api/v1/messages/{id}/media/{position}", Some(Role::Viewer)),
+    (
+        "GET",
+        "/api/v1/messages/{id}/media/{position}",
+        Some(Role::Viewer),
+    ),
     ("GET", "/api/v1/rejected", Some(Role::Viewer)),
     ("GET", "/api/v1/runs", Some(Role::Viewer)),
     ("POST", "/api/v1/runs", Some(Role::Agent)),

@@ -81,12 +81,12 @@ impl Api {
     }
 
     /// As `get`, but an answer to the same path that anyone read within
-    /// `fresh`, and after `changed` (the bot's latest change heard), is
-    /// given again. For what every console of a bot reloads as its
-    /// conversations change (the inbox's list): fifty open consoles then
-    /// cost one read per change heard, not fifty. Only for paths that
-    /// answer every user who may see the bot alike; the caller has checked
-    /// that this user may.
+    /// `fresh`, and after `changed` (when the streams were last told of
+    /// the bot's changes), is given again. For what every console of a bot
+    /// reloads as its conversations change (the inbox's list): fifty open
+    /// consoles then cost one read a moment, not fifty. Only for paths
+    /// that answer every user who may see the bot alike; the caller has
+    /// checked that this user may.
     pub async fn get_shared(
         &self,
         path: &str,

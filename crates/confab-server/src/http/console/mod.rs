@@ -183,7 +183,8 @@ pub struct Console {
 }
 
 impl Console {
-    /// When the bot in view last changed, as far as this server has heard.
+    /// When the consoles were last told of changes of the bot in view: what
+    /// was read before may not show them (`Live::changed_at`).
     pub fn changed_at(&self) -> std::time::Instant {
         self.live.changed_at(self.bot.id)
     }
