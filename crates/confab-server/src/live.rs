@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_store::Store;
-use confab_store::live::Changed;
+use confab_store::live::{Changed, Heard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 
 /// Event streams served at once; past it a console is told to reload.
@@ -25,11 +25,22 @@ const GATHER: Duration = Duration::from_millis(200);
 /// once here, not once a stream).
 pub type Moment = Arc<Changes>;
 
-/// Each bot's changed contacts, ascending.
+/// Each bot's changed contacts, ascending; or word that anything may have
+/// changed (the feed missed some).
 #[derive(Debug, Default)]
-pub struct Changes(HashMap<i64, Vec<i64>>);
+pub struct Changes(HashMap<i64, Vec<i64>>, bool);
 
 impl Changes {
+    /// Anything may have changed: the feed was cut, and what was
+    /// committed meanwhile was not heard.
+    pub fn unknown() -> Changes {
+        Changes(HashMap::new(), true)
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.1
+    }
+
     /// The bots with changes.
     pub fn bots(&self) -> impl Iterator<Item = i64> + '_ {
         self.0.keys().copied()
@@ -51,7 +62,7 @@ impl FromIterator<Changed> for Changes {
             contacts.sort_unstable();
             contacts.dedup();
         }
-        Changes(by_bot)
+        Changes(by_bot, false)
     }
 }
 
@@ -106,7 +117,8 @@ impl Live {
                 _ = stop.wait_for(|s| *s) => return None,
             };
             match next {
-                Some(Ok(changes)) => {
+                Some(Ok(Heard::Gap)) => self.missed(),
+                Some(Ok(Heard::Changes(changes))) => {
                     if pending.is_empty() {
                         due = tokio::time::Instant::now() + GATHER;
                     }
@@ -132,6 +144,17 @@ impl Live {
                 }
             }
         }
+    }
+
+    /// Tells every stream that anything may have changed, and makes what
+    /// was read before stale: the feed missed what was committed while it
+    /// was cut.
+    fn missed(&self) {
+        if let Ok(mut told) = self.told.lock() {
+            told.insert(None, Instant::now());
+        }
+        let _ = self.changes.send(Arc::new(Changes::unknown()));
+        tracing::warn!("the live feed was cut; open consoles are told to reload");
     }
 
     /// The moment after which what was read of bot `bot` is older than
@@ -176,6 +199,7 @@ impl Live {
     /// Reads the store's feed until `stop` turns true, then ends every
     /// stream. A feed that fails is opened again a second later.
     pub async fn run(self: Arc<Self>, store: Store, mut stop: watch::Receiver<bool>) {
+        let mut failed_before = false;
         while !*stop.borrow() {
             let opened = tokio::select! {
                 f = store.live_feed() => f,
@@ -183,7 +207,11 @@ impl Live {
             };
             let failed = match opened {
                 Ok(mut feed) => {
-                    if let Ok(mut told) = self.told.lock() {
+                    if failed_before {
+                        // Open again after a failure: what came meanwhile
+                        // was not heard.
+                        self.missed();
+                    } else if let Ok(mut told) = self.told.lock() {
                         told.insert(None, Instant::now());
                     }
                     self.open.send_replace(true);
@@ -193,6 +221,7 @@ impl Live {
             };
             self.open.send_replace(false);
             let Some(e) = failed else { break };
+            failed_before = true;
             tracing::warn!(error = %e, "the live feed failed; opening it again in a second");
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -1276,6 +1276,43 @@ async fn a_console_on_one_server_hears_of_a_message_another_server_took() {
     heard(&mut live, "event: changed").await;
 }
 
+/// On PostgreSQL the server hears of changes on a connection of its own.
+/// When it is cut, what was committed meanwhile is not heard: every open
+/// console is told so (`missed`, and `changed` with `*`), and reloads.
+#[tokio::test]
+async fn an_open_console_is_told_when_the_server_may_have_missed_changes() {
+    let db = fresh_database().await;
+    if !db.starts_with("postgres") {
+        return;
+    }
+    let app = spawn_app(settings(&db, None, None)).await;
+    app.user("ana", Role::Agent).await;
+    let mut b = Browser::new(&app);
+    b.log_in("ana", "a-long-password").await;
+    let mut live = b
+        .http
+        .get(format!("{}/console/live?contact=0", app.url))
+        .header("cookie", b.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let admin = sqlx::PgPool::connect(&db).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, [true]);
+    let seen = heard(&mut live, "event: changed\ndata: *").await;
+    assert!(seen.contains("event: missed"), "{seen}");
+    // And it hears what comes after.
+    app.twilio_text("+15550000008", "Still there?", "SM8").await;
+    heard(&mut live, "event: changed\ndata: 1").await;
+}
+
 #[tokio::test]
 async fn a_broadcast_is_reviewed_with_its_reach_then_sent_and_followed() {
     let twilio = FakeProvider::start(Kind::Twilio).await;

@@ -40,6 +40,16 @@ impl Changed {
     }
 }
 
+/// What the feed heard next.
+#[derive(Debug, PartialEq)]
+pub enum Heard {
+    /// Changes, as they were committed.
+    Changes(Vec<Changed>),
+    /// The feed's connection was lost and is being made again: what was
+    /// committed meanwhile was not heard.
+    Gap,
+}
+
 /// The changes as they are committed, from now on.
 pub enum Feed {
     Listen(Box<PgListener>),
@@ -71,14 +81,18 @@ impl Store {
 
 impl Feed {
     /// The next changes, waiting until there are some. A PostgreSQL feed
-    /// whose connection dropped connects again (what was committed in
-    /// between is not heard).
-    pub async fn next(&mut self) -> Result<Vec<Changed>, StoreError> {
+    /// whose connection dropped says so (`Heard::Gap`: what was committed
+    /// in between is not heard) and connects again on the next call.
+    pub async fn next(&mut self) -> Result<Heard, StoreError> {
         match self {
             Feed::Listen(listener) => loop {
-                let n = listener.recv().await?;
-                if let Some(c) = Changed::parse(n.payload()) {
-                    return Ok(vec![c]);
+                match listener.try_recv().await? {
+                    Some(n) => {
+                        if let Some(c) = Changed::parse(n.payload()) {
+                            return Ok(Heard::Changes(vec![c]));
+                        }
+                    }
+                    None => return Ok(Heard::Gap),
                 }
             },
             Feed::Poll { store, after } => loop {
@@ -99,7 +113,8 @@ impl Feed {
                                 contact_id: r.try_get("contact_id")?,
                             })
                         })
-                        .collect();
+                        .collect::<Result<_, StoreError>>()
+                        .map(Heard::Changes);
                 }
                 tokio::time::sleep(POLL).await;
             },

@@ -3,16 +3,69 @@
 mod common;
 use std::time::Duration;
 
-use common::{send, store, text};
+use common::{send, store, store_at, text};
 use confab_model::ProviderError;
 use confab_store::DEFAULT_BOT;
-use confab_store::live::{Changed, Feed};
+use confab_store::live::{Changed, Feed, Heard};
 
 async fn next(feed: &mut Feed) -> Vec<Changed> {
-    tokio::time::timeout(Duration::from_secs(5), feed.next())
+    let heard = tokio::time::timeout(Duration::from_secs(5), feed.next())
         .await
         .expect("a change within 5 s")
-        .unwrap()
+        .unwrap();
+    match heard {
+        Heard::Changes(c) => c,
+        Heard::Gap => panic!("a gap, not a change"),
+    }
+}
+
+/// On PostgreSQL a feed listens on a connection of its own. When that
+/// connection is cut (a restart of the database, a network cut), the feed
+/// says what it may have missed, then listens again.
+#[tokio::test]
+async fn a_feed_whose_connection_is_cut_says_so_and_hears_again() {
+    let (s, url) = store_at().await;
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let mut feed = s.live_feed().await.unwrap();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, [true]);
+    let heard = tokio::time::timeout(Duration::from_secs(5), feed.next())
+        .await
+        .expect("told within 5 s");
+    // Told as a gap, or as the error the server then reopens the feed on.
+    assert!(matches!(heard, Ok(Heard::Gap) | Err(_)), "{heard:?}");
+    if heard.is_err() {
+        feed = s.live_feed().await.unwrap();
+    }
+    // The next call listens again (given a moment to), then hears the
+    // change after the cut.
+    let again = feed.next();
+    tokio::pin!(again);
+    tokio::select! {
+        r = &mut again => panic!("heard before any change: {r:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+    let stored = s
+        .ingest(&[text("+14155550009", "SM9")], 2_000)
+        .await
+        .unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(5), again)
+        .await
+        .expect("heard within 5 s")
+        .unwrap();
+    let Heard::Changes(again) = again else {
+        panic!("{again:?}");
+    };
+    assert_eq!(again[0].contact_id, stored[0].contact_id);
 }
 
 #[tokio::test]

@@ -101,6 +101,12 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
     loop {
         tokio::select! {
             r = s.changes.recv() => match r {
+                Ok(moment) if moment.is_unknown() => {
+                    return Some(Batch {
+                        moments: Vec::new(),
+                        missed: true,
+                    });
+                }
                 Ok(moment) => {
                     if !moment.of(bot).is_empty() {
                         return Some(Batch { moments: vec![moment], missed: false });
@@ -123,6 +129,7 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
 fn more(s: &mut Stream, bot: i64, b: &mut Batch) {
     loop {
         match s.changes.try_recv() {
+            Ok(moment) if moment.is_unknown() => b.missed = true,
             Ok(moment) if !moment.of(bot).is_empty() => b.moments.push(moment),
             Ok(_) => {}
             Err(TryRecvError::Lagged(_)) => b.missed = true,
