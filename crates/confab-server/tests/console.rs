@@ -1118,6 +1118,16 @@ async fn the_editor_shows_each_problem_on_its_line_publishes_nothing_broken_and_
 }
 
 /// Reads a server-sent event stream until `wanted` has come, for at most 10 s.
+/// The contacts that `changed` events in `stream` (a stream's text) name.
+fn changed_ids(stream: &str) -> Vec<i64> {
+    stream
+        .split("event: changed\ndata: ")
+        .skip(1)
+        .flat_map(|rest| rest.lines().next().unwrap_or_default().split(','))
+        .filter_map(|id| id.trim().parse().ok())
+        .collect()
+}
+
 async fn heard(resp: &mut reqwest::Response, wanted: &str) -> String {
     let mut seen = String::new();
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -1243,6 +1253,26 @@ async fn an_open_inbox_hears_of_each_new_message_and_status_of_its_bot_only() {
         .body;
     assert!(messages.contains("Third of three"), "{messages}");
     assert!(messages.contains("id=\"live-messages\""), "{messages}");
+
+    // Two contacts write within the list's 2 s between tellings: the
+    // stream tells of both, the second at the end of the wait, none dropped.
+    app.twilio_text("+15550000031", "one", "SM31").await;
+    app.twilio_text("+15550000032", "two", "SM32").await;
+    let mut wanted = Vec::new();
+    for phone in ["+15550000031", "+15550000032"] {
+        let c = app.get(&key, &format!("/api/v1/contacts/{phone}")).await.1;
+        wanted.push(c["id"].as_i64().unwrap());
+    }
+    let mut seen = String::new();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !wanted.iter().all(|id| changed_ids(&seen).contains(id)) {
+        let chunk = tokio::time::timeout_at(until, list_only.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("both {wanted:?} told within 10 s; heard {seen:?}"))
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
 
     // Without a session there is no stream.
     let anonymous = reqwest::Client::builder()
