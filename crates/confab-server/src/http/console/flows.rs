@@ -296,6 +296,24 @@ pub struct EditForm {
 /// version; what the API finds wrong is shown on its lines.
 pub async fn save(Path(id): Path<String>, Action { console, form }: Action<EditForm>) -> Response {
     let flow_id = enc(&id);
+    let publish = form.publish.is_some();
+    let path = console.path(&format!(
+        "/flows/{flow_id}{}",
+        if publish { "" } else { "?dry_run=true" }
+    ));
+    let (checked, notice) = match console.api.yaml(Method::PUT, &path, &form.yaml).await {
+        Ok(saved) if publish => {
+            return see_other(&console.link(&format!(
+                "/console/flows/{flow_id}?done={}",
+                saved["version"]
+            )));
+        }
+        Ok(_) => (None, Some("No problems: it is ready to publish.")),
+        Err(r) if matches!(r.status, 400 | 409 | 422) => (Some(r), None),
+        Err(r) => return refused_page(&r),
+    };
+    // The editor again, with what the API said: the flow is read only now,
+    // as a publish that went through leads elsewhere.
     let flow = match console
         .api
         .get(&console.path(&format!("/flows/{flow_id}")))
@@ -304,34 +322,17 @@ pub async fn save(Path(id): Path<String>, Action { console, form }: Action<EditF
         Ok(f) => f,
         Err(r) => return refused_page(&r),
     };
-    let publish = form.publish.is_some();
-    let path = console.path(&format!(
-        "/flows/{flow_id}{}",
-        if publish { "" } else { "?dry_run=true" }
-    ));
-    match console.api.yaml(Method::PUT, &path, &form.yaml).await {
-        Ok(saved) if publish => see_other(&console.link(&format!(
-            "/console/flows/{flow_id}?done={}",
-            saved["version"]
-        ))),
-        Ok(_) => editor(
-            &console,
-            &flow,
-            &form.yaml,
-            None,
-            Some("No problems: it is ready to publish."),
-            StatusCode::OK,
-        ),
-        Err(r) if matches!(r.status, 400 | 409 | 422) => editor(
-            &console,
-            &flow,
-            &form.yaml,
-            Some(&r),
-            None,
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
-        ),
-        Err(r) => refused_page(&r),
-    }
+    let status = checked.as_ref().map_or(StatusCode::OK, |r| {
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+    });
+    editor(
+        &console,
+        &flow,
+        &form.yaml,
+        checked.as_ref(),
+        notice,
+        status,
+    )
 }
 
 /// The editor's page: the text, and below it each line numbered with the
