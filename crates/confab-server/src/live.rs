@@ -25,44 +25,55 @@ const GATHER: Duration = Duration::from_millis(200);
 /// once here, not once a stream).
 pub type Moment = Arc<Changes>;
 
-/// Each bot's changed contacts, ascending; or word that anything may have
-/// changed (the feed missed some).
+/// Each bot's changed contacts, each once, ascending; or word that
+/// anything may have changed (the feed missed some). Gathered as they come
+/// (bounded by the contacts there are), then handed out as one moment.
 #[derive(Debug, Default)]
-pub struct Changes(HashMap<i64, Vec<i64>>, bool);
+pub struct Changes {
+    by_bot: HashMap<i64, BTreeSet<i64>>,
+    unknown: bool,
+}
+
+/// What `Changes::of` gives for a bot without changes.
+static NONE: BTreeSet<i64> = BTreeSet::new();
 
 impl Changes {
     /// Anything may have changed: the feed was cut, and what was
     /// committed meanwhile was not heard.
     pub fn unknown() -> Changes {
-        Changes(HashMap::new(), true)
+        Changes {
+            unknown: true,
+            ..Changes::default()
+        }
     }
 
     pub fn is_unknown(&self) -> bool {
-        self.1
+        self.unknown
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_bot.is_empty() && !self.unknown
     }
 
     /// The bots with changes.
     pub fn bots(&self) -> impl Iterator<Item = i64> + '_ {
-        self.0.keys().copied()
+        self.by_bot.keys().copied()
     }
 
-    /// Bot `bot`'s changed contacts, ascending; empty when none changed.
-    pub fn of(&self, bot: i64) -> &[i64] {
-        self.0.get(&bot).map_or(&[], Vec::as_slice)
+    /// Bot `bot`'s changed contacts; empty when none changed.
+    pub fn of(&self, bot: i64) -> &BTreeSet<i64> {
+        self.by_bot.get(&bot).unwrap_or(&NONE)
     }
 }
 
-impl FromIterator<Changed> for Changes {
-    fn from_iter<I: IntoIterator<Item = Changed>>(changes: I) -> Changes {
-        let mut by_bot: HashMap<i64, Vec<i64>> = HashMap::new();
+impl Extend<Changed> for Changes {
+    fn extend<I: IntoIterator<Item = Changed>>(&mut self, changes: I) {
         for c in changes {
-            by_bot.entry(c.bot_id).or_default().push(c.contact_id);
+            self.by_bot
+                .entry(c.bot_id)
+                .or_default()
+                .insert(c.contact_id);
         }
-        for contacts in by_bot.values_mut() {
-            contacts.sort_unstable();
-            contacts.dedup();
-        }
-        Changes(by_bot, false)
     }
 }
 
@@ -107,8 +118,7 @@ impl Live {
         feed: &mut confab_store::live::Feed,
         stop: &mut watch::Receiver<bool>,
     ) -> Option<confab_store::StoreError> {
-        // Each conversation once: bounded by the contacts there are.
-        let mut pending: BTreeSet<(i64, i64)> = BTreeSet::new();
+        let mut pending = Changes::default();
         let mut due = tokio::time::Instant::now();
         loop {
             let next = tokio::select! {
@@ -122,14 +132,11 @@ impl Live {
                     if pending.is_empty() {
                         due = tokio::time::Instant::now() + GATHER;
                     }
-                    pending.extend(changes.into_iter().map(|c| (c.bot_id, c.contact_id)));
+                    pending.extend(changes);
                 }
                 Some(Err(e)) => return Some(e),
                 None => {
-                    let moment: Changes = std::mem::take(&mut pending)
-                        .into_iter()
-                        .map(|(bot_id, contact_id)| Changed { bot_id, contact_id })
-                        .collect();
+                    let moment = std::mem::take(&mut pending);
                     // Before any stream tells of it: a read begun from now
                     // on holds every change of the moment (each was
                     // committed before it was heard).
@@ -240,12 +247,15 @@ mod tests {
 
     #[test]
     fn a_moment_holds_each_bots_contacts_once_in_order() {
-        let changes: Changes = [(1, 9), (2, 4), (1, 3), (1, 9), (1, 5)]
-            .into_iter()
-            .map(|(bot_id, contact_id)| Changed { bot_id, contact_id })
-            .collect();
-        assert_eq!(changes.of(1), &[3, 5, 9]);
-        assert_eq!(changes.of(2), &[4]);
-        assert!(changes.of(3).is_empty());
+        let mut changes = Changes::default();
+        changes.extend(
+            [(1, 9), (2, 4), (1, 3), (1, 9), (1, 5)]
+                .into_iter()
+                .map(|(bot_id, contact_id)| Changed { bot_id, contact_id }),
+        );
+        let of = |bot| changes.of(bot).iter().copied().collect::<Vec<i64>>();
+        assert_eq!(of(1), [3, 5, 9]);
+        assert_eq!(of(2), [4]);
+        assert!(of(3).is_empty());
     }
 }

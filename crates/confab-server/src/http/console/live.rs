@@ -101,24 +101,14 @@ async fn batch(s: &mut Stream, bot: i64) -> Option<Batch> {
     loop {
         tokio::select! {
             r = s.changes.recv() => match r {
-                Ok(moment) if moment.is_unknown() => {
-                    return Some(Batch {
-                        moments: Vec::new(),
-                        missed: true,
-                    });
-                }
-                Ok(moment) => {
+                Ok(moment) if !moment.is_unknown() => {
                     if !moment.of(bot).is_empty() {
                         return Some(Batch { moments: vec![moment], missed: false });
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    return Some(Batch {
-                        moments: Vec::new(),
-                        missed: true,
-                    });
-                }
                 Err(RecvError::Closed) => return None,
+                // The feed or this stream fell behind.
+                _ => return Some(Batch { moments: Vec::new(), missed: true }),
             },
             _ = s.closing.wait_for(|c| *c) => return None,
         }
@@ -150,11 +140,11 @@ fn events_of(b: Batch, bot: i64, only: Option<i64>) -> Vec<Result<Event, Infalli
     };
     let changed = || b.moments.iter().flat_map(|m| m.of(bot).iter().copied());
     let mut out: Vec<Result<Event, Infallible>> = match only {
-        // One look in each moment's sorted list, however many changed.
+        // One look in each moment's set, however many changed.
         Some(watched) => b
             .moments
             .iter()
-            .any(|m| m.of(bot).binary_search(&watched).is_ok())
+            .any(|m| m.of(bot).contains(&watched))
             .then(|| contact(watched))
             .into_iter()
             .collect(),
