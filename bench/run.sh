@@ -53,6 +53,18 @@ case "$backend" in
     *) echo "usage: bench/run.sh [sqlite|postgres]" >&2; exit 2 ;;
 esac
 
+# A fresh database for a phase, `confab_$1` on PostgreSQL (dashes as
+# underscores), a file under the work directory on SQLite: sets `db`.
+fresh_db() {
+    case "$backend" in
+        sqlite) db="sqlite://$work/$1.db" ;;
+        postgres)
+            local name="confab_${1//-/_}"
+            psql "$admin" -qc "DROP DATABASE IF EXISTS $name" -qc "CREATE DATABASE $name"
+            db="${admin%/*}/$name" ;;
+    esac
+}
+
 run_server() {
     DATABASE_URL="$db" HOST=127.0.0.1 PORT="$port" TWILIO_AUTH_TOKEN="$token" RUST_LOG="${RUST_LOG:-warn}" \
         DEFAULT_FLOW="$1" \
@@ -109,22 +121,12 @@ if [[ $phases == *" bots "* ]]; then
     bots="${BOTS:-100}"
     # PostgreSQL keeps no key file: the credentials are sealed with this one.
     export CONFAB_MASTER_KEY="${CONFAB_MASTER_KEY:-$(target/release/confab master-key new | tail -1)}"
-    case "$backend" in
-        sqlite) db="sqlite://$work/bench-bots.db" ;;
-        postgres)
-            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_bots" -qc "CREATE DATABASE confab_bench_bots"
-            db="${admin%/*}/confab_bench_bots" ;;
-    esac
+    fresh_db bench-bots
     run_server none
     make_bots null
     bench "messaging core over $bots bots" --bots "$bots"
     kill "$server"; wait "$server" 2>/dev/null || true
-    case "$backend" in
-        sqlite) db="sqlite://$work/bench-bots-flow.db" ;;
-        postgres)
-            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_bots" -qc "CREATE DATABASE confab_bench_bots"
-            db="${admin%/*}/confab_bench_bots" ;;
-    esac
+    fresh_db bench-bots-flow
     run_server none
     make_bots '"product_review"'
     bench "review flow steps over $bots bots" --bodies bench/review_walk.txt --bots "$bots"
@@ -135,12 +137,7 @@ p99_of() { jq -r '.latency_ms.p99' "$1"; }
 
 if [[ $phases == *" live "* ]]; then
     consoles="${CONSOLES:-50}"
-    case "$backend" in
-        sqlite) db="sqlite://$work/bench-live.db" ;;
-        postgres)
-            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_live" -qc "CREATE DATABASE confab_bench_live"
-            db="${admin%/*}/confab_bench_live" ;;
-    esac
+    fresh_db bench-live
     run_server none
     printf 'bench-password\n' | DATABASE_URL="$db" target/release/confab user add bench-console --role admin >/dev/null
     session=$(curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
@@ -179,12 +176,7 @@ if [[ $phases == *" schedule "* ]]; then
     target/release/fake-providers --port "$fakes_port" --delay-ms 0 &
     fakes=$!
     trap 'kill "${server:-0}" "${fakes:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
-    case "$backend" in
-        sqlite) db="sqlite://$work/bench-schedule.db" ;;
-        postgres)
-            psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_schedule" -qc "CREATE DATABASE confab_bench_schedule"
-            db="${admin%/*}/confab_bench_schedule" ;;
-    esac
+    fresh_db bench-schedule
     TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_WHATSAPP_NUMBER=whatsapp:+14155238886 \
         TWILIO_API_URL="http://127.0.0.1:$fakes_port" TWILIO_SEND_RATE="$send_rate" run_server none
     api="http://127.0.0.1:$port/api/v1"
@@ -244,12 +236,7 @@ export OPENAI_BASE_URL="http://127.0.0.1:$fakes_port/v1" OPENAI_API_KEY=bench-ke
     TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_WHATSAPP_NUMBER=whatsapp:+14155238886 \
     TWILIO_API_URL="http://127.0.0.1:$fakes_port" TWILIO_SEND_RATE=5000 AI_CONCURRENCY="${AI_CONCURRENCY:-512}"
 # A database of its own: the earlier phases' contacts are in the review survey.
-case "$backend" in
-    sqlite) db="sqlite://$work/bench-ai.db" ;;
-    postgres)
-        psql "$admin" -qc "DROP DATABASE IF EXISTS confab_bench_ai" -qc "CREATE DATABASE confab_bench_ai"
-        db="${admin%/*}/confab_bench_ai" ;;
-esac
+fresh_db bench-ai
 run_server ai_assistant
 ai_contacts="${AI_CONTACTS:-1000}"
 ai_seconds="${AI_SECONDS:-30}"
