@@ -243,13 +243,14 @@ async fn a_photo_sent_through_meta_is_fetched_once_and_given_as_sent() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    for path in [
-        format!("/api/v1/messages/{id}/media/1"),
-        "/api/v1/messages/999999/media/0".to_string(),
-        format!("/api/v1/messages/{id}/media/x"),
+    for (path, status) in [
+        (format!("/api/v1/messages/{id}/media/1"), 404),
+        ("/api/v1/messages/999999/media/0".to_string(), 404),
+        (format!("/api/v1/messages/{id}/media/x"), 400),
+        (format!("/api/v1/messages/{id}/media/-1"), 400),
     ] {
         let r = media(path.clone()).await.unwrap();
-        assert!(matches!(r.status().as_u16(), 400 | 404), "{path}: {r:?}");
+        assert_eq!(r.status().as_u16(), status, "{path}");
     }
     meta.script([common::fake::Reply::status(
         404,
