@@ -92,8 +92,7 @@ pub struct ContactPatch {
 
 const COLUMNS: &str = "c.id, c.bot_id, c.phone, c.profile_name, c.first_seen_ms, c.last_seen_ms, c.last_inbound_ms, \
      c.last_read_ms, c.opted_out, c.blocked, c.test, c.tags, c.attributes, c.created_ms, c.updated_ms, \
-     (SELECT COUNT(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'inbound' \
-      AND m.id > c.read_up_to_id) AS unread_count, \
+     c.unread_count, \
      lm.id AS lm_id, lm.direction AS lm_direction, lm.kind AS lm_kind, lm.text AS lm_text, \
      lm.status AS lm_status, lm.created_ms AS lm_created_ms, \
      (SELECT r.flow_id FROM runs r WHERE r.contact_id = c.id ORDER BY r.id DESC LIMIT 1) AS run_flow, \
@@ -280,11 +279,17 @@ impl Store {
         self.contact(id).await
     }
 
-    /// Marks every inbound message received so far as read.
+    /// Marks every inbound message received so far as read. The unread
+    /// count loses the messages this marks, not all: on PostgreSQL a
+    /// message committed meanwhile is counted on the row this updates, but
+    /// is not among those this statement sees.
     pub async fn mark_read(&self, id: i64, now_ms: i64) -> Result<Contact, StoreError> {
         let done = sqlx::query(
-            "UPDATE contacts SET last_read_ms = $1, updated_ms = $1, read_up_to_id = COALESCE(\
-             (SELECT MAX(m.id) FROM messages m WHERE m.contact_id = $2 AND m.direction = 'inbound'), 0) \
+            "UPDATE contacts SET last_read_ms = $1, updated_ms = $1, \
+             unread_count = unread_count - (SELECT COUNT(*) FROM messages m \
+               WHERE m.contact_id = $2 AND m.direction = 'inbound' AND m.id > contacts.read_up_to_id), \
+             read_up_to_id = COALESCE(\
+             (SELECT MAX(m.id) FROM messages m WHERE m.contact_id = $2 AND m.direction = 'inbound'), read_up_to_id) \
              WHERE id = $2",
         )
         .bind(now_ms)

@@ -246,6 +246,10 @@ impl Store {
                     "run days",
                     include_str!("../migrations/sqlite/0025_run_days.sql"),
                 ),
+                (
+                    "unread count",
+                    include_str!("../migrations/sqlite/0026_unread_count.sql"),
+                ),
             ],
             Backend::Postgres => &[
                 (
@@ -342,6 +346,10 @@ impl Store {
                 (
                     "run days",
                     include_str!("../migrations/postgres/0026_run_days.sql"),
+                ),
+                (
+                    "unread count",
+                    include_str!("../migrations/postgres/0027_unread_count.sql"),
                 ),
             ],
         };

@@ -300,17 +300,21 @@ impl<'a> Arriving<'a> {
             );
         }
 
-        let mut fresh: Vec<(i64, Option<&str>)> = Vec::with_capacity(stored.len());
-        let mut seen = std::collections::HashSet::with_capacity(stored.len());
+        // Each contact once, with the name of its latest new message and
+        // how many it sent.
+        let mut fresh: Vec<(i64, Option<&str>, i64)> = Vec::with_capacity(stored.len());
+        let mut at: HashMap<i64, usize> = HashMap::with_capacity(stored.len());
         let mut known: HashMap<&'static str, Vec<String>> = HashMap::new();
         for &i in self.unique.iter().rev() {
             let m = &self.batch[i];
             match stored.get(&key(m)) {
-                Some(&(_, contact_id, _, _)) => {
-                    if seen.insert(contact_id) {
-                        fresh.push((contact_id, m.profile_name.as_deref()));
+                Some(&(_, contact_id, _, _)) => match at.get(&contact_id) {
+                    Some(&j) => fresh[j].2 += 1,
+                    None => {
+                        at.insert(contact_id, fresh.len());
+                        fresh.push((contact_id, m.profile_name.as_deref(), 1));
                     }
-                }
+                },
                 // Not inserted: it was there before.
                 None => known
                     .entry(m.channel.as_str())

@@ -192,11 +192,12 @@ impl Script {
     }
 
     /// Moves the last-seen time and the 24-hour service window of contacts
-    /// who sent a new message (a redelivery does not reopen the window), and
-    /// takes their latest profile name. Rows in id order.
+    /// who sent new messages (a redelivery does not reopen the window),
+    /// counts those messages unread, and takes their latest profile name.
+    /// Rows `(contact, name, new messages)` in id order.
     pub(crate) fn refresh_contacts(
         &mut self,
-        contacts: &[(i64, Option<&str>)],
+        contacts: &[(i64, Option<&str>, i64)],
         now_ms: i64,
     ) -> &mut Script {
         if contacts.is_empty() {
@@ -204,10 +205,12 @@ impl Script {
         }
         let sql = format!(
             "UPDATE contacts SET profile_name = COALESCE(v.name, contacts.profile_name), \
-             last_seen_ms = $2, last_inbound_ms = $2, updated_ms = $2 \
-             FROM (SELECT {} AS id, {} AS name FROM {}) AS v WHERE contacts.id = v.id",
+             last_seen_ms = $2, last_inbound_ms = $2, updated_ms = $2, \
+             unread_count = contacts.unread_count + v.n \
+             FROM (SELECT {} AS id, {} AS name, {} AS n FROM {}) AS v WHERE contacts.id = v.id",
             int_at(0),
             text_at(1),
+            int_at(2),
             json_rows(self.backend, 1)
         );
         self.push(&sql).bind(to_json(&contacts)).bind(now_ms)

@@ -152,3 +152,93 @@ async fn contacts_from_before_test_contacts_are_people_with_their_latest_message
     assert_eq!(c.last_message.unwrap().text.as_deref(), Some("later"));
     assert!(!c.test);
 }
+
+#[tokio::test]
+async fn unread_messages_are_counted_as_they_come_and_no_more_once_read() {
+    let s = store().await;
+    let a = "+14155550001";
+    let b = "+14155550002";
+    // Two from one contact in one batch, a redelivery of one of them.
+    s.ingest(&[text(a, "SM1"), text(a, "SM2"), text(b, "SM3")], 1_000)
+        .await
+        .unwrap();
+    s.ingest(&[text(a, "SM2")], 1_100).await.unwrap();
+    // An answer is not unread.
+    send(&s, a, "Thanks!", 1_200).await;
+    let unread = |s: &Store, phone: &'static str| {
+        let s = s.clone();
+        async move {
+            s.contact_by_phone(DEFAULT_BOT, phone)
+                .await
+                .unwrap()
+                .unwrap()
+                .unread_count
+        }
+    };
+    assert_eq!((unread(&s, a).await, unread(&s, b).await), (2, 1));
+
+    let id = s
+        .contact_by_phone(DEFAULT_BOT, a)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(s.mark_read(id, 2_000).await.unwrap().unread_count, 0);
+    s.ingest(&[text(a, "SM4")], 3_000).await.unwrap();
+    assert_eq!(unread(&s, a).await, 1);
+    // Read twice, nothing new between: still none.
+    s.mark_read(id, 4_000).await.unwrap();
+    assert_eq!(s.mark_read(id, 4_001).await.unwrap().unread_count, 0);
+    assert_eq!(unread(&s, b).await, 1);
+    // The inbox's list says the same.
+    let listed = s.contacts(&inbox(None, 10)).await.unwrap();
+    let counts: Vec<(&str, i64)> = listed
+        .iter()
+        .map(|c| (c.phone.as_str(), c.unread_count))
+        .collect();
+    assert_eq!(counts, [(a, 0), (b, 1)]);
+}
+
+#[tokio::test]
+async fn contacts_from_before_the_unread_count_have_theirs_counted() {
+    // The migrations before the one that adds `unread_count`.
+    let (store, pool, _) = common::migrated_until(25, 26).await;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \
+         VALUES ('+14155552671', 5, 6, 5, 6) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for (direction, at) in [
+        ("inbound", 5),
+        ("inbound", 6),
+        ("outbound", 7),
+        ("inbound", 8),
+    ] {
+        let m: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (contact_id, channel, direction, kind, text, status, status_rank, created_ms, updated_ms) \
+             VALUES ($1, 'twilio', $2, 'text', 'hi', 'received', 0, $3, $3) RETURNING id",
+        )
+        .bind(id)
+        .bind(direction)
+        .bind(at)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        ids.push(m);
+    }
+    // The first was read.
+    sqlx::query("UPDATE contacts SET read_up_to_id = $1 WHERE id = $2")
+        .bind(ids[0])
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    store.migrate().await.unwrap();
+    assert_eq!(store.contact(id).await.unwrap().unread_count, 2);
+    assert_eq!(store.mark_read(id, 9).await.unwrap().unread_count, 0);
+}
