@@ -26,8 +26,8 @@
 # 5. live consoles: the messaging core again, alternately with no console
 #    open and with CONSOLES (50) logged-in inboxes holding the live stream
 #    open and drawing their contact list again on each change (at most
-#    every 2 s, as the page does), two rounds of each, the second in the
-#    other order (the database grows from run to run); not in the default
+#    every 2 s, as the page does); ROUNDS (4) rounds of one run each, each
+#    run on a fresh database, and a summary of all; not in the default
 #    PHASES (PHASES=live bash bench/run.sh).
 # PHASES picks some of them, e.g. PHASES=ai bash bench/run.sh.
 set -euo pipefail
@@ -137,25 +137,39 @@ p99_of() { jq -r '.latency_ms.p99' "$1"; }
 
 if [[ $phases == *" live "* ]]; then
     consoles="${CONSOLES:-50}"
-    fresh_db bench-live
-    run_server none
-    printf 'bench-password\n' | DATABASE_URL="$db" target/release/confab user add bench-console --role admin >/dev/null
-    session=$(curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
-        -d '{"username": "bench-console", "password": "bench-password"}' | jq -r .access_token)
-    # Each run adds to the database, and the core slows as it grows: the
-    # second round goes the other way (0, 50, 50, 0), so that the growth
-    # weighs on both alike.
-    for round in 1 2; do
+    rounds="${ROUNDS:-4}"
+    : >"$work/live.txt"
+    # This box's two cores are shared with its neighbours: one run's
+    # throughput can differ from the next's by a fifth. So each round runs
+    # once with no console and once with them, every run on a fresh
+    # database with the same 50,000 messages in it, the rounds in turn in
+    # the other order (0 and 50, then 50 and 0); the summary compares the
+    # means and medians of all.
+    for round in $(seq 1 "$rounds"); do
         order="0 $consoles"
-        [[ $round == 1 ]] || order="$consoles 0"
+        [[ $((round % 2)) == 1 ]] || order="$consoles 0"
         for open in $order; do
+            fresh_db "bench-live-$round-$open"
+            run_server none
+            printf 'bench-password\n' | DATABASE_URL="$db" target/release/confab user add bench-console --role admin >/dev/null
+            session=$(curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
+                -d '{"username": "bench-console", "password": "bench-password"}' | jq -r .access_token)
+            target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+                --contacts "$contacts" --messages 50000 --concurrency "$concurrency" --json >/dev/null
             if [[ $open -gt 0 ]]; then
                 target/release/consoles --addr "127.0.0.1:$port" --session "$session" \
                     --consoles "$open" --duration 3600 >"$work/consoles.txt" &
                 watchers=$!
                 sleep 1
             fi
-            bench "messaging core, round $round, $open consoles open"
+            echo "== $backend, live round $round, $open consoles open"
+            target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+                --contacts "$contacts" --messages "$messages" --concurrency "$concurrency" --pid "$server" --json >"$work/full.json"
+            target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
+                --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server" --json >"$work/paced.json"
+            jq -rn --argjson open "$open" --slurpfile f "$work/full.json" --slurpfile p "$work/paced.json" \
+                '[$open, $f[0].messages_per_s, 1e6 * $f[0].server_cpu_s / $f[0].ok,
+                  $p[0].latency_ms.p50, $p[0].latency_ms.p99, $p[0].server_cpu_s / 20] | @tsv' | tee -a "$work/live.txt"
             if [[ $open -gt 0 ]]; then
                 # The consoles' own CPU time: on this box it is taken from the server's.
                 ticks=$(awk '{print $14 + $15}' "/proc/$watchers/stat")
@@ -163,9 +177,24 @@ if [[ $phases == *" live "* ]]; then
                 cat "$work/consoles.txt"
                 echo "consoles' own CPU: $(awk -v t="$ticks" 'BEGIN {printf "%.2f", t / 100}') s"
             fi
+            kill "$server"; wait "$server" 2>/dev/null || true
         done
     done
-    kill "$server"; wait "$server" 2>/dev/null || true
+    echo
+    echo "== $backend, live consoles: $rounds runs each (columns as above: open consoles, then"
+    echo "   at full speed msg/s and server CPU us a message, at 1,000 msg/s p50 and p99 ms and server CPU s a second)"
+    python3 - "$work/live.txt" <<'PY'
+import statistics as st, sys
+runs = {}
+for line in open(sys.argv[1]):
+    cols = line.split()
+    runs.setdefault(int(cols[0]), []).append([float(c) for c in cols[1:]])
+print(f"{'consoles':>8} {'msg/s mean':>11} {'median':>8} {'CPU us/msg':>10} {'p50 ms':>7} {'p99 median':>10} {'p99 mean':>9} {'CPU s/s':>8}")
+for open_, rs in sorted(runs.items()):
+    col = lambda i: [r[i] for r in rs]
+    print(f"{open_:>8} {st.mean(col(0)):>11.0f} {st.median(col(0)):>8.0f} {st.mean(col(1)):>10.1f} "
+          f"{st.median(col(2)):>7.2f} {st.median(col(3)):>10.2f} {st.mean(col(3)):>9.2f} {st.mean(col(4)):>8.3f}")
+PY
 fi
 
 if [[ $phases == *" schedule "* ]]; then

@@ -4,8 +4,9 @@
 //! server tells a stream of changes at most once every 2 s). Runs for `--duration` seconds, or until SIGTERM, and
 //! prints what they got.
 //!
-//! Plain HTTP/1.1 over loopback, one connection for the stream and one per
-//! page load, so its own cost stays small beside the server's.
+//! Plain HTTP/1.1 over loopback, one connection for the stream and one
+//! kept for the page loads, as a browser keeps them; its own cost stays
+//! small beside the server's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,23 +45,77 @@ fn request(addr: &str, path: &str, session: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: confab_session={session}\r\n\
          HX-Request: true\r\nHX-Trigger: contact-list\r\nHX-Target: contact-list\r\n\
-         Accept: text/html, text/event-stream\r\nConnection: close\r\n\r\n"
+         Accept: text/html, text/event-stream\r\n\r\n"
     )
 }
 
-/// Loads the inbox page and reads it to the end; whether it was a 200.
-async fn reload(addr: &str, session: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(addr).await else {
-        return false;
-    };
-    if s.write_all(request(addr, "/console/inbox", session).as_bytes())
-        .await
-        .is_err()
-    {
-        return false;
+/// A console's connection for its page loads, kept open between them as
+/// a browser keeps it.
+type Conn = BufReader<TcpStream>;
+
+/// Loads the inbox page on `conn` (a new connection when there is none
+/// or the last one closed) and reads the answer; whether it was a 200.
+/// The connection stays for the next load only if the answer said how
+/// long it was.
+async fn reload(addr: &str, session: &str, conn: &mut Option<Conn>) -> bool {
+    for fresh in [false, true] {
+        if fresh || conn.is_none() {
+            match TcpStream::connect(addr).await {
+                Ok(s) => *conn = Some(BufReader::new(s)),
+                Err(_) => return false,
+            }
+        }
+        let Some(c) = conn.as_mut() else { return false };
+        match load(c, &request(addr, "/console/inbox", session)).await {
+            Some((ok, keep)) => {
+                if !keep {
+                    *conn = None;
+                }
+                return ok;
+            }
+            // The server closed a connection it had kept: once more on a new one.
+            None => *conn = None,
+        }
     }
-    let mut body = Vec::new();
-    s.read_to_end(&mut body).await.is_ok() && body.starts_with(b"HTTP/1.1 200")
+    false
+}
+
+/// One request and its answer: (a 200, the connection may be used again);
+/// none when the connection was closed before an answer.
+async fn load(c: &mut Conn, req: &str) -> Option<(bool, bool)> {
+    c.get_mut().write_all(req.as_bytes()).await.ok()?;
+    let mut line = String::new();
+    if c.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let ok = line.starts_with("HTTP/1.1 200");
+    let (mut length, mut close) = (None, false);
+    loop {
+        line.clear();
+        if c.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        close |= l == "connection: close";
+    }
+    match length {
+        Some(n) => {
+            let mut body = vec![0; n];
+            c.read_exact(&mut body).await.ok()?;
+            Some((ok, !close))
+        }
+        None => {
+            let mut body = Vec::new();
+            c.read_to_end(&mut body).await.ok()?;
+            Some((ok, false))
+        }
+    }
 }
 
 async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
@@ -75,6 +130,7 @@ async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
         return;
     }
     let mut lines = BufReader::new(s).lines();
+    let mut page: Option<Conn> = None;
     match lines.next_line().await {
         Ok(Some(status)) if status.starts_with("HTTP/1.1 200") => {
             counts.opened.fetch_add(1, Ordering::Relaxed);
@@ -94,7 +150,7 @@ async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
         match line {
             Ok(Some(l)) if l == "event: changed" => {
                 counts.changed.fetch_add(1, Ordering::Relaxed);
-                let ok = reload(&args.addr, &args.session).await;
+                let ok = reload(&args.addr, &args.session, &mut page).await;
                 let c = if ok { &counts.reloads } else { &counts.failed };
                 c.fetch_add(1, Ordering::Relaxed);
             }
