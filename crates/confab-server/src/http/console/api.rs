@@ -31,9 +31,10 @@ impl ApiRouter {
 #[derive(Default)]
 struct Recent(Mutex<HashMap<String, (Instant, Value)>>);
 
-/// How many answers `Recent` keeps at most: as many paths as open consoles
-/// ask for in a moment; past it, the expired ones go, then all.
-const RECENT: usize = 256;
+/// How many answers `Recent` keeps at most: each open console's user and
+/// bots (two a session, `crate::live::MAX_STREAMS` of them at most) and the
+/// lists they share; past it, the expired ones go, then all.
+const RECENT: usize = 4 * crate::live::MAX_STREAMS;
 
 /// The API, as the session's user.
 #[derive(Clone)]

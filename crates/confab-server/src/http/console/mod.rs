@@ -42,9 +42,16 @@ use api::{Api, enc};
 use crate::app::AppState;
 use crate::origin::Origin;
 
-/// How long an answer every page asks for again is kept (`Api::get_own`,
-/// `Api::get_shared`): a change shows within it.
+/// How long a list every open console of a bot draws again is kept
+/// (`Api::get_shared`): a change shows within it.
 const MOMENT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a live reload takes who the user is and which bots they see
+/// from the last time its session asked (`Api::get_own`). Every open
+/// console reloads its list every 2 s as messages come, and each asking
+/// is two reads of the database; a session revoked, or a role taken away,
+/// stops its live list within this. Every page loaded by hand asks afresh.
+const SESSION_KEPT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a session lasts: as long as the token it holds.
 fn session_age(state: &AppState) -> u64 {
@@ -336,7 +343,7 @@ impl FromRequestParts<AppState> for Console {
             async move {
                 match reload {
                     // Asked by every page; a live reload asks again soon.
-                    true => api.get_own(path, MOMENT).await,
+                    true => api.get_own(path, SESSION_KEPT).await,
                     false => api.get(path).await,
                 }
             }
