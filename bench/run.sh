@@ -152,12 +152,15 @@ if [[ $phases == *" live "* ]]; then
             fresh_db "bench-live-$round-$open"
             run_server none
             printf 'bench-password\n' | DATABASE_URL="$db" target/release/confab user add bench-console --role admin >/dev/null
-            session=$(curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
-                -d '{"username": "bench-console", "password": "bench-password"}' | jq -r .access_token)
+            # A session for each console: fifty agents, each logged in.
+            sessions=$(for _ in $(seq 1 "$open"); do
+                curl -sf "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
+                    -d '{"username": "bench-console", "password": "bench-password"}' | jq -r .access_token
+            done | paste -sd,)
             target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
                 --contacts "$contacts" --messages 50000 --concurrency "$concurrency" --json >/dev/null
             if [[ $open -gt 0 ]]; then
-                target/release/consoles --addr "127.0.0.1:$port" --session "$session" \
+                target/release/consoles --addr "127.0.0.1:$port" --session "$sessions" \
                     --consoles "$open" --duration 3600 >"$work/consoles.txt" &
                 watchers=$!
                 sleep 1
@@ -168,8 +171,8 @@ if [[ $phases == *" live "* ]]; then
             target/release/confab-bench --url "http://127.0.0.1:$port" --auth-token "$token" \
                 --contacts "$contacts" --messages 20000 --rate 1000 --duration 20 --pid "$server" --json >"$work/paced.json"
             jq -rn --argjson open "$open" --slurpfile f "$work/full.json" --slurpfile p "$work/paced.json" \
-                '[$open, $f[0].messages_per_s, 1e6 * $f[0].server_cpu_s / $f[0].ok,
-                  $p[0].latency_ms.p50, $p[0].latency_ms.p99, $p[0].server_cpu_s / 20] | @tsv' | tee -a "$work/live.txt"
+                '[$open, ($f[0].messages_per_s | round), (1e7 * $f[0].server_cpu_s / $f[0].ok | round) / 10,
+                  $p[0].latency_ms.p50, $p[0].latency_ms.p99, (1000 * $p[0].server_cpu_s / 20 | round)] | @tsv' | tee -a "$work/live.txt"
             if [[ $open -gt 0 ]]; then
                 # The consoles' own CPU time: on this box it is taken from the server's.
                 ticks=$(awk '{print $14 + $15}' "/proc/$watchers/stat")
@@ -182,18 +185,18 @@ if [[ $phases == *" live "* ]]; then
     done
     echo
     echo "== $backend, live consoles: $rounds runs each (columns as above: open consoles, then"
-    echo "   at full speed msg/s and server CPU us a message, at 1,000 msg/s p50 and p99 ms and server CPU s a second)"
+    echo "   at full speed msg/s and server CPU us a message, at 1,000 msg/s p50 and p99 ms and server CPU ms a second)"
     python3 - "$work/live.txt" <<'PY'
 import statistics as st, sys
 runs = {}
 for line in open(sys.argv[1]):
     cols = line.split()
     runs.setdefault(int(cols[0]), []).append([float(c) for c in cols[1:]])
-print(f"{'consoles':>8} {'msg/s mean':>11} {'median':>8} {'CPU us/msg':>10} {'p50 ms':>7} {'p99 median':>10} {'p99 mean':>9} {'CPU s/s':>8}")
+print(f"{'consoles':>8} {'msg/s mean':>11} {'median':>8} {'CPU us/msg':>10} {'p50 ms':>7} {'p99 median':>10} {'p99 mean':>9} {'CPU ms/s':>8}")
 for open_, rs in sorted(runs.items()):
     col = lambda i: [r[i] for r in rs]
     print(f"{open_:>8} {st.mean(col(0)):>11.0f} {st.median(col(0)):>8.0f} {st.mean(col(1)):>10.1f} "
-          f"{st.median(col(2)):>7.2f} {st.median(col(3)):>10.2f} {st.mean(col(3)):>9.2f} {st.mean(col(4)):>8.3f}")
+          f"{st.median(col(2)):>7.2f} {st.median(col(3)):>10.2f} {st.mean(col(3)):>9.2f} {st.mean(col(4)):>8.0f}")
 PY
 fi
 

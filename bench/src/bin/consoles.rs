@@ -21,7 +21,9 @@ struct Args {
     /// host:port of the server (loopback).
     #[arg(long, default_value = "127.0.0.1:8000")]
     addr: String,
-    /// The console's session cookie (an API access token).
+    /// The consoles' session cookies (API access tokens), separated by
+    /// commas: console i uses the i-th (round the list), as agents each
+    /// logged in as themselves.
     #[arg(long, env = "CONSOLE_SESSION", hide_env_values = true)]
     session: String,
     /// Open consoles.
@@ -118,13 +120,13 @@ async fn load(c: &mut Conn, req: &str) -> Option<(bool, bool)> {
     }
 }
 
-async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
+async fn console(args: Arc<Args>, session: String, counts: Arc<Counts>, until: Instant) {
     let Ok(mut s) = TcpStream::connect(&args.addr).await else {
         counts.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
     // As the inbox's list does, with no conversation open.
-    let req = request(&args.addr, "/console/live?contact=0", &args.session);
+    let req = request(&args.addr, "/console/live?contact=0", &session);
     if s.write_all(req.as_bytes()).await.is_err() {
         counts.failed.fetch_add(1, Ordering::Relaxed);
         return;
@@ -150,7 +152,7 @@ async fn console(args: Arc<Args>, counts: Arc<Counts>, until: Instant) {
         match line {
             Ok(Some(l)) if l == "event: changed" => {
                 counts.changed.fetch_add(1, Ordering::Relaxed);
-                let ok = reload(&args.addr, &args.session, &mut page).await;
+                let ok = reload(&args.addr, &session, &mut page).await;
                 let c = if ok { &counts.reloads } else { &counts.failed };
                 c.fetch_add(1, Ordering::Relaxed);
             }
@@ -168,8 +170,12 @@ async fn main() {
     let args = Arc::new(Args::parse());
     let counts = Arc::new(Counts::default());
     let until = Instant::now() + Duration::from_secs(args.duration);
+    let sessions: Vec<String> = args.session.split(',').map(str::to_string).collect();
     let tasks: Vec<_> = (0..args.consoles)
-        .map(|_| tokio::spawn(console(args.clone(), counts.clone(), until)))
+        .map(|i| {
+            let session = sessions[i % sessions.len()].clone();
+            tokio::spawn(console(args.clone(), session, counts.clone(), until))
+        })
         .collect();
     let all = async {
         for t in tasks {
