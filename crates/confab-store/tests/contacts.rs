@@ -126,24 +126,9 @@ async fn test_contacts_are_marked_and_left_out_of_audiences_and_the_inbox() {
 async fn contacts_from_before_test_contacts_are_people_with_their_latest_message() {
     // The migrations before the one that adds `test`.
     let (store, pool, _) = common::migrated_until(22, 23).await;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \
-         VALUES ('+14155552671', 5, 6, 5, 6) RETURNING id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let id = old_contact(&pool).await;
     for (text, at) in [("hello", 5), ("later", 6)] {
-        sqlx::query(
-            "INSERT INTO messages (contact_id, channel, direction, kind, text, status, status_rank, created_ms, updated_ms) \
-             VALUES ($1, 'twilio', 'inbound', 'text', $2, 'received', 0, $3, $3)",
-        )
-        .bind(id)
-        .bind(text)
-        .bind(at)
-        .execute(&pool)
-        .await
-        .unwrap();
+        old_message(&pool, id, "inbound", text, at).await;
     }
     pool.close().await;
 
@@ -203,13 +188,7 @@ async fn unread_messages_are_counted_as_they_come_and_no_more_once_read() {
 async fn contacts_from_before_the_unread_count_have_theirs_counted() {
     // The migrations before the one that adds `unread_count`.
     let (store, pool, _) = common::migrated_until(25, 26).await;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \
-         VALUES ('+14155552671', 5, 6, 5, 6) RETURNING id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let id = old_contact(&pool).await;
     let mut ids = Vec::new();
     for (direction, at) in [
         ("inbound", 5),
@@ -217,17 +196,7 @@ async fn contacts_from_before_the_unread_count_have_theirs_counted() {
         ("outbound", 7),
         ("inbound", 8),
     ] {
-        let m: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (contact_id, channel, direction, kind, text, status, status_rank, created_ms, updated_ms) \
-             VALUES ($1, 'twilio', $2, 'text', 'hi', 'received', 0, $3, $3) RETURNING id",
-        )
-        .bind(id)
-        .bind(direction)
-        .bind(at)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        ids.push(m);
+        ids.push(old_message(&pool, id, direction, "hi", at).await);
     }
     // The first was read.
     sqlx::query("UPDATE contacts SET read_up_to_id = $1 WHERE id = $2")
@@ -241,4 +210,36 @@ async fn contacts_from_before_the_unread_count_have_theirs_counted() {
     store.migrate().await.unwrap();
     assert_eq!(store.contact(id).await.unwrap().unread_count, 2);
     assert_eq!(store.mark_read(id, 9).await.unwrap().unread_count, 0);
+}
+
+/// A contact written as the migrations before a test left the table.
+async fn old_contact(pool: &sqlx::AnyPool) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO contacts (phone, first_seen_ms, last_seen_ms, created_ms, updated_ms) \
+         VALUES ('+14155552671', 5, 6, 5, 6) RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A message of `contact` written as the migrations before a test left it.
+async fn old_message(
+    pool: &sqlx::AnyPool,
+    contact: i64,
+    direction: &str,
+    text: &str,
+    at: i64,
+) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO messages (contact_id, channel, direction, kind, text, status, status_rank, created_ms, updated_ms) \
+         VALUES ($1, 'twilio', $2, 'text', $3, 'received', 0, $4, $4) RETURNING id",
+    )
+    .bind(contact)
+    .bind(direction.to_string())
+    .bind(text.to_string())
+    .bind(at)
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
