@@ -78,7 +78,7 @@ impl Store {
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             (Backend::Sqlite, sqlite_url(rest)?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
+            (Backend::Postgres, postgres_url(url))
         } else {
             return Err(StoreError::Open(
                 "DATABASE_URL must start with sqlite: or postgres://".into(),
@@ -468,6 +468,24 @@ fn checkpoint_in_background(pool: AnyPool) {
 }
 
 /// The TCP port a PostgreSQL URL connects to; none for a Unix socket.
+/// A PostgreSQL URL as connected to: on this machine's loopback, without
+/// TLS unless the URL asks for it. sqlx's default (`sslmode=prefer`) makes
+/// every new connection a TLS handshake, which over loopback protects
+/// nothing and, before the socket's Nagle's algorithm can be turned off
+/// (`crate::nodelay`), waits out two delayed acknowledgements: 120 ms for
+/// each connection the pool opens, which the first pages after a start
+/// waited for.
+fn postgres_url(url: &str) -> String {
+    use std::str::FromStr;
+    let loopback = sqlx::postgres::PgConnectOptions::from_str(url)
+        .is_ok_and(|o| matches!(o.get_host(), "127.0.0.1" | "localhost" | "::1" | "[::1]"));
+    if !loopback || url.contains("sslmode=") {
+        return url.to_string();
+    }
+    let joint = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joint}sslmode=disable")
+}
+
 fn postgres_tcp_port(url: &str) -> Option<u16> {
     use std::str::FromStr;
     let options = sqlx::postgres::PgConnectOptions::from_str(url).ok()?;
@@ -605,6 +623,25 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_on_the_loopback_is_reached_without_tls_unless_asked() {
+        assert_eq!(
+            postgres_url("postgres://root@127.0.0.1:5432/test"),
+            "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+        );
+        assert_eq!(
+            postgres_url("postgres://u:p@localhost/db?application_name=x"),
+            "postgres://u:p@localhost/db?application_name=x&sslmode=disable"
+        );
+        for kept in [
+            "postgres://root@127.0.0.1:5432/test?sslmode=require",
+            "postgres://u@db.example.com:5432/confab",
+            "postgres://u@10.0.0.5/confab",
+        ] {
+            assert_eq!(postgres_url(kept), kept);
+        }
+    }
 
     /// What is written reaches the database file itself, not only the
     /// WAL, long before the writer's own checkpoint would copy it.
