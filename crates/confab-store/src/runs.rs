@@ -363,9 +363,13 @@ impl Store {
         }
         // A run dropped off where it stopped if it did not finish and is not
         // its contact's current run any more, or it expired or failed.
+        // "Did not finish" is written as the two ranges either side of
+        // `completed`, which the (bot, flow, status) index reads: as `<>`,
+        // PostgreSQL read every run of the flow (66 ms for 100,000).
         let rows = sqlx::query(
             "SELECT node, COUNT(*) AS n FROM runs r WHERE bot_id = $2 AND flow_id = $1 AND node IS NOT NULL AND \
-             (status IN ('expired', 'failed') OR (status <> 'completed' AND id < (SELECT MAX(id) FROM runs WHERE contact_id = r.contact_id))) \
+             (status < 'completed' OR status > 'completed') AND \
+             (status IN ('expired', 'failed') OR id < (SELECT MAX(id) FROM runs WHERE contact_id = r.contact_id)) \
              GROUP BY node",
         )
         .bind(flow_id.to_string())
