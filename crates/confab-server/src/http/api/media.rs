@@ -45,15 +45,7 @@ pub async fn get(
     bot: BotScope,
     Path(FilePath { id, position }): Path<FilePath>,
 ) -> ApiResult<Response> {
-    let m = match state.store.message(id).await {
-        Ok(m) => m,
-        Err(confab_store::StoreError::NotFound) => {
-            return Err(ApiError::NotFound(format!("no message with id {id}")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let owner = state.store.contact(m.contact_id).await?.bot_id;
-    bot.owns(owner, || format!("no message with id {id}"))?;
+    let m = super::messages::message_of(&state, &bot, id).await?;
     let (file, _) = state
         .runtime
         .files

@@ -198,25 +198,28 @@ pub async fn get(
     bot: BotScope,
     Path(Id { id }): Path<Id<i64>>,
 ) -> ApiResult<Json<MessageOut>> {
-    match state.store.message(id).await {
-        Ok(m) => {
-            let owner = state.store.contact(m.contact_id).await?.bot_id;
-            bot.owns(owner, || format!("no message {id}"))?;
-            let mut out: MessageOut = m.into();
-            out.ai = state
-                .store
-                .ai_calls_of(&[id])
-                .await?
-                .remove(&id)
-                .unwrap_or_default();
-            out.stored_media = state.store.media_of(id).await?;
-            Ok(Json(out))
-        }
-        Err(confab_store::StoreError::NotFound) => {
-            Err(ApiError::NotFound(format!("no message with id {id}")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let mut out: MessageOut = message_of(&state, &bot, id).await?.into();
+    out.ai = state
+        .store
+        .ai_calls_of(&[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default();
+    out.stored_media = state.store.media_of(id).await?;
+    Ok(Json(out))
+}
+
+/// Message `id`, if it is one of the bot's (else not found, as if there
+/// were none).
+pub(crate) async fn message_of(state: &AppState, bot: &BotScope, id: i64) -> ApiResult<Message> {
+    let missing = || format!("no message with id {id}");
+    let m = match state.store.message(id).await {
+        Ok(m) => m,
+        Err(confab_store::StoreError::NotFound) => return Err(ApiError::NotFound(missing())),
+        Err(e) => return Err(e.into()),
+    };
+    bot.owns(state.store.contact(m.contact_id).await?.bot_id, missing)?;
+    Ok(m)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
